@@ -1,0 +1,75 @@
+"""REST doors for accounts: register, token, refresh, me."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
+
+from chatproject.errors import DomainError
+
+from .ratelimit import auth_rate_check
+from .serializers import (
+    MeSerializer,
+    RefreshInputSerializer,
+    RegisterInputSerializer,
+    TokenInputSerializer,
+    UserSerializer,
+)
+from .services import user_register
+
+
+class RegisterApi(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(request=RegisterInputSerializer, responses={201: UserSerializer})
+    def post(self, request):
+        auth_rate_check(request, group="auth.register", keys=["ip"])
+        data = RegisterInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = user_register(**data.validated_data)
+        return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+class TokenApi(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(request=TokenInputSerializer, responses={200: dict})
+    def post(self, request):
+        auth_rate_check(request, group="auth.token", keys=["ip", "accounts.ratelimit.username_key"])
+        data = TokenInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        pair = TokenObtainPairSerializer(data=data.validated_data)
+        if not pair.is_valid():
+            raise DomainError(
+                "UNAUTHORIZED", "Wrong username or password, or the account is disabled."
+            )
+        return Response(pair.validated_data)
+
+
+class TokenRefreshApi(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(request=RefreshInputSerializer, responses={200: dict})
+    def post(self, request):
+        data = RefreshInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        refresh = TokenRefreshSerializer(data=data.validated_data)
+        try:
+            refresh.is_valid(raise_exception=True)
+        except TokenError as exc:
+            raise DomainError(
+                "UNAUTHORIZED", "The refresh token is invalid, expired or already used."
+            ) from exc
+        return Response(refresh.validated_data)
+
+
+class MeApi(APIView):
+    @extend_schema(responses={200: MeSerializer})
+    def get(self, request):
+        return Response(MeSerializer(request.user).data)

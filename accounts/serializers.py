@@ -1,0 +1,36 @@
+"""How a user looks on the wire (``{id, username}``) and what registration accepts."""
+
+from django.contrib.auth import get_user_model
+from rest_framework import serializers
+
+User = get_user_model()
+
+
+class UserSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    username = serializers.CharField(read_only=True)
+
+
+class MeSerializer(UserSerializer):
+    email = serializers.EmailField(read_only=True)
+    isStaff = serializers.BooleanField(source="is_staff", read_only=True)
+    dateJoined = serializers.DateTimeField(source="date_joined", read_only=True)
+
+
+class RegisterInputSerializer(serializers.Serializer):
+    username = serializers.RegexField(
+        r"^[\w.@+-]+\Z",
+        max_length=150,
+        error_messages={"invalid": "Use letters, digits and @ . + - _ only."},
+    )
+    password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
+    email = serializers.EmailField(required=False, allow_blank=True, default="")
+
+
+class TokenInputSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=128, trim_whitespace=False)
+
+
+class RefreshInputSerializer(serializers.Serializer):
+    refresh = serializers.CharField()

@@ -1,0 +1,193 @@
+"""REST doors for chat: parse the request, call a selector or service, render the result.
+
+No rule lives here: membership, authorship and validation are the services' and selectors'.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .presence import presence_for_session
+from .selectors import (
+    message_get_for_member,
+    message_history,
+    message_search,
+    reactions_for_message,
+    session_get_for_member,
+    session_with_members,
+    sessions_for_user,
+    thread_replies,
+)
+from .serializers import (
+    HistoryQuery,
+    MemberAddInput,
+    MessageEditInput,
+    MessageSendInput,
+    MessageSerializer,
+    ReactionInput,
+    SearchQuery,
+    SessionCreateInput,
+    SessionSerializer,
+    SessionUpdateInput,
+    reaction_summary,
+)
+from .services.messages import message_delete, message_edit, message_send
+from .services.reactions import reaction_toggle
+from .services.sessions import (
+    member_add,
+    member_remove,
+    session_create,
+    session_delete,
+    session_update,
+)
+
+
+def _valid(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class SessionListApi(APIView):
+    @extend_schema(responses={200: SessionSerializer(many=True)})
+    def get(self, request):
+        return Response(SessionSerializer(sessions_for_user(user=request.user), many=True).data)
+
+    @extend_schema(request=SessionCreateInput, responses={201: SessionSerializer})
+    def post(self, request):
+        data = _valid(SessionCreateInput, request.data)
+        session = session_create(
+            creator=request.user,
+            title=data["title"],
+            member_ids=data["memberIds"],
+            agent_id=data["agentId"],
+        )
+        return Response(SessionSerializer(session).data, status=status.HTTP_201_CREATED)
+
+
+class SessionDetailApi(APIView):
+    @extend_schema(responses={200: SessionSerializer})
+    def get(self, request, session_id):
+        session = session_get_for_member(user=request.user, session_id=session_id)
+        return Response(SessionSerializer(session_with_members(session.pk)).data)
+
+    @extend_schema(request=SessionUpdateInput, responses={200: SessionSerializer})
+    def patch(self, request, session_id):
+        data = _valid(SessionUpdateInput, request.data)
+        session = session_update(user=request.user, session_id=session_id, data=data)
+        return Response(SessionSerializer(session).data)
+
+    def delete(self, request, session_id):
+        session_delete(user=request.user, session_id=session_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MemberListApi(APIView):
+    @extend_schema(request=MemberAddInput, responses={201: SessionSerializer})
+    def post(self, request, session_id):
+        data = _valid(MemberAddInput, request.data)
+        session, created = member_add(
+            user=request.user, session_id=session_id, user_id=data["userId"]
+        )
+        code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return Response(SessionSerializer(session).data, status=code)
+
+
+class MemberDetailApi(APIView):
+    def delete(self, request, session_id, user_id):
+        member_remove(user=request.user, session_id=session_id, user_id=user_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MessageCreateApi(APIView):
+    @extend_schema(request=MessageSendInput, responses={201: MessageSerializer})
+    def post(self, request):
+        data = _valid(MessageSendInput, request.data)
+        message = message_send(
+            author=request.user,
+            session_id=data["sessionId"],
+            content=data["content"],
+            parent_id=data["parentMessageId"],
+            client_id=data["clientId"],
+        )
+        return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
+
+
+class MessageHistoryApi(APIView):
+    @extend_schema(parameters=[HistoryQuery], responses={200: dict})
+    def get(self, request, session_id):
+        query = _valid(HistoryQuery, request.query_params)
+        session = session_get_for_member(user=request.user, session_id=session_id)
+        page = message_history(
+            session=session,
+            limit=query["limit"],
+            offset=query["offset"],
+            parent_id=query["parentMessageId"],
+            after_seq=query["afterSeq"],
+            before_seq=query["beforeSeq"],
+        )
+        return Response(
+            {"messages": MessageSerializer(page.messages, many=True).data, "total": page.total}
+        )
+
+
+class MessageDetailApi(APIView):
+    @extend_schema(responses={200: MessageSerializer})
+    def get(self, request, message_id):
+        message = message_get_for_member(user=request.user, message_id=message_id)
+        return Response(MessageSerializer(message).data)
+
+    @extend_schema(request=MessageEditInput, responses={200: MessageSerializer})
+    def put(self, request, message_id):
+        data = _valid(MessageEditInput, request.data)
+        message = message_edit(user=request.user, message_id=message_id, content=data["content"])
+        return Response(MessageSerializer(message).data)
+
+    @extend_schema(responses={200: MessageSerializer})
+    def delete(self, request, message_id):
+        message = message_delete(user=request.user, message_id=message_id)
+        return Response(MessageSerializer(message).data)
+
+
+class ReactionApi(APIView):
+    @extend_schema(responses={200: dict})
+    def get(self, request, message_id):
+        message = message_get_for_member(user=request.user, message_id=message_id)
+        return Response(reaction_summary(reactions_for_message(message=message)))
+
+    @extend_schema(request=ReactionInput, responses={200: dict})
+    def post(self, request, message_id):
+        data = _valid(ReactionInput, request.data)
+        return Response(
+            reaction_toggle(user=request.user, message_id=message_id, emoji=data["emoji"])
+        )
+
+
+class ThreadApi(APIView):
+    @extend_schema(responses={200: MessageSerializer(many=True)})
+    def get(self, request, message_id):
+        parent = message_get_for_member(user=request.user, message_id=message_id)
+        return Response(MessageSerializer(thread_replies(parent=parent), many=True).data)
+
+
+class SearchApi(APIView):
+    @extend_schema(parameters=[SearchQuery], responses={200: dict})
+    def get(self, request, session_id):
+        query = _valid(SearchQuery, request.query_params)
+        session = session_get_for_member(user=request.user, session_id=session_id)
+        page = message_search(
+            session=session, query=query["query"], limit=query["limit"], offset=query["offset"]
+        )
+        return Response(
+            {"results": MessageSerializer(page.messages, many=True).data, "total": page.total}
+        )
+
+
+class PresenceApi(APIView):
+    @extend_schema(responses={200: dict})
+    def get(self, request, session_id):
+        session = session_get_for_member(user=request.user, session_id=session_id)
+        return Response(presence_for_session(session=session))

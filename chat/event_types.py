@@ -1,0 +1,61 @@
+"""The payload of every server -> client chat event, one function each (CONTRACT section 3).
+
+Services build outgoing events only through these, and tests compare frames to them, so an
+event's shape is declared in exactly one place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+MESSAGE_NEW = "message:new"
+MESSAGE_EDITED = "message:edited"
+MESSAGE_DELETED = "message:deleted"
+MESSAGE_REACTION_UPDATE = "message:reaction:update"
+MESSAGE_DELIVERED = "message:delivered"
+MESSAGE_SEEN_UPDATE = "message:seen:update"
+
+DURABLE_EVENTS = (MESSAGE_NEW, MESSAGE_EDITED, MESSAGE_DELETED, MESSAGE_REACTION_UPDATE)
+
+
+def message_new(message: dict[str, Any]) -> dict[str, Any]:
+    return {"message": message}
+
+
+def message_edited(message: dict[str, Any]) -> dict[str, Any]:
+    return {"message": message}
+
+
+def message_deleted(*, session_id, message_id) -> dict[str, Any]:
+    return {"sessionId": str(session_id), "messageId": str(message_id)}
+
+
+def message_reaction_update(
+    *, session_id, message_id, user_id: int, emoji: str, action: str, reactions: list
+) -> dict[str, Any]:
+    return {
+        "sessionId": str(session_id),
+        "messageId": str(message_id),
+        "userId": user_id,
+        "emoji": emoji,
+        "action": action,
+        "reactions": reactions,
+    }
+
+
+def message_delivered(*, session_id, message_id, user_id: int, delivered_at: str) -> dict:
+    return {
+        "sessionId": str(session_id),
+        "messageId": str(message_id),
+        "userId": user_id,
+        "deliveredAt": delivered_at,
+    }
+
+
+def message_seen_update(*, session_id, message_id, user_id: int, seen_at: str) -> dict:
+    return {
+        "sessionId": str(session_id),
+        "messageId": str(message_id),
+        "userId": user_id,
+        "seenAt": seen_at,
+    }

@@ -1,0 +1,92 @@
+"""The session event log and the broadcast that follows a commit.
+
+Every durable event (``message:new``, ``message:edited``, ``message:deleted``,
+``message:reaction:update``) takes the session's next ``seq``, is stored as a
+``SessionEvent`` row in the same transaction as the change, and is sent to the session's
+group only once that transaction commits: a rolled-back write never reaches a client, and a
+client that missed a broadcast (the channel layer is at-most-once) replays the log by seq.
+
+Frames are encoded to JSON once here; consumers forward the text as it is.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+from django.db.models import F
+
+from .models import ChatSession, SessionEvent
+
+logger = logging.getLogger(__name__)
+
+# The message type a consumer handles to forward a pre-encoded frame (``chat_frame``).
+FRAME_MESSAGE_TYPE = "chat.frame"
+
+
+def group_for_session(session_id) -> str:
+    return f"session-{session_id.hex}"
+
+
+def group_for_user(user_id: int) -> str:
+    return f"user-{user_id}"
+
+
+def seq_allocate(*, session_id) -> int:
+    """Take the session's next seq. Must run inside the transaction that uses it.
+
+    The UPDATE locks the session row until commit, so concurrent writers are serialised and
+    seqs appear in commit order with no duplicates and no gaps.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("seq_allocate() must be called inside transaction.atomic()")
+    ChatSession.objects.filter(pk=session_id).update(last_seq=F("last_seq") + 1)
+    return ChatSession.objects.filter(pk=session_id).values_list("last_seq", flat=True).get()
+
+
+def encode(frame: dict[str, Any]) -> str:
+    return orjson.dumps(frame).decode()
+
+
+def event_append(
+    *, session_id, seq: int, event: str, data: dict[str, Any], message_id=None
+) -> dict[str, Any]:
+    """Store a durable event under ``seq`` and broadcast it to the session after commit."""
+    frame = {"event": event, "data": data, "seq": seq}
+    SessionEvent.objects.create(
+        session_id=session_id, seq=seq, event=event, frame=frame, message_id=message_id
+    )
+    broadcast_on_commit(group_for_session(session_id), frame)
+    return frame
+
+
+def event_record(*, session_id, event: str, data: dict[str, Any], message_id=None) -> dict:
+    """Allocate the next seq and append the event under it."""
+    seq = seq_allocate(session_id=session_id)
+    return event_append(
+        session_id=session_id, seq=seq, event=event, data=data, message_id=message_id
+    )
+
+
+def broadcast_on_commit(group: str, frame: dict[str, Any]) -> None:
+    """Send ``frame`` to ``group`` once the current transaction commits (now, if none)."""
+    text = encode(frame)
+    transaction.on_commit(lambda: broadcast_now(group, text))
+
+
+def broadcast_now(group: str, text: str) -> None:
+    """Send an encoded frame to a group from sync code; a layer failure is logged, not raised.
+
+    The write it reports is already committed: a client that misses it replays by seq.
+    """
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(group, {"type": FRAME_MESSAGE_TYPE, "text": text})
+    except Exception:
+        logger.warning("broadcast to %s failed; clients will replay by seq", group, exc_info=True)

@@ -1,0 +1,229 @@
+"""The chat data model: sessions (rooms), members, messages and what hangs off them, and the
+session event log that orders and replays every durable event.
+
+``ChatSession.last_seq`` is the session's event counter. Each durable event takes the next
+value by an ``UPDATE … SET last_seq = last_seq + 1`` in the same transaction as the change it
+records: the row lock serialises writers, so seqs are gap-free and increase in commit order.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class ChatSession(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    title = models.CharField(max_length=200)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    agent = models.ForeignKey(
+        "llm.Agent", on_delete=models.SET_NULL, null=True, blank=True, related_name="sessions"
+    )
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="chat_sessions"
+    )
+    last_seq = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_message_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "session"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def group_name(self) -> str:
+        """The channel-layer group of this session, built from the primary key only."""
+        return f"session-{self.id.hex}"
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        OWNER = "owner"
+        ADMIN = "admin"
+        MEMBER = "member"
+
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    joined_at = models.DateTimeField(auto_now_add=True)
+    # The read watermark: every message with seq <= this is seen by the member.
+    last_seen_seq = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["session", "user"], name="membership_unique"),
+        ]
+        indexes = [models.Index(fields=["user", "session"])]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.session_id} ({self.role})"
+
+
+class Message(models.Model):
+    class Role(models.TextChoices):
+        USER = "user"
+        ASSISTANT = "assistant"
+        SYSTEM = "system"
+        TOOL = "tool"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="messages")
+    seq = models.BigIntegerField()
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="messages",
+    )
+    agent = models.ForeignKey(
+        "llm.Agent", on_delete=models.SET_NULL, null=True, blank=True, related_name="messages"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.USER)
+    content = models.TextField(blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    tokens = models.PositiveIntegerField(null=True, blank=True)
+    parent = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="replies"
+    )
+    reply_count = models.PositiveIntegerField(default=0)
+    is_edited = models.BooleanField(default=False)
+    edited_at = models.DateTimeField(null=True, blank=True)
+    is_deleted = models.BooleanField(default=False)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    is_flagged = models.BooleanField(
+        default=False, help_text="The profanity filter changed or refused words in it."
+    )
+    client_id = models.CharField(max_length=100, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "seq"], name="message_session_seq"),
+            models.UniqueConstraint(
+                fields=["session", "author", "client_id"],
+                condition=Q(client_id__isnull=False),
+                name="message_client_id_once",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["session", "parent", "seq"], name="message_history"),
+            models.Index(fields=["parent", "seq"], name="message_thread"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.session_id}#{self.seq}"
+
+
+class MessageEdit(models.Model):
+    """One earlier version of a message: what moderators read as its edit history."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="edits")
+    previous_content = models.TextField(blank=True)
+    editor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    edited_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["edited_at"]
+
+    def __str__(self) -> str:
+        return f"edit of {self.message_id} at {self.edited_at:%Y-%m-%d %H:%M}"
+
+
+class Reaction(models.Model):
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reactions")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reactions"
+    )
+    emoji = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["message", "user", "emoji"], name="reaction_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.emoji} by {self.user_id}"
+
+
+def attachment_path(instance: "Attachment", filename: str) -> str:
+    # The stored name is the attachment's id: the user's file name is kept in the row only.
+    return f"attachments/{instance.message.session_id.hex}/{instance.id.hex}"
+
+
+class Attachment(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments")
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    file = models.FileField(upload_to=attachment_path, null=True, blank=True)
+    file_name = models.CharField(max_length=255)
+    file_url = models.URLField(max_length=2000, blank=True)
+    mime_type = models.CharField(max_length=127)
+    file_size = models.PositiveBigIntegerField(default=0)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.file_name
+
+
+class MessageReceipt(models.Model):
+    """Delivered and seen times of one message for one member."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="receipts")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    seen_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["message", "user"], name="receipt_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"receipt of {self.message_id} for {self.user_id}"
+
+
+class SessionEvent(models.Model):
+    """One durable event of a session, numbered by the session's ``seq``.
+
+    ``frame`` holds the event exactly as it was broadcast (``{"event", "data", "seq"}``), so a
+    replay by ``lastSeq`` sends clients the same bytes they would have had live.
+    """
+
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="events")
+    seq = models.BigIntegerField()
+    event = models.CharField(max_length=40)
+    message = models.ForeignKey(
+        Message, on_delete=models.CASCADE, null=True, blank=True, related_name="events"
+    )
+    frame = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "seq"], name="event_session_seq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.session_id}#{self.seq} {self.event}"

@@ -1,0 +1,25 @@
+"""Who may do what in a session: the rules services check before they write."""
+
+from __future__ import annotations
+
+from chatproject.errors import forbidden
+
+from .models import Membership
+
+
+def membership_require(*, user, session_id) -> Membership:
+    """The caller's membership, or FORBIDDEN. The session is assumed to exist."""
+    membership = Membership.objects.filter(session_id=session_id, user_id=user.pk).first()
+    if membership is None:
+        raise forbidden("You are not a member of this session.")
+    return membership
+
+
+def can_manage(*, user, membership: Membership | None) -> bool:
+    """Owners, session admins and staff manage a session and moderate its messages."""
+    if user.is_staff:
+        return True
+    return membership is not None and membership.role in (
+        Membership.Role.OWNER,
+        Membership.Role.ADMIN,
+    )

@@ -1,0 +1,179 @@
+"""Reads of chat data, each checking that the caller may see what it returns.
+
+Both doors (DRF views and the WebSocket consumer) use these, so a membership check is made
+in one place. Querysets load what the serializers render in a fixed number of queries.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from django.db import connection
+from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
+
+from chatproject.errors import forbidden, not_found
+
+from .models import ChatSession, Membership, Message, Reaction, SessionEvent
+
+
+def _as_uuid(value, what: str) -> uuid.UUID:
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise not_found(what) from exc
+
+
+def membership_get(*, user, session_id) -> Membership | None:
+    return Membership.objects.filter(session_id=session_id, user_id=user.pk).first()
+
+
+def session_get_for_member(*, user, session_id) -> ChatSession:
+    """The session, if ``user`` is a member: NOT_FOUND if unknown, FORBIDDEN if not a member."""
+    session_id = _as_uuid(session_id, "Session")
+    session = ChatSession.objects.filter(pk=session_id).select_related("created_by").first()
+    if session is None:
+        raise not_found("Session")
+    if not Membership.objects.filter(session_id=session_id, user_id=user.pk).exists():
+        raise forbidden("You are not a member of this session.")
+    return session
+
+
+def session_with_members(session_id) -> ChatSession:
+    return (
+        ChatSession.objects.select_related("created_by")
+        .prefetch_related(
+            Prefetch(
+                "memberships", queryset=Membership.objects.select_related("user").order_by("id")
+            )
+        )
+        .get(pk=session_id)
+    )
+
+
+def sessions_for_user(*, user) -> QuerySet[ChatSession]:
+    """The user's sessions, most recently active first, with their members."""
+    return (
+        ChatSession.objects.filter(memberships__user_id=user.pk)
+        .select_related("created_by")
+        .prefetch_related(
+            Prefetch(
+                "memberships", queryset=Membership.objects.select_related("user").order_by("id")
+            )
+        )
+        .order_by("-last_message_at", "-created_at")
+    )
+
+
+def messages_with_details(queryset: QuerySet[Message]) -> QuerySet[Message]:
+    """Load everything ``MessageSerializer`` renders: 3 queries for any number of messages."""
+    return queryset.select_related("author").prefetch_related(
+        Prefetch("reactions", queryset=Reaction.objects.order_by("created_at", "id")),
+        "attachments",
+    )
+
+
+def message_get(message_id) -> Message:
+    message_id = _as_uuid(message_id, "Message")
+    message = messages_with_details(Message.objects.filter(pk=message_id)).first()
+    if message is None:
+        raise not_found("Message")
+    return message
+
+
+def message_get_for_member(*, user, message_id) -> Message:
+    """The message, if ``user`` is a member of its session."""
+    message = message_get(message_id)
+    if not Membership.objects.filter(session_id=message.session_id, user_id=user.pk).exists():
+        raise forbidden("You are not a member of this message's session.")
+    return message
+
+
+@dataclass(frozen=True)
+class Page:
+    messages: list[Message]
+    total: int
+
+
+def message_history(
+    *,
+    session: ChatSession,
+    limit: int = 50,
+    offset: int = 0,
+    parent_id=None,
+    after_seq: int | None = None,
+    before_seq: int | None = None,
+) -> Page:
+    """A page of a session's timeline (or of one thread), oldest first.
+
+    Without ``parent_id`` the timeline holds top-level messages; replies live in their
+    thread, as in Slack and Zulip's topics. With ``after_seq`` the page is the first
+    ``limit`` messages after it (catching up); otherwise it is the newest ``limit`` before
+    ``before_seq`` (or the end), skipping ``offset`` from the newest (scrolling back).
+    """
+    base = Message.objects.filter(session=session, parent_id=parent_id)
+    if after_seq is not None:
+        base = base.filter(seq__gt=after_seq)
+    if before_seq is not None:
+        base = base.filter(seq__lt=before_seq)
+    total = base.count()
+    if after_seq is not None:
+        page = list(messages_with_details(base.order_by("seq"))[offset : offset + limit])
+    else:
+        page = list(messages_with_details(base.order_by("-seq"))[offset : offset + limit])
+        page.reverse()
+    return Page(messages=page, total=total)
+
+
+def thread_replies(*, parent: Message) -> list[Message]:
+    return list(messages_with_details(Message.objects.filter(parent=parent).order_by("seq")))
+
+
+def message_search(*, session: ChatSession, query: str, limit: int = 20, offset: int = 0) -> Page:
+    """Messages of the session matching ``query``, best match first on PostgreSQL (full-text,
+    GIN-indexed), newest first on SQLite (every word, case-insensitive)."""
+    base = Message.objects.filter(session=session, is_deleted=False)
+    if connection.vendor == "postgresql":
+        from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
+
+        vector = SearchVector("content", config="simple")
+        ts_query = SearchQuery(query, config="simple", search_type="websearch")
+        matched = base.annotate(search=vector).filter(search=ts_query)
+        total = matched.count()
+        ordered = matched.annotate(rank=SearchRank(vector, ts_query)).order_by("-rank", "-seq")
+    else:
+        condition = Q()
+        for word in query.split():
+            condition &= Q(content__icontains=word)
+        matched = base.filter(condition)
+        total = matched.count()
+        ordered = matched.order_by("-seq")
+    return Page(messages=list(messages_with_details(ordered)[offset : offset + limit]), total=total)
+
+
+def reactions_for_message(*, message: Message) -> list[Reaction]:
+    return list(Reaction.objects.filter(message=message).order_by("created_at", "id"))
+
+
+def events_after(*, session_id, last_seq: int, limit: int = 500) -> tuple[list[dict], bool]:
+    """Durable event frames with seq > ``last_seq``, in order, at most ``limit``; and whether
+    more remain."""
+    frames = list(
+        SessionEvent.objects.filter(session_id=session_id, seq__gt=last_seq)
+        .order_by("seq")
+        .values_list("frame", flat=True)[: limit + 1]
+    )
+    return frames[:limit], len(frames) > limit
+
+
+def unread_counts(*, user) -> dict:
+    """Per session id: messages by others after the member's read watermark, not deleted."""
+    watermark = Membership.objects.filter(session=OuterRef("session"), user_id=user.pk)
+    rows = (
+        Message.objects.filter(session__memberships__user_id=user.pk, is_deleted=False)
+        .exclude(author_id=user.pk)
+        .filter(seq__gt=Subquery(watermark.values("last_seen_seq")[:1]))
+        .values("session_id")
+        .annotate(n=Count("id"))
+    )
+    return {row["session_id"]: row["n"] for row in rows}

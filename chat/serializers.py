@@ -1,0 +1,204 @@
+"""Chat objects on the wire, in camelCase, and the inputs both doors validate.
+
+The output serializers are the one rendering of a session, message, reaction summary and
+attachment, for REST responses and WebSocket frames alike. The input serializers check a
+REST body and a WebSocket ``data`` object with the same rules.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+from django.conf import settings
+from django.urls import reverse
+from rest_framework import serializers
+
+from accounts.serializers import UserSerializer
+
+from .models import Attachment, ChatSession, Membership, Message
+
+
+def iso(value) -> str | None:
+    """A datetime as the wire renders it (ISO-8601 UTC, ``Z``)."""
+    return serializers.DateTimeField().to_representation(value) if value else None
+
+
+class AttachmentSerializer(serializers.ModelSerializer):
+    fileName = serializers.CharField(source="file_name")
+    fileUrl = serializers.SerializerMethodField()
+    mimeType = serializers.CharField(source="mime_type")
+    fileSize = serializers.IntegerField(source="file_size")
+    createdAt = serializers.DateTimeField(source="created_at")
+
+    class Meta:
+        model = Attachment
+        fields = ["id", "fileName", "fileUrl", "mimeType", "fileSize", "metadata", "createdAt"]
+
+    def get_fileUrl(self, obj: Attachment) -> str:
+        if obj.file:
+            return reverse("attachment-download", kwargs={"attachment_id": obj.id})
+        return obj.file_url
+
+
+def reaction_summary(reactions) -> list[dict[str, Any]]:
+    """``[{emoji, count, userIds}]`` in order of each emoji's first use."""
+    grouped: OrderedDict[str, list[int]] = OrderedDict()
+    for reaction in reactions:
+        grouped.setdefault(reaction.emoji, []).append(reaction.user_id)
+    return [{"emoji": e, "count": len(ids), "userIds": ids} for e, ids in grouped.items()]
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    """A message as the contract renders it. Expects ``author``, ``reactions`` and
+    ``attachments`` to be loaded with it (see ``selectors.messages_with_details``)."""
+
+    sessionId = serializers.UUIDField(source="session_id")
+    author = UserSerializer(allow_null=True)
+    agentId = serializers.UUIDField(source="agent_id", allow_null=True)
+    parentMessageId = serializers.UUIDField(source="parent_id", allow_null=True)
+    replyCount = serializers.IntegerField(source="reply_count")
+    isEdited = serializers.BooleanField(source="is_edited")
+    editedAt = serializers.DateTimeField(source="edited_at", allow_null=True)
+    isDeleted = serializers.BooleanField(source="is_deleted")
+    deletedAt = serializers.DateTimeField(source="deleted_at", allow_null=True)
+    createdAt = serializers.DateTimeField(source="created_at")
+    updatedAt = serializers.DateTimeField(source="updated_at")
+    reactions = serializers.SerializerMethodField()
+    attachments = AttachmentSerializer(many=True)
+    clientId = serializers.CharField(source="client_id", allow_null=True)
+
+    class Meta:
+        model = Message
+        fields = [
+            "id", "sessionId", "seq", "author", "agentId", "role", "content", "metadata",
+            "tokens", "parentMessageId", "replyCount", "isEdited", "editedAt", "isDeleted",
+            "deletedAt", "createdAt", "updatedAt", "reactions", "attachments", "clientId",
+        ]  # fmt: skip
+
+    def get_reactions(self, obj: Message) -> list[dict[str, Any]]:
+        return reaction_summary(obj.reactions.all())
+
+    def to_representation(self, instance: Message) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        if instance.is_deleted:
+            # A tombstone: the row keeps its text for moderators, clients never see it.
+            data.update(content="", metadata={}, reactions=[], attachments=[])
+        return data
+
+
+class MemberSerializer(serializers.ModelSerializer):
+    id = serializers.IntegerField(source="user.id")
+    username = serializers.CharField(source="user.username")
+
+    class Meta:
+        model = Membership
+        fields = ["id", "username", "role"]
+
+
+class SessionSerializer(serializers.ModelSerializer):
+    createdBy = UserSerializer(source="created_by", allow_null=True)
+    members = MemberSerializer(source="memberships", many=True)
+    agentId = serializers.UUIDField(source="agent_id", allow_null=True)
+    createdAt = serializers.DateTimeField(source="created_at")
+    lastMessageAt = serializers.DateTimeField(source="last_message_at", allow_null=True)
+    lastSeq = serializers.IntegerField(source="last_seq")
+
+    class Meta:
+        model = ChatSession
+        fields = ["id", "title", "createdBy", "members", "agentId", "createdAt", "lastMessageAt",
+                  "lastSeq"]  # fmt: skip
+
+
+# --- Inputs --------------------------------------------------------------------------------
+
+
+class ContentField(serializers.CharField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", settings.MESSAGE_MAX_LENGTH)
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not value.strip():
+            raise serializers.ValidationError("A message needs some text.")
+        return value
+
+
+class SessionCreateInput(serializers.Serializer):
+    title = serializers.CharField(max_length=200)
+    memberIds = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), required=False, default=list, max_length=500
+    )
+    agentId = serializers.UUIDField(required=False, allow_null=True, default=None)
+
+
+class SessionUpdateInput(serializers.Serializer):
+    title = serializers.CharField(max_length=200, required=False)
+    agentId = serializers.UUIDField(required=False, allow_null=True)
+
+
+class MemberAddInput(serializers.Serializer):
+    userId = serializers.IntegerField(min_value=1)
+
+
+class MessageSendInput(serializers.Serializer):
+    sessionId = serializers.UUIDField()
+    content = ContentField()
+    parentMessageId = serializers.UUIDField(required=False, allow_null=True, default=None)
+    clientId = serializers.CharField(max_length=100, required=False, allow_null=True, default=None)
+
+
+class MessageEditInput(serializers.Serializer):
+    content = ContentField()
+
+
+class MessageRefInput(serializers.Serializer):
+    messageId = serializers.UUIDField()
+
+
+class MessageEditFrameInput(MessageRefInput, MessageEditInput):
+    """``message:edit`` over WebSocket: the id travels in the frame, not the path."""
+
+
+class ReactionInput(serializers.Serializer):
+    emoji = serializers.CharField(max_length=64, trim_whitespace=True)
+
+
+class ReactionFrameInput(MessageRefInput, ReactionInput):
+    """``message:reaction`` over WebSocket."""
+
+
+class HistoryQuery(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=200, default=50)
+    offset = serializers.IntegerField(min_value=0, default=0)
+    parentMessageId = serializers.UUIDField(required=False, allow_null=True, default=None)
+    afterSeq = serializers.IntegerField(min_value=0, required=False, allow_null=True, default=None)
+    beforeSeq = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
+
+
+class SearchQuery(serializers.Serializer):
+    query = serializers.CharField(max_length=200)
+    limit = serializers.IntegerField(min_value=1, max_value=100, default=20)
+    offset = serializers.IntegerField(min_value=0, default=0)
+
+
+class AttachmentUrlInput(serializers.Serializer):
+    fileName = serializers.CharField(max_length=255)
+    fileUrl = serializers.URLField(max_length=2000)
+    mimeType = serializers.RegexField(r"^[\w.+-]+/[\w.+-]+$", max_length=127)
+    fileSize = serializers.IntegerField(min_value=0, required=False, default=0)
+    metadata = serializers.DictField(required=False, default=dict)
+
+    def validate_fileUrl(self, value: str) -> str:
+        if not value.lower().startswith(("http://", "https://")):
+            raise serializers.ValidationError("Only http and https links can be attached.")
+        return value
+
+    def validate_fileSize(self, value: int) -> int:
+        if value > settings.ATTACHMENT_MAX_BYTES:
+            raise serializers.ValidationError(
+                f"At most {settings.ATTACHMENT_MAX_BYTES} bytes can be attached."
+            )
+        return value

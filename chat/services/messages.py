@@ -1,0 +1,186 @@
+"""Sending, editing, deleting and restoring messages."""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from chatproject.errors import forbidden, validation_error
+
+from .. import event_types
+from ..content import content_clean
+from ..events import event_append, event_record, seq_allocate
+from ..models import ChatSession, Message, MessageEdit, SessionEvent
+from ..permissions import can_manage, membership_require
+from ..selectors import message_get, message_get_for_member, session_get_for_member
+from ..serializers import MessageSerializer
+
+
+def render(message: Message) -> dict:
+    return MessageSerializer(message).data
+
+
+def _thread_root(*, session_id, parent_id) -> Message | None:
+    """The message a reply hangs under. Threads are one level deep, as in Slack: a reply to
+    a reply joins the same thread."""
+    if parent_id is None:
+        return None
+    parent = Message.objects.filter(pk=parent_id, session_id=session_id).first()
+    if parent is None:
+        raise validation_error(
+            "parentMessageId is not a message of this session.",
+            {"parentMessageId": ["No message of this session has this id."]},
+        )
+    if parent.parent_id is not None:
+        return Message.objects.get(pk=parent.parent_id)
+    return parent
+
+
+def _existing_by_client_id(*, session_id, author, client_id) -> Message | None:
+    if not client_id:
+        return None
+    found = Message.objects.filter(
+        session_id=session_id, author_id=author.pk, client_id=client_id
+    ).values_list("pk", flat=True)
+    return message_get(found[0]) if found else None
+
+
+def message_send(
+    *,
+    author,
+    session_id,
+    content: str,
+    parent_id=None,
+    client_id: str | None = None,
+    role: str = Message.Role.USER,
+    agent_id=None,
+    metadata: dict | None = None,
+) -> Message:
+    """Store a message and broadcast ``message:new``. A repeated ``client_id`` from the same
+    author returns the first message instead of storing a duplicate."""
+    session = session_get_for_member(user=author, session_id=session_id)
+    if existing := _existing_by_client_id(
+        session_id=session.pk, author=author, client_id=client_id
+    ):
+        return existing
+    text, flagged = content_clean(content)
+    root = _thread_root(session_id=session.pk, parent_id=parent_id)
+    try:
+        with transaction.atomic():
+            seq = seq_allocate(session_id=session.pk)
+            message = Message.objects.create(
+                session=session,
+                seq=seq,
+                author=author,
+                agent_id=agent_id,
+                role=role,
+                content=text,
+                metadata=metadata or {},
+                parent=root,
+                is_flagged=flagged,
+                client_id=client_id or None,
+            )
+            if root is not None:
+                Message.objects.filter(pk=root.pk).update(reply_count=F("reply_count") + 1)
+            ChatSession.objects.filter(pk=session.pk).update(last_message_at=message.created_at)
+            message = message_get(message.pk)
+            event_append(
+                session_id=session.pk,
+                seq=seq,
+                event=event_types.MESSAGE_NEW,
+                data=event_types.message_new(render(message)),
+                message_id=message.pk,
+            )
+    except IntegrityError:
+        # Two sends with one clientId raced; the other committed first.
+        if existing := _existing_by_client_id(
+            session_id=session.pk, author=author, client_id=client_id
+        ):
+            return existing
+        raise
+    return message
+
+
+def message_edit(*, user, message_id, content: str) -> Message:
+    """Change a message's text: its author only. The old text is kept as a ``MessageEdit``."""
+    message = message_get_for_member(user=user, message_id=message_id)
+    if message.author_id != user.pk:
+        raise forbidden("Only the author can edit a message.")
+    if message.is_deleted:
+        raise validation_error("A deleted message can't be edited.")
+    text, flagged = content_clean(content)
+    with transaction.atomic():
+        locked = Message.objects.select_for_update().get(pk=message.pk)
+        if locked.content == text:
+            return message
+        MessageEdit.objects.create(message=locked, previous_content=locked.content, editor=user)
+        now = timezone.now()
+        changes = {"content": text, "is_edited": True, "edited_at": now, "updated_at": now}
+        if flagged:
+            changes["is_flagged"] = True
+        Message.objects.filter(pk=locked.pk).update(**changes)
+        message = message_get(locked.pk)
+        event_record(
+            session_id=message.session_id,
+            event=event_types.MESSAGE_EDITED,
+            data=event_types.message_edited(render(message)),
+            message_id=message.pk,
+        )
+    return message
+
+
+def _redact_log(message: Message) -> None:
+    """Blank the message's text in the frames already logged for it, so a replay after the
+    delete does not hand the deleted text back out."""
+    for event in SessionEvent.objects.filter(message=message).only("frame"):
+        body = event.frame.get("data", {}).get("message")
+        if body:
+            body.update(content="", metadata={}, reactions=[], attachments=[], isDeleted=True)
+            event.save(update_fields=["frame"])
+
+
+def message_delete(*, user, message_id) -> Message:
+    """Soft-delete: the author, the session's owner/admins or staff. Deleting twice is a no-op."""
+    message = message_get(message_id)
+    membership = (
+        None if user.is_staff else membership_require(user=user, session_id=message.session_id)
+    )
+    if message.author_id != user.pk and not can_manage(user=user, membership=membership):
+        raise forbidden("Only the author or a moderator can delete this message.")
+    with transaction.atomic():
+        locked = Message.objects.select_for_update().get(pk=message.pk)
+        if locked.is_deleted:
+            return message
+        now = timezone.now()
+        Message.objects.filter(pk=locked.pk).update(is_deleted=True, deleted_at=now, updated_at=now)
+        _redact_log(locked)
+        event_record(
+            session_id=locked.session_id,
+            event=event_types.MESSAGE_DELETED,
+            data=event_types.message_deleted(session_id=locked.session_id, message_id=locked.pk),
+            message_id=locked.pk,
+        )
+    return message_get(message.pk)
+
+
+def message_restore(*, moderator, message_id) -> Message:
+    """Undo a soft delete (staff): the message comes back to clients as ``message:edited``."""
+    if not moderator.is_staff:
+        raise forbidden("Only staff can restore messages.")
+    message = message_get(message_id)
+    with transaction.atomic():
+        locked = Message.objects.select_for_update().get(pk=message.pk)
+        if not locked.is_deleted:
+            return message
+        Message.objects.filter(pk=locked.pk).update(
+            is_deleted=False, deleted_at=None, updated_at=timezone.now()
+        )
+        message = message_get(locked.pk)
+        event_record(
+            session_id=message.session_id,
+            event=event_types.MESSAGE_EDITED,
+            data=event_types.message_edited(render(message)),
+            message_id=message.pk,
+        )
+    return message

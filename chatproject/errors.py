@@ -1,0 +1,123 @@
+"""The one application error type, and its mapping to REST responses.
+
+A service raises ``DomainError`` with a contract code; the DRF exception handler below and
+the WebSocket consumer are the only places that turn it into an error envelope. DRF's own
+exceptions are mapped to the same ``{code, message, details?}`` shape so a client sees one
+error format whichever layer refused the request.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from rest_framework import exceptions as drf
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger(__name__)
+
+STATUS_BY_CODE = {
+    "UNAUTHORIZED": 401,
+    "FORBIDDEN": 403,
+    "NOT_FOUND": 404,
+    "VALIDATION_ERROR": 400,
+    "BAD_FRAME": 400,
+    "UNKNOWN_EVENT": 400,
+    "RATE_LIMITED": 429,
+    "CONTENT_REJECTED": 400,
+    "INVALID_MODEL": 400,
+    "LLM_UNAVAILABLE": 503,
+    "STREAM_LIMIT": 429,
+    "PAYLOAD_TOO_LARGE": 413,
+    "UNSUPPORTED_MEDIA_TYPE": 415,
+    "INTERNAL": 500,
+}
+
+
+class DomainError(Exception):
+    """A refusal a client can act on: a contract code, a sentence, and optional details."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        details: Any = None,
+        retry_after: float | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+        self.retry_after = retry_after
+        self.status = status or STATUS_BY_CODE.get(code, 400)
+
+    def as_data(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.retry_after is not None:
+            data["retryAfter"] = max(1, math.ceil(self.retry_after))
+        if self.details is not None:
+            data["details"] = self.details
+        return data
+
+
+def not_found(what: str) -> DomainError:
+    return DomainError("NOT_FOUND", f"{what} not found.")
+
+
+def forbidden(message: str) -> DomainError:
+    return DomainError("FORBIDDEN", message)
+
+
+def validation_error(message: str, details: Any = None) -> DomainError:
+    return DomainError("VALIDATION_ERROR", message, details=details)
+
+
+def _from_drf(exc: drf.APIException) -> DomainError:
+    if isinstance(exc, drf.ValidationError):
+        return validation_error("The request is invalid: see details.", exc.detail)
+    if isinstance(exc, drf.ParseError):
+        return validation_error(f"The request body could not be parsed: {exc.detail}")
+    if isinstance(exc, drf.NotAuthenticated | drf.AuthenticationFailed):
+        return DomainError("UNAUTHORIZED", str(exc.detail), status=401)
+    if isinstance(exc, drf.PermissionDenied):
+        return forbidden(str(exc.detail))
+    if isinstance(exc, drf.NotFound):
+        return DomainError("NOT_FOUND", str(exc.detail))
+    if isinstance(exc, drf.Throttled):
+        return DomainError("RATE_LIMITED", "Too many requests.", retry_after=exc.wait or 1)
+    if isinstance(exc, drf.UnsupportedMediaType):
+        return DomainError("UNSUPPORTED_MEDIA_TYPE", str(exc.detail))
+    if isinstance(exc, drf.MethodNotAllowed):
+        return DomainError("VALIDATION_ERROR", str(exc.detail), status=405)
+    return DomainError("VALIDATION_ERROR", str(exc.detail), status=exc.status_code)
+
+
+def error_response(error: DomainError) -> Response:
+    response = Response(error.as_data(), status=error.status)
+    if error.retry_after is not None:
+        response["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
+    return response
+
+
+def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    """DRF's exception handler: every refusal leaves as ``{code, message, details?}``."""
+    if isinstance(exc, DomainError):
+        return error_response(exc)
+    if isinstance(exc, Http404):
+        return error_response(DomainError("NOT_FOUND", "Not found."))
+    if isinstance(exc, DjangoPermissionDenied):
+        return error_response(forbidden("You do not have permission to do this."))
+    if isinstance(exc, drf.APIException):
+        response = drf_exception_handler(exc, context)
+        error = _from_drf(exc)
+        final = error_response(error)
+        if response is not None and "WWW-Authenticate" in response:
+            final["WWW-Authenticate"] = response["WWW-Authenticate"]
+        return final
+    return None

@@ -1,0 +1,3 @@
+"""WebSocket routes of the platform (``/ws/chat/``, ``/ws/ai/``)."""
+
+websocket_urlpatterns: list = []

@@ -1,0 +1,2 @@
+"""Settings by where the code runs: base (all of it, from the environment), local, test,
+production."""

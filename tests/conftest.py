@@ -1,0 +1,100 @@
+"""Fixtures shared by every test: users, authenticated API clients, sessions, and a way to
+listen to a session's broadcasts on the real channel layer."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import orjson
+import pytest
+from channels.layers import get_channel_layer
+from django.db import connection
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import AccessToken
+
+from chat.events import group_for_session
+from chat.services.sessions import session_create
+
+_names = itertools.count()
+
+
+@pytest.fixture
+def make_user(django_user_model):
+    def make(username: str | None = None, **extra):
+        name = username or f"user{next(_names)}"
+        return django_user_model.objects.create_user(
+            username=name, password="pw-Secret-123", **extra
+        )
+
+    return make
+
+
+@pytest.fixture
+def alice(make_user):
+    return make_user("alice")
+
+
+@pytest.fixture
+def bob(make_user):
+    return make_user("bob")
+
+
+@pytest.fixture
+def carol(make_user):
+    """Not a member of the sessions the other fixtures make."""
+    return make_user("carol")
+
+
+@pytest.fixture
+def client_for():
+    """An API client that authenticates as ``user`` with a real access JWT."""
+
+    def make(user=None) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(user)}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def room(alice, bob):
+    """A session owned by alice with bob as a member."""
+    return session_create(creator=alice, title="general", member_ids=[bob.pk])
+
+
+@pytest.fixture
+def listen():
+    """Subscribe a fresh channel to a session's group; returns a function that drains the
+    frames broadcast so far, decoded.
+
+    One event loop serves the subscription and every drain: the Redis pub/sub layer keeps
+    one layer instance per loop, and a channel exists only in the instance that made it.
+    """
+    layer = get_channel_layer()
+    loop = asyncio.new_event_loop()
+
+    def subscribe(session):
+        channel = loop.run_until_complete(layer.new_channel())
+        loop.run_until_complete(layer.group_add(group_for_session(session.pk), channel))
+
+        async def _drain():
+            frames = []
+            while True:
+                try:
+                    message = await asyncio.wait_for(layer.receive(channel), timeout=0.3)
+                except TimeoutError:
+                    return frames
+                frames.append(orjson.loads(message["text"]))
+
+        return lambda: loop.run_until_complete(_drain())
+
+    yield subscribe
+    loop.run_until_complete(layer.flush())
+    loop.close()
+
+
+def on_postgres() -> bool:
+    return connection.vendor == "postgresql"
