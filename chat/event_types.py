@@ -59,3 +59,38 @@ def message_seen_update(*, session_id, message_id, user_id: int, seen_at: str) -
         "userId": user_id,
         "seenAt": seen_at,
     }
+
+
+# --- Gateway events: not stored, not numbered ---------------------------------------------
+
+CONNECTION_SUCCESS = "connection:success"
+USER_JOINED = "user:joined"
+USER_LEFT = "user:left"
+TYPING_START = "typing:start"
+TYPING_STOP = "typing:stop"
+PRESENCE_UPDATE = "presence:update"
+
+
+def connection_success(*, user_id: int, username: str, connection_id: str, server_time: str):
+    return {
+        "userId": user_id,
+        "username": username,
+        "connectionId": connection_id,
+        "serverTime": server_time,
+    }
+
+
+def user_joined(*, session_id, user: dict[str, Any]) -> dict[str, Any]:
+    return {"sessionId": str(session_id), "user": user}
+
+
+def user_left(*, session_id, user: dict[str, Any]) -> dict[str, Any]:
+    return {"sessionId": str(session_id), "user": user}
+
+
+def typing(*, session_id, user: dict[str, Any]) -> dict[str, Any]:
+    return {"sessionId": str(session_id), "user": user}
+
+
+def presence_update(*, user: dict[str, Any], status: str, last_seen_at: str | None) -> dict:
+    return {"user": user, "status": status, "lastSeenAt": last_seen_at}

@@ -20,7 +20,8 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 from django.db.models import F
 
-from .models import ChatSession, SessionEvent
+from .models import ChatSession, Membership, SessionEvent
+from .state import get_state
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def event_append(
     SessionEvent.objects.create(
         session_id=session_id, seq=seq, event=event, frame=frame, message_id=message_id
     )
-    broadcast_on_commit(group_for_session(session_id), frame)
+    broadcast_on_commit(group_for_session(session_id), frame, queue_for_session=session_id)
     return frame
 
 
@@ -72,21 +73,53 @@ def event_record(*, session_id, event: str, data: dict[str, Any], message_id=Non
     )
 
 
-def broadcast_on_commit(group: str, frame: dict[str, Any]) -> None:
-    """Send ``frame`` to ``group`` once the current transaction commits (now, if none)."""
+def broadcast_on_commit(group: str, frame: dict[str, Any], *, queue_for_session=None) -> None:
+    """Send ``frame`` to ``group`` once the current transaction commits (now, if none).
+
+    With ``queue_for_session``, members of that session with no open connection also get
+    the frame in their offline queue, delivered when they next connect.
+    """
     text = encode(frame)
-    transaction.on_commit(lambda: broadcast_now(group, text))
+    transaction.on_commit(lambda: broadcast_now(group, text, queue_for_session=queue_for_session))
 
 
-def broadcast_now(group: str, text: str) -> None:
-    """Send an encoded frame to a group from sync code; a layer failure is logged, not raised.
+def broadcast_now(group: str, text: str, *, queue_for_session=None) -> None:
+    """Send an encoded frame to a group from sync code; failures are logged, not raised.
 
     The write it reports is already committed: a client that misses it replays by seq.
     """
     layer = get_channel_layer()
-    if layer is None:
-        return
+    if layer is not None:
+        try:
+            async_to_sync(layer.group_send)(group, {"type": FRAME_MESSAGE_TYPE, "text": text})
+        except Exception:
+            logger.warning("broadcast to %s failed; clients replay by seq", group, exc_info=True)
+    if queue_for_session is not None:
+        try:
+            _queue_for_offline_members(queue_for_session, text)
+        except Exception:
+            logger.warning("offline queueing for %s failed", group, exc_info=True)
+
+
+def _queue_for_offline_members(session_id, text: str) -> None:
+    state = get_state()
+    members = Membership.objects.filter(session_id=session_id).values_list("user_id", flat=True)
+    member_ids = list(members)
+    offline = set(member_ids) - state.online(member_ids)
+    if offline:
+        state.queue_push(sorted(offline), text)
+
+
+async def broadcast_async(group: str, frame: dict[str, Any], *, exclude_user=None) -> None:
+    """Send a non-durable frame to a group from async code (typing, presence, joins).
+
+    ``exclude_user`` keeps the frame from that user's own connections (a typist does not
+    see their own typing).
+    """
+    message = {"type": FRAME_MESSAGE_TYPE, "text": encode(frame)}
+    if exclude_user is not None:
+        message["exclude"] = exclude_user
     try:
-        async_to_sync(layer.group_send)(group, {"type": FRAME_MESSAGE_TYPE, "text": text})
+        await get_channel_layer().group_send(group, message)
     except Exception:
-        logger.warning("broadcast to %s failed; clients will replay by seq", group, exc_info=True)
+        logger.warning("broadcast to %s failed", group, exc_info=True)

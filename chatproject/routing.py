@@ -1,3 +1,14 @@
-"""WebSocket routes of the platform (``/ws/chat/``, ``/ws/ai/``)."""
+"""WebSocket routes of the platform, behind the origin check and authentication."""
 
-websocket_urlpatterns: list = []
+from channels.routing import URLRouter
+
+from accounts.auth import WebsocketAuthStack
+from chat.routing import websocket_urlpatterns as chat_routes
+
+from .origins import OriginGuard
+
+websocket_urlpatterns = chat_routes
+
+
+def websocket_application():
+    return OriginGuard(WebsocketAuthStack(URLRouter(websocket_urlpatterns)))

@@ -212,3 +212,7 @@ LOGGING = {
         "channels_redis": {"level": "WARNING"},
     },
 }
+
+# Prefix of the gateway's own Redis keys (presence, throttles, offline queues).
+REALTIME_PREFIX = env_str("REALTIME_PREFIX", "chat")
+REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 1000)

@@ -15,6 +15,7 @@ if "KEY_PREFIX" in CACHES["default"]:
     CACHES["default"]["KEY_PREFIX"] = f"chat-test-{_run}"
 if "CONFIG" in CHANNEL_LAYERS["default"]:
     CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"chat-test-{_run}"
+REALTIME_PREFIX = f"chat-test-{_run}"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {
         "NAME": os.path.join(tempfile.gettempdir(), f"chat-test-{_run}.sqlite3")

@@ -1,0 +1,346 @@
+"""The /ws/chat/ gateway through the whole ASGI stack: envelope, errors, rooms, receipts,
+typing, presence, throttles, reconnection, token lifetime and bans."""
+
+from datetime import timedelta
+
+import pytest
+from channels.db import database_sync_to_async
+from rest_framework_simplejwt.tokens import AccessToken
+
+from chat import consumer as consumer_module
+from chat import event_types
+from chat.services.messages import message_send
+from chat.services.sessions import session_create
+
+from .conftest import frames_for, next_event, request
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def make_room(alice, bob):
+    return database_sync_to_async(
+        lambda: session_create(creator=alice, title="general", member_ids=[bob.pk])
+    )
+
+
+async def test_connection_success_is_the_first_frame(ws_connect, alice):
+    ws = await ws_connect(alice)
+    data = ws.connection_success["data"]
+    assert data["userId"] == alice.pk and data["username"] == "alice"
+    assert data["connectionId"] and data["serverTime"].endswith("Z")
+
+
+async def test_a_bad_token_gets_unauthorized_then_close_4401(ws_connect):
+    ws = await ws_connect(token="not-a-jwt", expect_success=False)
+    frame = await ws.receive_json_from(timeout=5)
+    assert frame["event"] == "error" and frame["data"]["code"] == "UNAUTHORIZED"
+    assert (await ws.receive_output(timeout=5)) == {"type": "websocket.close", "code": 4401}
+
+
+async def test_no_credentials_gets_unauthorized_then_close_4401(ws_connect):
+    ws = await ws_connect(expect_success=False)
+    frame = await ws.receive_json_from(timeout=5)
+    assert frame["data"]["code"] == "UNAUTHORIZED"
+    assert (await ws.receive_output(timeout=5))["code"] == 4401
+
+
+async def test_a_foreign_origin_is_refused_at_the_handshake(ws_app, alice):
+    from channels.testing import WebsocketCommunicator
+
+    token = AccessToken.for_user(alice)
+    ws = WebsocketCommunicator(
+        ws_app, f"/ws/chat/?token={token}", headers=[(b"origin", b"https://evil.example")]
+    )
+    connected, _ = await ws.connect(timeout=5)
+    assert not connected
+
+
+async def test_an_allowed_origin_connects(ws_connect, alice):
+    ws = await ws_connect(alice, headers=[(b"origin", b"http://127.0.0.1:8000")])
+    assert ws.connection_success["event"] == "connection:success"
+
+
+async def test_ping_is_acked_with_its_ref(ws_connect, alice):
+    ws = await ws_connect(alice)
+    reply = await request(ws, "ping", ref={"any": "json"})
+    assert reply["event"] == "ack" and reply["ref"] == {"any": "json"}
+    assert reply["data"]["serverTime"].endswith("Z")
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        ("not json", "BAD_FRAME"),
+        ("[1, 2]", "BAD_FRAME"),
+        ('{"data": {}}', "BAD_FRAME"),
+        ('{"event": "ping", "data": [1]}', "BAD_FRAME"),
+        ('{"event": "nope", "ref": 7}', "UNKNOWN_EVENT"),
+        ('{"event": "message:send", "data": {"sessionId": "x"}, "ref": 8}', "VALIDATION_ERROR"),
+    ],
+)
+async def test_bad_frames_get_an_error_and_leave_the_socket_usable(ws_connect, alice, raw, code):
+    ws = await ws_connect(alice)
+    await ws.send_to(text_data=raw)
+    error = await ws.receive_json_from(timeout=5)
+    assert error["event"] == "error" and error["data"]["code"] == code
+    assert (await request(ws, "ping", ref="after"))["event"] == "ack"
+
+
+async def test_a_frame_over_64_kib_closes_with_1009(ws_connect, alice):
+    ws = await ws_connect(alice)
+    await ws.send_to(text_data='{"event": "ping", "data": {"x": "' + "a" * 70000 + '"}}')
+    assert (await ws.receive_output(timeout=5)) == {"type": "websocket.close", "code": 1009}
+
+
+async def test_join_send_and_receive_between_two_members(ws_connect, make_room, alice, bob):
+    room = await make_room()
+    a, b = await ws_connect(alice), await ws_connect(bob)
+    joined = await request(a, "session:join", {"sessionId": str(room.pk)})
+    assert joined["event"] == "ack"
+    assert joined["data"]["session"]["id"] == str(room.pk)
+    assert {m["username"] for m in joined["data"]["members"]} == {"alice", "bob"}
+    assert joined["data"]["lastSeq"] == 0 and joined["data"]["missed"] == []
+    await request(b, "session:join", {"sessionId": str(room.pk)})
+    assert (await next_event(a, "user:joined"))["data"]["user"]["username"] == "bob"
+
+    ack = await request(
+        b, "message:send", {"sessionId": str(room.pk), "content": "hi", "clientId": "k1"}
+    )
+    new = await next_event(a, "message:new")
+
+    assert ack["data"]["content"] == "hi" and ack["data"]["seq"] == 1
+    assert new["seq"] == 1 and new["data"]["message"]["id"] == ack["data"]["id"]
+
+
+async def test_a_non_member_cannot_join(ws_connect, make_room, carol):
+    room = await make_room()
+    ws = await ws_connect(carol)
+    reply = await request(ws, "session:join", {"sessionId": str(room.pk)})
+    assert reply["data"]["code"] == "FORBIDDEN"
+
+
+async def test_joining_an_unknown_session_is_not_found(ws_connect, alice):
+    ws = await ws_connect(alice)
+    reply = await request(ws, "session:join", {"sessionId": "00000000-0000-0000-0000-000000000000"})
+    assert reply["data"]["code"] == "NOT_FOUND"
+
+
+async def test_a_message_sent_over_rest_reaches_the_socket(ws_connect, make_room, alice, bob):
+    room = await make_room()
+    a = await ws_connect(alice)
+    await request(a, "session:join", {"sessionId": str(room.pk)})
+    await database_sync_to_async(message_send)(author=bob, session_id=room.pk, content="from rest")
+    frame = await next_event(a, "message:new")
+    assert frame["data"]["message"]["content"] == "from rest"
+
+
+async def test_edit_delete_reaction_and_receipts_reach_the_other_member(
+    ws_connect, make_room, alice, bob
+):
+    room = await make_room()
+    a, b = await ws_connect(alice), await ws_connect(bob)
+    for ws in (a, b):
+        await request(ws, "session:join", {"sessionId": str(room.pk)})
+    sent = (await request(a, "message:send", {"sessionId": str(room.pk), "content": "v1"}))["data"]
+    mid = sent["id"]
+
+    await request(a, "message:edit", {"messageId": mid, "content": "v2"}, ref="e")
+    assert (await next_event(b, "message:edited"))["data"]["message"]["content"] == "v2"
+
+    reaction = await request(b, "message:reaction", {"messageId": mid, "emoji": "🎉"}, ref="x")
+    assert reaction["data"]["action"] == "added"
+    update = await next_event(a, "message:reaction:update")
+    assert update["data"]["reactions"] == [{"emoji": "🎉", "count": 1, "userIds": [bob.pk]}]
+
+    await request(b, "message:delivered", {"messageId": mid}, ref="d")
+    delivered = await next_event(a, "message:delivered")
+    assert delivered["data"]["userId"] == bob.pk and delivered["data"]["deliveredAt"]
+
+    await request(b, "message:seen", {"messageId": mid}, ref="s")
+    seen = await next_event(a, "message:seen:update")
+    assert seen["data"]["userId"] == bob.pk and seen["data"]["messageId"] == mid
+
+    await request(a, "message:delete", {"messageId": mid}, ref="del")
+    deleted = await next_event(b, "message:deleted")
+    assert deleted["data"] == {"sessionId": str(room.pk), "messageId": mid}
+    assert deleted["seq"] == 4, "new, edited, reaction, deleted: receipts take no seq"
+
+
+async def test_someone_elses_message_cannot_be_edited(ws_connect, make_room, alice, bob):
+    room = await make_room()
+    a, b = await ws_connect(alice), await ws_connect(bob)
+    await request(a, "session:join", {"sessionId": str(room.pk)})
+    mid = (await request(a, "message:send", {"sessionId": str(room.pk), "content": "x"}))["data"][
+        "id"
+    ]
+    reply = await request(b, "message:edit", {"messageId": mid, "content": "hacked"})
+    assert reply["data"]["code"] == "FORBIDDEN"
+
+
+async def test_typing_reaches_others_not_the_typist_and_expires(
+    ws_connect, make_room, alice, bob, monkeypatch
+):
+    monkeypatch.setattr(consumer_module, "TYPING_EXPIRY", 0.3)
+    room = await make_room()
+    a, b = await ws_connect(alice), await ws_connect(bob)
+    for ws in (a, b):
+        await request(ws, "session:join", {"sessionId": str(room.pk)})
+    await request(a, "typing:start", {"sessionId": str(room.pk)}, ref="t")
+
+    start = await next_event(b, "typing:start")
+    stop = await next_event(b, "typing:stop")
+
+    alice_data = {"id": alice.pk, "username": "alice"}
+    assert start["data"] == event_types.typing(session_id=room.pk, user=alice_data)
+    assert stop["data"]["user"]["id"] == alice.pk
+    typist_saw = [f["event"] for f in await frames_for(a, 0.5)]
+    assert not [e for e in typist_saw if e.startswith("typing:")]
+
+
+async def test_typing_before_joining_is_forbidden(ws_connect, make_room, alice):
+    room = await make_room()
+    ws = await ws_connect(alice)
+    reply = await request(ws, "typing:start", {"sessionId": str(room.pk)})
+    assert reply["data"]["code"] == "FORBIDDEN"
+
+
+async def test_presence_goes_online_and_offline_for_members_in_the_room(
+    ws_connect, make_room, alice, bob
+):
+    room = await make_room()
+    a = await ws_connect(alice)
+    await request(a, "session:join", {"sessionId": str(room.pk)})
+    b = await ws_connect(bob)
+    online = await next_event(a, "presence:update")
+    assert online["data"]["user"]["id"] == bob.pk and online["data"]["status"] == "online"
+
+    joined = await request(a, "session:join", {"sessionId": str(room.pk)}, ref="again")
+    statuses = {p["user"]["username"]: p["status"] for p in joined["data"]["presence"]}
+    assert statuses == {"alice": "online", "bob": "online"}
+
+    await b.disconnect()
+    offline = await next_event(a, "presence:update")
+    assert offline["data"]["status"] == "offline" and offline["data"]["lastSeenAt"]
+
+
+async def test_a_user_stays_online_while_any_connection_is_open(ws_connect, make_room, alice, bob):
+    room = await make_room()
+    a = await ws_connect(alice)
+    await request(a, "session:join", {"sessionId": str(room.pk)})
+    b1, b2 = await ws_connect(bob), await ws_connect(bob)
+    await next_event(a, "presence:update")
+    await b1.disconnect()
+    assert "presence:update" not in [f["event"] for f in await frames_for(a, 0.5)]
+    await b2.disconnect()
+    assert (await next_event(a, "presence:update"))["data"]["status"] == "offline"
+
+
+async def test_events_while_offline_are_queued_and_delivered_after_connection_success(
+    ws_connect, make_room, alice, bob
+):
+    room = await make_room()
+    await database_sync_to_async(message_send)(author=alice, session_id=room.pk, content="m1")
+    await database_sync_to_async(message_send)(author=alice, session_id=room.pk, content="m2")
+
+    b = await ws_connect(bob)
+    first, second = await b.receive_json_from(timeout=5), await b.receive_json_from(timeout=5)
+    assert [first["seq"], second["seq"]] == [1, 2]
+
+    again = await ws_connect(bob)
+    assert await again.receive_nothing(timeout=0.5), "the queue is cleared once delivered"
+
+
+async def test_join_with_last_seq_replays_missed_events_in_order(ws_connect, make_room, alice, bob):
+    room = await make_room()
+    for text in ("m1", "m2", "m3"):
+        await database_sync_to_async(message_send)(author=alice, session_id=room.pk, content=text)
+    b = await ws_connect(bob)
+    reply = await request(b, "session:join", {"sessionId": str(room.pk), "lastSeq": 1})
+    assert [f["seq"] for f in reply["data"]["missed"]] == [2, 3]
+    assert reply["data"]["missed"][0]["event"] == "message:new"
+    assert reply["data"]["hasMore"] is False and reply["data"]["lastSeq"] == 3
+
+
+async def test_replay_is_capped_at_500_with_has_more(
+    ws_connect, make_room, alice, bob, monkeypatch
+):
+    from chat import join
+
+    monkeypatch.setattr(join, "REPLAY_LIMIT", 2)
+    room = await make_room()
+    for text in ("m1", "m2", "m3"):
+        await database_sync_to_async(message_send)(author=alice, session_id=room.pk, content=text)
+    b = await ws_connect(bob)
+    reply = await request(b, "session:join", {"sessionId": str(room.pk), "lastSeq": 0})
+    assert [f["seq"] for f in reply["data"]["missed"]] == [1, 2]
+    assert reply["data"]["hasMore"] is True
+
+
+async def test_the_sixth_join_of_one_session_in_a_minute_is_rate_limited(
+    ws_connect, make_room, alice
+):
+    room = await make_room()
+    ws = await ws_connect(alice)
+    for i in range(5):
+        assert (await request(ws, "session:join", {"sessionId": str(room.pk)}, ref=i))[
+            "event"
+        ] == "ack"
+    limited = await request(ws, "session:join", {"sessionId": str(room.pk)}, ref="six")
+    assert limited["data"]["code"] == "RATE_LIMITED" and limited["data"]["retryAfter"] >= 1
+    assert (await request(ws, "ping", ref="still"))["event"] == "ack"
+
+
+async def test_events_without_a_rule_use_the_default_limit(ws_connect, alice, settings):
+    settings.WS_THROTTLE_LIMIT = 2
+    ws = await ws_connect(alice)
+    replies = [(await request(ws, "ping", ref=i))["event"] for i in range(3)]
+    assert replies == ["ack", "ack", "error"]
+
+
+async def test_the_connection_closes_when_the_access_token_expires(ws_connect, alice):
+    token = AccessToken.for_user(alice)
+    token.set_exp(lifetime=timedelta(seconds=1))
+    ws = await ws_connect(token=str(token))
+    frame = await ws.receive_json_from(timeout=5)
+    assert frame["event"] == "error" and frame["data"]["code"] == "UNAUTHORIZED"
+    assert (await ws.receive_output(timeout=5))["code"] == 4401
+
+
+async def test_auth_refresh_extends_the_connection(ws_connect, alice):
+    token = AccessToken.for_user(alice)
+    token.set_exp(lifetime=timedelta(seconds=1))
+    ws = await ws_connect(token=str(token))
+    reply = await request(ws, "auth:refresh", {"token": str(AccessToken.for_user(alice))})
+    assert reply["event"] == "ack" and reply["data"]["expiresAt"].endswith("Z")
+    assert await ws.receive_nothing(timeout=1.5)
+
+
+async def test_auth_refresh_with_another_users_token_is_forbidden(ws_connect, alice, bob):
+    ws = await ws_connect(alice)
+    reply = await request(ws, "auth:refresh", {"token": str(AccessToken.for_user(bob))})
+    assert reply["data"]["code"] == "FORBIDDEN"
+
+
+async def test_a_deactivation_message_closes_all_the_users_connections(ws_connect, alice):
+    from channels.layers import get_channel_layer
+
+    from chat.events import group_for_user
+
+    one, two = await ws_connect(alice), await ws_connect(alice)
+    await get_channel_layer().group_send(group_for_user(alice.pk), {"type": "user.deactivated"})
+    for ws in (one, two):
+        assert (await ws.receive_json_from(timeout=5))["data"]["code"] == "FORBIDDEN"
+        assert (await ws.receive_output(timeout=5))["code"] == 4403
+
+
+async def test_an_internal_error_is_answered_not_fatal(ws_connect, alice, monkeypatch):
+    async def broken(self, data):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(consumer_module.ChatConsumer, "on_ping", broken)
+    ws = await ws_connect(alice)
+    reply = await request(ws, "ping")
+    assert reply["data"]["code"] == "INTERNAL"
+    await ws.send_json_to({"event": "typing:stop", "data": {"sessionId": "x"}, "ref": 2})
+    assert (await ws.receive_json_from(timeout=5))["data"]["code"] == "VALIDATION_ERROR"
