@@ -1,13 +1,25 @@
 """Writes on users: registration and banning."""
 
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
-from chatproject.errors import validation_error
+from chat.events import group_for_user
+from chatproject.errors import forbidden, validation_error
+
+logger = logging.getLogger(__name__)
 
 User = get_user_model()
+
+# The channel-layer message sent to a banned user's group; the WebSocket consumer handles it
+# (``user_deactivated``) by closing that user's connections.
+USER_DEACTIVATED = "user.deactivated"
 
 
 def user_register(*, username: str, password: str, email: str = "") -> User:
@@ -28,3 +40,46 @@ def user_register(*, username: str, password: str, email: str = "") -> User:
             "That username is taken.", {"username": ["That username is taken."]}
         ) from exc
     return candidate
+
+
+def user_deactivate(*, user, by=None) -> User:
+    """Ban ``user``: refuse new logins, end every refresh token and close open connections.
+
+    ``by`` is the moderator, when one acts (the admin passes ``request.user``); a moderator
+    can't ban themselves, which would lock them out of the admin that undoes it. Access tokens
+    already issued stop working at once too: JWT authentication refuses inactive users.
+    """
+    if by is not None and by.pk == user.pk:
+        raise forbidden("You can't deactivate your own account.")
+    with transaction.atomic():
+        User.objects.filter(pk=user.pk).update(is_active=False)
+        unrevoked = OutstandingToken.objects.filter(user_id=user.pk, blacklistedtoken__isnull=True)
+        BlacklistedToken.objects.bulk_create(
+            [BlacklistedToken(token_id=pk) for pk in unrevoked.values_list("pk", flat=True)],
+            # A refresh racing this ban may blacklist the same token first; either way it ends.
+            ignore_conflicts=True,
+        )
+        transaction.on_commit(lambda: _disconnect(user.pk))
+    user.is_active = False
+    logger.info("user %s deactivated by %s", user.pk, by.pk if by is not None else "system")
+    return user
+
+
+def user_reactivate(*, user) -> User:
+    """Lift a ban: the user may log in again. Their old refresh tokens stay revoked."""
+    User.objects.filter(pk=user.pk).update(is_active=True)
+    user.is_active = True
+    logger.info("user %s reactivated", user.pk)
+    return user
+
+
+def _disconnect(user_id: int) -> None:
+    """Tell every consumer of ``user_id`` to close. Runs after commit, so it never raises: the
+    ban is stored, and a socket that misses this still dies when its access token expires."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(group_for_user(user_id), {"type": USER_DEACTIVATED})
+    except Exception:
+        logger.warning("could not notify the connections of user %s", user_id, exc_info=True)

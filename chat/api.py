@@ -10,6 +10,8 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from chatproject.errors import not_found
+
 from .presence import presence_for_session
 from .selectors import (
     message_get_for_member,
@@ -22,6 +24,7 @@ from .selectors import (
     thread_replies,
 )
 from .serializers import (
+    BIGINT_MAX,
     HistoryQuery,
     MemberAddInput,
     MessageEditInput,
@@ -49,6 +52,15 @@ def _valid(serializer_class, data) -> dict:
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
+
+
+def _path_user_id(value: str) -> int:
+    """A user id from the path (digits by the route): one too large for the database can't
+    name a user, and would overflow the driver."""
+    user_id = int(value)
+    if user_id > BIGINT_MAX:
+        raise not_found("Member")
+    return user_id
 
 
 class SessionListApi(APIView):
@@ -80,6 +92,7 @@ class SessionDetailApi(APIView):
         session = session_update(user=request.user, session_id=session_id, data=data)
         return Response(SessionSerializer(session).data)
 
+    @extend_schema(responses={204: None})
     def delete(self, request, session_id):
         session_delete(user=request.user, session_id=session_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -97,8 +110,9 @@ class MemberListApi(APIView):
 
 
 class MemberDetailApi(APIView):
+    @extend_schema(responses={204: None})
     def delete(self, request, session_id, user_id):
-        member_remove(user=request.user, session_id=session_id, user_id=user_id)
+        member_remove(user=request.user, session_id=session_id, user_id=_path_user_id(user_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from django.db import connection
 from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from chatproject.errors import forbidden, not_found
 
@@ -52,7 +53,12 @@ def session_with_members(session_id) -> ChatSession:
 
 
 def sessions_for_user(*, user) -> QuerySet[ChatSession]:
-    """The user's sessions, most recently active first, with their members."""
+    """The user's sessions, most recently active first, with their members.
+
+    A session's activity is its last message, or its creation while it has none: sorting on
+    ``last_message_at`` alone would put empty sessions first on PostgreSQL and last on SQLite
+    (NULLs sort differently), whatever their age.
+    """
     return (
         ChatSession.objects.filter(memberships__user_id=user.pk)
         .select_related("created_by")
@@ -61,7 +67,7 @@ def sessions_for_user(*, user) -> QuerySet[ChatSession]:
                 "memberships", queryset=Membership.objects.select_related("user").order_by("id")
             )
         )
-        .order_by("-last_message_at", "-created_at")
+        .order_by(Coalesce("last_message_at", "created_at").desc(), "-created_at")
     )
 
 

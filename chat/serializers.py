@@ -112,6 +112,20 @@ class SessionSerializer(serializers.ModelSerializer):
 
 # --- Inputs --------------------------------------------------------------------------------
 
+# Ids, seqs and offsets are 64-bit in the database: a larger number is refused here, not by
+# the driver (an overflow there is a 500).
+BIGINT_MAX = 2**63 - 1
+
+
+class IdField(serializers.UUIDField):
+    """A UUID sent as a string, as every id is on the wire: DRF's UUIDField would also take
+    the number 5 as ``UUID(int=5)``."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
 
 class ContentField(serializers.CharField):
     def __init__(self, **kwargs):
@@ -120,6 +134,9 @@ class ContentField(serializers.CharField):
         super().__init__(**kwargs)
 
     def to_internal_value(self, data):
+        if not isinstance(data, str):
+            # CharField would turn 123 into "123": a message's text must be sent as a string.
+            self.fail("invalid")
         value = super().to_internal_value(data)
         if not value.strip():
             raise serializers.ValidationError("A message needs some text.")
@@ -129,24 +146,27 @@ class ContentField(serializers.CharField):
 class SessionCreateInput(serializers.Serializer):
     title = serializers.CharField(max_length=200)
     memberIds = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), required=False, default=list, max_length=500
+        child=serializers.IntegerField(min_value=1, max_value=BIGINT_MAX),
+        required=False,
+        default=list,
+        max_length=500,
     )
-    agentId = serializers.UUIDField(required=False, allow_null=True, default=None)
+    agentId = IdField(required=False, allow_null=True, default=None)
 
 
 class SessionUpdateInput(serializers.Serializer):
     title = serializers.CharField(max_length=200, required=False)
-    agentId = serializers.UUIDField(required=False, allow_null=True)
+    agentId = IdField(required=False, allow_null=True)
 
 
 class MemberAddInput(serializers.Serializer):
-    userId = serializers.IntegerField(min_value=1)
+    userId = serializers.IntegerField(min_value=1, max_value=BIGINT_MAX)
 
 
 class MessageSendInput(serializers.Serializer):
-    sessionId = serializers.UUIDField()
+    sessionId = IdField()
     content = ContentField()
-    parentMessageId = serializers.UUIDField(required=False, allow_null=True, default=None)
+    parentMessageId = IdField(required=False, allow_null=True, default=None)
     clientId = serializers.CharField(max_length=100, required=False, allow_null=True, default=None)
 
 
@@ -155,7 +175,7 @@ class MessageEditInput(serializers.Serializer):
 
 
 class MessageRefInput(serializers.Serializer):
-    messageId = serializers.UUIDField()
+    messageId = IdField()
 
 
 class MessageEditFrameInput(MessageRefInput, MessageEditInput):
@@ -172,16 +192,20 @@ class ReactionFrameInput(MessageRefInput, ReactionInput):
 
 class HistoryQuery(serializers.Serializer):
     limit = serializers.IntegerField(min_value=1, max_value=200, default=50)
-    offset = serializers.IntegerField(min_value=0, default=0)
-    parentMessageId = serializers.UUIDField(required=False, allow_null=True, default=None)
-    afterSeq = serializers.IntegerField(min_value=0, required=False, allow_null=True, default=None)
-    beforeSeq = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
+    offset = serializers.IntegerField(min_value=0, max_value=BIGINT_MAX, default=0)
+    parentMessageId = IdField(required=False, allow_null=True, default=None)
+    afterSeq = serializers.IntegerField(
+        min_value=0, max_value=BIGINT_MAX, required=False, allow_null=True, default=None
+    )
+    beforeSeq = serializers.IntegerField(
+        min_value=1, max_value=BIGINT_MAX, required=False, allow_null=True, default=None
+    )
 
 
 class SearchQuery(serializers.Serializer):
     query = serializers.CharField(max_length=200)
     limit = serializers.IntegerField(min_value=1, max_value=100, default=20)
-    offset = serializers.IntegerField(min_value=0, default=0)
+    offset = serializers.IntegerField(min_value=0, max_value=BIGINT_MAX, default=0)
 
 
 class AttachmentUrlInput(serializers.Serializer):

@@ -1,6 +1,6 @@
 from django.urls import re_path
 
-from . import api
+from . import api, api_attachments
 
 UUID = r"[0-9a-fA-F-]{32,36}"
 
@@ -51,5 +51,20 @@ urlpatterns = [
         rf"^messages/(?P<message_id>{UUID})/thread/?$",
         api.ThreadApi.as_view(),
         name="message-thread",
+    ),
+    re_path(
+        rf"^messages/(?P<message_id>{UUID})/attachments/?$",
+        api_attachments.MessageAttachmentsApi.as_view(),
+        name="message-attachments",
+    ),
+    re_path(
+        rf"^attachments/(?P<attachment_id>{UUID})/?$",
+        api_attachments.AttachmentDetailApi.as_view(),
+        name="attachment-detail",
+    ),
+    re_path(
+        rf"^attachments/(?P<attachment_id>{UUID})/download/?$",
+        api_attachments.AttachmentDownloadApi.as_view(),
+        name="attachment-download",
     ),
 ]

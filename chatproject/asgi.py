@@ -12,6 +12,9 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
+from chatproject import daphne_close_codes  # noqa: E402
 from chatproject.routing import websocket_application  # noqa: E402
+
+daphne_close_codes.install()
 
 application = ProtocolTypeRouter({"http": django_asgi_app, "websocket": websocket_application()})

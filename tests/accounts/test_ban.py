@@ -1,0 +1,239 @@
+"""Banning a user: the account is shut, every refresh token is revoked, and the user's open
+connections are told to close once the ban commits. Also the admin actions that ban and
+reactivate."""
+
+import asyncio
+import logging
+
+import pytest
+from channels.layers import get_channel_layer
+from django.db import transaction
+from django.urls import reverse
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+
+from accounts import services
+from accounts.services import USER_DEACTIVATED, user_deactivate, user_reactivate
+from chat.events import group_for_user
+from chatproject.errors import DomainError
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PASSWORD = "pw-Secret-123"
+
+
+@pytest.fixture(autouse=True)
+def no_auth_rate_limit(settings):
+    # These tests log in often; the brute-force limit has its own tests.
+    settings.AUTH_RATE = "off"
+
+
+@pytest.fixture
+def moderator(make_user):
+    return make_user("mod", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def listen_user():
+    """Subscribe a fresh channel to a user's group; returns a function that drains the
+    messages sent to it so far.
+
+    One event loop serves the subscription and every drain, as in the ``listen`` fixture: the
+    Redis pub/sub layer keeps one layer instance per loop.
+    """
+    layer = get_channel_layer()
+    loop = asyncio.new_event_loop()
+
+    def subscribe(user):
+        channel = loop.run_until_complete(layer.new_channel())
+        loop.run_until_complete(layer.group_add(group_for_user(user.pk), channel))
+
+        async def _drain():
+            received = []
+            while True:
+                try:
+                    received.append(await asyncio.wait_for(layer.receive(channel), timeout=0.3))
+                except TimeoutError:
+                    return received
+
+        return lambda: loop.run_until_complete(_drain())
+
+    yield subscribe
+    loop.run_until_complete(layer.flush())
+    loop.close()
+
+
+def login(username: str) -> dict:
+    response = APIClient().post(
+        "/api/auth/token", {"username": username, "password": PASSWORD}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def refresh(token: str):
+    return APIClient().post("/api/auth/token/refresh", {"refresh": token}, format="json")
+
+
+def test_deactivate_shuts_the_account_and_tells_its_connections(alice, listen_user):
+    drain = listen_user(alice)
+
+    user_deactivate(user=alice)
+
+    alice.refresh_from_db()
+    assert alice.is_active is False
+    assert drain() == [{"type": USER_DEACTIVATED}]
+
+
+def test_deactivate_revokes_every_refresh_token_including_rotated_ones(alice):
+    first = login("alice")["refresh"]
+    rotated = refresh(login("alice")["refresh"]).json()["refresh"]
+
+    user_deactivate(user=alice)
+
+    for token in (first, rotated):
+        response = refresh(token)
+        assert response.status_code == 401
+        assert response.json()["code"] == "UNAUTHORIZED"
+    unrevoked = OutstandingToken.objects.filter(user=alice, blacklistedtoken__isnull=True)
+    assert not unrevoked.exists()
+
+
+def test_a_banned_user_cannot_log_in_or_use_an_access_token(alice):
+    access = login("alice")["access"]
+
+    user_deactivate(user=alice)
+
+    refused = APIClient().post(
+        "/api/auth/token", {"username": "alice", "password": PASSWORD}, format="json"
+    )
+    assert refused.status_code == 401
+    assert refused.json()["code"] == "UNAUTHORIZED"
+    me = APIClient().get("/api/auth/me", HTTP_AUTHORIZATION=f"Bearer {access}")
+    assert me.status_code == 401
+
+
+def test_other_users_tokens_are_left_alone(alice, bob):
+    bobs = login("bob")["refresh"]
+    login("alice")
+
+    user_deactivate(user=alice)
+
+    assert refresh(bobs).status_code == 200
+
+
+def test_a_rolled_back_ban_changes_nothing_and_notifies_no_one(alice, listen_user):
+    token = login("alice")["refresh"]
+    drain = listen_user(alice)
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        user_deactivate(user=alice)
+        raise RuntimeError("the surrounding write failed")
+
+    alice.refresh_from_db()
+    assert alice.is_active is True
+    assert not BlacklistedToken.objects.exists()
+    assert drain() == []
+    assert refresh(token).status_code == 200
+
+
+def test_a_channel_layer_failure_after_commit_is_logged_not_raised(alice, monkeypatch, caplog):
+    class BrokenLayer:
+        async def group_send(self, group, message):
+            raise ConnectionError("redis is down")
+
+    monkeypatch.setattr(services, "get_channel_layer", BrokenLayer)
+
+    with caplog.at_level(logging.WARNING, logger="accounts.services"):
+        user_deactivate(user=alice)
+
+    alice.refresh_from_db()
+    assert alice.is_active is False
+    assert any(r.levelno == logging.WARNING for r in caplog.records)
+
+
+def test_a_moderator_cannot_ban_themselves(moderator):
+    with pytest.raises(DomainError) as caught:
+        user_deactivate(user=moderator, by=moderator)
+
+    assert caught.value.code == "FORBIDDEN"
+    moderator.refresh_from_db()
+    assert moderator.is_active is True
+
+
+def test_reactivate_lets_the_user_log_in_again_but_old_tokens_stay_revoked(alice):
+    old = login("alice")["refresh"]
+    user_deactivate(user=alice)
+
+    user_reactivate(user=alice)
+
+    alice.refresh_from_db()
+    assert alice.is_active is True
+    assert refresh(login("alice")["refresh"]).status_code == 200
+    assert refresh(old).status_code == 401
+
+
+# --- the admin actions ----------------------------------------------------------------------
+
+
+def _run_action(client, action: str, *users):
+    return client.post(
+        reverse("admin:accounts_user_changelist"),
+        {"action": action, "_selected_action": [str(u.pk) for u in users]},
+        follow=True,
+    )
+
+
+def test_the_ban_action_deactivates_through_the_service(client, moderator, alice, listen_user):
+    token = login("alice")["refresh"]
+    drain = listen_user(alice)
+    client.force_login(moderator)
+
+    response = _run_action(client, "deactivate", alice)
+
+    assert b"Deactivated 1 user(s)." in response.content
+    alice.refresh_from_db()
+    assert alice.is_active is False
+    assert refresh(token).status_code == 401
+    assert drain() == [{"type": USER_DEACTIVATED}]
+
+
+def test_the_ban_action_reports_a_moderator_selecting_themselves(client, moderator, alice):
+    client.force_login(moderator)
+
+    response = _run_action(client, "deactivate", moderator, alice)
+
+    assert b"Deactivated 1 user(s)." in response.content
+    assert b"deactivate your own account" in response.content
+    moderator.refresh_from_db()
+    assert moderator.is_active is True
+
+
+def test_the_reactivate_action_lifts_the_ban(client, moderator, alice):
+    user_deactivate(user=alice)
+    client.force_login(moderator)
+
+    response = _run_action(client, "reactivate", alice)
+
+    assert b"Reactivated 1 user(s)." in response.content
+    alice.refresh_from_db()
+    assert alice.is_active is True
+
+
+def test_the_user_change_form_cannot_flip_is_active(client, moderator, alice):
+    client.force_login(moderator)
+
+    page = client.get(reverse("admin:accounts_user_change", args=[alice.pk]))
+
+    assert page.status_code == 200
+    assert "is_active" not in page.context["adminform"].form.fields
+    assert "last_seen_at" not in page.context["adminform"].form.fields
+
+
+def test_the_user_list_shows_who_is_active_and_when_they_were_last_seen(client, moderator):
+    client.force_login(moderator)
+
+    listing = client.get(reverse("admin:accounts_user_changelist"), {"is_active__exact": "1"})
+
+    assert listing.status_code == 200
+    assert {"is_active", "last_seen_at"} <= set(listing.context["cl"].list_display)

@@ -1,0 +1,87 @@
+"""The OpenAPI schema and the browsable API: the self-documenting faces of the REST doors."""
+
+import pytest
+from django.core.management import call_command
+from drf_spectacular.drainage import GENERATOR_STATS
+from rest_framework.test import APIClient
+
+from chat.services.messages import message_send
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("auth", ["anonymous", "jwt", "session"])
+def test_the_schema_is_served_as_openapi_to_anyone(client_for, alice, auth):
+    if auth == "session":
+        client = APIClient()
+        client.force_login(alice)
+    else:
+        client = client_for(alice if auth == "jwt" else None)
+
+    response = client.get("/api/schema/", {"format": "json"})
+
+    assert response.status_code == 200
+    schema = response.json()
+    assert schema["openapi"].startswith("3.")
+    for path in ("/api/auth/token/", "/api/chat/messages/", "/api/chat/sessions/{session_id}/"):
+        assert path in schema["paths"]
+    assert client.get("/api/schema").status_code == 200
+
+
+def test_the_schema_generates_without_warnings_and_validates(tmp_path):
+    GENERATOR_STATS.reset()
+
+    call_command(
+        "spectacular", "--fail-on-warn", "--validate", "--file", str(tmp_path / "schema.yaml")
+    )
+
+    assert (tmp_path / "schema.yaml").read_text().startswith("openapi: 3.")
+
+
+def test_the_api_docs_page_renders(client):
+    assert client.get("/api/docs/").status_code == 200
+
+
+@pytest.fixture
+def browser(alice):
+    """The web app's way in: a session cookie, and HTML wanted."""
+    client = APIClient()
+    client.force_login(alice)
+    return client
+
+
+def test_the_browsable_api_renders_the_session_list_for_a_logged_in_user(browser, room):
+    response = browser.get("/api/chat/sessions", HTTP_ACCEPT="text/html")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+    assert "general" in response.content.decode()
+
+
+def test_the_browsable_api_renders_history_and_a_message(browser, room, alice):
+    message = message_send(author=alice, session_id=room.pk, content="hello from the browser")
+
+    for url in (f"/api/chat/sessions/{room.pk}/messages/", f"/api/chat/messages/{message.pk}"):
+        response = browser.get(url, HTTP_ACCEPT="text/html")
+        assert response.status_code == 200, url
+        assert "hello from the browser" in response.content.decode()
+
+
+def test_the_browsable_api_posts_with_the_session_cookie_and_csrf(alice, room):
+    client = APIClient(enforce_csrf_checks=True)
+    client.force_login(alice)
+    body = {"sessionId": str(room.pk), "content": "via cookie"}
+
+    refused = client.post("/api/chat/messages", body, format="json")
+    client.get("/api/chat/sessions", HTTP_ACCEPT="text/html")
+    token = client.cookies["csrftoken"].value
+    accepted = client.post("/api/chat/messages", body, format="json", HTTP_X_CSRFTOKEN=token)
+
+    assert refused.status_code == 403
+    assert accepted.status_code == 201
+
+
+def test_the_browsable_api_answers_anonymous_users_with_401(room):
+    response = APIClient().get("/api/chat/sessions", HTTP_ACCEPT="text/html")
+
+    assert response.status_code == 401
