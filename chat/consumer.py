@@ -15,7 +15,6 @@ import asyncio
 import logging
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
@@ -23,7 +22,6 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone
-from rest_framework import serializers
 from rest_framework_simplejwt.exceptions import TokenError
 
 from accounts.auth import user_for_token
@@ -32,6 +30,7 @@ from chatproject.errors import DomainError, validation_error
 
 from . import event_types
 from .events import FRAME_MESSAGE_TYPE, broadcast_async, group_for_session, group_for_user
+from .extensions import Route, extra_routes
 from .join import session_join_snapshot
 from .models import Membership
 from .selectors import session_get_for_member
@@ -56,12 +55,6 @@ TYPING_EXPIRY = 6.0
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_DEACTIVATED = 4403
 CLOSE_TOO_BIG = 1009
-
-
-@dataclass(frozen=True)
-class Route:
-    serializer: type[serializers.Serializer]
-    handler: str
 
 
 ROUTES: dict[str, Route] = {
@@ -104,6 +97,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     """One client connection to the chat gateway."""
 
     routes = ROUTES
+    extra_routes = extra_routes
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -180,7 +174,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         ref = None
         try:
             event, ref, data = self._parse(raw)
-            route = self.routes.get(event)
+            route = self.routes.get(event) or self.extra_routes.get(event)
             if route is None:
                 raise DomainError("UNKNOWN_EVENT", f"Unknown event {event!r}.")
             validated = route.serializer(data=data)
@@ -191,7 +185,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 event=event,
                 session_id=validated.validated_data.get("sessionId"),
             )
-            result = await getattr(self, route.handler)(validated.validated_data)
+            if isinstance(route.handler, str):
+                result = await getattr(self, route.handler)(validated.validated_data)
+            else:
+                result = await route.handler(self, validated.validated_data)
             await self._send_frame("ack", result, ref=ref)
         except DomainError as error:
             await self._send_error(ref, error)

@@ -3,6 +3,7 @@ presence, and every durable event it missed since ``lastSeq`` (CONTRACT ``sessio
 
 from __future__ import annotations
 
+from .extensions import active_streams
 from .presence import presence_entry
 from .selectors import events_after, session_get_for_member, session_with_members
 from .serializers import SessionSerializer
@@ -30,5 +31,5 @@ def session_join_snapshot(*, user, session_id, last_seq: int | None) -> dict:
         "lastSeq": session.last_seq,
         "missed": missed,
         "hasMore": has_more,
-        "activeStreams": [],
+        "activeStreams": active_streams(session.pk),
     }

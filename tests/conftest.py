@@ -16,6 +16,8 @@ from rest_framework_simplejwt.tokens import AccessToken
 from chat.events import group_for_session
 from chat.services.sessions import session_create
 
+pytest_plugins = ["llm.emulator.pytest_plugin"]
+
 _names = itertools.count()
 
 

@@ -45,6 +45,8 @@ HTML = b"<!DOCTYPE html><html><body><script>alert(document.cookie)</script></bod
 ELF = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 8 + b"\x02\x00\x3e\x00" + b"\x00" * 44
 EXE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00" + b"\x00" * 48 + b"PE\x00\x00"
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+# An EBML header whose DocType is "matroska": a weaker WebM rule matches it too.
+MKV = b"\x1aE\xdf\xa3\x9fB\x86\x81\x01B\xf7\x81\x01B\xf2\x81\x04B\xf3\x81\x08B\x82\x88matroska"
 
 
 @pytest.fixture
@@ -116,6 +118,32 @@ def test_a_png_is_stored_with_type_size_and_dimensions_read_from_its_bytes(
     assert stored_files(room) == [attachment.pk.hex], "stored under its id, not the user's name"
 
 
+def jpeg_bytes(width: int, height: int) -> bytes:
+    """A JPEG's leading segments: JFIF, then a baseline start-of-frame carrying the size."""
+    app0 = b"\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    sof0 = (
+        b"\xff\xc0\x00\x11\x08" + struct.pack(">HH", height, width) + b"\x03" + b"\x01\x22\x00" * 3
+    )
+    return b"\xff\xd8" + app0 + sof0 + b"\xff\xd9"
+
+
+@pytest.mark.parametrize(
+    ("data", "mime_type"),
+    [
+        (jpeg_bytes(640, 480), "image/jpeg"),
+        (b"GIF89a" + struct.pack("<HH", 640, 480) + b"\x00\x00\x00;", "image/gif"),
+    ],
+    ids=["jpeg", "gif"],
+)
+def test_jpeg_and_gif_dimensions_are_read_from_their_headers(alice, message, data, mime_type):
+    attachment = attachment_add_file(
+        user=alice, message_id=message.pk, upload=File(io.BytesIO(data), name="picture")
+    )
+
+    assert attachment.mime_type == mime_type
+    assert attachment.metadata == {"width": 640, "height": 480}
+
+
 def test_utf8_text_without_magic_is_stored_as_plain_text(client_for, alice, message):
     data = "name,city\nZoë,Zürich\n".encode()
 
@@ -135,10 +163,11 @@ def test_utf8_text_without_magic_is_stored_as_plain_text(client_for, alice, mess
         ("logo.png", SVG),
         ("x.png", ELF),
         ("setup.png", EXE),
+        ("clip.webm", MKV + b"\x00" * 20),
         ("notes.txt", b"text with a NUL\x00 inside"),
         ("latin1.txt", "caf\xe9".encode("latin-1")),
     ],
-    ids=["html", "bare-script", "svg", "elf", "exe", "nul-byte", "not-utf8"],
+    ids=["html", "bare-script", "svg", "elf", "exe", "mkv", "nul-byte", "not-utf8"],
 )
 def test_a_disguised_or_unlisted_file_is_refused_with_415_and_nothing_is_stored(
     client_for, alice, room, message, name, data
