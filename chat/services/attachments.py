@@ -136,6 +136,8 @@ def _allowed_type(candidates: list) -> str | None:
 
 
 def _is_markup(head: bytes, candidates: list) -> bool:
+    """Whether text could be rendered as a page: a tag first, or a type puremagic names as
+    HTML, XML, SVG or script."""
     if _MARKUP_START.match(head.removeprefix(codecs.BOM_UTF8)):
         return True
     return any(

@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "accounts",
     "chat",
@@ -93,12 +94,21 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer and cache ---------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "")
+# Which channels-redis layer serves REDIS_URL: "pubsub" (default) or "core" (bench/fanout.py
+# measures both).
+CHANNEL_LAYER_BACKENDS = {
+    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+    "core": "channels_redis.core.RedisChannelLayer",
+}
+CHANNEL_LAYER = env_str("CHANNEL_LAYER", "pubsub").strip().lower()
+if CHANNEL_LAYER not in CHANNEL_LAYER_BACKENDS:
+    raise ValueError(f"CHANNEL_LAYER must be pubsub or core, got {CHANNEL_LAYER!r}")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             # The pub/sub layer publishes once per group and survived a 1000-client connect
             # storm without pool errors where the core layer did not (TRAPS).
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": CHANNEL_LAYER_BACKENDS[CHANNEL_LAYER],
             "CONFIG": {"hosts": [{"address": REDIS_URL}], "prefix": "chat"},
         }
     }
@@ -197,6 +207,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI from the installed package: the docs page works offline, no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LOGGING = {
