@@ -1,5 +1,7 @@
 """REST doors for accounts: register, token, refresh, me."""
 
+from django.contrib.auth import get_user_model
+from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
@@ -7,6 +9,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
+from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
+from rest_framework_simplejwt.tokens import RefreshToken
 
 from chatproject.errors import DomainError
 
@@ -19,6 +23,8 @@ from .serializers import (
     UserSerializer,
 )
 from .services import user_register
+
+User = get_user_model()
 
 
 class RegisterApi(APIView):
@@ -61,8 +67,15 @@ class TokenRefreshApi(APIView):
         data.is_valid(raise_exception=True)
         refresh = TokenRefreshSerializer(data=data.validated_data)
         try:
-            refresh.is_valid(raise_exception=True)
-        except TokenError as exc:
+            with transaction.atomic():
+                # Two requests racing with one token would both pass the blacklist check
+                # before either blacklists it: holding the token's row makes the second wait,
+                # then see the first one's blacklisting and fail.
+                jti = RefreshToken(data.validated_data["refresh"])["jti"]
+                OutstandingToken.objects.select_for_update().filter(jti=jti).first()
+                refresh.is_valid(raise_exception=True)
+        except (TokenError, User.DoesNotExist) as exc:
+            # DoesNotExist: the token outlived its user, which simplejwt doesn't catch.
             raise DomainError(
                 "UNAUTHORIZED", "The refresh token is invalid, expired or already used."
             ) from exc

@@ -158,6 +158,9 @@ def message_search(*, session: ChatSession, query: str, limit: int = 20, offset:
 
 
 def reactions_for_message(*, message: Message) -> list[Reaction]:
+    """The message's reactions; none for a deleted one, as its tombstone shows."""
+    if message.is_deleted:
+        return []
     return list(Reaction.objects.filter(message=message).order_by("created_at", "id"))
 
 

@@ -13,17 +13,29 @@ entries that simply expire, so nobody stays online for longer than ``PRESENCE_TT
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 import weakref
 from collections import defaultdict, deque
 
+import orjson
 from django.conf import settings
 
 PRESENCE_TTL = 45
 PRESENCE_HEARTBEAT = 15
 QUEUE_LIMIT = 100
 QUEUE_TTL = 7 * 24 * 3600
+
+
+class MemoryStreams:
+    """One process's LLM stream bookkeeping (see ``MemoryState.stream_*``)."""
+
+    def __init__(self) -> None:
+        self.slots: dict[str, float] = {}
+        self.records: dict[str, dict] = {}
+        self.by_session: dict[str, set[str]] = defaultdict(set)
+        self.stops: dict[str, tuple[dict, float]] = {}
 
 
 class MemoryState:
@@ -82,6 +94,90 @@ class MemoryState:
     async def queue_drain(self, user_id: int) -> list[str]:
         with self._lock:
             return list(self._queues.pop(user_id, ()))
+
+    # --- LLM streams: concurrency slots, live text for resume, stop requests ---------------
+    #
+    # A running stream holds a slot (stream id -> expiry) that it keeps alive; a worker that
+    # dies without releasing leaves a slot that expires. Its text so far is kept as the list
+    # of chunk deltas (index = position) with a small ``meta`` dict, so a client joining
+    # mid-stream gets exactly the chunks before the next one it will receive.
+
+    def _streams(self) -> MemoryStreams:
+        with self._lock:
+            return self.__dict__.setdefault("_stream_store", MemoryStreams())
+
+    async def stream_slot_acquire(self, stream_id: str, *, limit: int, ttl: float) -> bool:
+        """Take one of ``limit`` slots for ``stream_id``; False if all are taken."""
+        streams, now = self._streams(), time.time()
+        with self._lock:
+            for sid in [sid for sid, exp in streams.slots.items() if exp <= now]:
+                del streams.slots[sid]
+            if stream_id not in streams.slots and len(streams.slots) >= limit:
+                return False
+            streams.slots[stream_id] = now + ttl
+            return True
+
+    async def stream_keepalive(self, stream_id: str, *, ttl: float) -> None:
+        """Extend a running stream's slot (and, in Redis, its live record) by ``ttl``."""
+        streams = self._streams()
+        with self._lock:
+            if stream_id in streams.slots:
+                streams.slots[stream_id] = time.time() + ttl
+
+    async def stream_slot_release(self, stream_id: str) -> None:
+        streams = self._streams()
+        with self._lock:
+            streams.slots.pop(stream_id, None)
+
+    async def stream_publish(
+        self, session_id, stream_id: str, *, meta: dict, delta: str | None = None, ttl: float
+    ) -> None:
+        """Store a running stream's ``meta`` and append ``delta`` (a chunk) to its text."""
+        streams = self._streams()
+        with self._lock:
+            record = streams.records.setdefault(stream_id, {"meta": {}, "deltas": []})
+            record["meta"] = dict(meta)
+            if delta is not None:
+                record["deltas"].append(delta)
+            streams.by_session[str(session_id)].add(stream_id)
+
+    async def stream_forget(self, session_id, stream_id: str) -> None:
+        """The stream ended: drop its live record."""
+        streams = self._streams()
+        with self._lock:
+            streams.records.pop(stream_id, None)
+            streams.by_session[str(session_id)].discard(stream_id)
+
+    def stream_snapshot(self, stream_id: str) -> dict | None:
+        """``{**meta, "deltas": [...]}`` of a running stream, or None."""
+        streams = self._streams()
+        with self._lock:
+            record = streams.records.get(stream_id)
+            return None if record is None else {**record["meta"], "deltas": list(record["deltas"])}
+
+    def stream_snapshots(self, session_id) -> list[dict]:
+        """The snapshots of every running stream of a session."""
+        streams = self._streams()
+        with self._lock:
+            ids = sorted(streams.by_session.get(str(session_id), ()))
+        found = [self.stream_snapshot(sid) for sid in ids]
+        return [snapshot for snapshot in found if snapshot is not None]
+
+    async def stream_stop_request(self, stream_id: str, payload: dict, *, ttl: float) -> None:
+        """Ask whichever worker runs ``stream_id`` to stop it (``stream_stop_requested``)."""
+        streams = self._streams()
+        with self._lock:
+            streams.stops[stream_id] = (dict(payload), time.time() + ttl)
+
+    async def stream_stop_requested(self, stream_id: str) -> dict | None:
+        streams = self._streams()
+        with self._lock:
+            payload, expires = streams.stops.get(stream_id, (None, 0.0))
+            return payload if expires > time.time() else None
+
+    def streams_reset(self) -> None:
+        with self._lock:
+            self.__dict__.pop("_stream_store", None)
 
     def reset(self) -> None:
         with self._lock:
@@ -178,6 +274,96 @@ class RedisState:
         pipe.delete(key)
         items, _ = await pipe.execute()
         return [item.decode() for item in items]
+
+    # --- LLM streams (see MemoryState): one sorted set of slots for every worker ----------
+
+    # Drop expired slots, then take one if fewer than the limit are held: atomic in Redis,
+    # so two workers can't both take the last slot.
+    _SLOT_ACQUIRE = """
+    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+    if not redis.call('ZSCORE', KEYS[1], ARGV[3]) and
+       redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+        return 0
+    end
+    redis.call('ZADD', KEYS[1], ARGV[4], ARGV[3])
+    return 1
+    """
+
+    def _stream_keys(self, stream_id: str) -> tuple[str, str]:
+        return self._key("stream", stream_id, "meta"), self._key("stream", stream_id, "deltas")
+
+    async def stream_slot_acquire(self, stream_id: str, *, limit: int, ttl: float) -> bool:
+        now = time.time()
+        taken = await self._async().eval(
+            self._SLOT_ACQUIRE, 1, self._key("stream-slots"), now, limit, stream_id, now + ttl
+        )
+        return bool(taken)
+
+    async def stream_keepalive(self, stream_id: str, *, ttl: float) -> None:
+        meta, deltas = self._stream_keys(stream_id)
+        pipe = self._async().pipeline(transaction=False)
+        pipe.zadd(self._key("stream-slots"), {stream_id: time.time() + ttl}, xx=True)
+        pipe.expire(meta, math.ceil(ttl))
+        pipe.expire(deltas, math.ceil(ttl))
+        await pipe.execute()
+
+    async def stream_slot_release(self, stream_id: str) -> None:
+        await self._async().zrem(self._key("stream-slots"), stream_id)
+
+    async def stream_publish(
+        self, session_id, stream_id: str, *, meta: dict, delta: str | None = None, ttl: float
+    ) -> None:
+        meta_key, deltas_key = self._stream_keys(stream_id)
+        session_key = self._key("session-streams", session_id)
+        # One transaction: a reader sees the delta and the meta that counts it, or neither.
+        pipe = self._async().pipeline(transaction=True)
+        pipe.set(meta_key, orjson.dumps(meta), ex=math.ceil(ttl))
+        if delta is not None:
+            pipe.rpush(deltas_key, delta)
+            pipe.expire(deltas_key, math.ceil(ttl))
+        pipe.sadd(session_key, stream_id)
+        pipe.expire(session_key, math.ceil(ttl))
+        await pipe.execute()
+
+    async def stream_forget(self, session_id, stream_id: str) -> None:
+        pipe = self._async().pipeline(transaction=True)
+        pipe.delete(*self._stream_keys(stream_id))
+        pipe.srem(self._key("session-streams", session_id), stream_id)
+        await pipe.execute()
+
+    def stream_snapshot(self, stream_id: str) -> dict | None:
+        meta_key, deltas_key = self._stream_keys(stream_id)
+        pipe = self._sync.pipeline(transaction=True)
+        pipe.get(meta_key)
+        pipe.lrange(deltas_key, 0, -1)
+        meta, deltas = pipe.execute()
+        if meta is None:
+            return None
+        return {**orjson.loads(meta), "deltas": [delta.decode() for delta in deltas]}
+
+    def stream_snapshots(self, session_id) -> list[dict]:
+        session_key = self._key("session-streams", session_id)
+        found = []
+        for raw in sorted(self._sync.smembers(session_key)):
+            stream_id = raw.decode()
+            snapshot = self.stream_snapshot(stream_id)
+            if snapshot is None:
+                # Its worker died and the record expired: forget it here too.
+                self._sync.srem(session_key, stream_id)
+            else:
+                found.append(snapshot)
+        return found
+
+    async def stream_stop_request(self, stream_id: str, payload: dict, *, ttl: float) -> None:
+        key = self._key("stream", stream_id, "stop")
+        await self._async().set(key, orjson.dumps(payload), ex=math.ceil(ttl))
+
+    async def stream_stop_requested(self, stream_id: str) -> dict | None:
+        raw = await self._async().get(self._key("stream", stream_id, "stop"))
+        return None if raw is None else orjson.loads(raw)
+
+    def streams_reset(self) -> None:
+        """Nothing of its own: ``reset`` drops every key of this state."""
 
     def reset(self) -> None:
         for key in self._sync.scan_iter(match=self._key("*"), count=1000):

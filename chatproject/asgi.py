@@ -13,8 +13,11 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from chatproject import daphne_close_codes  # noqa: E402
+from chatproject.body_limit import BodyLimitGuard  # noqa: E402
 from chatproject.routing import websocket_application  # noqa: E402
 
 daphne_close_codes.install()
 
-application = ProtocolTypeRouter({"http": django_asgi_app, "websocket": websocket_application()})
+application = ProtocolTypeRouter(
+    {"http": BodyLimitGuard(django_asgi_app), "websocket": websocket_application()}
+)

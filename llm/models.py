@@ -1,8 +1,11 @@
-"""Agents: a named model configuration (model, system prompt, sampling, tools) for a room."""
+"""Agents (a named model configuration for a room) and streams (one LLM answer being made
+in a room, with what it cost)."""
 
 import uuid
 
+from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class Agent(models.Model):
@@ -21,3 +24,64 @@ class Agent(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Stream(models.Model):
+    """One streamed answer in a session.
+
+    The row is written when the stream is requested and when it ends, never per chunk
+    (TRAPS: a write per chunk collapses throughput); while it runs, its text and counters
+    live in the shared state (``chat.state``).
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        STREAMING = "streaming"
+        COMPLETED = "completed"
+        STOPPED = "stopped"
+        FAILED = "failed"
+
+    FINAL = (Status.COMPLETED, Status.STOPPED, Status.FAILED)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    session = models.ForeignKey(
+        "chat.ChatSession", on_delete=models.CASCADE, related_name="streams"
+    )
+    message = models.ForeignKey(
+        "chat.Message", on_delete=models.CASCADE, related_name="streams",
+        help_text="The assistant message the stream writes.",
+    )  # fmt: skip
+    user_message = models.ForeignKey(
+        "chat.Message", on_delete=models.CASCADE, related_name="+",
+        help_text="The prompt, saved as the requester's message.",
+    )  # fmt: skip
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    agent = models.ForeignKey(
+        Agent, on_delete=models.SET_NULL, null=True, blank=True, related_name="streams"
+    )
+    model = models.CharField(max_length=200)
+    max_tokens = models.PositiveIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    tokens_generated = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    finish_reason = models.CharField(max_length=40, blank=True)
+    error_code = models.CharField(max_length=40, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    first_token_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    chunks_sent = models.PositiveIntegerField(default=0)
+    bytes_sent = models.PositiveBigIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    stopped_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+",
+    )  # fmt: skip
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["session", "started_at"], name="stream_session")]
+
+    def __str__(self) -> str:
+        return f"stream {self.id} ({self.status})"

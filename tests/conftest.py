@@ -15,10 +15,19 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from chat.events import group_for_session
 from chat.services.sessions import session_create
+from chat.state import get_state
 
 pytest_plugins = ["llm.emulator.pytest_plugin"]
 
 _names = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def fresh_state():
+    """Presence, throttle windows and offline queues start empty in every test."""
+    get_state().reset()
+    yield
+    get_state().reset()
 
 
 @pytest.fixture

@@ -280,3 +280,31 @@ def test_auth_rate_off_disables_the_limit(api, settings, alice):
         assert register(api, ip="10.0.3.1", username=f"v{n}", password=PASSWORD).status_code == 201
     for _ in range(6):
         assert token(api, "alice", ip="10.0.3.1").status_code == 200
+
+
+def test_token_refuses_a_body_that_is_not_json(api):
+    response = api.post("/api/auth/token", data="{{", content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "VALIDATION_ERROR"
+
+
+def test_refresh_for_a_deleted_user_is_401(api, make_user):
+    user = make_user("shortlived")
+    pair = token(api, "shortlived").json()
+    user.delete()
+
+    response = api.post("/api/auth/token/refresh", {"refresh": pair["refresh"]}, format="json")
+
+    assert response.status_code == 401
+    assert response.json()["code"] == "UNAUTHORIZED"
+
+
+def test_refresh_for_a_deactivated_user_is_401(api, alice):
+    pair = token(api, "alice").json()
+    alice.is_active = False
+    alice.save()
+
+    response = api.post("/api/auth/token/refresh", {"refresh": pair["refresh"]}, format="json")
+
+    assert response.status_code == 401

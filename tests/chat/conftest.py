@@ -7,16 +7,7 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from rest_framework_simplejwt.tokens import AccessToken
 
-from chat.state import get_state
 from chatproject.routing import websocket_application
-
-
-@pytest.fixture(autouse=True)
-def fresh_state():
-    """Presence, throttle windows and queues start empty in every test."""
-    get_state().reset()
-    yield
-    get_state().reset()
 
 
 @pytest.fixture

@@ -546,6 +546,18 @@ def test_a_deleted_message_takes_no_reactions(client_for, alice, bob, bobs_messa
     assert Reaction.objects.count() == 0
 
 
+def test_a_deleted_message_lists_no_reactions_like_its_tombstone(
+    client_for, alice, bob, bobs_message
+):
+    reaction_toggle(user=alice, message_id=bobs_message.pk, emoji="👍")
+    message_delete(user=bob, message_id=bobs_message.pk)
+
+    response = client_for(alice).get(reactions_url(bobs_message))
+
+    assert response.status_code == 200
+    assert response.json() == []
+
+
 def test_reactions_of_an_unknown_message_are_404(client_for, alice):
     assert client_for(alice).get(f"/api/chat/messages/{uuid.uuid4()}/reactions").status_code == 404
 

@@ -179,3 +179,39 @@ async def test_a_foreign_origin_is_refused_with_403(platform):
 def test_rest_refuses_without_credentials_on_a_real_server(platform):
     response = httpx.get(f"{platform.worker(0).url}/api/chat/sessions", timeout=10)
     assert response.status_code == 401 and response.json()["code"] == "UNAUTHORIZED"
+
+
+def _run_in_platform(platform, code: str) -> None:
+    """Run Python in a separate ``manage.py shell`` process on the platform's database."""
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=ROOT, env=platform.env, check=True, timeout=60,
+    )  # fmt: skip
+
+
+async def test_a_ban_closes_the_users_sockets_on_every_worker(two_workers):
+    p = two_workers
+    mallory = p.user("mallory")
+    sockets = [await p.connect(mallory, i) for i in range(len(p.workers))]
+    await asyncio.to_thread(
+        _run_in_platform,
+        p,
+        "from accounts.models import User; from accounts.services import user_deactivate; "
+        f"user_deactivate(user=User.objects.get(pk={mallory['id']}))",
+    )
+    for ws in sockets:
+        error = json.loads(await asyncio.wait_for(ws.recv(), 15))
+        assert error["data"]["code"] == "FORBIDDEN"
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 15)
+        assert closed.value.rcvd.code == 4403
+    again = await websockets.connect(f"{p.worker(0).ws_url}?token={mallory['access']}")
+    assert json.loads(await asyncio.wait_for(again.recv(), 10))["data"]["code"] == "UNAUTHORIZED"
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await asyncio.wait_for(again.recv(), 10)
+    assert closed.value.rcvd.code == 4401

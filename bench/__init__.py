@@ -1,0 +1,1 @@
+"""Benchmarks run against real server processes (see docs/benchmarks.md)."""

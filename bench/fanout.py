@@ -1,0 +1,891 @@
+"""Message fan-out through the real platform, against a raw ``websockets`` broadcast server.
+
+    python bench/fanout.py                              # pubsub, core and in-memory layers
+    python bench/fanout.py --write docs/benchmarks.md   # ... and record the numbers
+    python bench/fanout.py --variants pubsub:2,core:2 --scenarios a --duration 8
+
+Scenarios: (a) 1 room x 100 members, (b) 20 rooms x 10 members. Every member is a client of
+its own (a registered user with a JWT) and every member sends: ``message:send`` over the
+WebSocket, so each message goes through the service, the database, the session event log
+and the channel layer, and comes back to every member of the room (the sender included) as
+``message:new``. The content carries the sender's clock, so each receiver measures
+send-to-receive latency itself (all clients live in this process: one clock).
+
+Two phases per scenario and system:
+
+* saturation: every member sends in a closed loop (the next message once its own copy came
+  back), so members x 1 messages are always in flight. Deliveries/s is the number of
+  ``message:new`` frames all members received inside the measuring window (after a warm-up)
+  divided by its length.
+* half load: messages paced at half the saturated message rate, round-robin over members;
+  p50/p99/max of send-to-receive latency over every delivery after a short warm-up.
+
+The baseline is the same shape against a minimal ``websockets`` server (started from this
+script in a process of its own) that relays each frame it receives to everyone in the
+sender's room: no auth, no persistence, no channel layer. Its frames are padded to the size
+of the platform's ``message:new`` frames.
+
+Throttles: the platform allows 30 ``message:send`` per user per minute (CONTRACT section 3).
+Nothing is raised for the benchmark: each user stays within that budget (at most 30 sends
+per run of a variant, whose throttle counters start fresh under their own
+``REALTIME_PREFIX``); with 100 or 200 distinct senders that is far more traffic than the
+platform can carry in the measuring windows. A sender that runs out of budget stops, and
+the report says so (``budget`` column), as it does any ``RATE_LIMITED`` reply.
+
+Variants: ``pubsub`` and ``core`` run the workers on a fresh PostgreSQL database and Redis
+with ``CHANNEL_LAYER=pubsub|core``; ``memory`` is the embedded default (SQLite, in-memory
+layer). A ``:N`` suffix runs N daphne workers (members spread over them); the default is one
+worker, the same process count as the baseline. Loopback only; everything started here is
+stopped here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import platform as host
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import httpx
+import orjson
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import broadcast, serve
+from websockets.exceptions import ConnectionClosed
+
+if __package__ in (None, ""):  # run as ``python bench/fanout.py``
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.servers import (
+    ROOT,
+    Worker,
+    cpu_seconds,
+    free_port,
+    fresh_database,
+    machine_cpu,
+    migrate,
+    start_worker,
+    stop_process,
+    wait_for_port,
+    worker_env,
+)
+
+SEND_BUDGET = 30  # message:send per user per minute (CONTRACT section 3)
+PACED_RESERVE = 8  # of each user's budget, kept for the half-load phase
+PASSWORD = "pw-Bench-123456"
+TARGET_RATIO = 0.30
+TARGET_P99_MS = 50.0
+perf = time.perf_counter
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    rooms: int
+    members: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.rooms} x {self.members}"
+
+    @property
+    def clients(self) -> int:
+        return self.rooms * self.members
+
+
+SCENARIOS = {"a": Scenario("a", 1, 100), "b": Scenario("b", 20, 10)}
+
+
+@dataclass(frozen=True)
+class Variant:
+    layer: str  # pubsub | core | memory | raw
+    workers: int = 1
+
+    @property
+    def label(self) -> str:
+        return self.layer if self.workers == 1 else f"{self.layer} x{self.workers}"
+
+
+@dataclass
+class Result:
+    variant: Variant
+    scenario: Scenario
+    msgs_per_s: float = 0.0
+    deliveries_per_s: float = 0.0
+    sat_lost: int = 0
+    sat_expected: int = 0
+    budget_hit: int = 0
+    paced_rate: float = 0.0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    max_ms: float = 0.0
+    paced_lost: int = 0
+    paced_expected: int = 0
+    client_cpu: float = 0.0  # share of one core used by this process (the load generator)
+    server_cpu: float = 0.0  # share of one core used by the server processes, summed
+    machine_cpu: float = 0.0  # share of the whole machine busy
+    server_us_per_delivery: float = 0.0
+    frame_bytes: float = 0.0
+    errors: Counter = field(default_factory=Counter)
+
+
+@dataclass
+class Phase:
+    id: int
+    window: tuple[float, float] = (0.0, 0.0)
+    latency_from: float | None = None
+    sent: int = 0
+    expected: int = 0
+    received: int = 0
+    in_window: int = 0
+    budget_hit: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class Member:
+    index: int
+    room: int
+    room_size: int
+    room_key: str  # session id (platform) or room path (baseline)
+    user: dict | None = None
+    ws: object = None
+    reader: asyncio.Task | None = None
+    sent: int = 0
+    pending: tuple[int, int] | None = None
+    echo: asyncio.Future | None = None
+    join: asyncio.Future | None = None
+
+
+# --- the systems under test -----------------------------------------------------------------
+
+
+class Platform:
+    """The chat gateway: ``message:send`` in, ``message:new`` out."""
+
+    def __init__(self, workers: list[Worker]) -> None:
+        self.workers = workers
+        # clientIds must not repeat across variants that share a database (a repeated one
+        # returns the first message and broadcasts nothing).
+        self.tag = uuid.uuid4().hex[:8]
+
+    async def open(self, member: Member, run: Run) -> None:
+        worker = self.workers[member.index % len(self.workers)]
+        ws = await connect(
+            f"{worker.ws_url}?token={member.user['access']}",
+            compression=None, max_size=2**22, ping_interval=None, open_timeout=30,
+        )  # fmt: skip
+        first = orjson.loads(await ws.recv(decode=False))
+        if first.get("event") != "connection:success":
+            raise RuntimeError(f"unexpected first frame {first}")
+        member.ws = ws
+        member.join = asyncio.get_running_loop().create_future()
+        member.reader = asyncio.create_task(run.read(member))
+        await ws.send(
+            orjson.dumps(
+                {"event": "session:join", "data": {"sessionId": member.room_key}, "ref": "join"}
+            ).decode()
+        )
+        reply = await asyncio.wait_for(member.join, 30)
+        if reply.get("event") != "ack":
+            raise RuntimeError(f"session:join failed: {reply}")
+
+    async def send(self, member: Member, phase: int, k: int) -> None:
+        content = f"fanout {phase} {member.index} {k} {perf():.6f}"
+        frame = {
+            "event": "message:send",
+            "data": {
+                "sessionId": member.room_key,
+                "content": content,
+                "clientId": f"{self.tag}-{phase}-{member.index}-{k}",
+            },
+            "ref": f"{phase}:{k}",
+        }
+        await member.ws.send(orjson.dumps(frame).decode())
+
+    @staticmethod
+    def parse(raw: bytes, member: Member, run: Run):
+        frame = orjson.loads(raw)
+        event = frame.get("event")
+        if event == "message:new":
+            content = frame["data"]["message"]["content"]
+            if content.startswith("fanout "):
+                _, phase, sender, k, sent_at = content.split()
+                return int(phase), int(sender), int(k), float(sent_at)
+        elif event == "ack":
+            if frame.get("ref") == "join" and member.join and not member.join.done():
+                member.join.set_result(frame)
+        elif event == "error":
+            run.on_error(member, frame)
+        return None
+
+
+class Raw:
+    """The baseline: a ``websockets`` server relaying each frame to the sender's room."""
+
+    def __init__(self, port: int, frame_bytes: int) -> None:
+        self.port = port
+        self.pad = "x" * max(0, frame_bytes - 60)
+
+    async def open(self, member: Member, run: Run) -> None:
+        member.ws = await connect(
+            f"ws://127.0.0.1:{self.port}/{member.room_key}",
+            compression=None, max_size=2**22, ping_interval=None, open_timeout=30,
+        )  # fmt: skip
+        member.reader = asyncio.create_task(run.read(member))
+
+    async def send(self, member: Member, phase: int, k: int) -> None:
+        frame = {"p": phase, "s": member.index, "k": k, "t": perf(), "x": self.pad}
+        await member.ws.send(orjson.dumps(frame).decode())
+
+    @staticmethod
+    def parse(raw: bytes, member: Member, run: Run):
+        frame = orjson.loads(raw)
+        return frame["p"], frame["s"], frame["k"], frame["t"]
+
+
+async def serve_baseline(port: int) -> None:
+    rooms: dict[str, set] = defaultdict(set)
+
+    async def relay(ws) -> None:
+        room = rooms[ws.request.path]
+        room.add(ws)
+        try:
+            async for frame in ws:
+                broadcast(room, frame)
+        finally:
+            room.discard(ws)
+
+    async with serve(
+        relay, "127.0.0.1", port, compression=None, max_size=262144, ping_interval=None
+    ) as server:
+        await server.serve_forever()
+
+
+# --- one scenario against one system --------------------------------------------------------
+
+
+class Run:
+    def __init__(self, system, members: list[Member], server_pids: list[int]) -> None:
+        self.system = system
+        self.members = members
+        self.by_index = {m.index: m for m in members}
+        self.server_pids = server_pids
+        self.phases: dict[int, Phase] = {}
+        self.errors: Counter = Counter()
+        self.frame_bytes = 0
+        self.frames = 0
+
+    async def read(self, member: Member) -> None:
+        ws, parse, phases = member.ws, self.system.parse, self.phases
+        with contextlib.suppress(ConnectionClosed, asyncio.CancelledError):
+            while True:
+                raw = await ws.recv(decode=False)
+                now = perf()
+                parsed = parse(raw, member, self)
+                if parsed is None:
+                    continue
+                phase_id, sender, k, sent_at = parsed
+                phase = phases.get(phase_id)
+                if phase is None:
+                    continue
+                phase.received += 1
+                self.frames += 1
+                self.frame_bytes += len(raw)
+                if phase.window[0] <= now < phase.window[1]:
+                    phase.in_window += 1
+                if phase.latency_from is not None and sent_at >= phase.latency_from:
+                    phase.latencies.append(now - sent_at)
+                if sender == member.index and member.pending == (phase_id, k):
+                    member.pending = None
+                    if member.echo is not None and not member.echo.done():
+                        member.echo.set_result(None)
+
+    def on_error(self, member: Member, frame: dict) -> None:
+        self.errors[frame["data"].get("code", "?")] += 1
+        ref = frame.get("ref")
+        if isinstance(ref, str) and ":" in ref:
+            phase = self.phases.get(int(ref.split(":")[0]))
+            if phase is not None:
+                phase.expected -= member.room_size
+            if member.echo is not None and not member.echo.done():
+                member.echo.set_result(None)
+        elif ref == "join" and member.join is not None and not member.join.done():
+            member.join.set_result(frame)
+
+    async def open_all(self) -> None:
+        gate = asyncio.Semaphore(20)
+
+        async def one(member: Member) -> None:
+            async with gate:
+                await self.system.open(member, self)
+
+        await asyncio.gather(*(one(m) for m in self.members))
+
+    async def close_all(self) -> None:
+        async def one(member: Member) -> None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(member.ws.close(), 5)
+            if member.reader is not None:
+                member.reader.cancel()
+
+        await asyncio.gather(*(one(m) for m in self.members if m.ws is not None))
+
+    def new_phase(self) -> Phase:
+        phase = Phase(id=len(self.phases) + 1)
+        self.phases[phase.id] = phase
+        return phase
+
+    async def _send(self, member: Member, phase: Phase) -> None:
+        k = member.sent
+        member.sent += 1
+        phase.sent += 1
+        phase.expected += member.room_size
+        member.pending = (phase.id, k)
+        await self.system.send(member, phase.id, k)
+
+    async def _closed_loop(self, member: Member, phase: Phase, end: float, budget: float):
+        loop = asyncio.get_running_loop()
+        while perf() < end:
+            if member.sent >= budget:
+                phase.budget_hit += 1
+                return
+            member.echo = loop.create_future()
+            await self._send(member, phase)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(member.echo, 10)
+
+    async def _drain(self, phase: Phase, quiet: float = 3.0, limit: float = 30.0) -> None:
+        start = last_change = perf()
+        seen = phase.received
+        while phase.received < phase.expected and perf() - start < limit:
+            await asyncio.sleep(0.05)
+            if phase.received != seen:
+                seen, last_change = phase.received, perf()
+            elif perf() - last_change > quiet:
+                break
+
+    def _cpu(self) -> tuple[float, float, tuple[float, float], float]:
+        return (
+            time.process_time(),
+            sum(cpu_seconds(pid) for pid in self.server_pids),
+            machine_cpu(),
+            perf(),
+        )
+
+    async def saturate(self, result: Result, warmup: float, duration: float, budget: float):
+        phase = self.new_phase()
+        start = perf()
+        phase.window = (start + warmup, start + warmup + duration)
+        end = phase.window[1]
+        samples = []
+
+        async def sample() -> None:
+            await asyncio.sleep(warmup)
+            samples.append(self._cpu())
+            await asyncio.sleep(max(0.0, end - perf()))
+            samples.append(self._cpu())
+
+        await asyncio.gather(
+            sample(), *(self._closed_loop(m, phase, end, budget) for m in self.members)
+        )
+        await self._drain(phase)
+        (c0, s0, (b0, t0), w0), (c1, s1, (b1, t1), w1) = samples
+        wall = w1 - w0
+        result.deliveries_per_s = phase.in_window / duration
+        result.msgs_per_s = result.deliveries_per_s / result.scenario.members
+        result.sat_expected = phase.expected
+        result.sat_lost = max(0, phase.expected - phase.received)
+        result.budget_hit = phase.budget_hit
+        result.client_cpu = (c1 - c0) / wall
+        result.server_cpu = (s1 - s0) / wall
+        result.machine_cpu = (b1 - b0) / max(1, t1 - t0)
+        if phase.in_window:
+            result.server_us_per_delivery = (s1 - s0) / phase.in_window * 1e6
+
+    async def pace(self, result: Result, rate: float, duration: float, budget: float) -> None:
+        phase = self.new_phase()
+        count = int(rate * duration)
+        start = perf() + 0.05
+        phase.latency_from = start + min(0.5, duration / 5)
+        cursor = 0
+        for j in range(count):
+            delay = start + j / rate - perf()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            for _ in range(len(self.members)):
+                member = self.members[cursor % len(self.members)]
+                cursor += 1
+                if member.sent < budget:
+                    break
+            else:
+                phase.budget_hit += 1
+                break
+            await self._send(member, phase)
+        await self._drain(phase)
+        latencies = sorted(phase.latencies)
+        result.paced_rate = rate
+        result.paced_expected = phase.expected
+        result.paced_lost = max(0, phase.expected - phase.received)
+        result.budget_hit += phase.budget_hit
+        if latencies:
+            result.p50_ms = latencies[len(latencies) // 2] * 1000
+            result.p99_ms = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+            result.max_ms = latencies[-1] * 1000
+
+
+async def run_scenario(
+    system, variant: Variant, scenario: Scenario, members: list[Member], server_pids, args
+) -> Result:
+    result = Result(variant=variant, scenario=scenario)
+    budget = SEND_BUDGET if isinstance(system, Platform) else float("inf")
+    run = Run(system, members, server_pids)
+    try:
+        await run.open_all()
+        await asyncio.sleep(args.settle)
+        await run.saturate(result, args.warmup, args.duration, budget - PACED_RESERVE)
+        await asyncio.sleep(args.settle)
+        rate = max(1.0, result.msgs_per_s / 2)
+        await run.pace(result, rate, args.paced, budget)
+    finally:
+        await run.close_all()
+    result.errors = run.errors
+    result.frame_bytes = run.frame_bytes / run.frames if run.frames else 0.0
+    return result
+
+
+# --- set-up: users, rooms, workers ----------------------------------------------------------
+
+
+def members_for(scenario: Scenario, keys: list[str], users: list[dict] | None) -> list[Member]:
+    """Members of each room, interleaved by room so round-robin sending visits every room."""
+    members = []
+    for slot in range(scenario.members):
+        for room in range(scenario.rooms):
+            offset = room * scenario.members + slot
+            members.append(
+                Member(
+                    index=len(members),
+                    room=room,
+                    room_size=scenario.members,
+                    room_key=keys[room],
+                    user=users[offset] if users else None,
+                )
+            )
+    return members
+
+
+async def register(url: str, count: int, prefix: str) -> list[dict]:
+    gate = asyncio.Semaphore(8)
+
+    async def one(http: httpx.AsyncClient, i: int) -> dict:
+        name = f"{prefix}{i}"
+        async with gate:
+            made = await http.post(
+                "/api/auth/register", json={"username": name, "password": PASSWORD}
+            )
+            made.raise_for_status()
+            tokens = await http.post(
+                "/api/auth/token", json={"username": name, "password": PASSWORD}
+            )
+            tokens.raise_for_status()
+        return {**made.json(), **tokens.json()}
+
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        return await asyncio.gather(*(one(http, i) for i in range(count)))
+
+
+async def create_rooms(url: str, scenario: Scenario, users: list[dict]) -> list[str]:
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        keys = []
+        for room in range(scenario.rooms):
+            group = users[room * scenario.members : (room + 1) * scenario.members]
+            response = await http.post(
+                "/api/chat/sessions",
+                json={
+                    "title": f"fanout {scenario.key}{room}",
+                    "memberIds": [u["id"] for u in group[1:]],
+                },
+                headers={"Authorization": f"Bearer {group[0]['access']}"},
+            )
+            response.raise_for_status()
+            keys.append(response.json()["id"])
+        return keys
+
+
+async def prepare(url: str, scenarios: list[Scenario]) -> dict[str, tuple[list, list]]:
+    """Users and rooms of every scenario, through the REST API of one worker."""
+    prepared = {}
+    run_tag = uuid.uuid4().hex[:6]
+    for scenario in scenarios:
+        users = await register(url, scenario.clients, f"fan{scenario.key}{run_tag}_")
+        prepared[scenario.key] = (users, await create_rooms(url, scenario, users))
+    return prepared
+
+
+def run_platform_group(
+    layer_variants: list[Variant], scenarios: list[Scenario], args, log_dir: Path
+) -> list[Result]:
+    """Variants that share one fresh database (and so one set of users and rooms)."""
+    results = []
+    uses_redis = layer_variants[0].layer != "memory"
+    database_url, drop = fresh_database(args.postgres_url if uses_redis else None)
+    try:
+        base_env = worker_env(
+            database_url=database_url,
+            redis_url=args.redis_url if uses_redis else None,
+            AUTH_RATE="off",
+            DEBUG="false",
+            LOG_LEVEL="WARNING",
+            JWT_ACCESS_SECONDS="3600",
+            MEDIA_ROOT=tempfile.mkdtemp(prefix="chat-bench-media-"),
+        )
+        migrate(base_env)
+        prepared = None
+        for variant in layer_variants:
+            env = dict(base_env, REALTIME_PREFIX=f"chat-bench-{uuid.uuid4().hex[:8]}")
+            if uses_redis:
+                env["CHANNEL_LAYER"] = variant.layer
+            workers = [start_worker(env, log_dir) for _ in range(variant.workers)]
+            try:
+                if prepared is None:
+                    prepared = asyncio.run(prepare(workers[0].url, scenarios))
+                for scenario in scenarios:
+                    users, keys = prepared[scenario.key]
+                    members = members_for(scenario, keys, users)
+                    pids = [w.process.pid for w in workers]
+                    result = _run(Platform(workers), variant, scenario, members, pids, args)
+                    results.append(result)
+                    _progress(result)
+            finally:
+                for worker in workers:
+                    stop_process(worker.process)
+    finally:
+        drop()
+    return results
+
+
+def run_baseline(scenarios: list[Scenario], frame_bytes: int, args) -> list[Result]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "--serve-baseline", str(port)], cwd=ROOT
+    )
+    results = []
+    try:
+        wait_for_port(port, process)
+        for scenario in scenarios:
+            keys = [f"room{room}" for room in range(scenario.rooms)]
+            members = members_for(scenario, keys, None)
+            result = _run(
+                Raw(port, frame_bytes), Variant("raw"), scenario, members, [process.pid], args
+            )
+            results.append(result)
+            _progress(result)
+    finally:
+        stop_process(process)
+    return results
+
+
+def _run(system, variant, scenario, members, pids, args) -> Result:
+    async def main() -> Result:
+        return await run_scenario(system, variant, scenario, members, pids, args)
+
+    try:
+        import uvloop  # the load generator should cost as little CPU as it can
+    except ImportError:
+        return asyncio.run(main())
+    return uvloop.run(main())
+
+
+def _progress(result: Result) -> None:
+    print(
+        f"  {result.variant.label:<10} {result.scenario.label:<9} "
+        f"{result.deliveries_per_s:9.0f} deliveries/s  p99 {result.p99_ms:7.1f} ms "
+        f"at {result.paced_rate:.0f} msg/s",
+        flush=True,
+    )
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+def _errors(result: Result) -> str:
+    return ", ".join(f"{code} {n}" for code, n in sorted(result.errors.items())) or "-"
+
+
+def table(results: list[Result]) -> str:
+    raw = {r.scenario.key: r for r in results if r.variant.layer == "raw"}
+    head = (
+        "| system | rooms x members | msgs/s | deliveries/s | vs raw | half-load msgs/s "
+        "| p50 ms | p99 ms | max ms | lost (sat / half) | budget | errors "
+        "| server CPU | µs server CPU / delivery | load-gen CPU | machine busy |"
+    )
+    lines = [head, _rule(head)]
+    for r in results:
+        baseline = raw.get(r.scenario.key)
+        ratio = "-"
+        if baseline and r.variant.layer != "raw" and baseline.deliveries_per_s:
+            ratio = f"{r.deliveries_per_s / baseline.deliveries_per_s:.0%}"
+        lines.append(
+            f"| {r.variant.label} | {r.scenario.label} | {r.msgs_per_s:.0f} "
+            f"| {r.deliveries_per_s:.0f} | {ratio} | {r.paced_rate:.0f} "
+            f"| {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.max_ms:.1f} "
+            f"| {r.sat_lost} / {r.paced_lost} | {r.budget_hit or '-'} | {_errors(r)} "
+            f"| {r.server_cpu:.0%} | {r.server_us_per_delivery:.0f} | {r.client_cpu:.0%} "
+            f"| {r.machine_cpu:.0%} |"
+        )
+    return "\n".join(lines)
+
+
+def _rule(head: str) -> str:
+    return "|" + " --- |" * (head.count("|") - 1)
+
+
+def verdicts(results: list[Result]) -> list[str]:
+    raw = {r.scenario.key: r for r in results if r.variant.layer == "raw"}
+    lines = []
+    for r in results:
+        baseline = raw.get(r.scenario.key)
+        if r.variant.layer == "raw" or not baseline or not baseline.deliveries_per_s:
+            continue
+        ratio = r.deliveries_per_s / baseline.deliveries_per_s
+        ok_ratio = "met" if ratio >= TARGET_RATIO else "NOT met"
+        ok_p99 = "met" if 0 < r.p99_ms <= TARGET_P99_MS else "NOT met"
+        lines.append(
+            f"- {r.variant.label}, {r.scenario.label}: {ratio:.0%} of the baseline's "
+            f"deliveries/s (target >= {TARGET_RATIO:.0%}: {ok_ratio}); p99 {r.p99_ms:.1f} ms "
+            f"at half load (target <= {TARGET_P99_MS:.0f} ms: {ok_p99})"
+        )
+    return lines
+
+
+def interpretation(results: list[Result]) -> list[str]:
+    notes = []
+    raw = [r for r in results if r.variant.layer == "raw"]
+    if raw and max(r.client_cpu for r in raw) > 0.85:
+        notes.append(
+            "- The load generator (one Python process holding every client) used "
+            f"{max(r.client_cpu for r in raw):.0%} of a core during the baseline runs: on "
+            "two cores the raw server and the clients share the machine, so the baseline's "
+            "figure is partly bounded by the clients and the ratios above are, if anything, "
+            "flattering to the platform."
+        )
+    platform = [r for r in results if r.variant.layer != "raw" and r.server_us_per_delivery]
+    if platform:
+        costs = ", ".join(
+            f"{r.variant.label} {r.scenario.label}: {r.server_us_per_delivery:.0f} µs"
+            for r in platform
+        )
+        raw_costs = ", ".join(f"{r.scenario.label}: {r.server_us_per_delivery:.0f} µs" for r in raw)
+        notes.append(
+            "- Worker CPU per delivered frame at saturation (daphne processes only; "
+            f"PostgreSQL and Redis excluded): {costs}. The raw server: {raw_costs}."
+        )
+    lost = [r for r in results if r.sat_lost or r.paced_lost]
+    if lost:
+        notes.append(
+            "- Frames lost (the channel layer is at-most-once; clients replay by seq): "
+            + ", ".join(
+                f"{r.variant.label} {r.scenario.label}: {r.sat_lost + r.paced_lost} of "
+                f"{r.sat_expected + r.paced_expected}"
+                for r in lost
+            )
+            + "."
+        )
+    budget = [r for r in results if r.budget_hit]
+    if budget:
+        notes.append(
+            "- Some senders ran out of their 30/min message:send budget before the window "
+            "ended (budget column): those runs under-state saturation."
+        )
+    return notes
+
+
+def machine() -> str:
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    versions = ", ".join(
+        f"{name} {metadata.version(name)}"
+        for name in ("django", "channels", "channels-redis", "daphne", "websockets")
+    )
+    return (
+        f"{os.cpu_count()} cores ({model or host.machine()}), {host.system()} "
+        f"{host.release()}, Python {host.python_version()}; {versions}"
+    )
+
+
+def section(
+    results: list[Result], command: str, started: datetime, seconds: float, load: str
+) -> str:
+    parts = [
+        "## Fan-out",
+        "",
+        "Messages sent with `message:send` over the WebSocket by room members go through the "
+        "service, the database, the session event log and the channel layer to every member "
+        "of the room (sender included) as `message:new`. Deliveries/s: `message:new` frames "
+        "received by all members per second while every member sends in a closed loop "
+        "(saturation). Latency: send-to-receive at each receiver, with messages paced at "
+        "half the saturated rate. The baseline (`raw`) is a minimal `websockets` server that "
+        "relays each frame to everyone in the sender's room (no auth, no persistence), "
+        "driven the same way with frames of the same size. `pubsub`/`core`: PostgreSQL + "
+        "Redis with `CHANNEL_LAYER=pubsub|core`; `memory`: the embedded default (SQLite, "
+        "in-memory layer); `xN`: N daphne workers, else one. All clients run in one process "
+        "on the same machine (loopback).",
+        "",
+        f"- Machine: {machine()}",
+        f"- Command: `{command}`",
+        f"- Date: {started:%Y-%m-%d %H:%M} UTC; run time {seconds:.0f} s",
+        f"- Load average (1 min) at start and end: {load}; `machine busy` counts every "
+        "process on the machine, this benchmark's and any other's",
+        "",
+        table(results),
+        "",
+        "Targets (issue): at least 30% of the baseline's deliveries/s; p99 <= 50 ms at half load.",
+        "",
+        *verdicts(results),
+        "",
+        *interpretation(results),
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def write_section(path: Path, text: str) -> None:
+    if path.exists():
+        lines = path.read_text().splitlines()
+    else:
+        lines = ["# Benchmarks", "", "One section per benchmark, each with the command that "
+                 "produced its numbers.", ""]  # fmt: skip
+    start = next((i for i, line in enumerate(lines) if line.strip() == "## Fan-out"), None)
+    if start is None:
+        while lines and not lines[-1].strip():
+            lines.pop()
+        lines += ["", *text.rstrip("\n").splitlines()]
+    else:
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
+        )
+        tail = lines[end:]
+        lines = [*lines[:start], *text.rstrip("\n").splitlines(), *([""] if tail else []), *tail]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines).rstrip("\n") + "\n")
+
+
+# --- command line ---------------------------------------------------------------------------
+
+
+def parse_variants(text: str) -> list[Variant]:
+    variants = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        layer, _, workers = item.partition(":")
+        if layer not in ("pubsub", "core", "memory"):
+            raise SystemExit(f"unknown variant {item!r}: pubsub, core or memory, with :N")
+        count = int(workers or 1)
+        if layer == "memory" and count != 1:
+            raise SystemExit("the in-memory layer serves one worker only")
+        variants.append(Variant(layer, count))
+    return variants
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--variants",
+        default="pubsub,core,memory",
+        help="comma list of pubsub|core|memory, each with an optional :WORKERS",
+    )
+    parser.add_argument("--scenarios", default="a,b", help="a (1 x 100) and/or b (20 x 10)")
+    parser.add_argument("--members", type=int, help="members per room (overrides scenarios)")
+    parser.add_argument("--rooms", type=int, help="rooms (with --members: one custom scenario)")
+    parser.add_argument("--warmup", type=float, default=1.0, help="saturation warm-up, s")
+    parser.add_argument("--duration", type=float, default=5.0, help="saturation window, s")
+    parser.add_argument("--paced", type=float, default=5.0, help="half-load phase, s")
+    parser.add_argument("--settle", type=float, default=1.0, help="pause between phases, s")
+    parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
+    )
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    )
+    parser.add_argument("--write", type=Path, help="put the results in this markdown file")
+    parser.add_argument("--serve-baseline", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.serve_baseline:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve_baseline(args.serve_baseline))
+        return
+
+    if args.members or args.rooms:
+        scenarios = [Scenario("c", args.rooms or 1, args.members or 100)]
+    else:
+        scenarios = [SCENARIOS[key.strip()] for key in args.scenarios.split(",") if key.strip()]
+    if any(s.members > SEND_BUDGET * 1000 for s in scenarios):
+        raise SystemExit("too many members")
+    variants = parse_variants(args.variants)
+    started = datetime.now(UTC)
+    clock = time.monotonic()
+    log_dir = Path(tempfile.mkdtemp(prefix="chat-bench-logs-"))
+    load_start = os.getloadavg()[0]
+    print(f"fan-out benchmark; worker logs in {log_dir}", flush=True)
+
+    results: list[Result] = []
+    redis_variants = [v for v in variants if v.layer != "memory"]
+    if redis_variants:
+        results += run_platform_group(redis_variants, scenarios, args, log_dir)
+    for variant in (v for v in variants if v.layer == "memory"):
+        results += run_platform_group([variant], scenarios, args, log_dir)
+    if not args.no_baseline:
+        sizes = [r.frame_bytes for r in results if r.frame_bytes]
+        frame_bytes = round(sum(sizes) / len(sizes)) if sizes else 600
+        results += run_baseline(scenarios, frame_bytes, args)
+
+    seconds = time.monotonic() - clock
+    print()
+    print(table(results))
+    print()
+    print("\n".join(verdicts(results) + interpretation(results)))
+    warnings = _worker_warnings(log_dir)
+    if warnings:
+        print(f"\nworker log lines at WARNING or above: {warnings} (see {log_dir})")
+    load = f"{load_start:.2f} / {os.getloadavg()[0]:.2f}"
+    print(f"\nrun time {seconds:.0f} s; load average at start / end {load}")
+    if args.write:
+        command = shlex.join(["python", "bench/fanout.py", *(argv or sys.argv[1:])])
+        write_section(args.write, section(results, command, started, seconds, load))
+        print(f"wrote the Fan-out section of {args.write}")
+
+
+def _worker_warnings(log_dir: Path) -> int:
+    count = 0
+    for log in log_dir.glob("*.log"):
+        with contextlib.suppress(OSError):
+            count += sum(
+                1
+                for line in log.read_text(errors="replace").splitlines()
+                if (" WARNING " in line and "Unauthorized: /api/auth/me" not in line)
+                or " ERROR " in line
+                or "Traceback" in line
+            )
+    return count
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""Real server processes for benchmarks: a fresh database, migrations, daphne workers.
+
+The same shape as the end-to-end fixtures (tests/e2e/conftest.py): workers serve
+``chatproject.asgi:application`` with daphne on free loopback ports, exactly as production
+runs them, and are driven only over HTTP and WebSocket. Kept here rather than imported from
+the test suite so a benchmark does not depend on pytest fixtures.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS_MODULE = "bench.settings_bench"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def fresh_database(postgres_url: str | None) -> tuple[str, Callable[[], None]]:
+    """A database only this run uses (PostgreSQL if ``postgres_url``, else a SQLite file)
+    and how to drop it afterwards."""
+    if not postgres_url:
+        path = Path(tempfile.mkdtemp(prefix="chat-bench-")) / "db.sqlite3"
+        return f"sqlite:///{path}", lambda: None
+    import psycopg
+
+    name = f"chat_bench_{uuid.uuid4().hex[:10]}"
+    parsed = urlparse(postgres_url)
+    admin = urlunparse(parsed._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return urlunparse(parsed._replace(path=f"/{name}")), drop
+
+
+def worker_env(*, database_url: str, redis_url: str | None, **extra: str) -> dict[str, str]:
+    """The environment of a worker: this process's, minus anything that would point it at
+    another database, Redis or settings module, plus the given configuration."""
+    skip = ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "CHANNEL_LAYER", "PYTEST_")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(skip)}
+    env.update(DATABASE_URL=database_url, DJANGO_SETTINGS_MODULE=SETTINGS_MODULE, **extra)
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    return env
+
+
+def migrate(env: dict[str, str]) -> None:
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=ROOT, env=env, check=True,
+    )  # fmt: skip
+
+
+@dataclass
+class Worker:
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://") + "/ws/chat/"
+
+
+def server_command(port: int) -> list[str]:
+    """daphne as production runs it (README), with the same frame cap as the e2e workers."""
+    return [
+        sys.executable, "-m", "daphne", "--bind", "127.0.0.1", "--port", str(port),
+        "--websocket-max-message-size", "262144", "chatproject.asgi:application",
+    ]  # fmt: skip
+
+
+def start_worker(env: dict[str, str], log_dir: Path) -> Worker:
+    port = free_port()
+    log_path = log_dir / f"daphne-{port}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            server_command(port), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"daphne exited with {process.returncode}: see {log_path}")
+        try:
+            if httpx.get(f"{url}/api/auth/me", timeout=1).status_code == 401:
+                return Worker(url=url, process=process, log=log_path)
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"daphne on {port} did not start in 30 s: see {log_path}")
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port} after {timeout} s")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine so far (Linux /proc/stat)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    total = sum(values[:8])
+    return total - idle, total

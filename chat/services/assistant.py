@@ -1,0 +1,75 @@
+"""The assistant's messages in a room: created empty when an answer starts, finished once
+when it ends.
+
+The LLM app calls these (``chat`` never imports it): the message takes the session's next
+seq and a durable ``message:new`` like any other; when the answer ends its content, tokens
+and outcome are saved in one write and recorded as a durable ``message:edited`` carrying the
+whole message, so a client replaying by ``lastSeq`` gets the final answer. It is not marked
+as edited: nobody changed what was said.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .. import event_types
+from ..events import event_append, event_record, seq_allocate
+from ..models import ChatSession, Message
+from ..selectors import message_get
+from ..serializers import MessageSerializer
+
+
+def assistant_message_create(
+    *, session_id, agent_id=None, parent_id=None, metadata: dict | None = None
+) -> Message:
+    """An empty assistant message (no author) in the session, or in the thread under
+    ``parent_id`` (a thread root), broadcast as ``message:new``."""
+    with transaction.atomic():
+        seq = seq_allocate(session_id=session_id)
+        message = Message.objects.create(
+            session_id=session_id,
+            seq=seq,
+            author=None,
+            agent_id=agent_id,
+            role=Message.Role.ASSISTANT,
+            content="",
+            metadata=metadata or {},
+            parent_id=parent_id,
+        )
+        if parent_id is not None:
+            Message.objects.filter(pk=parent_id).update(reply_count=F("reply_count") + 1)
+        ChatSession.objects.filter(pk=session_id).update(last_message_at=message.created_at)
+        message = message_get(message.pk)
+        event_append(
+            session_id=session_id,
+            seq=seq,
+            event=event_types.MESSAGE_NEW,
+            data=event_types.message_new(MessageSerializer(message).data),
+            message_id=message.pk,
+        )
+    return message
+
+
+def assistant_message_finish(
+    *, message_id, content: str, tokens: int | None, metadata: dict
+) -> Message:
+    """Save the answer's final text, token count and ``metadata`` (merged into the
+    message's), and broadcast the whole message as ``message:edited``."""
+    with transaction.atomic():
+        locked = Message.objects.select_for_update().get(pk=message_id)
+        Message.objects.filter(pk=locked.pk).update(
+            content=content,
+            tokens=tokens,
+            metadata={**(locked.metadata or {}), **metadata},
+            updated_at=timezone.now(),
+        )
+        message = message_get(locked.pk)
+        event_record(
+            session_id=message.session_id,
+            event=event_types.MESSAGE_EDITED,
+            data=event_types.message_edited(MessageSerializer(message).data),
+            message_id=message.pk,
+        )
+    return message

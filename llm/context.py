@@ -1,0 +1,89 @@
+"""What the model sees: the agent's system prompt, then the session's (or one thread's)
+latest messages, oldest first.
+
+At most ``CONTEXT_LIMIT`` messages are taken; deleted ones and empty assistant
+placeholders (answers still being made, or failed before any text) are left out. In a room
+with several people each user message is prefixed with its author's name, so the model can
+tell them apart. An assistant message that called tools goes back as the calls it made
+(``AIMessage.tool_calls``) and their results (``ToolMessage``), then its text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+from django.db.models import Q
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+
+from chat.models import Membership, Message
+
+CONTEXT_LIMIT = 25
+
+
+def context_messages(
+    *, session_id, system_prompt: str = "", parent_id=None, exclude_ids: Iterable = ()
+) -> list[BaseMessage]:
+    """The conversation to send for an answer in ``session_id`` (in the thread under
+    ``parent_id`` when given), without the messages in ``exclude_ids``."""
+    visible = Message.objects.filter(session_id=session_id, is_deleted=False).exclude(
+        pk__in=list(exclude_ids)
+    )
+    if parent_id is not None:
+        visible = visible.filter(Q(pk=parent_id) | Q(parent_id=parent_id))
+    else:
+        visible = visible.filter(parent__isnull=True)
+    # Placeholders are skipped in the query so they don't take places among the 25.
+    visible = visible.exclude(
+        Q(role=Message.Role.ASSISTANT, content="") & ~Q(metadata__has_key="toolCalls")
+    )
+    latest = list(visible.select_related("author").order_by("-seq")[:CONTEXT_LIMIT])
+    latest.reverse()
+    named = Membership.objects.filter(session_id=session_id).count() > 1
+    history: list[BaseMessage] = [SystemMessage(system_prompt)] if system_prompt else []
+    for message in latest:
+        history.extend(_as_model_messages(message, named=named))
+    return history
+
+
+def _as_model_messages(message: Message, *, named: bool) -> list[BaseMessage]:
+    if message.role == Message.Role.ASSISTANT:
+        return _assistant_messages(message)
+    if message.role == Message.Role.SYSTEM:
+        return [SystemMessage(message.content)]
+    if message.role == Message.Role.TOOL:
+        # A tool result only means something after the call that asked for it, which the
+        # assistant message that made the call carries.
+        return []
+    if named and message.author is not None:
+        return [HumanMessage(f"{message.author.username}: {message.content}")]
+    return [HumanMessage(message.content)]
+
+
+def _assistant_messages(message: Message) -> list[BaseMessage]:
+    calls = (message.metadata or {}).get("toolCalls") or []
+    out: list[BaseMessage] = []
+    if calls:
+        ids = [f"call_{message.pk.hex[:12]}_{i}" for i in range(len(calls))]
+        out.append(
+            AIMessage(
+                "",
+                tool_calls=[
+                    {"name": call.get("name", ""), "args": call.get("args") or {}, "id": call_id}
+                    for call, call_id in zip(calls, ids, strict=True)
+                ],
+            )
+        )
+        out.extend(
+            ToolMessage(_as_text(call.get("result")), tool_call_id=call_id, name=call.get("name"))
+            for call, call_id in zip(calls, ids, strict=True)
+        )
+    if message.content:
+        out.append(AIMessage(message.content))
+    return out
+
+
+def _as_text(result) -> str:
+    if isinstance(result, str):
+        return result
+    return json.dumps(result, ensure_ascii=False, default=str)
