@@ -35,7 +35,7 @@ def context_messages(
         visible = visible.filter(parent__isnull=True)
     # Placeholders are skipped in the query so they don't take places among the 25.
     visible = visible.exclude(
-        Q(role=Message.Role.ASSISTANT, content="") & ~Q(metadata__has_key="toolCalls")
+        Q(role=Message.Role.ASSISTANT, content="") & Q(metadata__toolCalls__0__isnull=True)
     )
     latest = list(visible.select_related("author").order_by("-seq")[:CONTEXT_LIMIT])
     latest.reverse()
