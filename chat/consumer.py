@@ -26,6 +26,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 
 from accounts.auth import user_for_token
 from accounts.serializers import UserSerializer
+from chatproject import metrics
 from chatproject.errors import DomainError, validation_error
 
 from . import event_types
@@ -117,6 +118,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
         self.authenticated = True
+        metrics.WS_CONNECTIONS.inc()
         self.user_data = UserSerializer(self.user).data
         await self.channel_layer.group_add(group_for_user(self.user.pk), self.channel_name)
         became_online = await get_state().presence_connect(self.user.pk, self.connection_id)
@@ -141,6 +143,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not self.authenticated:
             return
         self.authenticated = False
+        metrics.WS_CONNECTIONS.dec()
         for task in [*self.background, *self.typing_timers.values(), self.expiry_task]:
             if task is not None:
                 task.cancel()
@@ -177,6 +180,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             route = self.routes.get(event) or self.extra_routes.get(event)
             if route is None:
                 raise DomainError("UNKNOWN_EVENT", f"Unknown event {event!r}.")
+            metrics.WS_EVENTS.labels(event).inc()
             validated = route.serializer(data=data)
             if not validated.is_valid():
                 raise validation_error(f"Invalid data for {event}.", validated.errors)
@@ -220,6 +224,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=orjson.dumps(frame).decode())
 
     async def _send_error(self, ref, error: DomainError) -> None:
+        metrics.WS_ERRORS.labels(error.code).inc()
         await self._send_frame("error", error.as_data(), ref=ref)
 
     async def chat_frame(self, message) -> None:

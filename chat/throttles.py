@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from chatproject import metrics
 from chatproject.errors import DomainError
 
 from .state import get_state
@@ -45,6 +46,7 @@ async def throttle_check(*, user_id: int, event: str, session_id=None) -> None:
         key = f"{key}:{session_id}"
     retry_after = await get_state().throttle_hit(key, rule.limit, rule.window_ms)
     if retry_after is not None:
+        metrics.WS_THROTTLED.labels(event).inc()
         raise DomainError(
             "RATE_LIMITED",
             f"Too many {event} events: at most {rule.limit} per {rule.window_ms // 1000} s.",

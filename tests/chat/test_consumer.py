@@ -344,3 +344,32 @@ async def test_an_internal_error_is_answered_not_fatal(ws_connect, alice, monkey
     assert reply["data"]["code"] == "INTERNAL"
     await ws.send_json_to({"event": "typing:stop", "data": {"sessionId": "x"}, "ref": 2})
     assert (await ws.receive_json_from(timeout=5))["data"]["code"] == "VALIDATION_ERROR"
+
+
+async def test_the_gateway_counts_connections_events_throttles_and_errors(
+    ws_connect, alice, settings
+):
+    from prometheus_client import REGISTRY
+
+    def sample(name, **labels):
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    settings.WS_THROTTLE_LIMIT = 1
+    before = (
+        sample("chat_ws_connections"),
+        sample("chat_ws_events_total", event="ping"),
+        sample("chat_ws_throttled_total", event="ping"),
+        sample("chat_ws_errors_total", code="RATE_LIMITED"),
+    )
+    ws = await ws_connect(alice)
+    await request(ws, "ping", ref=1)
+    await request(ws, "ping", ref=2)
+    after = (
+        sample("chat_ws_connections"),
+        sample("chat_ws_events_total", event="ping"),
+        sample("chat_ws_throttled_total", event="ping"),
+        sample("chat_ws_errors_total", code="RATE_LIMITED"),
+    )
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 2, 1, 1]
+    await ws.disconnect()
+    assert sample("chat_ws_connections") == before[0]

@@ -1,0 +1,23 @@
+"""Prometheus metrics of this worker, served at ``/metrics``.
+
+Each worker process keeps its own counters; Prometheus scrapes every worker and sums.
+Label values come from fixed sets (contract event names and error codes), never from client
+input, so a client can't grow the number of series.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpResponse
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
+
+WS_CONNECTIONS = Gauge("chat_ws_connections", "WebSocket connections open on this worker.")
+WS_EVENTS = Counter("chat_ws_events_total", "Client WebSocket events handled.", ["event"])
+WS_THROTTLED = Counter("chat_ws_throttled_total", "Client events refused by a throttle.", ["event"])
+WS_ERRORS = Counter("chat_ws_errors_total", "Error replies sent to clients.", ["code"])
+STREAMS_RUNNING = Gauge("chat_llm_streams_running", "LLM streams running on this worker.")
+TOKENS_STREAMED = Counter("chat_llm_tokens_streamed_total", "LLM tokens streamed to rooms.")
+STREAM_ERRORS = Counter("chat_llm_stream_errors_total", "LLM streams ended by an error.", ["code"])
+
+
+def metrics_view(request) -> HttpResponse:
+    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,48 @@
+"""The LLM's part of the ``/ws/chat/`` gateway, registered from ``LlmConfig.ready()``
+(``chat.extensions``): the ``stream:request`` and ``stream:stop`` events, and the
+``activeStreams`` of a ``session:join`` reply."""
+
+from __future__ import annotations
+
+from chat.extensions import Route
+from chat.state import get_state
+
+from . import event_types
+from .inputs import StreamRequestInput, StreamStopInput
+from .services.streams import stream_request, stream_stop
+
+
+async def on_stream_request(consumer, data: dict) -> dict:
+    return await stream_request(
+        user=consumer.user,
+        session_id=data["sessionId"],
+        prompt=data["prompt"],
+        agent_id=data["agentId"],
+        parent_id=data["parentMessageId"],
+        config=data["config"],
+    )
+
+
+async def on_stream_stop(consumer, data: dict) -> dict:
+    return await stream_stop(user=consumer.user, stream_id=data["streamId"])
+
+
+def active_streams(session_id) -> list[dict]:
+    """The running streams of a session with their text so far, from the shared state (so a
+    stream on any worker is seen). ``index`` is the last chunk in ``content``."""
+    return [
+        event_types.active_stream(
+            stream_id=snapshot["streamId"],
+            message_id=snapshot["messageId"],
+            content="".join(snapshot["deltas"]),
+            index=len(snapshot["deltas"]) - 1,
+            tokens=snapshot["tokens"],
+        )
+        for snapshot in get_state().stream_snapshots(session_id)
+    ]
+
+
+ROUTES = {
+    "stream:request": Route(StreamRequestInput, on_stream_request),
+    "stream:stop": Route(StreamStopInput, on_stream_stop),
+}

@@ -1,0 +1,333 @@
+"""A room stream: the task that runs one answer and broadcasts it to the session.
+
+It runs as its own asyncio task on the worker that accepted the request, not inside a
+consumer's ``receive`` (TRAPS: a long await there starves the socket), so it goes on when
+its requester disconnects. For each chunk it first appends the delta to the shared state,
+then broadcasts it: a client that joins the session reads the text so far after joining the
+group, so a chunk is either in its snapshot or reaches it live (or both, and the client
+keeps chunks after the snapshot's ``index`` only). Nothing is missed.
+
+Any member on any worker can stop it: the task listens on a channel in the group
+``stream-<id hex>`` for a ``stream.stop`` message, and polls the shared state for a stop
+request as well, since the channel layer may drop a message. Stopping sets the runner's
+``stop`` event, which cancels the read from Ollama and so closes the HTTP connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.utils import timezone
+
+from chat.events import broadcast_async, encode, group_for_session
+from chat.state import get_state
+
+from .. import event_types
+from ..models import Stream
+from ..provider import chat_model
+from ..runner import run_stream
+from ..stream_events import (
+    StreamChunk,
+    StreamComplete,
+    StreamEnd,
+    StreamError,
+    StreamStart,
+    StreamStopped,
+    StreamTool,
+)
+from ..tools import build_tools
+from .stream_records import StreamOutcome, StreamPlan, stream_finish
+
+logger = logging.getLogger(__name__)
+
+# A slot and a live record outlive their worker by at most this long.
+LIVE_TTL_S = 60
+KEEPALIVE_S = 15
+# How often the stop watcher also looks for a stop request in the shared state.
+STOP_POLL_S = 1.0
+STOP_MESSAGE_TYPE = "stream.stop"
+
+# The streams running on this worker, by id: keeps their tasks referenced, and lets a stop
+# from a client of this worker act at once.
+running: dict[uuid.UUID, RoomStream] = {}
+
+
+def group_for_stream(stream_id: uuid.UUID) -> str:
+    return f"stream-{stream_id.hex}"
+
+
+class RoomStream:
+    """One answer being streamed into a session."""
+
+    def __init__(self, plan: StreamPlan) -> None:
+        self.plan = plan
+        self.stop = asyncio.Event()
+        self.stopped_by: dict | None = None
+        self.task: asyncio.Task | None = None
+        self.channel: str | None = None
+        self.deltas: list[str] = []
+        self.tokens = 0
+        self.bytes_sent = 0
+        self.first_token_at = None
+        self.started_at = timezone.now()
+
+    @property
+    def ids(self) -> dict:
+        plan = self.plan
+        return {
+            "stream_id": plan.stream_id,
+            "session_id": plan.session_id,
+            "message_id": plan.message_id,
+        }
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Publish the (empty) live record and listen for stops: done before the request is
+        acknowledged, so a join or a stop right after the ack finds the stream."""
+        running[self.plan.stream_id] = self
+        await self._publish(None)
+        layer = get_channel_layer()
+        self.channel = await layer.new_channel()
+        await layer.group_add(group_for_stream(self.plan.stream_id), self.channel)
+
+    def start(self) -> asyncio.Task:
+        self.task = asyncio.create_task(self._run(), name=f"room-stream-{self.plan.stream_id}")
+        return self.task
+
+    def request_stop(self, by: dict | None) -> None:
+        """Called when a member asks to stop: the first one asking is ``stoppedBy``."""
+        if not self.stop.is_set():
+            self.stopped_by = by
+            self.stop.set()
+
+    async def _run(self) -> None:
+        watcher = asyncio.create_task(self._watch())
+        try:
+            await self._stream()
+        finally:
+            watcher.cancel()
+            await asyncio.wait([watcher])
+            await self.release()
+
+    async def release(self) -> None:
+        """Give back what the stream holds: its slot, live record and stop channel."""
+        stream_id = self.plan.stream_id
+        running.pop(stream_id, None)
+        state = get_state()
+        for step in (
+            state.stream_slot_release(str(stream_id)),
+            state.stream_forget(self.plan.session_id, str(stream_id)),
+            get_channel_layer().group_discard(group_for_stream(stream_id), self.channel),
+        ):
+            try:
+                await step
+            except Exception:
+                logger.warning("cleaning up stream %s failed", stream_id, exc_info=True)
+
+    # --- the answer ------------------------------------------------------------------------
+
+    async def _stream(self) -> None:
+        plan = self.plan
+        tools = build_tools(plan.tool_names, session_id=plan.session_id, user=plan.user)
+        events = run_stream(chat_model(plan.config), plan.messages, tools=tools, stop=self.stop)
+        ending: StreamEnd | None = None
+        try:
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    if isinstance(event, StreamChunk):
+                        await self._chunk(event)
+                    elif isinstance(event, StreamTool):
+                        await self._tool(event)
+                    elif isinstance(event, StreamStart):
+                        await self._start(event)
+                    else:
+                        ending = event
+        except asyncio.CancelledError:
+            # The worker is going away: keep what was said, as a failed answer.
+            await self._end(self._interrupted())
+            raise
+        except Exception:
+            logger.exception("room stream %s failed", plan.stream_id)
+            ending = self._interrupted()
+        await self._end(ending or self._interrupted())
+
+    def _interrupted(self) -> StreamError:
+        return StreamError(
+            content="".join(self.deltas),
+            tokens=self.tokens,
+            prompt_tokens=0,
+            model=self.plan.config.model,
+            duration_ms=round((timezone.now() - self.started_at).total_seconds() * 1000),
+            latency_ms=None,
+            errors=1,
+            code="STREAM_INTERRUPTED",
+            message="The answer was interrupted.",
+        )
+
+    async def _start(self, event: StreamStart) -> None:
+        await self._broadcast(
+            event_types.STREAM_START,
+            event_types.stream_start(
+                **self.ids,
+                agent_id=self.plan.agent_id,
+                model=event.model,
+                requested_by=self.plan.requested_by,
+            ),
+        )
+
+    async def _chunk(self, chunk: StreamChunk) -> None:
+        if self.first_token_at is None:
+            self.first_token_at = timezone.now()
+        self.deltas.append(chunk.delta)
+        self.tokens = chunk.tokens
+        await self._publish(chunk.delta)
+        self.bytes_sent += await self._broadcast(
+            event_types.STREAM_CHUNK,
+            event_types.stream_chunk(
+                **self.ids,
+                index=chunk.index,
+                delta=chunk.delta,
+                tokens=chunk.tokens,
+                is_complete=chunk.is_complete,
+                content=chunk.content,
+            ),
+        )
+
+    async def _tool(self, event: StreamTool) -> None:
+        await self._broadcast(
+            event_types.STREAM_TOOL,
+            event_types.stream_tool(
+                **self.ids, name=event.name, args=event.args, result=event.result
+            ),
+        )
+
+    async def _end(self, ending: StreamEnd) -> None:
+        """Save the answer, then tell the room how it ended: exactly one final frame."""
+        outcome = self._outcome(ending)
+        try:
+            await database_sync_to_async(stream_finish)(plan=self.plan, outcome=outcome)
+        except Exception:
+            logger.exception("saving the answer of stream %s failed", self.plan.stream_id)
+        await self._broadcast(*self._final_frame(ending))
+
+    def _outcome(self, ending: StreamEnd) -> StreamOutcome:
+        common = {
+            "ending": ending,
+            "first_token_at": self.first_token_at,
+            "chunks_sent": len(self.deltas),
+            "bytes_sent": self.bytes_sent,
+        }
+        if isinstance(ending, StreamComplete):
+            return StreamOutcome(
+                status=Stream.Status.COMPLETED, finish_reason=ending.finish_reason, **common
+            )
+        if isinstance(ending, StreamStopped):
+            by = (self.stopped_by or {}).get("id")
+            return StreamOutcome(
+                status=Stream.Status.STOPPED, finish_reason="stopped", stopped_by_id=by, **common
+            )
+        return StreamOutcome(
+            status=Stream.Status.FAILED,
+            finish_reason="error",
+            error_code=getattr(ending, "code", "INTERNAL"),
+            **common,
+        )
+
+    def _final_frame(self, ending: StreamEnd) -> tuple[str, dict]:
+        if isinstance(ending, StreamComplete):
+            return event_types.STREAM_COMPLETE, event_types.stream_complete(
+                **self.ids,
+                content=ending.content,
+                tokens=ending.tokens,
+                prompt_tokens=ending.prompt_tokens,
+                finish_reason=ending.finish_reason,
+                model=ending.model,
+                duration_ms=ending.duration_ms,
+            )
+        if isinstance(ending, StreamStopped):
+            return event_types.STREAM_STOPPED, event_types.stream_stopped(
+                **self.ids,
+                content=ending.content,
+                tokens=ending.tokens,
+                stopped_by=self.stopped_by,
+            )
+        return event_types.STREAM_ERROR, event_types.stream_error(
+            **self.ids, code=ending.code, message=ending.message
+        )
+
+    # --- shared state and broadcast --------------------------------------------------------
+
+    def _meta(self) -> dict:
+        plan = self.plan
+        return {
+            "streamId": str(plan.stream_id),
+            "sessionId": str(plan.session_id),
+            "messageId": str(plan.message_id),
+            "model": plan.config.model,
+            "status": Stream.Status.STREAMING if self.deltas else Stream.Status.PENDING,
+            "index": len(self.deltas) - 1,
+            "tokens": self.tokens,
+            "chunks": len(self.deltas),
+            "bytes": self.bytes_sent,
+            "startedAt": self.started_at.timestamp(),
+            "firstTokenAt": self.first_token_at.timestamp() if self.first_token_at else None,
+        }
+
+    async def _publish(self, delta: str | None) -> None:
+        try:
+            await get_state().stream_publish(
+                self.plan.session_id,
+                str(self.plan.stream_id),
+                meta=self._meta(),
+                delta=delta,
+                ttl=LIVE_TTL_S,
+            )
+        except Exception:
+            # Joiners would miss this chunk's text; the room still gets it live.
+            logger.warning("publishing stream %s failed", self.plan.stream_id, exc_info=True)
+
+    async def _broadcast(self, event: str, data: dict) -> int:
+        """Send a frame to the session; the number of bytes it took."""
+        frame = {"event": event, "data": data}
+        await broadcast_async(group_for_session(self.plan.session_id), frame)
+        return len(encode(frame).encode())
+
+    # --- stop requests and keepalive -------------------------------------------------------
+
+    async def _watch(self) -> None:
+        """Until the stream ends: take stop requests (channel message or shared state) and
+        keep the stream's slot and live record from expiring."""
+        layer, state = get_channel_layer(), get_state()
+        stream_id = str(self.plan.stream_id)
+        receive: asyncio.Future | None = None
+        kept_alive = time.monotonic()
+        try:
+            while True:
+                if receive is None:
+                    receive = asyncio.ensure_future(layer.receive(self.channel))
+                done, _ = await asyncio.wait([receive], timeout=STOP_POLL_S)
+                try:
+                    if done:
+                        message, receive = receive.result(), None
+                        if message.get("type") == STOP_MESSAGE_TYPE:
+                            self.request_stop(message.get("by"))
+                        continue
+                    if asked := await state.stream_stop_requested(stream_id):
+                        self.request_stop(asked.get("by"))
+                    if time.monotonic() - kept_alive >= KEEPALIVE_S:
+                        await state.stream_keepalive(stream_id, ttl=LIVE_TTL_S)
+                        kept_alive = time.monotonic()
+                except Exception:
+                    receive = None
+                    logger.warning("stop watch of stream %s failed", stream_id, exc_info=True)
+                    await asyncio.sleep(STOP_POLL_S)
+        finally:
+            if receive is not None:
+                receive.cancel()

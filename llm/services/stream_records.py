@@ -1,0 +1,177 @@
+"""What a room stream stores, and when: everything when it is requested (the prompt as the
+requester's message, an empty assistant message, the ``Stream`` row) and everything again
+when it ends (the answer and the row's outcome). Nothing in between: the running text lives
+in memory and in the shared state (TRAPS: no write per chunk).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+from langchain_core.messages import BaseMessage
+
+from accounts.serializers import UserSerializer
+from chat.models import Message
+from chat.selectors import session_get_for_member
+from chat.services.assistant import assistant_message_create, assistant_message_finish
+from chat.services.messages import message_send
+from chatproject.errors import validation_error
+
+from ..context import context_messages
+from ..models import Agent, Stream
+from ..provider import ModelConfig, model_config
+from ..stream_events import StreamEnd
+from ..tools import TOOL_NAMES
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StreamTarget:
+    """Where an answer goes and how it is made, checked before anything is written."""
+
+    session_id: uuid.UUID
+    agent: Agent | None
+    config: ModelConfig
+    tool_names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StreamPlan:
+    """A requested answer, stored and ready to run."""
+
+    stream_id: uuid.UUID
+    session_id: uuid.UUID
+    message_id: uuid.UUID
+    user_message_id: uuid.UUID
+    agent_id: uuid.UUID | None
+    config: ModelConfig
+    tool_names: tuple[str, ...]
+    messages: list[BaseMessage]
+    user: object
+    requested_by: dict = field(default_factory=dict)
+
+
+def stream_target(*, user, session_id, agent_id=None, config: dict | None = None) -> StreamTarget:
+    """The session (the user must be a member), the agent (the requested one, else the
+    session's) and the model settings of an answer."""
+    session = session_get_for_member(user=user, session_id=session_id)
+    if agent_id is not None:
+        agent = Agent.objects.filter(pk=agent_id).first()
+        if agent is None:
+            raise validation_error("No such agent.", {"agentId": ["No agent has this id."]})
+    else:
+        agent = session.agent
+    # Without an agent every built-in tool is offered; an agent offers the ones it names.
+    tool_names = tuple(agent.tools) if agent is not None else TOOL_NAMES
+    return StreamTarget(
+        session_id=session.pk,
+        agent=agent,
+        config=model_config(agent=agent, config=config),
+        tool_names=tool_names,
+    )
+
+
+def stream_prepare(
+    *, user, target: StreamTarget, stream_id: uuid.UUID, prompt: str, parent_id=None
+) -> StreamPlan:
+    """Save the prompt (``message:new``, role user), the empty assistant message
+    (``message:new``) and the ``Stream`` row; build the model's context."""
+    user_message = message_send(
+        author=user, session_id=target.session_id, content=prompt, parent_id=parent_id
+    )
+    agent_id = target.agent.pk if target.agent else None
+    with transaction.atomic():
+        assistant = assistant_message_create(
+            session_id=target.session_id,
+            agent_id=agent_id,
+            parent_id=user_message.parent_id,
+            metadata={"streamId": str(stream_id), "status": Stream.Status.STREAMING},
+        )
+        Stream.objects.create(
+            id=stream_id,
+            session_id=target.session_id,
+            message=assistant,
+            user_message=user_message,
+            requested_by=user,
+            agent=target.agent,
+            model=target.config.model,
+            max_tokens=target.config.max_tokens,
+        )
+    messages = context_messages(
+        session_id=target.session_id,
+        system_prompt=target.agent.system_prompt if target.agent else "",
+        parent_id=user_message.parent_id,
+        exclude_ids=[assistant.pk],
+    )
+    return StreamPlan(
+        stream_id=stream_id,
+        session_id=target.session_id,
+        message_id=assistant.pk,
+        user_message_id=user_message.pk,
+        agent_id=agent_id,
+        config=target.config,
+        tool_names=target.tool_names,
+        messages=messages,
+        user=user,
+        requested_by=UserSerializer(user).data,
+    )
+
+
+@dataclass(frozen=True)
+class StreamOutcome:
+    """How an answer ended, and what it cost on the wire."""
+
+    status: str
+    ending: StreamEnd
+    finish_reason: str = ""
+    error_code: str = ""
+    stopped_by_id: int | None = None
+    first_token_at: datetime | None = None
+    chunks_sent: int = 0
+    bytes_sent: int = 0
+
+
+def stream_finish(*, plan: StreamPlan, outcome: StreamOutcome) -> Message | None:
+    """Save the answer (whatever part of it exists) and the stream's outcome; the message
+    goes out as ``message:edited``. None if the session is gone meanwhile."""
+    ending = outcome.ending
+    metadata = {
+        "streamId": str(plan.stream_id),
+        "status": outcome.status,
+        "model": ending.model or plan.config.model,
+        "finishReason": outcome.finish_reason or None,
+        "toolCalls": ending.tool_calls,
+    }
+    if outcome.error_code:
+        metadata["errorCode"] = outcome.error_code
+    try:
+        with transaction.atomic():
+            message = assistant_message_finish(
+                message_id=plan.message_id,
+                content=ending.content,
+                tokens=ending.tokens,
+                metadata=metadata,
+            )
+            Stream.objects.filter(pk=plan.stream_id).update(
+                status=outcome.status,
+                tokens_generated=ending.tokens,
+                prompt_tokens=ending.prompt_tokens,
+                finish_reason=outcome.finish_reason,
+                error_code=outcome.error_code,
+                first_token_at=outcome.first_token_at,
+                completed_at=timezone.now(),
+                chunks_sent=outcome.chunks_sent,
+                bytes_sent=outcome.bytes_sent,
+                errors=ending.errors,
+                stopped_by_id=outcome.stopped_by_id,
+            )
+    except Message.DoesNotExist:
+        logger.info("stream %s ended after its session was deleted", plan.stream_id)
+        return None
+    return message

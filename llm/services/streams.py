@@ -1,0 +1,110 @@
+"""The two things a member can do to a room stream: request one and stop one.
+
+``stream_request`` checks and stores everything first (membership, the agent, a slot among
+``MAX_CONCURRENT_STREAMS`` across every worker), then starts the answer as its own task and
+returns at once; the answer reaches the room as ``stream:*`` events. ``stream_stop`` works
+from any worker: the worker running the stream is told through the channel layer and the
+shared state.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from accounts.serializers import UserSerializer
+from chat.state import get_state
+from chatproject.errors import DomainError
+
+from ..models import Stream
+from ..selectors import stream_get_for_member
+from ..stream_events import StreamError
+from .room_stream import LIVE_TTL_S, STOP_MESSAGE_TYPE, RoomStream, group_for_stream, running
+from .stream_records import StreamOutcome, stream_finish, stream_prepare, stream_target
+
+logger = logging.getLogger(__name__)
+
+
+async def stream_request(
+    *, user, session_id, prompt: str, agent_id=None, parent_id=None, config: dict | None = None
+) -> dict:
+    """Start an answer to ``prompt`` in the session: ``{streamId, messageId, userMessageId}``.
+
+    STREAM_LIMIT when ``MAX_CONCURRENT_STREAMS`` answers already run (nothing is saved);
+    Ollama's own failures (an unknown model, a server down) come later, as ``stream:error``.
+    """
+    target = await database_sync_to_async(stream_target)(
+        user=user, session_id=session_id, agent_id=agent_id, config=config
+    )
+    stream_id = uuid.uuid4()
+    state = get_state()
+    limit = settings.MAX_CONCURRENT_STREAMS
+    if not await state.stream_slot_acquire(str(stream_id), limit=limit, ttl=LIVE_TTL_S):
+        raise DomainError(
+            "STREAM_LIMIT",
+            f"{limit} answers are being written already; try again when one has finished.",
+        )
+    try:
+        plan = await database_sync_to_async(stream_prepare)(
+            user=user, target=target, stream_id=stream_id, prompt=prompt, parent_id=parent_id
+        )
+    except BaseException:
+        await state.stream_slot_release(str(stream_id))
+        raise
+    room = RoomStream(plan)
+    try:
+        await room.open()
+    except Exception:
+        logger.exception("stream %s could not start", stream_id)
+        await _fail_unopened(room)
+        raise DomainError("INTERNAL", "The answer could not be started.") from None
+    room.start()
+    return {
+        "streamId": str(stream_id),
+        "messageId": str(plan.message_id),
+        "userMessageId": str(plan.user_message_id),
+    }
+
+
+async def _fail_unopened(room: RoomStream) -> None:
+    """A stream whose live record or stop channel could not be set up: its messages exist,
+    so it ends as failed like any other."""
+    ending = StreamError(
+        content="",
+        tokens=0,
+        prompt_tokens=0,
+        model=room.plan.config.model,
+        duration_ms=0,
+        latency_ms=None,
+        errors=1,
+        code="INTERNAL",
+        message="The answer could not be started.",
+    )
+    outcome = StreamOutcome(status=Stream.Status.FAILED, ending=ending, error_code="INTERNAL")
+    try:
+        await database_sync_to_async(stream_finish)(plan=room.plan, outcome=outcome)
+    finally:
+        await room.release()
+
+
+async def stream_stop(*, user, stream_id) -> dict:
+    """Stop a running answer (any member of its session): ``{streamId, status,
+    stopRequested}``. Stopping one that has ended already changes nothing."""
+    stream = await database_sync_to_async(stream_get_for_member)(user=user, stream_id=stream_id)
+    if stream.status in Stream.FINAL:
+        return {"streamId": str(stream.pk), "status": stream.status, "stopRequested": False}
+    by = UserSerializer(user).data
+    local = running.get(stream.pk)
+    if local is not None:
+        local.request_stop(by)
+    else:
+        # The state is read by the running worker's poll even if the message is dropped.
+        await get_state().stream_stop_request(str(stream.pk), {"by": by}, ttl=LIVE_TTL_S)
+        await get_channel_layer().group_send(
+            group_for_stream(stream.pk), {"type": STOP_MESSAGE_TYPE, "by": by}
+        )
+    return {"streamId": str(stream.pk), "status": stream.status, "stopRequested": True}

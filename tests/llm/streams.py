@@ -1,0 +1,50 @@
+"""Helpers for room-stream tests: read a socket until a stream ends, and wait for the
+stream tasks of this worker to finish."""
+
+from __future__ import annotations
+
+import asyncio
+
+from llm.services.room_stream import running
+
+FINAL_EVENTS = ("stream:complete", "stream:stopped", "stream:error")
+# Generous: a loaded 2-core machine must not fail these, and a hang still ends.
+WITHIN_S = 30
+
+
+async def frames_until_end(ws, stream_id: str | None = None, within: float = WITHIN_S):
+    """Every frame up to and including the stream's final event (stream:complete, stopped
+    or error)."""
+    frames = []
+    async with asyncio.timeout(within):
+        while True:
+            frame = await ws.receive_json_from(timeout=within)
+            frames.append(frame)
+            data = frame.get("data") or {}
+            if frame["event"] in FINAL_EVENTS and stream_id in (None, data.get("streamId")):
+                return frames
+
+
+async def next_frame(ws, event: str, within: float = WITHIN_S, **match):
+    async with asyncio.timeout(within):
+        while True:
+            frame = await ws.receive_json_from(timeout=within)
+            data = frame.get("data") or {}
+            if frame["event"] == event and all(data.get(k) == v for k, v in match.items()):
+                return frame
+
+
+async def streams_finished(within: float = WITHIN_S) -> None:
+    """Wait until no room stream runs on this worker (their tasks have saved and cleaned
+    up), so a test never ends with one still writing."""
+    tasks = [room.task for room in list(running.values()) if room.task is not None]
+    if tasks:
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), within)
+
+
+def chunks_of(frames, stream_id: str | None = None) -> list[dict]:
+    return [
+        f["data"]
+        for f in frames
+        if f["event"] == "stream:chunk" and stream_id in (None, f["data"]["streamId"])
+    ]
