@@ -29,13 +29,19 @@ def membership_get(*, user, session_id) -> Membership | None:
     return Membership.objects.filter(session_id=session_id, user_id=user.pk).first()
 
 
-def session_get_for_member(*, user, session_id) -> ChatSession:
-    """The session, if ``user`` is a member: NOT_FOUND if unknown, FORBIDDEN if not a member."""
+def session_get(*, session_id) -> ChatSession:
+    """The session, or NOT_FOUND. No access check: for staff moderation and internal use."""
     session_id = _as_uuid(session_id, "Session")
     session = ChatSession.objects.filter(pk=session_id).select_related("created_by").first()
     if session is None:
         raise not_found("Session")
-    if not Membership.objects.filter(session_id=session_id, user_id=user.pk).exists():
+    return session
+
+
+def session_get_for_member(*, user, session_id) -> ChatSession:
+    """The session, if ``user`` is a member: NOT_FOUND if unknown, FORBIDDEN if not a member."""
+    session = session_get(session_id=session_id)
+    if not Membership.objects.filter(session_id=session.pk, user_id=user.pk).exists():
         raise forbidden("You are not a member of this session.")
     return session
 

@@ -121,3 +121,11 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
             final["WWW-Authenticate"] = response["WWW-Authenticate"]
         return final
     return None
+
+
+def api_not_found(request, *args, **kwargs):
+    """Any ``/api/`` path no route matched: the JSON error shape, not Django's HTML page."""
+    from django.http import JsonResponse
+
+    error = DomainError("NOT_FOUND", f"No API endpoint at {request.path}.")
+    return JsonResponse(error.as_data(), status=404)

@@ -1,15 +1,34 @@
 """Top-level routes: the web app, REST (``/api/...``), the schema and docs, and admin."""
 
 from django.contrib import admin
+from django.contrib.staticfiles.views import serve as static_serve
 from django.urls import include, path, re_path
-from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from accounts import pages as account_pages
+from chat import pages as chat_pages
+from chat.urls import UUID
+
+from .errors import api_not_found
 from .health import healthz
 from .metrics import metrics_view
 
 urlpatterns = [
-    path("", TemplateView.as_view(template_name="home.html"), name="home"),
+    # The web app (session cookie): account pages, the session list at /, rooms.
+    path("", chat_pages.home, name="home"),
+    re_path(r"^signup/?$", account_pages.signup, name="signup"),
+    re_path(r"^login/?$", account_pages.LoginView.as_view(), name="login"),
+    re_path(r"^logout/?$", account_pages.LogoutView.as_view(), name="logout"),
+    re_path(r"^sessions/new/?$", chat_pages.session_new, name="session-new"),
+    re_path(rf"^rooms/(?P<session_id>{UUID})/?$", chat_pages.room, name="room"),
+    re_path(
+        rf"^rooms/(?P<session_id>{UUID})/members/?$",
+        chat_pages.room_member_add,
+        name="room-member-add",
+    ),
+    # Static files from the app itself (finders, no collectstatic needed): the one-command
+    # run serves the web app with nothing in front. A proxy may serve /static/ first.
+    re_path(r"^static/(?P<path>.+)$", static_serve, {"insecure": True}, name="static"),
     path("admin/", admin.site.urls),
     re_path(r"^healthz/?$", healthz, name="healthz"),
     re_path(r"^metrics/?$", metrics_view, name="metrics"),
@@ -19,3 +38,7 @@ urlpatterns = [
     path("api/chat/", include("chat.urls")),
     path("api-auth/", include("rest_framework.urls")),
 ]
+
+# Keep this after every other route: an unmatched /api/ path answers in the API's JSON
+# error shape instead of Django's HTML 404 page.
+urlpatterns += [re_path(r"^api/", api_not_found)]

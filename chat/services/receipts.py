@@ -38,6 +38,7 @@ def message_mark_delivered(*, user, message_id) -> dict:
         broadcast_on_commit(
             group_for_session(message.session_id),
             {"event": event_types.MESSAGE_DELIVERED, "data": data},
+            queue_for_session=message.session_id,
         )
     return data
 
@@ -65,5 +66,6 @@ def message_mark_seen(*, user, message_id) -> dict:
         broadcast_on_commit(
             group_for_session(message.session_id),
             {"event": event_types.MESSAGE_SEEN_UPDATE, "data": data},
+            queue_for_session=message.session_id,
         )
     return data

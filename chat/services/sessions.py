@@ -10,7 +10,12 @@ from llm.models import Agent
 
 from ..models import ChatSession, Membership
 from ..permissions import can_manage, membership_require
-from ..selectors import session_get_for_member, session_with_members
+from ..selectors import (
+    membership_get,
+    session_get,
+    session_get_for_member,
+    session_with_members,
+)
 
 User = get_user_model()
 
@@ -37,10 +42,19 @@ def session_create(*, creator, title: str, member_ids=(), agent_id=None) -> Chat
     return session_with_members(session.pk)
 
 
+def _session_to_manage(*, user, session_id) -> tuple[ChatSession, Membership | None]:
+    """The session and the caller's membership. Staff moderate sessions they are not in."""
+    if user.is_staff:
+        session = session_get(session_id=session_id)
+        return session, membership_get(user=user, session_id=session.pk)
+    session = session_get_for_member(user=user, session_id=session_id)
+    return session, membership_require(user=user, session_id=session.pk)
+
+
 def session_update(*, user, session_id, data: dict) -> ChatSession:
     """Change the title or the default agent: owners, session admins and staff."""
-    session = session_get_for_member(user=user, session_id=session_id)
-    if not can_manage(user=user, membership=membership_require(user=user, session_id=session.pk)):
+    session, membership = _session_to_manage(user=user, session_id=session_id)
+    if not can_manage(user=user, membership=membership):
         raise forbidden("Only the session's owner or admins can change it.")
     fields = []
     if "title" in data:
@@ -56,8 +70,7 @@ def session_update(*, user, session_id, data: dict) -> ChatSession:
 
 def session_delete(*, user, session_id) -> None:
     """Delete a session and everything in it: its owner or staff only."""
-    session = session_get_for_member(user=user, session_id=session_id)
-    membership = membership_require(user=user, session_id=session.pk)
+    session, membership = _session_to_manage(user=user, session_id=session_id)
     if not (user.is_staff or membership.role == Membership.Role.OWNER):
         raise forbidden("Only the session's owner can delete it.")
     session.delete()
@@ -75,13 +88,11 @@ def member_add(*, user, session_id, user_id: int) -> tuple[ChatSession, bool]:
 def member_remove(*, user, session_id, user_id: int) -> None:
     """A member may leave; owners, session admins and staff may remove others. The owner
     can't leave their own session (delete it instead), so it always has one."""
-    session = session_get_for_member(user=user, session_id=session_id)
+    session, membership = _session_to_manage(user=user, session_id=session_id)
     target = Membership.objects.filter(session=session, user_id=user_id).first()
     if target is None:
         raise not_found("Member")
-    if user_id != user.pk and not can_manage(
-        user=user, membership=membership_require(user=user, session_id=session.pk)
-    ):
+    if user_id != user.pk and not can_manage(user=user, membership=membership):
         raise forbidden("Only the session's owner or admins can remove other members.")
     if target.role == Membership.Role.OWNER:
         raise forbidden("The owner can't be removed from their session.")

@@ -373,3 +373,16 @@ async def test_the_gateway_counts_connections_events_throttles_and_errors(
     assert [a - b for a, b in zip(after, before, strict=True)] == [1, 2, 1, 1]
     await ws.disconnect()
     assert sample("chat_ws_connections") == before[0]
+
+
+async def test_receipts_reach_an_offline_members_queue(ws_connect, make_room, alice, bob):
+    room = await make_room()
+    message = await database_sync_to_async(message_send)(
+        author=alice, session_id=room.pk, content="read me"
+    )
+    from chat.services.receipts import message_mark_seen
+
+    await database_sync_to_async(message_mark_seen)(user=bob, message_id=message.pk)
+    a = await ws_connect(alice)
+    events = [f["event"] for f in await frames_for(a, 0.5)]
+    assert "message:seen:update" in events

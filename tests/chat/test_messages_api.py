@@ -731,3 +731,9 @@ def test_write_routes_answer_with_and_without_a_trailing_slash(
     assert client.delete(f"/api/chat/messages/{message['id']}{slash}").status_code == 200
     assert client.delete(base + slash).status_code == 204
     assert not ChatSession.objects.filter(pk=room.pk).exists()
+
+
+def test_an_unknown_api_path_answers_json_404(client_for, alice):
+    response = client_for(alice).get("/api/chat/nothing-here/at-all")
+    assert response.status_code == 404
+    assert response.json()["code"] == "NOT_FOUND"

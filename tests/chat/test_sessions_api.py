@@ -352,3 +352,13 @@ def test_member_routes_without_credentials_are_401(client_for, room, bob, carol)
 
     assert anonymous.post(url(room, "/members"), {"userId": carol.pk}).status_code == 401
     assert anonymous.delete(url(room, f"/members/{bob.pk}")).status_code == 401
+
+
+def test_staff_who_are_not_members_can_moderate_a_session(client_for, room, make_user, bob):
+    moderator = make_user("mod", is_staff=True)
+    api = client_for(moderator)
+    renamed = api.patch(f"/api/chat/sessions/{room.pk}", {"title": "renamed"}, format="json")
+    removed = api.delete(f"/api/chat/sessions/{room.pk}/members/{bob.pk}")
+    deleted = api.delete(f"/api/chat/sessions/{room.pk}")
+    assert (renamed.status_code, removed.status_code, deleted.status_code) == (200, 204, 204)
+    assert renamed.json()["title"] == "renamed"

@@ -25,13 +25,16 @@ async def frames_until_end(ws, stream_id: str | None = None, within: float = WIT
                 return frames
 
 
-async def next_frame(ws, event: str, within: float = WITHIN_S, **match):
-    async with asyncio.timeout(within):
+async def request_seeing(ws, event: str, data: dict, ref="r") -> tuple[dict, list[dict]]:
+    """Send a frame; its reply and every frame that arrived before the reply."""
+    await ws.send_json_to({"event": event, "data": data, "ref": ref})
+    before = []
+    async with asyncio.timeout(WITHIN_S):
         while True:
-            frame = await ws.receive_json_from(timeout=within)
-            data = frame.get("data") or {}
-            if frame["event"] == event and all(data.get(k) == v for k, v in match.items()):
-                return frame
+            frame = await ws.receive_json_from(timeout=WITHIN_S)
+            if frame["event"] in ("ack", "error") and frame.get("ref") == ref:
+                return frame, before
+            before.append(frame)
 
 
 async def streams_finished(within: float = WITHIN_S) -> None:

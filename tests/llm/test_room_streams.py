@@ -3,17 +3,27 @@ what every member sees, stopping, leaving, joining mid-stream, failures and the 
 
 from __future__ import annotations
 
+import asyncio
+import socket
+
 import pytest
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 
 from chat.models import Message
 from chat.services.sessions import session_create
-from llm.models import Stream
+from chat.state import get_state
+from llm import event_types
+from llm.models import Agent, Stream
+from llm.services.room_stream import STOP_MESSAGE_TYPE, group_for_stream, running
 
 from ..chat.conftest import request
-from .streams import chunks_of, frames_until_end, streams_finished
+from .streams import WITHIN_S, chunks_of, frames_until_end, request_seeing, streams_finished
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
+
+DISCONNECT_WITHIN_S = 5
+SLOW = {"num_tokens": 400, "delay_ms": 20}
 
 
 @pytest.fixture
@@ -26,6 +36,8 @@ async def room(alice, bob):
 @pytest.fixture(autouse=True)
 async def no_stream_left_running():
     yield
+    for stream in list(running.values()):
+        stream.request_stop(None)
     await streams_finished()
 
 
@@ -36,6 +48,27 @@ async def joined(ws_connect, user, room):
     return ws
 
 
+async def ask(ws, room, prompt="question?", **extra) -> dict:
+    reply = await request(
+        ws, "stream:request", {"sessionId": str(room.pk), "prompt": prompt, **extra}, ref="ask"
+    )
+    assert reply["event"] == "ack", reply
+    return reply["data"]
+
+
+async def until_chunk(ws, stream_id: str, index: int) -> list[dict]:
+    """Frames up to the chunk numbered ``index``."""
+    frames = []
+    async with asyncio.timeout(WITHIN_S):
+        while True:
+            frame = await ws.receive_json_from(timeout=WITHIN_S)
+            frames.append(frame)
+            data = frame["data"]
+            if frame["event"] == "stream:chunk" and data["streamId"] == stream_id:
+                if data["index"] >= index:
+                    return frames
+
+
 @database_sync_to_async
 def saved(message_id) -> Message:
     return Message.objects.get(pk=message_id)
@@ -43,31 +76,412 @@ def saved(message_id) -> Message:
 
 @database_sync_to_async
 def stream_row(stream_id) -> Stream:
-    return Stream.objects.get(pk=stream_id)
+    return Stream.objects.select_related("stopped_by").get(pk=stream_id)
+
+
+@database_sync_to_async
+def message_count(room) -> int:
+    return Message.objects.filter(session=room).count()
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+# -- the answer reaches every member and is saved -----------------------------------------
 
 
 async def test_two_listeners_see_the_same_answer_and_it_is_saved(
     ws_connect, ollama_emulator_settings, room, alice, bob
 ):
-    ollama_emulator_settings.configure(reply="The answer is forty two, of course.", delay_ms=5)
+    ollama_emulator_settings.configure(
+        reply="The answer is forty two, of course.", delay_ms=5, prompt_eval_count=9
+    )
     a, b = await joined(ws_connect, alice, room), await joined(ws_connect, bob, room)
 
-    ack = await request(a, "stream:request", {"sessionId": str(room.pk), "prompt": "question?"})
-    assert ack["event"] == "ack", ack
-    stream_id = ack["data"]["streamId"]
+    ack = await ask(a, room)
+    stream_id, message_id = ack["streamId"], ack["messageId"]
     seen_by_a = await frames_until_end(a, stream_id)
     seen_by_b = await frames_until_end(b, stream_id)
     await streams_finished()
 
-    message = await saved(ack["data"]["messageId"])
+    message = await saved(message_id)
+    assert message.content == "The answer is forty two, of course."
     for frames in (seen_by_a, seen_by_b):
         chunks = chunks_of(frames, stream_id)
         assert "".join(c["delta"] for c in chunks) == message.content
         assert [c["index"] for c in chunks] == list(range(len(chunks)))
+        assert [c["isComplete"] for c in chunks] == [False] * (len(chunks) - 1) + [True]
+        assert "content" not in chunks[0] and chunks[-1]["content"] == message.content
         assert frames[-1]["event"] == "stream:complete"
-    assert message.content == "The answer is forty two, of course."
-    assert message.role == "assistant" and message.author_id is None
-    assert message.metadata["status"] == "completed"
-    assert message.metadata["streamId"] == stream_id
+        assert [f["event"] for f in frames].count("stream:start") == 1
+    events = [f["event"] for f in seen_by_b]
+    assert events.index("stream:start") < events.index("stream:chunk")
+    (start,) = [f for f in seen_by_b if f["event"] == "stream:start"]
+    assert start["data"] == event_types.stream_start(
+        stream_id=stream_id, session_id=room.pk, message_id=message_id, agent_id=None,
+        model="llama3.2", requested_by={"id": alice.pk, "username": "alice"},
+    )  # fmt: skip
+    complete = seen_by_b[-1]["data"]
+    assert complete == event_types.stream_complete(
+        stream_id=stream_id, session_id=room.pk, message_id=message_id, content=message.content,
+        tokens=7, prompt_tokens=9, finish_reason="stop", model="llama3.2",
+        duration_ms=complete["durationMs"],
+    )  # fmt: skip
+    assert (message.role, message.author_id, message.tokens) == ("assistant", None, 7)
+    assert message.metadata["status"] == "completed" and message.metadata["streamId"] == stream_id
+    assert not message.is_edited
     row = await stream_row(stream_id)
-    assert row.status == "completed" and row.tokens_generated == 7
+    assert (row.status, row.tokens_generated, row.prompt_tokens) == ("completed", 7, 9)
+    assert row.chunks_sent == len(chunks_of(seen_by_a)) and row.bytes_sent > 0
+
+
+async def test_the_prompt_and_the_answer_are_durable_messages_replayed_by_seq(
+    ws_connect, ollama_emulator_settings, room, alice, bob
+):
+    a = await joined(ws_connect, alice, room)
+    ack = await ask(a, room, "hello model")
+    await frames_until_end(a, ack["streamId"])
+    await streams_finished()
+
+    b = await ws_connect(bob)
+    replay = await request(b, "session:join", {"sessionId": str(room.pk), "lastSeq": 0})
+
+    missed = [(f["seq"], f["event"], f["data"]["message"]) for f in replay["data"]["missed"]]
+    assert [(seq, event) for seq, event, _ in missed] == [
+        (1, "message:new"),
+        (2, "message:new"),
+        (3, "message:edited"),
+    ]
+    prompt, placeholder, final = (m for _, _, m in missed)
+    assert (prompt["id"], prompt["role"], prompt["content"]) == (
+        ack["userMessageId"], "user", "hello model",
+    )  # fmt: skip
+    assert (placeholder["id"], placeholder["role"], placeholder["content"]) == (
+        ack["messageId"], "assistant", "",
+    )  # fmt: skip
+    assert final["id"] == ack["messageId"] and final["content"] == "Echo: hello model"
+    assert final["seq"] == 2 and final["isEdited"] is False
+    assert final["metadata"]["status"] == "completed"
+    assert replay["data"]["activeStreams"] == []
+
+
+async def test_a_tool_call_is_broadcast_and_kept_in_the_message(
+    ws_connect, ollama_emulator_settings, room, alice
+):
+    ollama_emulator_settings.configure(
+        tool_calls=[{"name": "calculator", "arguments": {"expression": "6*7"}}]
+    )
+    a = await joined(ws_connect, alice, room)
+
+    ack = await ask(a, room, "6 times 7?")
+    frames = await frames_until_end(a, ack["streamId"])
+    await streams_finished()
+
+    (tool,) = [f["data"] for f in frames if f["event"] == "stream:tool"]
+    assert tool == event_types.stream_tool(
+        stream_id=ack["streamId"], session_id=room.pk, message_id=ack["messageId"],
+        name="calculator", args={"expression": "6*7"}, result="42",
+    )  # fmt: skip
+    message = await saved(ack["messageId"])
+    assert message.content == "Tool result: 42"
+    assert message.metadata["toolCalls"] == [
+        {"name": "calculator", "args": {"expression": "6*7"}, "result": "42"}
+    ]
+
+
+async def test_an_agent_gives_the_model_its_prompt_settings_and_tools(
+    ws_connect, ollama_emulator_settings, room, alice
+):
+    agent = await database_sync_to_async(Agent.objects.create)(
+        name="helper", model="qwen2.5", system_prompt="You help.", temperature=0.2,
+        max_tokens=64, tools=["calculator"],
+    )  # fmt: skip
+    a = await joined(ws_connect, alice, room)
+
+    ack = await ask(a, room, agentId=str(agent.pk), config={"maxTokens": 32})
+    frames = await frames_until_end(a, ack["streamId"])
+    await streams_finished()
+
+    (sent,) = ollama_emulator_settings.requests()
+    assert sent["model"] == "qwen2.5"
+    assert sent["messages"][0] == {"role": "system", "content": "You help."}
+    assert (sent["options"]["temperature"], sent["options"]["num_predict"]) == (0.2, 32)
+    assert [t["function"]["name"] for t in sent["tools"]] == ["calculator"]
+    start = next(f["data"] for f in frames if f["event"] == "stream:start")
+    assert (start["agentId"], start["model"]) == (str(agent.pk), "qwen2.5")
+    assert (await saved(ack["messageId"])).agent_id == agent.pk
+
+
+# -- stopping -------------------------------------------------------------------------------
+
+
+async def test_another_member_stops_the_stream_and_the_ollama_request_closes(
+    ws_connect, ollama_emulator_settings, room, alice, bob
+):
+    ollama_emulator_settings.configure(**SLOW)
+    a, b = await joined(ws_connect, alice, room), await joined(ws_connect, bob, room)
+    ack = await ask(a, room)
+    stream_id = ack["streamId"]
+    before = await until_chunk(a, stream_id, 2)
+
+    stop = await request(b, "stream:stop", {"streamId": stream_id}, ref="stop")
+    after = await frames_until_end(a, stream_id)
+    await streams_finished()
+
+    assert stop["event"] == "ack" and stop["data"]["stopRequested"] is True
+    stopped = after[-1]
+    assert stopped["event"] == "stream:stopped"
+    assert stopped["data"]["stoppedBy"] == {"id": bob.pk, "username": "bob"}
+    deltas = "".join(c["delta"] for c in chunks_of(before + after, stream_id))
+    assert stopped["data"]["content"] == deltas and deltas
+    message = await saved(ack["messageId"])
+    assert message.content == deltas and message.metadata["status"] == "stopped"
+    row = await stream_row(stream_id)
+    assert (row.status, row.stopped_by_id) == ("stopped", bob.pk)
+    gone = await ollama_emulator_settings.await_event("disconnect", within=DISCONNECT_WITHIN_S)
+    assert gone["tokens_sent"] < SLOW["num_tokens"]
+    assert ollama_emulator_settings.events("complete") == []
+    assert await a.receive_nothing(timeout=0.5), "nothing after stream:stopped"
+
+
+async def test_a_stop_message_from_another_worker_stops_the_stream(
+    ws_connect, ollama_emulator_settings, room, alice, bob
+):
+    """What ``stream:stop`` on another worker does: a ``stream.stop`` message to the
+    stream's group (the running worker is not asked directly)."""
+    ollama_emulator_settings.configure(**SLOW)
+    a = await joined(ws_connect, alice, room)
+    ack = await ask(a, room)
+    await until_chunk(a, ack["streamId"], 1)
+
+    await get_channel_layer().group_send(
+        group_for_stream(__import__("uuid").UUID(ack["streamId"])),
+        {"type": STOP_MESSAGE_TYPE, "by": {"id": bob.pk, "username": "bob"}},
+    )
+    frames = await frames_until_end(a, ack["streamId"])
+
+    assert frames[-1]["event"] == "stream:stopped"
+    assert frames[-1]["data"]["stoppedBy"]["id"] == bob.pk
+    await ollama_emulator_settings.await_event("disconnect", within=DISCONNECT_WITHIN_S)
+
+
+async def test_a_stop_request_left_in_the_shared_state_is_found_too(
+    ws_connect, ollama_emulator_settings, room, alice, bob
+):
+    """If the channel layer drops the stop message, the running worker's poll of the
+    shared state still finds the request."""
+    ollama_emulator_settings.configure(**SLOW)
+    a = await joined(ws_connect, alice, room)
+    ack = await ask(a, room)
+    await until_chunk(a, ack["streamId"], 1)
+
+    await get_state().stream_stop_request(
+        ack["streamId"], {"by": {"id": bob.pk, "username": "bob"}}, ttl=60
+    )
+    frames = await frames_until_end(a, ack["streamId"])
+
+    assert frames[-1]["event"] == "stream:stopped"
+
+
+async def test_stopping_needs_membership_and_an_ended_stream_stays_as_it_is(
+    ws_connect, ollama_emulator_settings, room, alice, carol
+):
+    a = await joined(ws_connect, alice, room)
+    ack = await ask(a, room)
+    await frames_until_end(a, ack["streamId"])
+    await streams_finished()
+    c = await ws_connect(carol)
+
+    outsider = await request(c, "stream:stop", {"streamId": ack["streamId"]})
+    unknown = await request(a, "stream:stop", {"streamId": "00000000-0000-0000-0000-000000000000"})
+    late = await request(a, "stream:stop", {"streamId": ack["streamId"]})
+
+    assert outsider["data"]["code"] == "FORBIDDEN"
+    assert unknown["data"]["code"] == "NOT_FOUND"
+    assert late["data"] == {
+        "streamId": ack["streamId"],
+        "status": "completed",
+        "stopRequested": False,
+    }
+
+
+# -- the requester leaves, someone joins ------------------------------------------------------
+
+
+async def test_the_stream_goes_on_when_its_requester_disconnects(
+    ws_connect, ollama_emulator_settings, room, alice, bob
+):
+    ollama_emulator_settings.configure(num_tokens=30, delay_ms=10)
+    a, b = await joined(ws_connect, alice, room), await joined(ws_connect, bob, room)
+    ack = await ask(a, room)
+
+    await a.disconnect()
+    frames = await frames_until_end(b, ack["streamId"])
+    await streams_finished()
+
+    assert frames[-1]["event"] == "stream:complete"
+    message = await saved(ack["messageId"])
+    assert len(message.content.split()) == 30 and message.metadata["status"] == "completed"
+    assert ollama_emulator_settings.events("disconnect") == []
+
+
+async def test_joining_mid_stream_continues_exactly_where_the_snapshot_ends(
+    ws_connect, ollama_emulator_settings, room, alice, bob
+):
+    ollama_emulator_settings.configure(**SLOW)
+    a = await joined(ws_connect, alice, room)
+    ack = await ask(a, room)
+    stream_id = ack["streamId"]
+    await until_chunk(a, stream_id, 3)
+
+    b = await ws_connect(bob)
+    reply, before_reply = await request_seeing(b, "session:join", {"sessionId": str(room.pk)})
+    (active,) = reply["data"]["activeStreams"]
+    live = await until_chunk(b, stream_id, active["index"] + 3)
+    await request(a, "stream:stop", {"streamId": stream_id}, ref="stop")
+    rest = await frames_until_end(b, stream_id)
+    await streams_finished()
+
+    assert (active["streamId"], active["messageId"]) == (stream_id, ack["messageId"])
+    assert active["index"] >= 3 and active["content"] and active["tokens"] >= active["index"]
+    # The client keeps the chunks after the snapshot's index: they follow on, none missing.
+    after = [
+        c for c in chunks_of(before_reply + live + rest, stream_id) if c["index"] > active["index"]
+    ]
+    assert [c["index"] for c in after] == list(
+        range(active["index"] + 1, active["index"] + 1 + len(after))
+    )
+    final = rest[-1]["data"]["content"]
+    assert active["content"] + "".join(c["delta"] for c in after) == final
+    assert (await saved(ack["messageId"])).content == final
+
+
+async def test_active_streams_is_empty_before_the_first_chunk_index_minus_one(
+    ws_connect, ollama_emulator_settings, room, alice, bob
+):
+    ollama_emulator_settings.configure(first_delay_ms=60_000)
+    a = await joined(ws_connect, alice, room)
+    ack = await ask(a, room)
+
+    b = await ws_connect(bob)
+    reply = await request(b, "session:join", {"sessionId": str(room.pk)})
+
+    assert reply["data"]["activeStreams"] == [
+        event_types.active_stream(
+            stream_id=ack["streamId"], message_id=ack["messageId"], content="", index=-1, tokens=0
+        )
+    ]
+
+
+# -- failures and limits ------------------------------------------------------------------------
+
+
+async def test_an_unknown_model_fails_with_invalid_model_and_the_message_keeps_it(
+    ws_connect, ollama_emulator_settings, room, alice
+):
+    a = await joined(ws_connect, alice, room)
+
+    ack = await ask(a, room, config={"model": "no-such-model"})
+    frames = await frames_until_end(a, ack["streamId"])
+    await streams_finished()
+
+    error = frames[-1]
+    assert error["event"] == "stream:error"
+    assert error["data"]["code"] == "INVALID_MODEL" and "no-such-model" in error["data"]["message"]
+    message = await saved(ack["messageId"])
+    assert (message.content, message.metadata["status"]) == ("", "failed")
+    assert message.metadata["errorCode"] == "INVALID_MODEL"
+    row = await stream_row(ack["streamId"])
+    assert (row.status, row.error_code, row.errors) == ("failed", "INVALID_MODEL", 1)
+
+
+async def test_a_failure_mid_answer_keeps_the_part_so_far(
+    ws_connect, ollama_emulator_settings, room, alice
+):
+    ollama_emulator_settings.configure(
+        tokens=["one", " two", " three"], failure="cut", fail_after=2
+    )
+    a = await joined(ws_connect, alice, room)
+
+    ack = await ask(a, room)
+    frames = await frames_until_end(a, ack["streamId"])
+    await streams_finished()
+
+    assert frames[-1]["data"]["code"] == "STREAM_INTERRUPTED"
+    assert "".join(c["delta"] for c in chunks_of(frames)) == "one two"
+    message = await saved(ack["messageId"])
+    assert (message.content, message.metadata["status"]) == ("one two", "failed")
+
+
+async def test_ollama_down_is_llm_unavailable_and_people_can_still_talk(
+    ws_connect, room, alice, bob, settings
+):
+    settings.OLLAMA_URL = closed_port_url()
+    a, b = await joined(ws_connect, alice, room), await joined(ws_connect, bob, room)
+
+    ack = await ask(a, room)
+    frames = await frames_until_end(a, ack["streamId"])
+    sent = await request(b, "message:send", {"sessionId": str(room.pk), "content": "still here"})
+    await streams_finished()
+
+    assert frames[-1]["event"] == "stream:error"
+    assert frames[-1]["data"]["code"] == "LLM_UNAVAILABLE"
+    assert sent["event"] == "ack" and sent["data"]["content"] == "still here"
+
+
+async def test_past_max_concurrent_streams_a_request_gets_stream_limit(
+    ws_connect, ollama_emulator_settings, room, alice, settings
+):
+    settings.MAX_CONCURRENT_STREAMS = 1
+    ollama_emulator_settings.configure(**SLOW)
+    a = await joined(ws_connect, alice, room)
+    first = await ask(a, room)
+    count = await message_count(room)
+
+    refused = await request(
+        a, "stream:request", {"sessionId": str(room.pk), "prompt": "another"}, ref="x"
+    )
+    assert refused["event"] == "error" and refused["data"]["code"] == "STREAM_LIMIT"
+    assert await message_count(room) == count, "a refused request saves nothing"
+
+    await request(a, "stream:stop", {"streamId": first["streamId"]}, ref="stop")
+    await frames_until_end(a, first["streamId"])
+    await streams_finished()
+    ollama_emulator_settings.configure(num_tokens=3, delay_ms=0)
+    again = await ask(a, room, "now?")
+    assert (await frames_until_end(a, again["streamId"]))[-1]["event"] == "stream:complete"
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        ({"prompt": "x"}, "VALIDATION_ERROR"),
+        ({"prompt": "   "}, "VALIDATION_ERROR"),
+        ({"prompt": "x", "config": {"temperature": 5}}, "VALIDATION_ERROR"),
+        ({"prompt": "x", "config": {"maxTokens": 0}}, "VALIDATION_ERROR"),
+        ({"prompt": "x", "agentId": "00000000-0000-0000-0000-000000000000"}, "VALIDATION_ERROR"),
+    ],
+)
+async def test_bad_requests_are_refused_before_anything_is_saved(
+    ws_connect, ollama_emulator_settings, room, alice, data, code
+):
+    a = await ws_connect(alice)
+    if "prompt" in data and "sessionId" not in data and data != {"prompt": "x"}:
+        data = {"sessionId": str(room.pk), **data}
+
+    reply = await request(a, "stream:request", data)
+
+    assert reply["data"]["code"] == code
+    assert await message_count(room) == 0
+    assert ollama_emulator_settings.requests() == []
+
+
+async def test_a_non_member_cannot_request_a_stream(
+    ws_connect, ollama_emulator_settings, room, carol
+):
+    c = await ws_connect(carol)
+    reply = await request(c, "stream:request", {"sessionId": str(room.pk), "prompt": "hi"})
+    assert reply["data"]["code"] == "FORBIDDEN"

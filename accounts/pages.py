@@ -1,0 +1,68 @@
+"""The web app's account pages: sign up, log in, log out (session-cookie auth).
+
+Log in and out are Django's own views; sign up registers through ``user_register``, the
+service the REST door uses, then logs the new user in. Log in and sign up share the REST
+doors' brute-force limit (``AUTH_RATE``).
+"""
+
+from __future__ import annotations
+
+from django.contrib import auth
+from django.contrib.auth import views as auth_views
+from django.shortcuts import redirect, render
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_http_methods
+
+from chatproject.errors import DomainError
+
+from .forms import SignupForm
+from .ratelimit import auth_rate_check
+
+SAFE_NEXT_DEFAULT = "/"
+
+
+def _rate_limited(request, group: str) -> str | None:
+    """The sentence to show when this IP is over ``AUTH_RATE``, else None."""
+    try:
+        auth_rate_check(request, group=group, keys=["ip"])
+    except DomainError as error:
+        return f"{error.message} ({error.as_data().get('retryAfter', 60)} s)"
+    return None
+
+
+class LoginView(auth_views.LoginView):
+    template_name = "accounts/login.html"
+    redirect_authenticated_user = True
+
+    def post(self, request, *args, **kwargs):
+        if refusal := _rate_limited(request, "page.login"):
+            form = self.get_form()
+            form.is_valid()
+            form.errors.clear()
+            form.add_error(None, refusal)
+            return self.render_to_response(self.get_context_data(form=form), status=429)
+        return super().post(request, *args, **kwargs)
+
+
+class LogoutView(auth_views.LogoutView):
+    """POST only (Django 5): the header's "Log out" button is a small form."""
+
+
+@sensitive_post_parameters("password1", "password2")
+@require_http_methods(["GET", "POST"])
+def signup(request):
+    if request.user.is_authenticated:
+        return redirect(SAFE_NEXT_DEFAULT)
+    form = SignupForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        if refusal := _rate_limited(request, "page.signup"):
+            form.is_valid()
+            form.add_error(None, refusal)
+            status = 429
+        elif form.is_valid() and (user := form.save()) is not None:
+            auth.login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            return redirect(SAFE_NEXT_DEFAULT)
+        else:
+            status = 400
+    return render(request, "accounts/signup.html", {"form": form}, status=status)
