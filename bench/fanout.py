@@ -34,9 +34,11 @@ the report says so (``budget`` column), as it does any ``RATE_LIMITED`` reply.
 
 Variants: ``pubsub`` and ``core`` run the workers on a fresh PostgreSQL database and Redis
 with ``CHANNEL_LAYER=pubsub|core``; ``memory`` is the embedded default (SQLite, in-memory
-layer). A ``:N`` suffix runs N daphne workers (members spread over them); the default is one
-worker, the same process count as the baseline. Loopback only; everything started here is
-stopped here.
+layer). A ``:N`` suffix runs N daphne workers (members spread over them, so frames cross
+workers through Redis); otherwise one worker, the same process count as the baseline.
+``--profile`` samples worker 0 with py-spy (``pip install py-spy``) during each saturation
+window and says where its time went. Loopback only; everything started here is stopped here;
+the defaults take three to four minutes.
 """
 
 from __future__ import annotations
@@ -46,7 +48,9 @@ import asyncio
 import contextlib
 import os
 import platform as host
+import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -86,6 +90,7 @@ PACED_RESERVE = 8  # of each user's budget, kept for the half-load phase
 PASSWORD = "pw-Bench-123456"
 TARGET_RATIO = 0.30
 TARGET_P99_MS = 50.0
+PROFILE_RATE = 100  # py-spy samples per second (--profile)
 perf = time.perf_counter
 
 
@@ -138,6 +143,9 @@ class Result:
     server_us_per_delivery: float = 0.0
     frame_bytes: float = 0.0
     errors: Counter = field(default_factory=Counter)
+    error_texts: dict = field(default_factory=dict)  # code -> the first such error's text
+    profile: str = ""  # where worker 0 spent the saturation window (--profile)
+    log_issues: Counter = field(default_factory=Counter)  # the variant's worker log problems
 
 
 @dataclass
@@ -280,10 +288,10 @@ class Run:
     def __init__(self, system, members: list[Member], server_pids: list[int]) -> None:
         self.system = system
         self.members = members
-        self.by_index = {m.index: m for m in members}
         self.server_pids = server_pids
         self.phases: dict[int, Phase] = {}
         self.errors: Counter = Counter()
+        self.error_texts: dict[str, str] = {}
         self.frame_bytes = 0
         self.frames = 0
 
@@ -313,8 +321,10 @@ class Run:
                         member.echo.set_result(None)
 
     def on_error(self, member: Member, frame: dict) -> None:
-        self.errors[frame["data"].get("code", "?")] += 1
         ref = frame.get("ref")
+        code = frame["data"].get("code", "?")
+        self.errors[code] += 1
+        self.error_texts.setdefault(code, f"{frame['data'].get('message', '')} (ref {ref!r})")
         if isinstance(ref, str) and ":" in ref:
             phase = self.phases.get(int(ref.split(":")[0]))
             if phase is not None:
@@ -384,7 +394,9 @@ class Run:
             perf(),
         )
 
-    async def saturate(self, result: Result, warmup: float, duration: float, budget: float):
+    async def saturate(
+        self, result: Result, warmup: float, duration: float, budget: float, profile=None
+    ):
         phase = self.new_phase()
         start = perf()
         phase.window = (start + warmup, start + warmup + duration)
@@ -394,8 +406,21 @@ class Run:
         async def sample() -> None:
             await asyncio.sleep(warmup)
             samples.append(self._cpu())
+            recording = None
+            seconds = max(1, int(duration))
+            if profile is not None:
+                py_spy, out = profile
+                recording = await asyncio.create_subprocess_exec(
+                    py_spy, "record", "--pid", str(self.server_pids[0]), "--threads",
+                    "--idle", "--rate", str(PROFILE_RATE), "--duration", str(seconds),
+                    "--format", "raw", "--output", str(out),
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )  # fmt: skip
             await asyncio.sleep(max(0.0, end - perf()))
             samples.append(self._cpu())
+            if recording is not None:
+                await recording.wait()
+                result.profile = summarise_profile(profile[1])
 
         await asyncio.gather(
             sample(), *(self._closed_loop(m, phase, end, budget) for m in self.members)
@@ -454,15 +479,71 @@ async def run_scenario(
     try:
         await run.open_all()
         await asyncio.sleep(args.settle)
-        await run.saturate(result, args.warmup, args.duration, budget - PACED_RESERVE)
+        profile = None
+        if args.profile and isinstance(system, Platform):
+            name = f"profile-{variant.label.replace(' ', '')}-{scenario.key}.txt"
+            profile = (args.profile, args.log_dir / name)
+        await run.saturate(result, args.warmup, args.duration, budget - PACED_RESERVE, profile)
         await asyncio.sleep(args.settle)
         rate = max(1.0, result.msgs_per_s / 2)
         await run.pace(result, rate, args.paced, budget)
     finally:
         await run.close_all()
     result.errors = run.errors
+    result.error_texts = run.error_texts
     result.frame_bytes = run.frame_bytes / run.frames if run.frames else 0.0
     return result
+
+
+SYNC_PARTS = (
+    ("post-commit group_send and offline-member check", ("broadcast_now",)),
+    ("profanity filter", ("better_profanity",)),
+    ("SQL, including waiting for the database", ("psycopg", "sqlite3", "CursorWrapper")),
+    ("ORM, serializers and other Python", ("",)),  # the rest
+)
+LOOP_PARTS = (
+    ("WebSocket framing and socket writes", ("autobahn", "untilConcludes", "writeSomeData")),
+    ("channel layer", ("channels_redis", "channels/layers")),
+    ("Redis state and throttles", ("redis/",)),
+    ("consumers", ("chat/", "accounts/", "channels/")),
+    ("event loop and other", ("",)),
+)
+
+
+def summarise_profile(path: Path) -> str:
+    """Where a worker spent a py-spy ``raw --idle`` recording: the share of wall time its
+    event loop and its sync (ORM) thread were busy, and on what. The loop is idle in
+    ``select``; the sync thread is busy while it runs a ``sync_to_async`` call."""
+    samples: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return ""
+    for line in lines:
+        stack, _, count = line.rpartition(" ")
+        thread, _, frames = stack.partition(";")
+        samples[thread].append((frames, int(count)))
+    loop = next((t for t in samples if "MainThread" in t), None)
+    if loop is None:
+        return ""
+    total = sum(n for _, n in samples[loop])
+    busy = {"loop": Counter(), "sync": Counter()}
+    for frames, n in samples[loop]:
+        if "select (selectors.py" not in frames.rsplit(";", 1)[-1]:
+            busy["loop"][next(w for w, marks in LOOP_PARTS if any(m in frames for m in marks))] += n
+    for rows in samples.values():
+        if any("SyncToAsync.thread_handler" in frames for frames, _ in rows):
+            for frames, n in rows:
+                if "SyncToAsync.thread_handler" in frames:
+                    what = next(w for w, marks in SYNC_PARTS if any(m in frames for m in marks))
+                    busy["sync"][what] += n
+
+    def share(kind: str) -> str:
+        counter = busy[kind]
+        detail = ", ".join(f"{what} {n / total:.0%}" for what, n in counter.most_common())
+        return f"{sum(counter.values()) / total:.0%} ({detail})"
+
+    return f"event loop busy {share('loop')}; sync (ORM) thread busy {share('sync')}"
 
 
 # --- set-up: users, rooms, workers ----------------------------------------------------------
@@ -541,6 +622,7 @@ def run_platform_group(
     results = []
     uses_redis = layer_variants[0].layer != "memory"
     database_url, drop = fresh_database(args.postgres_url if uses_redis else None)
+    media = tempfile.mkdtemp(prefix="chat-bench-media-")
     try:
         base_env = worker_env(
             database_url=database_url,
@@ -549,7 +631,7 @@ def run_platform_group(
             DEBUG="false",
             LOG_LEVEL="WARNING",
             JWT_ACCESS_SECONDS="3600",
-            MEDIA_ROOT=tempfile.mkdtemp(prefix="chat-bench-media-"),
+            MEDIA_ROOT=media,
         )
         migrate(base_env)
         prepared = None
@@ -571,8 +653,13 @@ def run_platform_group(
             finally:
                 for worker in workers:
                     stop_process(worker.process)
+            issues = log_issues([w.log for w in workers])
+            for result in results:
+                if result.variant == variant:
+                    result.log_issues = issues
     finally:
         drop()
+        shutil.rmtree(media, ignore_errors=True)
     return results
 
 
@@ -620,6 +707,10 @@ def _progress(result: Result) -> None:
 # --- report ---------------------------------------------------------------------------------
 
 
+def percent(ratio: float) -> str:
+    return f"{ratio:.1%}" if ratio < 0.1 else f"{ratio:.0%}"
+
+
 def _errors(result: Result) -> str:
     return ", ".join(f"{code} {n}" for code, n in sorted(result.errors.items())) or "-"
 
@@ -636,7 +727,7 @@ def table(results: list[Result]) -> str:
         baseline = raw.get(r.scenario.key)
         ratio = "-"
         if baseline and r.variant.layer != "raw" and baseline.deliveries_per_s:
-            ratio = f"{r.deliveries_per_s / baseline.deliveries_per_s:.0%}"
+            ratio = percent(r.deliveries_per_s / baseline.deliveries_per_s)
         lines.append(
             f"| {r.variant.label} | {r.scenario.label} | {r.msgs_per_s:.0f} "
             f"| {r.deliveries_per_s:.0f} | {ratio} | {r.paced_rate:.0f} "
@@ -663,7 +754,7 @@ def verdicts(results: list[Result]) -> list[str]:
         ok_ratio = "met" if ratio >= TARGET_RATIO else "NOT met"
         ok_p99 = "met" if 0 < r.p99_ms <= TARGET_P99_MS else "NOT met"
         lines.append(
-            f"- {r.variant.label}, {r.scenario.label}: {ratio:.0%} of the baseline's "
+            f"- {r.variant.label}, {r.scenario.label}: {percent(ratio)} of the baseline's "
             f"deliveries/s (target >= {TARGET_RATIO:.0%}: {ok_ratio}); p99 {r.p99_ms:.1f} ms "
             f"at half load (target <= {TARGET_P99_MS:.0f} ms: {ok_p99})"
         )
@@ -673,13 +764,32 @@ def verdicts(results: list[Result]) -> list[str]:
 def interpretation(results: list[Result]) -> list[str]:
     notes = []
     raw = [r for r in results if r.variant.layer == "raw"]
-    if raw and max(r.client_cpu for r in raw) > 0.85:
+    if raw and max(max(r.client_cpu, r.machine_cpu) for r in raw) > 0.85:
         notes.append(
-            "- The load generator (one Python process holding every client) used "
-            f"{max(r.client_cpu for r in raw):.0%} of a core during the baseline runs: on "
-            "two cores the raw server and the clients share the machine, so the baseline's "
-            "figure is partly bounded by the clients and the ratios above are, if anything, "
-            "flattering to the platform."
+            "- During the baseline runs the machine was "
+            f"{max(r.machine_cpu for r in raw):.0%} busy and the load generator (one Python "
+            f"process holding every client) used up to {max(r.client_cpu for r in raw):.0%} "
+            "of a core: the raw server shares the cores with its clients, so its figure is a "
+            "lower bound of what it can relay and the ratios are, if anything, flattering to "
+            "the platform."
+        )
+    by_variant: dict[Variant, list[Result]] = defaultdict(list)
+    for r in results:
+        if r.variant.layer != "raw":
+            by_variant[r.variant].append(r)
+    spans = [
+        f"{variant.label} {min(r.msgs_per_s for r in rows):.0f}-"
+        f"{max(r.msgs_per_s for r in rows):.0f} msgs/s"
+        for variant, rows in by_variant.items()
+        if len(rows) > 1
+    ]
+    if spans:
+        notes.append(
+            "- The platform's ceiling is a message rate, nearly whatever the room size ("
+            + ", ".join(spans)
+            + "): its cost is per message (a transaction, the event log, the broadcast), so "
+            "small rooms deliver far fewer frames per second, while the raw relay's cost is "
+            "per delivered frame."
         )
     platform = [r for r in results if r.variant.layer != "raw" and r.server_us_per_delivery]
     if platform:
@@ -690,8 +800,32 @@ def interpretation(results: list[Result]) -> list[str]:
         raw_costs = ", ".join(f"{r.scenario.label}: {r.server_us_per_delivery:.0f} µs" for r in raw)
         notes.append(
             "- Worker CPU per delivered frame at saturation (daphne processes only; "
-            f"PostgreSQL and Redis excluded): {costs}. The raw server: {raw_costs}."
+            f"PostgreSQL and Redis excluded): {costs}."
+            + (f" The raw server: {raw_costs}." if raw else "")
         )
+    profiled = [r for r in results if r.profile]
+    if profiled:
+        notes.append(
+            "- Where worker 0 spent the saturation window (`--profile`: py-spy sampling it "
+            f"{PROFILE_RATE} times a second, which costs it a few per cent; shares of wall "
+            "time, the sync thread being the one that runs every `database_sync_to_async` "
+            "call of the process):"
+        )
+        notes += [f"  - {r.variant.label} {r.scenario.label}: {r.profile}" for r in profiled]
+    seen = set()
+    for r in results:
+        if r.log_issues and r.variant not in seen:
+            seen.add(r.variant)
+            notes.append(
+                f"- Worker log lines at WARNING or above, {r.variant.label}: "
+                + "; ".join(f"`{text}` x {n}" for text, n in r.log_issues.most_common(5))
+            )
+    for r in results:
+        for code, text in r.error_texts.items():
+            notes.append(
+                f"- {r.variant.label} {r.scenario.label}: {r.errors[code]} `{code}` "
+                f"error repl{'y' if r.errors[code] == 1 else 'ies'}, the first: {text}"
+            )
     lost = [r for r in results if r.sat_lost or r.paced_lost]
     if lost:
         notes.append(
@@ -730,8 +864,15 @@ def machine() -> str:
 
 
 def section(
-    results: list[Result], command: str, started: datetime, seconds: float, load: str
+    results: list[Result], command: str, started: datetime, seconds: float, load: tuple
 ) -> str:
+    busy = ""
+    if max(load) > 1.0:
+        busy = (
+            ". The machine was not idle: other processes competed for its two cores, so the "
+            "absolute figures are pessimistic and vary from run to run; the ratios and where "
+            "the time goes are steadier"
+        )
     parts = [
         "## Fan-out",
         "",
@@ -744,14 +885,19 @@ def section(
         "relays each frame to everyone in the sender's room (no auth, no persistence), "
         "driven the same way with frames of the same size. `pubsub`/`core`: PostgreSQL + "
         "Redis with `CHANNEL_LAYER=pubsub|core`; `memory`: the embedded default (SQLite, "
-        "in-memory layer); `xN`: N daphne workers, else one. All clients run in one process "
-        "on the same machine (loopback).",
+        "in-memory layer); `xN`: N daphne workers, else one. Workers run "
+        "`bench.settings_bench` (the local settings with a fast password hasher, so "
+        "registering the users is quick, and Redis key prefixes of their own) with "
+        "`AUTH_RATE=off` and `DEBUG=false`; the "
+        "`message:send` throttle (30 per user per minute) is left as it is: every member "
+        "sends and each stays under its budget. All clients run in one process on the same "
+        "machine (loopback).",
         "",
         f"- Machine: {machine()}",
         f"- Command: `{command}`",
         f"- Date: {started:%Y-%m-%d %H:%M} UTC; run time {seconds:.0f} s",
-        f"- Load average (1 min) at start and end: {load}; `machine busy` counts every "
-        "process on the machine, this benchmark's and any other's",
+        f"- Load average (1 min) at start and end: {load[0]:.2f} / {load[1]:.2f}; `machine "
+        f"busy` counts every process on the machine, this benchmark's and any other's{busy}",
         "",
         table(results),
         "",
@@ -825,6 +971,12 @@ def main(argv: list[str] | None = None) -> None:
         "--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     )
     parser.add_argument("--write", type=Path, help="put the results in this markdown file")
+    parser.add_argument(
+        "--profile",
+        nargs="?",
+        const="py-spy",
+        help="record worker 0 with py-spy (this executable) during each saturation window",
+    )
     parser.add_argument("--serve-baseline", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -844,6 +996,9 @@ def main(argv: list[str] | None = None) -> None:
     clock = time.monotonic()
     log_dir = Path(tempfile.mkdtemp(prefix="chat-bench-logs-"))
     load_start = os.getloadavg()[0]
+    args.log_dir = log_dir
+    if args.profile and not shutil.which(args.profile):
+        raise SystemExit(f"--profile: {args.profile} not found (pip install py-spy)")
     print(f"fan-out benchmark; worker logs in {log_dir}", flush=True)
 
     results: list[Result] = []
@@ -862,29 +1017,46 @@ def main(argv: list[str] | None = None) -> None:
     print(table(results))
     print()
     print("\n".join(verdicts(results) + interpretation(results)))
-    warnings = _worker_warnings(log_dir)
-    if warnings:
-        print(f"\nworker log lines at WARNING or above: {warnings} (see {log_dir})")
-    load = f"{load_start:.2f} / {os.getloadavg()[0]:.2f}"
-    print(f"\nrun time {seconds:.0f} s; load average at start / end {load}")
+    print(f"\nworker logs in {log_dir}")
+    load = (load_start, os.getloadavg()[0])
+    print(f"\nrun time {seconds:.0f} s; load average at start / end {load[0]:.2f} / {load[1]:.2f}")
     if args.write:
         command = shlex.join(["python", "bench/fanout.py", *(argv or sys.argv[1:])])
         write_section(args.write, section(results, command, started, seconds, load))
         print(f"wrote the Fan-out section of {args.write}")
 
 
-def _worker_warnings(log_dir: Path) -> int:
-    count = 0
-    for log in log_dir.glob("*.log"):
-        with contextlib.suppress(OSError):
-            count += sum(
-                1
-                for line in log.read_text(errors="replace").splitlines()
-                if (" WARNING " in line and "Unauthorized: /api/auth/me" not in line)
-                or " ERROR " in line
-                or "Traceback" in line
-            )
-    return count
+LOG_RECORD = re.compile(r"^(\d{4}-\d\d-\d\d |\d+\.\d+\.\d+\.\d+:\d+ )")
+
+
+def log_issues(logs: list[Path]) -> Counter:
+    """Worker log records at WARNING or above, each with the exception that ended its
+    traceback, if any (ids folded so repeats count together)."""
+    issues: Counter = Counter()
+    for log in logs:
+        try:
+            lines = log.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        i = 0
+        while i < len(lines):
+            line = lines[i]
+            i += 1
+            if " WARNING " not in line and " ERROR " not in line:
+                continue
+            if "Unauthorized: /api/auth/me" in line:  # the readiness probe
+                continue
+            text, cause = line.split(" ", 3)[-1], ""
+            while i < len(lines) and not LOG_RECORD.match(lines[i]):
+                candidate = lines[i]
+                i += 1
+                skip = ("Traceback", "During handling", "The above exception")
+                if candidate and not candidate[0].isspace() and not candidate.startswith(skip):
+                    cause = candidate
+            if cause:
+                text = f"{text} ({cause})"
+            issues[re.sub(r"[0-9a-f]{32}", "<id>", text)[:200]] += 1
+    return issues
 
 
 if __name__ == "__main__":

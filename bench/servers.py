@@ -9,6 +9,7 @@ the test suite so a benchmark does not depend on pytest fixtures.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -36,8 +37,8 @@ def fresh_database(postgres_url: str | None) -> tuple[str, Callable[[], None]]:
     """A database only this run uses (PostgreSQL if ``postgres_url``, else a SQLite file)
     and how to drop it afterwards."""
     if not postgres_url:
-        path = Path(tempfile.mkdtemp(prefix="chat-bench-")) / "db.sqlite3"
-        return f"sqlite:///{path}", lambda: None
+        folder = tempfile.mkdtemp(prefix="chat-bench-")
+        return f"sqlite:///{folder}/db.sqlite3", lambda: shutil.rmtree(folder, ignore_errors=True)
     import psycopg
 
     name = f"chat_bench_{uuid.uuid4().hex[:10]}"

@@ -9,13 +9,16 @@ watermarks) is read here.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.db.models import OuterRef, Subquery
+from django.http import HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from chatproject.errors import DomainError
@@ -23,15 +26,24 @@ from chatproject.errors import DomainError
 from .forms import MemberAddForm, SessionCreateForm
 from .models import Message
 from .selectors import (
+    message_history,
     session_get_for_member,
     session_with_members,
     sessions_for_user,
     unread_counts,
 )
+from .serializers import MessageSerializer, iso
 from .services.sessions import member_add, session_create
 from .state import get_state
 
 PREVIEW_CHARS = 120
+# What a one-line preview leaves out of Markdown: list and heading markers, emphasis and code
+# marks, fences; a link keeps its text (``[text](url)`` -> ``text``, below).
+_MARKDOWN_MARKS = re.compile(
+    r"(?m)^\s*(?:`{3,}|~{3,})[\w+#.-]*\s*$|^\s*(?:[-*+]|\d+[.)]|#{1,6}|>)\s+|\*\*|__|`+"
+)
+_MARKDOWN_LINK = re.compile(r"\[([^\]\n]+)\]\((?:[^)\s]+)\)")
+HISTORY_PAGE = 50
 
 
 @dataclass(frozen=True)
@@ -56,7 +68,8 @@ class SessionRow:
             return ""
         if message.is_deleted:
             return "This message was deleted."
-        text = " ".join(message.content.split())
+        text = _MARKDOWN_LINK.sub(r"\1", message.content)
+        text = " ".join(_MARKDOWN_MARKS.sub(" ", text).split())
         if not text and message.role == Message.Role.ASSISTANT:
             return "The assistant is answering…"
         return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
@@ -86,7 +99,8 @@ def _session_rows(user) -> list[SessionRow]:
     last = {m.pk: m for m in Message.objects.filter(pk__in=ids).select_related("author")}
     unread = unread_counts(user=user)
     member_ids = {m.user_id for s in sessions for m in s.memberships.all()}
-    online = get_state().online(member_ids)
+    # The viewer is online by being here (this page's script connects them, too).
+    online = get_state().online(member_ids) | {user.pk}
     return [
         SessionRow(
             session=s,
@@ -96,6 +110,12 @@ def _session_rows(user) -> list[SessionRow]:
         )
         for s in sessions
     ]
+
+
+def page_slash(request):
+    """A page's path without its trailing slash: go to the one with it (307 keeps a POST)."""
+    query = request.META.get("QUERY_STRING", "")
+    return HttpResponseRedirect(request.path + "/" + (f"?{query}" if query else ""), status=307)
 
 
 def home(request):
@@ -140,11 +160,23 @@ def room(request, session_id):
     except DomainError as error:
         return _room_refusal(request, error)
     session = session_with_members(session.pk)
+    # The seq first, then the messages: joining with this lastSeq replays anything newer,
+    # so nothing between this page and its socket is lost (a repeat is applied once).
+    rendered_at = timezone.now()
+    page = message_history(session=session, limit=HISTORY_PAGE)
     memberships = list(session.memberships.all())
     online = get_state().online(m.user_id for m in memberships)
     mine = next(m for m in memberships if m.user_id == request.user.pk)
     boot = {
-        "session": {"id": str(session.pk), "title": session.title, "lastSeq": session.last_seq},
+        "session": {
+            "id": str(session.pk),
+            "title": session.title,
+            "lastSeq": session.last_seq,
+            "agentId": str(session.agent_id) if session.agent_id else None,
+        },
+        "messages": MessageSerializer(page.messages, many=True).data,
+        "hasOlder": page.total > len(page.messages),
+        "renderedAt": iso(rendered_at),
         "me": {
             "id": request.user.pk,
             "username": request.user.username,

@@ -1,4 +1,5 @@
-"""Shared real-time state: presence, per-user throttles and offline queues.
+"""Shared real-time state: presence, per-user throttles, offline queues, and running LLM
+streams (concurrency slots, text so far for clients joining mid-stream, stop requests).
 
 With ``REDIS_URL`` set it lives in Redis, so every worker sees the same presence, counts
 the same throttle windows and fills the same queues; without it, in this process's memory
@@ -46,6 +47,7 @@ class MemoryState:
         self._presence: dict[int, dict[str, float]] = defaultdict(dict)
         self._windows: dict[str, tuple[int, float]] = {}
         self._queues: dict[int, deque[str]] = defaultdict(lambda: deque(maxlen=QUEUE_LIMIT))
+        self._stream_store = MemoryStreams()
 
     def _live(self, user_id: int, now: float) -> dict[str, float]:
         entries = self._presence[user_id]
@@ -103,8 +105,7 @@ class MemoryState:
     # mid-stream gets exactly the chunks before the next one it will receive.
 
     def _streams(self) -> MemoryStreams:
-        with self._lock:
-            return self.__dict__.setdefault("_stream_store", MemoryStreams())
+        return self._stream_store
 
     async def stream_slot_acquire(self, stream_id: str, *, limit: int, ttl: float) -> bool:
         """Take one of ``limit`` slots for ``stream_id``; False if all are taken."""
@@ -117,7 +118,7 @@ class MemoryState:
             streams.slots[stream_id] = now + ttl
             return True
 
-    async def stream_keepalive(self, stream_id: str, *, ttl: float) -> None:
+    async def stream_keepalive(self, stream_id: str, *, ttl: float, session_id=None) -> None:
         """Extend a running stream's slot (and, in Redis, its live record) by ``ttl``."""
         streams = self._streams()
         with self._lock:
@@ -177,13 +178,14 @@ class MemoryState:
 
     def streams_reset(self) -> None:
         with self._lock:
-            self.__dict__.pop("_stream_store", None)
+            self._stream_store = MemoryStreams()
 
     def reset(self) -> None:
         with self._lock:
             self._presence.clear()
             self._windows.clear()
             self._queues.clear()
+            self._stream_store = MemoryStreams()
 
 
 class RedisState:
@@ -299,12 +301,14 @@ class RedisState:
         )
         return bool(taken)
 
-    async def stream_keepalive(self, stream_id: str, *, ttl: float) -> None:
+    async def stream_keepalive(self, stream_id: str, *, ttl: float, session_id=None) -> None:
         meta, deltas = self._stream_keys(stream_id)
         pipe = self._async().pipeline(transaction=False)
         pipe.zadd(self._key("stream-slots"), {stream_id: time.time() + ttl}, xx=True)
         pipe.expire(meta, math.ceil(ttl))
         pipe.expire(deltas, math.ceil(ttl))
+        if session_id is not None:
+            pipe.expire(self._key("session-streams", session_id), math.ceil(ttl))
         await pipe.execute()
 
     async def stream_slot_release(self, stream_id: str) -> None:

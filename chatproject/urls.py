@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import pages as account_pages
 from chat import pages as chat_pages
+from chat.pages import page_slash
 from chat.urls import UUID
 
 from .errors import api_not_found
@@ -14,18 +15,16 @@ from .health import healthz
 from .metrics import metrics_view
 
 urlpatterns = [
-    # The web app (session cookie): account pages, the session list at /, rooms.
+    # The web app (session cookie): account pages, the session list at /, rooms. Page URLs
+    # end in a slash; the same path without it redirects there.
     path("", chat_pages.home, name="home"),
-    re_path(r"^signup/?$", account_pages.signup, name="signup"),
-    re_path(r"^login/?$", account_pages.LoginView.as_view(), name="login"),
-    re_path(r"^logout/?$", account_pages.LogoutView.as_view(), name="logout"),
-    re_path(r"^sessions/new/?$", chat_pages.session_new, name="session-new"),
-    re_path(rf"^rooms/(?P<session_id>{UUID})/?$", chat_pages.room, name="room"),
-    re_path(
-        rf"^rooms/(?P<session_id>{UUID})/members/?$",
-        chat_pages.room_member_add,
-        name="room-member-add",
-    ),
+    path("signup/", account_pages.signup, name="signup"),
+    path("login/", account_pages.LoginView.as_view(), name="login"),
+    path("logout/", account_pages.LogoutView.as_view(), name="logout"),
+    path("sessions/new/", chat_pages.session_new, name="session-new"),
+    path("rooms/<uuid:session_id>/", chat_pages.room, name="room"),
+    path("rooms/<uuid:session_id>/members/", chat_pages.room_member_add, name="room-member-add"),
+    re_path(rf"^(?:signup|login|logout|sessions/new|rooms/{UUID}(?:/members)?)$", page_slash),
     # Static files from the app itself (finders, no collectstatic needed): the one-command
     # run serves the web app with nothing in front. A proxy may serve /static/ first.
     re_path(r"^static/(?P<path>.+)$", static_serve, {"insecure": True}, name="static"),
@@ -35,7 +34,9 @@ urlpatterns = [
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
     re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/auth/", include("accounts.urls")),
+    path("api/chat/streams/", include("llm.stream_urls")),
     path("api/chat/", include("chat.urls")),
+    path("api/llm/", include("llm.urls")),
     path("api-auth/", include("rest_framework.urls")),
 ]
 

@@ -4,12 +4,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from chat.extensions import Route
 from chat.state import get_state
 
 from . import event_types
 from .inputs import StreamRequestInput, StreamStopInput
 from .services.streams import stream_request, stream_stop
+
+logger = logging.getLogger(__name__)
 
 
 async def on_stream_request(consumer, data: dict) -> dict:
@@ -29,7 +33,15 @@ async def on_stream_stop(consumer, data: dict) -> dict:
 
 def active_streams(session_id) -> list[dict]:
     """The running streams of a session with their text so far, from the shared state (so a
-    stream on any worker is seen). ``index`` is the last chunk in ``content``."""
+    stream on any worker is seen). ``index`` is the last chunk in ``content``.
+
+    A join must not fail because that state can't be read: it then lists none.
+    """
+    try:
+        snapshots = get_state().stream_snapshots(session_id)
+    except Exception:
+        logger.warning("active streams of session %s unavailable", session_id, exc_info=True)
+        return []
     return [
         event_types.active_stream(
             stream_id=snapshot["streamId"],
@@ -38,7 +50,7 @@ def active_streams(session_id) -> list[dict]:
             index=len(snapshot["deltas"]) - 1,
             tokens=snapshot["tokens"],
         )
-        for snapshot in get_state().stream_snapshots(session_id)
+        for snapshot in snapshots
     ]
 
 

@@ -14,13 +14,11 @@ import httpx
 from django.conf import settings
 from langchain_ollama import ChatOllama
 
-# An answer longer than this is cut by Ollama (finishReason "length") unless the request or
-# the agent says otherwise: a room should not be held by one endless answer.
-DEFAULT_MAX_TOKENS = 2048
+# settings.LLM_DEFAULT_MAX_TOKENS cuts an answer (finishReason "length") unless the request
+# or the agent says otherwise: a room should not be held by one endless answer.
+# settings.OLLAMA_READ_TIMEOUT also covers loading the model and evaluating the prompt, since
+# Ollama sends nothing until the first token: generous, but never infinite.
 CONNECT_TIMEOUT_S = 10.0
-# Ollama sends nothing until the first token, so the read timeout also covers loading the
-# model and evaluating the prompt: generous, but never infinite.
-READ_TIMEOUT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -43,13 +41,13 @@ def model_config(*, agent=None, config: dict | None = None) -> ModelConfig:
         model=pick("model", agent.model if agent else None) or settings.OLLAMA_MODEL,
         temperature=pick("temperature", agent.temperature if agent else None),
         max_tokens=pick("maxTokens", agent.max_tokens if agent else None)
-        or getattr(settings, "LLM_DEFAULT_MAX_TOKENS", DEFAULT_MAX_TOKENS),
+        or settings.LLM_DEFAULT_MAX_TOKENS,
     )
 
 
 def chat_model(config: ModelConfig, *, base_url: str | None = None) -> ChatOllama:
     """A ``ChatOllama`` for ``config`` talking to ``OLLAMA_URL`` (or ``base_url``)."""
-    read = getattr(settings, "OLLAMA_READ_TIMEOUT", READ_TIMEOUT_S)
+    read = settings.OLLAMA_READ_TIMEOUT
     kwargs = {}
     if config.temperature is not None:
         kwargs["temperature"] = config.temperature
@@ -60,3 +58,12 @@ def chat_model(config: ModelConfig, *, base_url: str | None = None) -> ChatOllam
         client_kwargs={"timeout": httpx.Timeout(CONNECT_TIMEOUT_S, read=read)},
         **kwargs,
     )
+
+
+async def close_model(llm: ChatOllama) -> None:
+    """Close the model's HTTP connections now rather than whenever it is collected.
+    (ChatOllama keeps its ollama ``AsyncClient`` in a private attribute and never closes
+    it itself.)"""
+    client = getattr(llm, "_async_client", None)
+    if client is not None:
+        await client.close()

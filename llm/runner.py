@@ -14,7 +14,7 @@ What it guarantees:
 - tool calls are executed, reported (``StreamTool``), fed back, and the answer goes on;
 - tokens are Ollama's own counts (``eval_count`` / ``prompt_eval_count``), summed over the
   tool rounds; while an answer runs, each received piece counts as one token;
-- an answer that ends without Ollama's ``done`` line is an error (``STREAM_INCOMPLETE``):
+- an answer that ends without Ollama's ``done`` line is an error (``LLM_UNAVAILABLE``):
   neither ollama-python nor LangChain raises for it;
 - setting ``stop`` ends the answer with ``StreamStopped``, and cancelling or closing the
   generator ends it silently; either way the HTTP request to Ollama is closed, because the
@@ -210,7 +210,10 @@ async def run_stream(
 
 def _error_of(exc: Exception, model: str) -> tuple[str, str]:
     if isinstance(exc, IncompleteStream):
-        return stream_errors.STREAM_INCOMPLETE, "The language model's answer broke off."
+        return (
+            stream_errors.LLM_UNAVAILABLE,
+            "The language model's answer ended without its final line.",
+        )
     code, message = stream_errors.classify(exc, model=model)
     if code == stream_errors.INTERNAL:
         logger.exception("stream of model %s failed", model)

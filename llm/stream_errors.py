@@ -1,13 +1,11 @@
-"""Why an answer failed, as a code a client can act on.
+"""Why an answer failed, as one of the contract's codes and a sentence saying which kind.
 
-Refusals before any text (``INVALID_MODEL``, ``LLM_UNAVAILABLE``) use the contract's
-codes. Failures in the middle of an answer have codes of their own, so a client can tell a
-model that broke off from one that was never reachable:
+The contract's list of codes is fixed, so every failure maps onto it:
 
-- ``STREAM_TIMEOUT``: Ollama sent nothing for longer than the read timeout;
-- ``STREAM_INTERRUPTED``: the connection broke mid-answer;
-- ``STREAM_INCOMPLETE``: the answer ended without Ollama's final (``done``) line;
-- ``MODEL_ERROR``: Ollama reported an error (a mid-stream ``error`` line, or a 4xx);
+- ``INVALID_MODEL``: Ollama does not have the model (404);
+- ``LLM_UNAVAILABLE``: Ollama can't be reached, is busy (503), sent nothing for longer than
+  the read timeout, broke the connection mid-answer, ended the answer without its final
+  (``done``) line, or reported an error: the message tells which;
 - ``INTERNAL``: anything else (a bug: logged with its traceback).
 """
 
@@ -18,10 +16,6 @@ import ollama
 
 INVALID_MODEL = "INVALID_MODEL"
 LLM_UNAVAILABLE = "LLM_UNAVAILABLE"
-STREAM_TIMEOUT = "STREAM_TIMEOUT"
-STREAM_INTERRUPTED = "STREAM_INTERRUPTED"
-STREAM_INCOMPLETE = "STREAM_INCOMPLETE"
-MODEL_ERROR = "MODEL_ERROR"
 INTERNAL = "INTERNAL"
 
 
@@ -33,11 +27,11 @@ def classify(exc: BaseException, *, model: str) -> tuple[str, str]:
             return INVALID_MODEL, f"The model {model!r} is not available on the Ollama server."
         if status in (429, 502, 503, 504) or status >= 500:
             return LLM_UNAVAILABLE, "The language model is busy or unavailable; try again soon."
-        return MODEL_ERROR, f"The model reported an error: {exc.error}"
+        return LLM_UNAVAILABLE, f"The model reported an error: {exc.error}"
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | ConnectionError):
         return LLM_UNAVAILABLE, "The language model server can't be reached."
     if isinstance(exc, httpx.TimeoutException):
-        return STREAM_TIMEOUT, "The language model stopped answering."
+        return LLM_UNAVAILABLE, "The language model stopped answering (read timeout)."
     if isinstance(exc, httpx.TransportError):
-        return STREAM_INTERRUPTED, "The connection to the language model broke off."
+        return LLM_UNAVAILABLE, "The connection to the language model broke off mid-answer."
     return INTERNAL, "The answer failed."

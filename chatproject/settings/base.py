@@ -166,6 +166,10 @@ OLLAMA_URL = env_str("OLLAMA_URL", "http://localhost:11434")
 OLLAMA_MODEL = env_str("OLLAMA_MODEL", "llama3.2")
 STREAM_DELAY = env_int("STREAM_DELAY", 50)
 MAX_CONCURRENT_STREAMS = env_int("MAX_CONCURRENT_STREAMS", 10)
+# Seconds Ollama may stay silent (first token included) before a stream fails.
+OLLAMA_READ_TIMEOUT = env_int("OLLAMA_READ_TIMEOUT", 120)
+# num_predict when neither the request nor the agent sets maxTokens.
+LLM_DEFAULT_MAX_TOKENS = env_int("LLM_DEFAULT_MAX_TOKENS", 2048)
 
 # --- Content --------------------------------------------------------------------------------
 PROFANITY_FILTER = env_str("PROFANITY_FILTER", "censor").lower()

@@ -30,7 +30,7 @@ from chat.state import get_state
 
 from .. import event_types
 from ..models import Stream
-from ..provider import chat_model
+from ..provider import chat_model, close_model
 from ..runner import run_stream
 from ..stream_events import (
     StreamChunk,
@@ -60,6 +60,17 @@ running: dict[uuid.UUID, RoomStream] = {}
 
 def group_for_stream(stream_id: uuid.UUID) -> str:
     return f"stream-{stream_id.hex}"
+
+
+@contextlib.asynccontextmanager
+async def _closing(llm):
+    try:
+        yield llm
+    finally:
+        try:
+            await close_model(llm)
+        except Exception:
+            logger.warning("closing the model client failed", exc_info=True)
 
 
 class RoomStream:
@@ -121,13 +132,16 @@ class RoomStream:
         stream_id = self.plan.stream_id
         running.pop(stream_id, None)
         state = get_state()
-        for step in (
-            state.stream_slot_release(str(stream_id)),
-            state.stream_forget(self.plan.session_id, str(stream_id)),
-            get_channel_layer().group_discard(group_for_stream(stream_id), self.channel),
-        ):
+        steps = [
+            lambda: state.stream_slot_release(str(stream_id)),
+            lambda: state.stream_forget(self.plan.session_id, str(stream_id)),
+        ]
+        if self.channel is not None:
+            group = group_for_stream(stream_id)
+            steps.append(lambda: get_channel_layer().group_discard(group, self.channel))
+        for step in steps:
             try:
-                await step
+                await step()
             except Exception:
                 logger.warning("cleaning up stream %s failed", stream_id, exc_info=True)
 
@@ -135,11 +149,14 @@ class RoomStream:
 
     async def _stream(self) -> None:
         plan = self.plan
+        logger.info("stream %s started in session %s (%s)", plan.stream_id, plan.session_id,
+                    plan.config.model)  # fmt: skip
         tools = build_tools(plan.tool_names, session_id=plan.session_id, user=plan.user)
-        events = run_stream(chat_model(plan.config), plan.messages, tools=tools, stop=self.stop)
+        llm = chat_model(plan.config)
+        events = run_stream(llm, plan.messages, tools=tools, stop=self.stop)
         ending: StreamEnd | None = None
         try:
-            async with contextlib.aclosing(events):
+            async with _closing(llm), contextlib.aclosing(events):
                 async for event in events:
                     if isinstance(event, StreamChunk):
                         await self._chunk(event)
@@ -167,7 +184,7 @@ class RoomStream:
             duration_ms=round((timezone.now() - self.started_at).total_seconds() * 1000),
             latency_ms=None,
             errors=1,
-            code="STREAM_INTERRUPTED",
+            code="INTERNAL",
             message="The answer was interrupted.",
         )
 
@@ -211,6 +228,7 @@ class RoomStream:
     async def _end(self, ending: StreamEnd) -> None:
         """Save the answer, then tell the room how it ended: exactly one final frame."""
         outcome = self._outcome(ending)
+        logger.info("stream %s %s %s", self.plan.stream_id, outcome.status, outcome.error_code)
         try:
             await database_sync_to_async(stream_finish)(plan=self.plan, outcome=outcome)
         except Exception:
@@ -322,7 +340,9 @@ class RoomStream:
                     if asked := await state.stream_stop_requested(stream_id):
                         self.request_stop(asked.get("by"))
                     if time.monotonic() - kept_alive >= KEEPALIVE_S:
-                        await state.stream_keepalive(stream_id, ttl=LIVE_TTL_S)
+                        await state.stream_keepalive(
+                            stream_id, ttl=LIVE_TTL_S, session_id=self.plan.session_id
+                        )
                         kept_alive = time.monotonic()
                 except Exception:
                     receive = None

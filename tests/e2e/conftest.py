@@ -5,6 +5,9 @@ loopback ports, exactly as production runs them (``chatproject.asgi:application`
 ``DATABASE_URL`` and ``REDIS_URL`` set it starts two workers on one PostgreSQL database and
 one Redis; on the embedded default, one worker on a SQLite file. Tests talk to them only
 over HTTP and WebSocket.
+
+The workers' ``OLLAMA_URL`` is an Ollama emulator running in the test process
+(``platform.ollama``): tests script its answers and read what the workers did to it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from urllib.parse import urlparse, urlunparse
 import httpx
 import pytest
 import websockets
+
+from llm.emulator import EmulatorServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,9 +73,12 @@ class Worker:
 class Platform:
     """The running workers and a few helpers to act as users through them."""
 
-    def __init__(self, workers: list[Worker], env: dict[str, str]) -> None:
+    def __init__(
+        self, workers: list[Worker], env: dict[str, str], ollama: EmulatorServer | None = None
+    ) -> None:
         self.workers = workers
         self.env = env
+        self.ollama = ollama
         self._names = 0
 
     @property
@@ -178,11 +186,14 @@ def platform():
         [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
         cwd=ROOT, env=env, check=True,
     )  # fmt: skip
+    ollama = EmulatorServer().start()
+    env.update(OLLAMA_URL=ollama.url, STREAM_DELAY="20")
     count = 2 if env.get("REDIS_URL") else 1
     workers = [start_worker(env) for _ in range(count)]
-    yield Platform(workers, env)
+    yield Platform(workers, env, ollama)
     for worker in workers:
         stop_worker(worker)
+    ollama.stop()
     drop_database()
 
 

@@ -12,13 +12,21 @@ FINAL_EVENTS = ("stream:complete", "stream:stopped", "stream:error")
 WITHIN_S = 30
 
 
+async def receive(ws, within: float = WITHIN_S) -> dict:
+    """The socket's next frame: first those a helper read ahead (``ws.pending``)."""
+    pending = ws.__dict__.setdefault("pending", [])
+    if pending:
+        return pending.pop(0)
+    return await ws.receive_json_from(timeout=within)
+
+
 async def frames_until_end(ws, stream_id: str | None = None, within: float = WITHIN_S):
     """Every frame up to and including the stream's final event (stream:complete, stopped
     or error)."""
     frames = []
     async with asyncio.timeout(within):
         while True:
-            frame = await ws.receive_json_from(timeout=within)
+            frame = await receive(ws, within)
             frames.append(frame)
             data = frame.get("data") or {}
             if frame["event"] in FINAL_EVENTS and stream_id in (None, data.get("streamId")):
@@ -26,12 +34,13 @@ async def frames_until_end(ws, stream_id: str | None = None, within: float = WIT
 
 
 async def request_seeing(ws, event: str, data: dict, ref="r") -> tuple[dict, list[dict]]:
-    """Send a frame; its reply and every frame that arrived before the reply."""
+    """Send a frame; its reply and every frame that arrived before the reply (a stream's
+    first frames may overtake the reply to ``stream:request``)."""
     await ws.send_json_to({"event": event, "data": data, "ref": ref})
     before = []
     async with asyncio.timeout(WITHIN_S):
         while True:
-            frame = await ws.receive_json_from(timeout=WITHIN_S)
+            frame = await receive(ws)
             if frame["event"] in ("ack", "error") and frame.get("ref") == ref:
                 return frame, before
             before.append(frame)

