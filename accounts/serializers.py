@@ -12,7 +12,8 @@ class UserSerializer(serializers.Serializer):
 
 
 class MeSerializer(UserSerializer):
-    email = serializers.EmailField(read_only=True)
+    # An address, or "" when the user gave none (so not a schema "email" format).
+    email = serializers.CharField(read_only=True)
     isStaff = serializers.BooleanField(source="is_staff", read_only=True)
     dateJoined = serializers.DateTimeField(source="date_joined", read_only=True)
 

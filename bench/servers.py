@@ -151,3 +151,19 @@ def machine_cpu() -> tuple[float, float]:
     idle = values[3] + values[4]
     total = sum(values[:8])
     return total - idle, total
+
+
+def postgres_backends(database: str) -> list[int]:
+    """Pids of the PostgreSQL backends serving ``database`` on this machine (their process
+    titles name it: ``postgres: 15/main: user database 127.0.0.1(port) state``)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if title.startswith("postgres: ") and f" {database} " in title:
+            pids.append(int(entry.name))
+    return pids

@@ -2,13 +2,15 @@
 two changes that touch neither the measured path nor its cost.
 
 * A fast password hasher. Benchmarks register hundreds of users over REST before measuring;
-  Django's default PBKDF2 hasher costs a large fraction of a second of CPU per register or
-  token call, which would dominate the set-up and measures nothing a benchmark is about.
+  Django's default PBKDF2 hasher costs about a quarter of a second of CPU per hash here (two
+  per user: register and token), which would dominate the set-up and measures nothing a
+  benchmark is about.
   Nothing on the WebSocket path hashes passwords (sockets authenticate with JWTs).
-* The channel layer's and the cache's key prefixes follow ``REALTIME_PREFIX`` (which the
-  benchmark sets per run, as the e2e fixtures do). The base settings use the fixed prefix
-  ``chat``, so two deployments on one Redis share groups such as ``user-<id>``: a test run
-  elsewhere that deactivates its user 5 would close the benchmark's user 5's sockets.
+* The channel layer's and the cache's key prefixes follow ``REALTIME_PREFIX``, which the
+  benchmark sets per run (as the e2e fixtures do), so nothing else on the same Redis shares
+  its groups: with a common prefix, a test run elsewhere that deactivates its user 5 closes
+  the benchmark's user 5's sockets (``user-<id>`` groups). The base settings derive these
+  prefixes the same way; this keeps the benchmark isolated whatever they do.
 """
 
 from chatproject.settings.local import *  # noqa: F403

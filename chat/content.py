@@ -14,8 +14,12 @@ profanity.load_censor_words()
 def content_clean(text: str) -> tuple[str, bool]:
     """The text to store and whether the filter found anything (flagged for moderators)."""
     mode = settings.PROFANITY_FILTER
-    if mode == "off" or not profanity.contains_profanity(text):
+    if mode == "off":
+        return text, False
+    # better-profanity's own contains_profanity() is a censor-and-compare: censor once.
+    censored = profanity.censor(text)
+    if censored == text:
         return text, False
     if mode == "reject":
         raise DomainError("CONTENT_REJECTED", "The message contains words that are not allowed.")
-    return profanity.censor(text), True
+    return censored, True

@@ -18,7 +18,6 @@ import orjson
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
-from django.db.models import F
 
 from .models import ChatSession, Membership, SessionEvent
 from .state import get_state
@@ -37,16 +36,35 @@ def group_for_user(user_id: int) -> str:
     return f"user-{user_id}"
 
 
-def seq_allocate(*, session_id) -> int:
+_SEQ_SQL = "UPDATE {table} SET last_seq = last_seq + 1{touch} WHERE id = %s RETURNING last_seq"
+
+
+def seq_allocate(*, session_id, message_at=None) -> int:
     """Take the session's next seq. Must run inside the transaction that uses it.
 
     The UPDATE locks the session row until commit, so concurrent writers are serialised and
-    seqs appear in commit order with no duplicates and no gaps.
+    seqs appear in commit order with no duplicates and no gaps. ``RETURNING`` (PostgreSQL,
+    SQLite >= 3.35) reads the new value in the same statement. With ``message_at`` the
+    session's ``last_message_at`` moves too, in that one statement.
     """
-    if not transaction.get_connection().in_atomic_block:
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:
         raise RuntimeError("seq_allocate() must be called inside transaction.atomic()")
-    ChatSession.objects.filter(pk=session_id).update(last_seq=F("last_seq") + 1)
-    return ChatSession.objects.filter(pk=session_id).values_list("last_seq", flat=True).get()
+    table = connection.ops.quote_name(ChatSession._meta.db_table)
+    params: list = []
+    touch = ""
+    if message_at is not None:
+        touch = ", last_message_at = %s"
+        params.append(
+            ChatSession._meta.get_field("last_message_at").get_db_prep_value(message_at, connection)
+        )
+    params.append(ChatSession._meta.pk.get_db_prep_value(session_id, connection))
+    with connection.cursor() as cursor:
+        cursor.execute(_SEQ_SQL.format(table=table, touch=touch), params)
+        row = cursor.fetchone()
+    if row is None:
+        raise ChatSession.DoesNotExist(f"No session {session_id}")
+    return row[0]
 
 
 def encode(frame: dict[str, Any]) -> str:
@@ -108,6 +126,27 @@ def _queue_for_offline_members(session_id, text: str) -> None:
     offline = set(member_ids) - state.online(member_ids)
     if offline:
         state.queue_push(sorted(offline), text)
+
+
+# The message type a consumer handles when its user was removed from a session
+# (``session_removed``): it stops following that session at once.
+SESSION_REMOVED_TYPE = "session.removed"
+
+
+def tell_user_on_commit(user_id: int, message: dict[str, Any]) -> None:
+    """Send a channel-layer ``message`` to every connection of a user, on every worker,
+    once the current transaction commits; a failure is logged, not raised."""
+
+    def send() -> None:
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        try:
+            async_to_sync(layer.group_send)(group_for_user(user_id), message)
+        except Exception:
+            logger.warning("telling user %s failed", user_id, exc_info=True)
+
+    transaction.on_commit(send)
 
 
 async def broadcast_async(group: str, frame: dict[str, Any], *, exclude_user=None) -> None:

@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from chatproject.errors import forbidden, not_found
@@ -39,9 +39,21 @@ def session_get(*, session_id) -> ChatSession:
 
 
 def session_get_for_member(*, user, session_id) -> ChatSession:
-    """The session, if ``user`` is a member: NOT_FOUND if unknown, FORBIDDEN if not a member."""
-    session = session_get(session_id=session_id)
-    if not Membership.objects.filter(session_id=session.pk, user_id=user.pk).exists():
+    """The session, if ``user`` is a member: NOT_FOUND if unknown, FORBIDDEN if not a member.
+
+    One query: the membership test rides along as an annotation.
+    """
+    session_id = _as_uuid(session_id, "Session")
+    member = Membership.objects.filter(session=OuterRef("pk"), user_id=user.pk)
+    session = (
+        ChatSession.objects.filter(pk=session_id)
+        .select_related("created_by")
+        .annotate(caller_is_member=Exists(member))
+        .first()
+    )
+    if session is None:
+        raise not_found("Session")
+    if not session.caller_is_member:
         raise forbidden("You are not a member of this session.")
     return session
 

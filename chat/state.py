@@ -9,11 +9,19 @@ the broadcast path, which runs in sync code after a commit, calls the sync ones.
 Presence is a sorted set per user of connection id -> expiry time. Each open connection
 refreshes its entry while it lives; a worker killed without closing its sockets leaves
 entries that simply expire, so nobody stays online for longer than ``PRESENCE_TTL``.
+
+While Redis is unreachable (restarting, failing over) the gateway keeps working on what
+does not need it: presence reads as offline and is not announced, the offline queue is
+neither drained nor lost (it stays in Redis), and throttles count in this process's memory
+instead, so the limits still hold per worker. Durable events never depend on Redis: they
+are in the database and replayed by seq. Nothing here raises for an outage except
+``queue_push`` (its caller logs it) and the LLM stream bookkeeping (the LLM app decides).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import threading
 import time
@@ -22,6 +30,8 @@ from collections import defaultdict, deque
 
 import orjson
 from django.conf import settings
+
+logger = logging.getLogger(__name__)
 
 PRESENCE_TTL = 45
 PRESENCE_HEARTBEAT = 15
@@ -188,6 +198,10 @@ class MemoryState:
             self._stream_store = MemoryStreams()
 
 
+def _outage(what: str, exc: Exception) -> None:
+    logger.warning("Redis unavailable (%s): %s: %s", what, type(exc).__name__, exc)
+
+
 class RedisState:
     """State shared by every worker through Redis."""
 
@@ -199,6 +213,9 @@ class RedisState:
         self._sync = redis.Redis.from_url(url, max_connections=settings.REDIS_MAX_CONNECTIONS)
         # redis.asyncio clients are bound to the loop that made them.
         self._async_by_loop: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        # Where throttles count while Redis is unreachable.
+        self._local = MemoryState()
+        self._errors = (redis.RedisError, OSError)
 
     def _async(self):
         import redis.asyncio
@@ -216,13 +233,19 @@ class RedisState:
         return ":".join((self._prefix, *map(str, parts)))
 
     async def presence_connect(self, user_id: int, conn_id: str) -> bool:
+        """Whether the user was offline before; False (announce nothing) in an outage: the
+        heartbeat's refresh adds the entry once Redis is back."""
         key, now = self._key("presence", user_id), time.time()
         pipe = self._async().pipeline(transaction=True)
         pipe.zremrangebyscore(key, "-inf", now)
         pipe.zcard(key)
         pipe.zadd(key, {conn_id: now + PRESENCE_TTL})
         pipe.expire(key, PRESENCE_TTL)
-        _, before, _, _ = await pipe.execute()
+        try:
+            _, before, _, _ = await pipe.execute()
+        except self._errors as exc:
+            _outage("presence", exc)
+            return False
         return before == 0
 
     async def presence_refresh(self, user_id: int, conn_id: str) -> None:
@@ -230,18 +253,28 @@ class RedisState:
         pipe = self._async().pipeline(transaction=True)
         pipe.zadd(key, {conn_id: time.time() + PRESENCE_TTL})
         pipe.expire(key, PRESENCE_TTL)
-        await pipe.execute()
+        try:
+            await pipe.execute()
+        except self._errors as exc:
+            _outage("presence", exc)
 
     async def presence_disconnect(self, user_id: int, conn_id: str) -> bool:
+        """Whether that was the user's last connection; False in an outage (the entry
+        expires on its own)."""
         key, now = self._key("presence", user_id), time.time()
         pipe = self._async().pipeline(transaction=True)
         pipe.zrem(key, conn_id)
         pipe.zremrangebyscore(key, "-inf", now)
         pipe.zcard(key)
-        *_, left = await pipe.execute()
+        try:
+            *_, left = await pipe.execute()
+        except self._errors as exc:
+            _outage("presence", exc)
+            return False
         return left == 0
 
     def online(self, user_ids) -> set[int]:
+        """The users with an open connection; nobody, while Redis can't be read."""
         user_ids = list(user_ids)
         if not user_ids:
             return set()
@@ -249,7 +282,12 @@ class RedisState:
         pipe = self._sync.pipeline(transaction=False)
         for uid in user_ids:
             pipe.zcount(self._key("presence", uid), now, "+inf")
-        return {uid for uid, n in zip(user_ids, pipe.execute(), strict=True) if n}
+        try:
+            counts = pipe.execute()
+        except self._errors as exc:
+            _outage("presence", exc)
+            return set()
+        return {uid for uid, n in zip(user_ids, counts, strict=True) if n}
 
     async def throttle_hit(self, key: str, limit: int, window_ms: int) -> float | None:
         full = self._key("throttle", key)
@@ -257,7 +295,11 @@ class RedisState:
         pipe.incr(full)
         pipe.pexpire(full, window_ms, nx=True)
         pipe.pttl(full)
-        count, _, ttl = await pipe.execute()
+        try:
+            count, _, ttl = await pipe.execute()
+        except self._errors as exc:
+            _outage("throttles count per worker meanwhile", exc)
+            return await self._local.throttle_hit(key, limit, window_ms)
         return max(ttl, 1) / 1000 if count > limit else None
 
     def queue_push(self, user_ids, text: str) -> None:
@@ -270,11 +312,16 @@ class RedisState:
         pipe.execute()
 
     async def queue_drain(self, user_id: int) -> list[str]:
+        """The user's queued frames, now cleared; none in an outage (they stay queued)."""
         key = self._key("queue", user_id)
         pipe = self._async().pipeline(transaction=True)
         pipe.lrange(key, 0, -1)
         pipe.delete(key)
-        items, _ = await pipe.execute()
+        try:
+            items, _ = await pipe.execute()
+        except self._errors as exc:
+            _outage("offline queue", exc)
+            return []
         return [item.decode() for item in items]
 
     # --- LLM streams (see MemoryState): one sorted set of slots for every worker ----------

@@ -14,6 +14,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -78,6 +79,25 @@ def validation_error(message: str, details: Any = None) -> DomainError:
     return DomainError("VALIDATION_ERROR", message, details=details)
 
 
+def outage_error(exc: BaseException) -> DomainError | None:
+    """The refusal for a backend that can't be reached right now (the database or Redis
+    restarting), or None for any other failure. A client should retry after ``retryAfter``:
+    nothing was half-done (a write either committed or rolled back)."""
+    import redis
+    from django.db import InterfaceError, OperationalError
+
+    if isinstance(exc, OperationalError | InterfaceError):
+        what = "The database"
+    elif isinstance(exc, redis.RedisError):
+        what = "The real-time service (Redis)"
+    else:
+        return None
+    return DomainError(
+        "INTERNAL", f"{what} is unavailable right now: retry in a moment.",
+        retry_after=1, status=503,
+    )  # fmt: skip
+
+
 def _from_drf(exc: drf.APIException) -> DomainError:
     if isinstance(exc, drf.ValidationError):
         return validation_error("The request is invalid: see details.", exc.detail)
@@ -120,11 +140,17 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         if response is not None and "WWW-Authenticate" in response:
             final["WWW-Authenticate"] = response["WWW-Authenticate"]
         return final
+    if (outage := outage_error(exc)) is not None:
+        logger.warning("%s (%s: %s)", outage.message, type(exc).__name__, exc)
+        return error_response(outage)
     return None
 
 
+@csrf_exempt
 def api_not_found(request, *args, **kwargs):
-    """Any ``/api/`` path no route matched: the JSON error shape, not Django's HTML page."""
+    """Any ``/api/`` path no route matched: the JSON error shape, not Django's HTML page.
+    CSRF-exempt (nothing is changed here), or an unknown path POSTed to would get the CSRF
+    middleware's HTML 403 instead of this 404."""
     from django.http import JsonResponse
 
     error = DomainError("NOT_FOUND", f"No API endpoint at {request.path}.")

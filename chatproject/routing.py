@@ -4,11 +4,14 @@ from channels.routing import URLRouter
 
 from accounts.auth import WebsocketAuthStack
 from chat.routing import websocket_urlpatterns as chat_routes
+from llm.routing import websocket_urlpatterns as ai_routes
 
 from .origins import OriginGuard
+from .ws_outage import OutageGuard
 
-websocket_urlpatterns = chat_routes
+# /ws/chat/ (rooms) and /ws/ai/ (one user and the assistant).
+websocket_urlpatterns = chat_routes + ai_routes
 
 
 def websocket_application():
-    return OriginGuard(WebsocketAuthStack(URLRouter(websocket_urlpatterns)))
+    return OriginGuard(OutageGuard(WebsocketAuthStack(URLRouter(websocket_urlpatterns))))

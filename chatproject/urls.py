@@ -9,6 +9,7 @@ from accounts import pages as account_pages
 from chat import pages as chat_pages
 from chat.pages import page_slash
 from chat.urls import UUID
+from llm import sse as llm_sse
 
 from .errors import api_not_found
 from .health import healthz
@@ -37,6 +38,8 @@ urlpatterns = [
     path("api/chat/streams/", include("llm.stream_urls")),
     path("api/chat/", include("chat.urls")),
     path("api/llm/", include("llm.urls")),
+    # Server-sent events (an async view, not DRF): an answer to a conversation (seed 003).
+    re_path(r"^api/stream/?$", llm_sse.stream_view, name="llm-stream"),
     path("api-auth/", include("rest_framework.urls")),
 ]
 

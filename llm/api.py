@@ -1,13 +1,19 @@
-"""REST doors of the LLM app: agents, and a stream's status and metrics. Parse, call a
-selector or service, render: rules live in ``llm.services`` and ``llm.selectors``."""
+"""REST doors of the LLM app: agents, a stream's status and metrics, a query answered whole
+and the Ollama server's models. Parse, call a selector or service, render: rules live in
+``llm.services`` and ``llm.selectors``."""
 
 from __future__ import annotations
 
+from asgiref.sync import async_to_sync
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from chat.throttles import throttle_check
+
+from .inputs import QueryInput, model_settings
+from .ollama_catalog import ollama_models
 from .selectors import (
     agent_get,
     agent_list,
@@ -15,8 +21,15 @@ from .selectors import (
     stream_metrics,
     stream_status,
 )
-from .serializers import AgentSerializer, StreamMetricsSerializer, StreamStatusSerializer
+from .serializers import (
+    AgentSerializer,
+    ModelListSerializer,
+    QueryResultSerializer,
+    StreamMetricsSerializer,
+    StreamStatusSerializer,
+)
 from .services.agents import agent_create, agent_delete, agent_update
+from .services.query import llm_query
 
 
 def _valid(request, *, partial: bool = False) -> dict:
@@ -66,3 +79,30 @@ class StreamMetricsApi(APIView):
     def get(self, request, stream_id):
         stream = stream_get_for_member(user=request.user, stream_id=stream_id)
         return Response(stream_metrics(stream))
+
+
+class QueryApi(APIView):
+    """One answer, whole (tools on). The runner is async: this sync view waits for it in its
+    own request thread, never on the event loop."""
+
+    @extend_schema(request=QueryInput, responses={200: QueryResultSerializer})
+    def post(self, request):
+        serializer = QueryInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        # An LLM request spends the same per-user budget whichever door asks.
+        async_to_sync(throttle_check)(user_id=request.user.pk, event="stream:request")
+        result = async_to_sync(llm_query)(
+            user=request.user,
+            prompt=data["prompt"],
+            session_id=data["sessionId"],
+            agent_id=data["agentId"],
+            config=model_settings(data),
+        )
+        return Response(result)
+
+
+class ModelListApi(APIView):
+    @extend_schema(responses={200: ModelListSerializer})
+    def get(self, request):
+        return Response(ollama_models())

@@ -1,5 +1,6 @@
 """What the model sees: the agent's system prompt, then the session's (or one thread's)
-latest messages, oldest first.
+latest messages, oldest first (``context_messages``); or, for ``/api/stream``, whose client
+keeps the conversation itself, the messages it sent (``wire_context``).
 
 At most ``CONTEXT_LIMIT`` messages are taken; deleted ones and empty assistant
 placeholders (answers still being made, or failed before any text) are left out. In a room
@@ -11,7 +12,7 @@ tell them apart. An assistant message that called tools goes back as the calls i
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from django.db.models import Q
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
@@ -87,3 +88,19 @@ def _as_text(result) -> str:
     if isinstance(result, str):
         return result
     return json.dumps(result, ensure_ascii=False, default=str)
+
+
+def wire_context(*, messages: Sequence[dict], system_prompt: str = "") -> list[BaseMessage]:
+    """The conversation a client sent (``[{role, content}]``, oldest first) after the system
+    prompt. A ``tool`` message is left out: without the call that asked for it (which this
+    shape can't carry) it means nothing to the model."""
+    history: list[BaseMessage] = [SystemMessage(system_prompt)] if system_prompt else []
+    for message in messages:
+        role, content = message["role"], message["content"]
+        if role == "system":
+            history.append(SystemMessage(content))
+        elif role == "assistant":
+            history.append(AIMessage(content))
+        elif role == "user":
+            history.append(HumanMessage(content))
+    return history

@@ -72,6 +72,11 @@ class Stream(models.Model):
     first_token_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     chunks_sent = models.PositiveIntegerField(default=0)
+    chunk_ends = models.JSONField(
+        default=list, blank=True,
+        help_text="Where each chunk ends in the answer's text (cumulative lengths): a client "
+        "attaching with Last-Event-ID after the end gets exactly the text it missed.",
+    )  # fmt: skip
     bytes_sent = models.PositiveBigIntegerField(default=0)
     errors = models.PositiveIntegerField(default=0)
     stopped_by = models.ForeignKey(

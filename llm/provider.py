@@ -8,11 +8,16 @@ Ollama would otherwise hold a stream (and its slot) forever (TRAPS).
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
 from django.conf import settings
 from langchain_ollama import ChatOllama
+
+logger = logging.getLogger(__name__)
 
 # settings.LLM_DEFAULT_MAX_TOKENS cuts an answer (finishReason "length") unless the request
 # or the agent says otherwise: a room should not be held by one endless answer.
@@ -67,3 +72,16 @@ async def close_model(llm: ChatOllama) -> None:
     client = getattr(llm, "_async_client", None)
     if client is not None:
         await client.close()
+
+
+@contextlib.asynccontextmanager
+async def model_closing(llm: ChatOllama) -> AsyncIterator[ChatOllama]:
+    """Use ``llm`` for the block, then close its connections (a failure to close is logged:
+    the answer has been made by then)."""
+    try:
+        yield llm
+    finally:
+        try:
+            await close_model(llm)
+        except Exception:
+            logger.warning("closing the model client failed", exc_info=True)

@@ -1,5 +1,6 @@
-"""Reads of LLM data, each checking that the caller may see what it returns: agents, and
-a stream's status and metrics (from its row, and from the shared state while it runs)."""
+"""Reads of LLM data, each checking that the caller may see what it returns: agents, a
+stream's status and metrics (from its row, and from the shared state while it runs), and
+``/ws/ai/`` conversations."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from datetime import UTC, datetime
 
 from django.utils import timezone
 
-from chat.selectors import membership_get
+from chat.models import ChatSession, Membership
+from chat.selectors import membership_get, session_get
 from chat.serializers import iso
 from chat.state import get_state
 from chatproject.errors import forbidden, not_found
@@ -112,3 +114,18 @@ def stream_metrics(stream: Stream) -> dict:
         "chunksSent": chunks,
         "errors": stream.errors,
     }
+
+
+def conversation_get_for_owner(*, user, conversation_id) -> ChatSession:
+    """A session whose only member is ``user``: NOT_FOUND if unknown, FORBIDDEN if it is
+    someone else's or a room shared with others."""
+    session = session_get(session_id=conversation_id)
+    members = list(Membership.objects.filter(session=session).values_list("user_id", flat=True))
+    if user.pk not in members:
+        raise forbidden("This conversation is not yours.")
+    if members != [user.pk]:
+        raise forbidden(
+            "This session has other members: it is a room, not a conversation "
+            "(ask the assistant there with stream:request on /ws/chat/)."
+        )
+    return session

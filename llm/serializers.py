@@ -66,3 +66,36 @@ class StreamMetricsSerializer(serializers.Serializer):
     bandwidth = serializers.IntegerField(help_text="bytes of stream:chunk frames sent")
     chunksSent = serializers.IntegerField()
     errors = serializers.IntegerField()
+
+
+class ToolCallSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    args = serializers.DictField()
+    result = serializers.CharField()
+
+
+class QueryResultSerializer(serializers.Serializer):
+    """``POST /api/llm/query`` (for the schema; ``llm.services.query`` builds it)."""
+
+    content = serializers.CharField()
+    model = serializers.CharField()
+    tokens = serializers.IntegerField(help_text="tokens generated")
+    promptTokens = serializers.IntegerField()
+    toolCalls = ToolCallSerializer(many=True)
+
+
+class OllamaModelSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    model = serializers.CharField()
+    size = serializers.IntegerField(allow_null=True)
+    modifiedAt = serializers.CharField(allow_null=True)
+    family = serializers.CharField(allow_null=True)
+    parameterSize = serializers.CharField(allow_null=True)
+    quantizationLevel = serializers.CharField(allow_null=True)
+
+
+class ModelListSerializer(serializers.Serializer):
+    """``GET /api/llm/models`` (for the schema)."""
+
+    models = OllamaModelSerializer(many=True)
+    defaultModel = serializers.CharField(help_text="OLLAMA_MODEL")

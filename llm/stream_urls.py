@@ -1,10 +1,11 @@
-"""``/api/chat/streams/``: a room stream's status and metrics (members of its session)."""
+"""``/api/chat/streams/``: a room stream's status, metrics and events (SSE, to attach to it
+from anywhere), for members of its session."""
 
 from django.urls import re_path
 
 from chat.urls import UUID
 
-from . import api
+from . import api, sse
 
 urlpatterns = [
     re_path(
@@ -15,4 +16,5 @@ urlpatterns = [
         api.StreamMetricsApi.as_view(),
         name="stream-metrics",
     ),
+    re_path(rf"^(?P<stream_id>{UUID})/events/?$", sse.stream_events_view, name="stream-events"),
 ]

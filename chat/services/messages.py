@@ -11,7 +11,7 @@ from chatproject.errors import forbidden, validation_error
 from .. import event_types
 from ..content import content_clean
 from ..events import event_append, event_record, seq_allocate
-from ..models import ChatSession, Message, MessageEdit, SessionEvent
+from ..models import Attachment, Message, MessageEdit, Reaction, SessionEvent
 from ..permissions import can_manage, membership_require
 from ..selectors import message_get, message_get_for_member, session_get_for_member
 from ..serializers import MessageSerializer
@@ -35,6 +35,15 @@ def _thread_root(*, session_id, parent_id) -> Message | None:
     if parent.parent_id is not None:
         return Message.objects.get(pk=parent.parent_id)
     return parent
+
+
+def _mark_new(message: Message) -> None:
+    """Let a message just created render without reading it back: it has no reactions and
+    no attachments yet, so their prefetch caches are known to be empty."""
+    message._prefetched_objects_cache = {
+        "reactions": Reaction.objects.none(),
+        "attachments": Attachment.objects.none(),
+    }
 
 
 def _existing_by_client_id(*, session_id, author, client_id) -> Message | None:
@@ -68,7 +77,7 @@ def message_send(
     root = _thread_root(session_id=session.pk, parent_id=parent_id)
     try:
         with transaction.atomic():
-            seq = seq_allocate(session_id=session.pk)
+            seq = seq_allocate(session_id=session.pk, message_at=timezone.now())
             message = Message.objects.create(
                 session=session,
                 seq=seq,
@@ -83,8 +92,7 @@ def message_send(
             )
             if root is not None:
                 Message.objects.filter(pk=root.pk).update(reply_count=F("reply_count") + 1)
-            ChatSession.objects.filter(pk=session.pk).update(last_message_at=message.created_at)
-            message = message_get(message.pk)
+            _mark_new(message)
             event_append(
                 session_id=session.pk,
                 seq=seq,

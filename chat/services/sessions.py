@@ -8,6 +8,7 @@ from django.db import transaction
 from chatproject.errors import forbidden, not_found, validation_error
 from llm.models import Agent
 
+from ..events import SESSION_REMOVED_TYPE, tell_user_on_commit
 from ..models import ChatSession, Membership
 from ..permissions import can_manage, membership_require
 from ..selectors import (
@@ -96,4 +97,9 @@ def member_remove(*, user, session_id, user_id: int) -> None:
         raise forbidden("Only the session's owner or admins can remove other members.")
     if target.role == Membership.Role.OWNER:
         raise forbidden("The owner can't be removed from their session.")
-    target.delete()
+    with transaction.atomic():
+        target.delete()
+        # Sockets that joined the session stop receiving it (they are in its group).
+        tell_user_on_commit(
+            user_id, {"type": SESSION_REMOVED_TYPE, "sessionId": str(session.pk)}
+        )

@@ -73,7 +73,12 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------------
 DATABASE_URL = env_str("DATABASE_URL", "")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+    # Health checks make Django give the psycopg pool its ``check``: a pooled connection a
+    # database restart broke is replaced when taken, instead of failing the request that
+    # takes it (tests/reliability/test_postgres_restart.py).
+    DATABASES = {
+        "default": dj_database_url.parse(DATABASE_URL, conn_max_age=0, conn_health_checks=True)
+    }
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # Async code must not keep connections across calls (TRAPS: CONN_MAX_AGE leaks);
         # psycopg's pool gives the reuse back without the leak.
@@ -103,20 +108,24 @@ CHANNEL_LAYER_BACKENDS = {
 CHANNEL_LAYER = env_str("CHANNEL_LAYER", "pubsub").strip().lower()
 if CHANNEL_LAYER not in CHANNEL_LAYER_BACKENDS:
     raise ValueError(f"CHANNEL_LAYER must be pubsub or core, got {CHANNEL_LAYER!r}")
+# Prefix of every Redis key and channel the platform uses: the channel layer's groups, the
+# cache, and the gateway's presence, throttles and offline queues. Platforms sharing one
+# Redis must differ here: the groups ``user-<id>`` (bans) would otherwise cross over.
+REALTIME_PREFIX = env_str("REALTIME_PREFIX", "chat")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             # The pub/sub layer publishes once per group and survived a 1000-client connect
             # storm without pool errors where the core layer did not (TRAPS).
             "BACKEND": CHANNEL_LAYER_BACKENDS[CHANNEL_LAYER],
-            "CONFIG": {"hosts": [{"address": REDIS_URL}], "prefix": "chat"},
+            "CONFIG": {"hosts": [{"address": REDIS_URL}], "prefix": REALTIME_PREFIX},
         }
     }
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": "chat",
+            "KEY_PREFIX": REALTIME_PREFIX,
         }
     }
 else:
@@ -201,7 +210,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "chatproject.schema.AutoSchema",
     "EXCEPTION_HANDLER": "chatproject.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -231,6 +240,4 @@ LOGGING = {
     },
 }
 
-# Prefix of the gateway's own Redis keys (presence, throttles, offline queues).
-REALTIME_PREFIX = env_str("REALTIME_PREFIX", "chat")
 REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 1000)

@@ -11,15 +11,20 @@ Any member on any worker can stop it: the task listens on a channel in the group
 ``stream-<id hex>`` for a ``stream.stop`` message, and polls the shared state for a stop
 request as well, since the channel layer may drop a message. Stopping sets the runner's
 ``stop`` event, which cancels the read from Ollama and so closes the HTTP connection.
+
+An optional observer sees every event too, the ending last (after it is saved): that is how
+the ``/ws/ai/`` door relays a conversation's answer to its one listener in its own frames.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -30,13 +35,14 @@ from chat.state import get_state
 
 from .. import event_types
 from ..models import Stream
-from ..provider import chat_model, close_model
+from ..provider import chat_model, model_closing
 from ..runner import run_stream
 from ..stream_events import (
     StreamChunk,
     StreamComplete,
     StreamEnd,
     StreamError,
+    StreamEvent,
     StreamStart,
     StreamStopped,
     StreamTool,
@@ -53,6 +59,10 @@ KEEPALIVE_S = 15
 STOP_POLL_S = 1.0
 STOP_MESSAGE_TYPE = "stream.stop"
 
+# observer(plan, event): told of each event of the answer; its failures are logged, never
+# raised into the stream.
+StreamObserver = Callable[[StreamPlan, StreamEvent], Awaitable[None]]
+
 # The streams running on this worker, by id: keeps their tasks referenced, and lets a stop
 # from a client of this worker act at once.
 running: dict[uuid.UUID, RoomStream] = {}
@@ -62,22 +72,12 @@ def group_for_stream(stream_id: uuid.UUID) -> str:
     return f"stream-{stream_id.hex}"
 
 
-@contextlib.asynccontextmanager
-async def _closing(llm):
-    try:
-        yield llm
-    finally:
-        try:
-            await close_model(llm)
-        except Exception:
-            logger.warning("closing the model client failed", exc_info=True)
-
-
 class RoomStream:
     """One answer being streamed into a session."""
 
-    def __init__(self, plan: StreamPlan) -> None:
+    def __init__(self, plan: StreamPlan, *, observer: StreamObserver | None = None) -> None:
         self.plan = plan
+        self.observer = observer
         self.stop = asyncio.Event()
         self.stopped_by: dict | None = None
         self.task: asyncio.Task | None = None
@@ -151,12 +151,12 @@ class RoomStream:
         plan = self.plan
         logger.info("stream %s started in session %s (%s)", plan.stream_id, plan.session_id,
                     plan.config.model)  # fmt: skip
-        tools = build_tools(plan.tool_names, session_id=plan.session_id, user=plan.user)
-        llm = chat_model(plan.config)
-        events = run_stream(llm, plan.messages, tools=tools, stop=self.stop)
         ending: StreamEnd | None = None
         try:
-            async with _closing(llm), contextlib.aclosing(events):
+            tools = build_tools(plan.tool_names, session_id=plan.session_id, user=plan.user)
+            llm = chat_model(plan.config)
+            events = run_stream(llm, plan.messages, tools=tools, stop=self.stop)
+            async with model_closing(llm), contextlib.aclosing(events):
                 async for event in events:
                     if isinstance(event, StreamChunk):
                         await self._chunk(event)
@@ -166,6 +166,8 @@ class RoomStream:
                         await self._start(event)
                     else:
                         ending = event
+                        continue
+                    await self._tell(event)
         except asyncio.CancelledError:
             # The worker is going away: keep what was said, as a failed answer.
             await self._end(self._interrupted())
@@ -234,12 +236,22 @@ class RoomStream:
         except Exception:
             logger.exception("saving the answer of stream %s failed", self.plan.stream_id)
         await self._broadcast(*self._final_frame(ending))
+        await self._tell(ending)
+
+    async def _tell(self, event: StreamEvent) -> None:
+        if self.observer is None:
+            return
+        try:
+            await self.observer(self.plan, event)
+        except Exception:
+            logger.warning("the observer of stream %s failed", self.plan.stream_id, exc_info=True)
 
     def _outcome(self, ending: StreamEnd) -> StreamOutcome:
         common = {
             "ending": ending,
             "first_token_at": self.first_token_at,
             "chunks_sent": len(self.deltas),
+            "chunk_ends": list(itertools.accumulate(len(delta) for delta in self.deltas)),
             "bytes_sent": self.bytes_sent,
         }
         if isinstance(ending, StreamComplete):

@@ -55,6 +55,8 @@ class StreamPlan:
     messages: list[BaseMessage]
     user: object
     requested_by: dict = field(default_factory=dict)
+    prompt: str = ""
+    """The prompt as saved (the content filter may have masked words)."""
 
 
 def stream_target(*, user, session_id, agent_id=None, config: dict | None = None) -> StreamTarget:
@@ -120,6 +122,7 @@ def stream_prepare(
         messages=messages,
         user=user,
         requested_by=UserSerializer(user).data,
+        prompt=user_message.content,
     )
 
 
@@ -134,6 +137,7 @@ class StreamOutcome:
     stopped_by_id: int | None = None
     first_token_at: datetime | None = None
     chunks_sent: int = 0
+    chunk_ends: list[int] = field(default_factory=list)
     bytes_sent: int = 0
 
 
@@ -167,6 +171,7 @@ def stream_finish(*, plan: StreamPlan, outcome: StreamOutcome) -> Message | None
                 first_token_at=outcome.first_token_at,
                 completed_at=timezone.now(),
                 chunks_sent=outcome.chunks_sent,
+                chunk_ends=outcome.chunk_ends,
                 bytes_sent=outcome.bytes_sent,
                 errors=ending.errors,
                 stopped_by_id=outcome.stopped_by_id,

@@ -14,7 +14,6 @@ import uuid
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
-from django.conf import settings
 
 from accounts.serializers import UserSerializer
 from chat.state import get_state
@@ -23,39 +22,49 @@ from chatproject.errors import DomainError
 from ..models import Stream
 from ..selectors import stream_get_for_member
 from ..stream_events import StreamError
-from .room_stream import LIVE_TTL_S, STOP_MESSAGE_TYPE, RoomStream, group_for_stream, running
+from .room_stream import (
+    LIVE_TTL_S,
+    STOP_MESSAGE_TYPE,
+    RoomStream,
+    StreamObserver,
+    group_for_stream,
+    running,
+)
+from .slots import slot_acquire, slot_release
 from .stream_records import StreamOutcome, stream_finish, stream_prepare, stream_target
 
 logger = logging.getLogger(__name__)
 
 
 async def stream_request(
-    *, user, session_id, prompt: str, agent_id=None, parent_id=None, config: dict | None = None
+    *,
+    user,
+    session_id,
+    prompt: str,
+    agent_id=None,
+    parent_id=None,
+    config: dict | None = None,
+    observer: StreamObserver | None = None,
 ) -> dict:
     """Start an answer to ``prompt`` in the session: ``{streamId, messageId, userMessageId}``.
 
     STREAM_LIMIT when ``MAX_CONCURRENT_STREAMS`` answers already run (nothing is saved);
     Ollama's own failures (an unknown model, a server down) come later, as ``stream:error``.
+    ``observer`` also sees every event of the answer (the ``/ws/ai/`` door relays them).
     """
     target = await database_sync_to_async(stream_target)(
         user=user, session_id=session_id, agent_id=agent_id, config=config
     )
     stream_id = uuid.uuid4()
-    state = get_state()
-    limit = settings.MAX_CONCURRENT_STREAMS
-    if not await state.stream_slot_acquire(str(stream_id), limit=limit, ttl=LIVE_TTL_S):
-        raise DomainError(
-            "STREAM_LIMIT",
-            f"{limit} answers are being written already; try again when one has finished.",
-        )
+    await slot_acquire(str(stream_id))
     try:
         plan = await database_sync_to_async(stream_prepare)(
             user=user, target=target, stream_id=stream_id, prompt=prompt, parent_id=parent_id
         )
     except BaseException:
-        await state.stream_slot_release(str(stream_id))
+        await slot_release(str(stream_id))
         raise
-    room = RoomStream(plan)
+    room = RoomStream(plan, observer=observer)
     try:
         await room.open()
     except Exception:

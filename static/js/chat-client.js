@@ -214,6 +214,7 @@ export class ChatClient {
       this._scheduleReconnect();
       return;
     }
+    if (this.closedByUser) return; // close() came while the token was being fetched
     if (this.token) {
       url += (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(this.token);
     }
@@ -244,7 +245,11 @@ export class ChatClient {
     for (const entry of this.outbox) entry.status = "queued";
     for (const session of this.sessions.values()) session.syncing = false;
     const wasOpen = this.state === "open";
-    this._emit("disconnected", { code: event.code, reason: event.reason, wasClean: event.wasClean });
+    this._emit("disconnected", {
+      code: event.code,
+      reason: event.reason,
+      wasClean: event.wasClean,
+    });
     if (this.closedByUser) return this._setState("closed");
     if (event.code === CLOSE_DEACTIVATED) {
       this.closeReason = { code: "FORBIDDEN", message: "This account was deactivated." };
@@ -546,7 +551,11 @@ export class ChatClient {
         const entry = this.outbox.find((e) => e.status === "queued");
         if (!entry) break;
         entry.status = "sending";
-        const data = { sessionId: entry.sessionId, content: entry.content, clientId: entry.clientId };
+        const data = {
+          sessionId: entry.sessionId,
+          content: entry.content,
+          clientId: entry.clientId,
+        };
         if (entry.parentMessageId) data.parentMessageId = entry.parentMessageId;
         try {
           const message = await this.request("message:send", data);
@@ -647,7 +656,11 @@ export class ChatClient {
   }
 
   /** Ask the session's assistant; resolves with {streamId, messageId, userMessageId}. */
-  askAssistant(sessionId, prompt, { agentId, parentMessageId, model, temperature, maxTokens } = {}) {
+  askAssistant(
+    sessionId,
+    prompt,
+    { agentId, parentMessageId, model, temperature, maxTokens } = {},
+  ) {
     const data = { sessionId, prompt };
     if (agentId) data.agentId = agentId;
     if (parentMessageId) data.parentMessageId = parentMessageId;
@@ -717,7 +730,9 @@ export class ChatClient {
   }
 
   _retext(stream) {
-    const later = [...stream.chunks.keys()].filter((i) => i > stream.baseIndex).sort((a, b) => a - b);
+    const later = [...stream.chunks.keys()]
+      .filter((i) => i > stream.baseIndex)
+      .sort((a, b) => a - b);
     stream.text = stream.base + later.map((i) => stream.chunks.get(i)).join("");
     stream.index = Math.max(stream.baseIndex, later.length ? later[later.length - 1] : -1);
   }

@@ -84,9 +84,8 @@ function inline(text, { links = true } = {}) {
       if (m) {
         flush();
         const code = document.createElement("code");
-        code.textContent = m[2].length > 2 && m[2].startsWith(" ") && m[2].endsWith(" ")
-          ? m[2].slice(1, -1)
-          : m[2];
+        code.textContent =
+          m[2].length > 2 && m[2].startsWith(" ") && m[2].endsWith(" ") ? m[2].slice(1, -1) : m[2];
         out.push(code);
         i = CODE_SPAN.lastIndex;
         continue;
@@ -178,7 +177,9 @@ function paragraph(lines, tag = "p") {
  */
 export function renderMarkdown(text) {
   const fragment = document.createDocumentFragment();
-  const lines = String(text ?? "").replace(/\r\n?/g, "\n").split("\n");
+  const lines = String(text ?? "")
+    .replace(/\r\n?/g, "\n")
+    .split("\n");
   let i = 0;
   let para = [];
   const endParagraph = () => {

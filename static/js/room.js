@@ -98,7 +98,8 @@ let thread = null; // {id, timeline, composer}
 function timelinesFor(msg) {
   const list = [];
   if (!msg.parentMessageId) list.push(main);
-  if (thread && (msg.id === thread.id || msg.parentMessageId === thread.id)) list.push(thread.timeline);
+  if (thread && (msg.id === thread.id || msg.parentMessageId === thread.id))
+    list.push(thread.timeline);
   return list;
 }
 
@@ -137,7 +138,7 @@ function applyMessage(msg, { own = false } = {}) {
   if (!known && msg.parentMessageId) countReply(msg);
   store.set(msg.id, msg);
   for (const timeline of timelinesFor(msg)) timeline.upsert(msg, { own });
-  if (msg.author) typing.stop(msg.author);
+  if (!known && msg.author) typing.stop(msg.author); // their message is the end of typing
   if (msg.author?.id === me.id) refreshSeen();
 }
 
@@ -182,7 +183,10 @@ async function sendMessage({ text, files, parentMessageId = null }) {
   const content = text.trim() ? text.replace(/\s+$/, "") : files.map((f) => f.name).join(", ");
   const sending = client.send(sessionId, content, { parentMessageId });
   if (files.length) {
-    uploads.set(sending.clientId, files.map((f) => ({ name: f.name, progress: 0, error: null })));
+    uploads.set(
+      sending.clientId,
+      files.map((f) => ({ name: f.name, progress: 0, error: null })),
+    );
   }
   showLocal({ clientId: sending.clientId, content, parentMessageId });
   let message;
@@ -192,7 +196,9 @@ async function sendMessage({ text, files, parentMessageId = null }) {
     return; // outbox:failed shows why on the message itself
   }
   applyMessage(message, { own: true });
-  await Promise.all(files.map((file, i) => upload(message, file, uploads.get(message.clientId)[i])));
+  await Promise.all(
+    files.map((file, i) => upload(message, file, uploads.get(message.clientId)[i])),
+  );
   if (uploads.get(message.clientId)?.every((u) => !u.error)) uploads.delete(message.clientId);
   refreshSoon(message.id);
 }
@@ -291,8 +297,10 @@ async function loadOlder() {
     const page = await api(
       `/api/chat/sessions/${sessionId}/messages?beforeSeq=${main.oldestSeq}&limit=50`,
     );
-    for (const msg of page.messages) store.set(msg.id, msg);
-    main.prepend(page.messages);
+    // What arrived live meanwhile is newer than this page of history: keep it.
+    const older = page.messages.filter((msg) => !store.has(msg.id));
+    for (const msg of older) store.set(msg.id, msg);
+    main.prepend(older);
     hasOlder = page.total > page.messages.length;
   } catch (error) {
     toasts.show(`Couldn't load older messages: ${error.message}`);
@@ -345,14 +353,13 @@ async function openThread(id) {
     const replies = await api(`/api/chat/messages/${id}/thread`);
     if (thread !== current) return;
     for (const reply of replies) store.set(reply.id, reply);
-    store.set(parent.id, { ...parent, replyCount: replies.length });
-    timeline.upsert(store.get(parent.id), { quiet: true });
+    // The thread itself is the count's truth: it corrects any drift in the parent's.
+    applyMessage({ ...parent, replyCount: replies.length });
     for (const reply of replies) timeline.upsert(reply, { quiet: true });
     // Locally pending replies to this thread stay visible in it.
     for (const local of locals.values()) {
       if (local.parentMessageId === id) timeline.upsert(local, { quiet: true });
     }
-    main.refresh(id);
     timeline.scrollToBottom();
     current.composer.focus();
   } catch (error) {
@@ -363,7 +370,10 @@ async function openThread(id) {
 function highlight(text, query) {
   const words = query.toLowerCase().split(/\s+/).filter(Boolean);
   if (!words.length) return [text];
-  const pattern = new RegExp(`(${words.map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|")})`, "gi");
+  const pattern = new RegExp(
+    `(${words.map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|")})`,
+    "gi",
+  );
   return text.split(pattern).map((part, i) => (i % 2 ? h("mark", {}, part) : part));
 }
 
@@ -383,7 +393,11 @@ async function search(query) {
           "span",
           { class: "search-meta" },
           h("strong", {}, authorName(msg, { agentName: (aid) => assistant.agentName(aid) })),
-          h("time", { datetime: msg.createdAt }, `${dayLabel(msg.createdAt)} ${clockTime(msg.createdAt)}`),
+          h(
+            "time",
+            { datetime: msg.createdAt },
+            `${dayLabel(msg.createdAt)} ${clockTime(msg.createdAt)}`,
+          ),
           msg.parentMessageId ? h("span", { class: "tag" }, "in a thread") : null,
         ),
         h("span", { class: "search-snippet" }, highlight(snippet, query)),
@@ -393,8 +407,14 @@ async function search(query) {
     });
     openPanel(
       "Search",
-      h("p", { class: "muted panel-note" }, `${page.total} result${page.total === 1 ? "" : "s"} for “${query}”`),
-      results.length ? h("ul", { class: "search-results" }, results) : h("p", { class: "empty-note" }, "Nothing found."),
+      h(
+        "p",
+        { class: "muted panel-note" },
+        `${page.total} result${page.total === 1 ? "" : "s"} for “${query}”`,
+      ),
+      results.length
+        ? h("ul", { class: "search-results" }, results)
+        : h("p", { class: "empty-note" }, "Nothing found."),
     );
   } catch (error) {
     openPanel("Search", h("p", { class: "error" }, `Search failed: ${error.message}`));
@@ -414,7 +434,8 @@ async function jumpTo(msg) {
     return;
   }
   for (let pages = 0; !main.has(msg.id) && hasOlder && pages < 20; pages += 1) await loadOlder();
-  if (!main.flash(msg.id)) toasts.show("That message isn't in the timeline any more.", { kind: "info" });
+  if (!main.flash(msg.id))
+    toasts.show("That message isn't in the timeline any more.", { kind: "info" });
 }
 
 // --- message actions (delegated clicks) ----------------------------------------------------
@@ -561,7 +582,8 @@ client.on("session:joined", (ack) => {
   if (ack.sessionId !== sessionId) return;
   $("#room").dataset.joined = "true"; // the room is live (browser tests wait for this)
   members.merge(ack.members || []);
-  for (const entry of ack.presence || []) members.setPresence(entry.user, entry.status === "online");
+  for (const entry of ack.presence || [])
+    members.setPresence(entry.user, entry.status === "online");
 });
 client.on("stream:update", (stream) => {
   if (stream.sessionId && stream.sessionId !== sessionId) return;
@@ -598,7 +620,11 @@ client.on("state", (state) => {
   chip.dataset.state = state;
   chip.textContent = STATE_TEXT[state] || state;
   if (state === "closed" && client.closeReason?.code === "UNAUTHORIZED") {
-    replaceChildren(chip, "Logged out · ", h("a", { href: `/login/?next=${encodeURIComponent(location.pathname)}` }, "log in"));
+    replaceChildren(
+      chip,
+      "Logged out · ",
+      h("a", { href: `/login/?next=${encodeURIComponent(location.pathname)}` }, "log in"),
+    );
   }
   // Pending messages say whether they wait for the connection.
   for (const local of locals.values()) refreshSoon(local.id);
@@ -628,7 +654,11 @@ function start() {
       main.stick = false;
     }
   });
-  assistant.load().then(() => main.refreshAll());
+  assistant.onChange(() => {
+    main.refreshAll();
+    thread?.timeline.refreshAll();
+  });
+  assistant.load();
   client.connect().catch(() => {});
   client.joinSession(sessionId, { lastSeq: boot.session.lastSeq }).catch((error) => {
     toasts.show(`Couldn't join the session: ${error.message}`);

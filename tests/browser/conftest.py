@@ -50,7 +50,9 @@ def _missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: while Playwright's sync API runs, asyncio sees its loop as the
+# running one, which would break the async tests that follow this folder.
+@pytest.fixture(scope="package")
 def browser():
     if reason := _missing():
         pytest.skip(reason)
@@ -63,7 +65,7 @@ def browser():
     playwright.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def web(browser) -> Iterator[Platform]:
     """The platform the browsers talk to, with ``web.ollama`` as its Ollama."""
     database_url, drop_database = _database_for_run()

@@ -29,9 +29,10 @@ class FakeSocket {
     const handler = server.on[frame.event];
     const result = handler ? handler(frame.data, frame, this) : {};
     if (result === undefined) return;
-    const reply = result && result.error
-      ? { event: "error", ref: frame.ref, data: result.error }
-      : { event: "ack", ref: frame.ref, data: result };
+    const reply =
+      result && result.error
+        ? { event: "error", ref: frame.ref, data: result.error }
+        : { event: "ack", ref: frame.ref, data: result };
     setTimeout(() => this.push(reply), 0);
   }
 
@@ -52,19 +53,23 @@ class FakeSocket {
 }
 
 const sent = (event) => server.received.filter((frame) => frame.event === event);
-const joined = (lastSeq, missed = [], hasMore = false, activeStreams = []) => (
-  { lastSeq, missed, hasMore, activeStreams }
-);
+const joined = (lastSeq, missed = [], hasMore = false, activeStreams = []) => ({
+  lastSeq,
+  missed,
+  hasMore,
+  activeStreams,
+});
 const newMessage = (seq) => ({
   event: "message:new",
   seq,
   data: { message: { id: `m${seq}`, sessionId: "S", seq, content: `c${seq}` } },
 });
 const echo = (data) => ({ id: "m1", seq: 1, clientId: data.clientId, content: data.content });
-const make = (options = {}) => new ChatClient({
-  url: "ws://fake/ws/chat/",
-  WebSocket: FakeSocket,
-  backoff: { initialMs: 10, maxMs: 80 },
-  pingIntervalMs: 0,
-  ...options,
-});
+const make = (options = {}) =>
+  new ChatClient({
+    url: "ws://fake/ws/chat/",
+    WebSocket: FakeSocket,
+    backoff: { initialMs: 10, maxMs: 80 },
+    pingIntervalMs: 0,
+    ...options,
+  });

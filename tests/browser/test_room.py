@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import base64
 import re
+import subprocess
+import sys
+import uuid
 
 import pytest
 from playwright.sync_api import expect
+
+from tests.e2e.conftest import ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -361,3 +366,91 @@ def test_an_unavailable_assistant_is_explained_in_words(pair, ollama):
     for person in (a, b):
         error = person.page.locator("#messages .msg.assistant .msg-status-error")
         expect(error).to_contain_text("The assistant is unavailable:")
+
+
+def test_the_ask_form_offers_the_servers_models_and_uses_the_one_chosen(pair, ollama):
+    a, b, _ = pair
+    ollama.configure(models=["llama3.2", "qwen2.5"], reply="Short answer.")
+    a.page.locator("#composer .mode-btn[data-mode=assistant]").click()
+    model = a.page.locator("#composer select[data-kind=model]")
+    expect(model.locator("option")).to_have_count(3)
+    assert model.locator("option").all_inner_texts()[0].startswith("Default model")
+
+    model.select_option("qwen2.5:latest")
+    box = a.page.locator("#composer .composer-input")
+    box.fill("Which model are you?")
+    box.press("Enter")
+
+    expect(answer(b).locator(".msg-content")).to_have_text("Short answer.")
+    assert ollama.requests()[-1]["model"] == "qwen2.5:latest"
+    expect(answer(b).locator(".msg-model")).to_have_text("qwen2.5:latest")
+
+
+def test_an_agent_chosen_answers_under_its_own_name(web, pair, ollama):
+    a, b, _ = pair
+    name = f"Release helper {uuid.uuid4().hex[:4]}"
+    code = (
+        "from llm.models import Agent; "
+        f"Agent.objects.create(name={name!r}, system_prompt='You plan releases.', tools=[])"
+    )
+    subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=web.env, check=True
+    )
+    ollama.configure(reply="Ship it on Tuesday.")
+    a.page.reload()
+    a.page.wait_for_selector("#room[data-joined=true]")
+    a.page.locator("#composer .mode-btn[data-mode=assistant]").click()
+    a.page.locator("#composer select[data-kind=agent]").select_option(label=name)
+    box = a.page.locator("#composer .composer-input")
+    box.fill("When do we ship?")
+    box.press("Enter")
+
+    expect(answer(b).locator(".msg-content")).to_have_text("Ship it on Tuesday.")
+    expect(answer(b).locator(".msg-author")).to_have_text(name)
+    system = ollama.requests()[-1]["messages"][0]
+    assert system["role"] == "system" and "You plan releases." in system["content"]
+
+
+def test_the_tools_the_assistant_used_show_compactly(pair, ollama):
+    a, b, _ = pair
+    ollama.configure(
+        tool_calls=[{"name": "calculator", "arguments": {"expression": "17 * 23"}}],
+        reply="That is **391**.",
+    )
+
+    ask(a, "What is 17 * 23?")
+
+    for person in (a, b):
+        tool = answer(person).locator(".tool-call")
+        expect(tool).to_contain_text("calculator(17 * 23)")
+        expect(tool).to_contain_text("391")
+        expect(answer(person).locator(".msg-content")).to_have_text("That is 391.")
+
+
+def test_reading_older_messages_is_not_interrupted_by_new_ones(web, people):
+    alice, bob = web.user("alice"), web.user("bob")
+    room = web.room(alice, bob)
+    with web.api(alice) as http:
+        for n in range(40):
+            http.post("/api/chat/messages", json={"sessionId": room, "content": f"history {n}"})
+    a, b = people(alice), people(bob)
+    a.open_room(room)
+    b.open_room(room)
+    timeline = b.page.locator("#timeline")
+    timeline.evaluate("(el) => { el.scrollTop = 0; el.dispatchEvent(new Event('scroll')); }")
+    b.page.wait_for_timeout(200)
+
+    a.say("a new message while bob reads")
+
+    pill = b.page.locator("#new-pill")
+    expect(pill).to_have_text("1 new message ↓")
+    assert timeline.evaluate("(el) => el.scrollTop") < 50
+    pill.click()
+    b.page.wait_for_function(
+        "() => { const t = document.querySelector('#timeline');"
+        " return t.scrollHeight - t.scrollTop - t.clientHeight < 48; }"
+    )
+    expect(pill).to_be_hidden()
+    a.say("and one more")
+    expect(b.message("and one more")).to_be_in_viewport()
+    expect(pill).to_be_hidden()

@@ -163,6 +163,7 @@ def test_the_main_screens(web, people, ollama, shots):
         ),
         delay_ms=90,
     )
+    b.page.evaluate("document.querySelector('#timeline').scrollTop = 1e9")
     ask(a, "Summarise the release plan for the notes")
     b.page.wait_for_function(
         "() => (document.querySelector('#messages .msg.assistant .msg-content')"

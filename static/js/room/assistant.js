@@ -30,9 +30,11 @@ export class AssistantOptions {
     this.agents = [];
     this.models = [];
     this.defaultAgentId = defaultAgentId;
+    this.defaultModel = null;
     this.selects = [];
     this.loaded = null;
     this.listeners = new Set();
+    this.asked = new Set();
   }
 
   /** Fetch agents and models once; resolves when both answered (or failed). */
@@ -43,6 +45,7 @@ export class AssistantOptions {
       }),
       api("/api/llm/models").then((data) => {
         this.models = listOf(data, "models").map(modelName).filter(Boolean);
+        this.defaultModel = typeof data?.defaultModel === "string" ? data.defaultModel : null;
       }),
     ]).then(() => {
       for (const select of this.selects) this._fill(select);
@@ -56,13 +59,30 @@ export class AssistantOptions {
   }
 
   agentName(agentId) {
-    return this.agents.find((a) => a.id === agentId)?.name || "Assistant";
+    const agent = this.agents.find((a) => a.id === agentId);
+    if (!agent && agentId && !this.asked.has(agentId)) {
+      // An agent made after this page loaded: fetch the list again, once per unknown id.
+      this.asked.add(agentId);
+      this.loaded?.then(() => {
+        this.loaded = null;
+        this.load();
+      });
+    }
+    return agent?.name || "Assistant";
   }
 
   /** A row of selects for a composer; every composer's row shares this state. */
   controls() {
-    const agent = h("select", { class: "select-sm", "aria-label": "Agent", dataset: { kind: "agent" } });
-    const model = h("select", { class: "select-sm", "aria-label": "Model", dataset: { kind: "model" } });
+    const agent = h("select", {
+      class: "select-sm",
+      "aria-label": "Agent",
+      dataset: { kind: "agent" },
+    });
+    const model = h("select", {
+      class: "select-sm",
+      "aria-label": "Model",
+      dataset: { kind: "model" },
+    });
     const row = h(
       "div",
       { class: "assistant-options", hidden: true },
@@ -93,7 +113,11 @@ export class AssistantOptions {
     const modelValue = model.value;
     replaceChildren(
       model,
-      h("option", { value: "" }, "Default model"),
+      h(
+        "option",
+        { value: "" },
+        this.defaultModel ? `Default model (${this.defaultModel})` : "Default model",
+      ),
       this.models.map((name) => h("option", { value: name }, name)),
     );
     model.value = this.models.includes(modelValue) ? modelValue : "";

@@ -34,18 +34,34 @@ export class Composer {
       maxlength: "10000",
     });
     this.fileInput = h("input", { type: "file", multiple: true, hidden: true, tabindex: "-1" });
-    this.fileList = h("ul", { class: "composer-files", hidden: true, "aria-label": "Files to send" });
+    this.fileList = h("ul", {
+      class: "composer-files",
+      hidden: true,
+      "aria-label": "Files to send",
+    });
     this.error = h("div", { class: "composer-error", role: "alert", hidden: true });
-    this.sendButton = h("button", { type: "submit", class: "btn btn-primary composer-send", title: "Send (Enter)" }, "Send");
+    this.sendButton = h(
+      "button",
+      { type: "submit", class: "btn btn-primary composer-send", title: "Send (Enter)" },
+      "Send",
+    );
     this.attachButton = h(
       "button",
-      { type: "button", class: "icon-btn composer-attach", title: "Attach files", "aria-label": "Attach files" },
+      {
+        type: "button",
+        class: "icon-btn composer-attach",
+        title: "Attach files",
+        "aria-label": "Attach files",
+      },
       icon("paperclip", 18),
     );
     this.modeButtons = {};
     const modes = h("div", { class: "composer-modes", role: "tablist", "aria-label": "Send as" });
     if (options.assistant) {
-      for (const [mode, label] of [["message", "Message"], ["assistant", "Ask the assistant"]]) {
+      for (const [mode, label] of [
+        ["message", "Message"],
+        ["assistant", "Ask the assistant"],
+      ]) {
         const button = h(
           "button",
           { type: "button", role: "tab", class: "mode-btn", dataset: { mode } },
@@ -72,7 +88,16 @@ export class Composer {
         this.sendButton,
       ),
       this.error,
-      h("div", { class: "composer-hint" }, h("kbd", {}, "Enter"), " to send · ", h("kbd", {}, "Shift"), "+", h("kbd", {}, "Enter"), " for a new line"),
+      h(
+        "div",
+        { class: "composer-hint" },
+        h("kbd", {}, "Enter"),
+        " to send · ",
+        h("kbd", {}, "Shift"),
+        "+",
+        h("kbd", {}, "Enter"),
+        " for a new line",
+      ),
     );
     container.append(this.form);
     this.setMode("message");
@@ -127,7 +152,8 @@ export class Composer {
     }
     if (this.assistantRow) this.assistantRow.hidden = mode !== "assistant";
     this.attachButton.hidden = mode === "assistant";
-    const placeholder = mode === "assistant" ? this.options.assistantPlaceholder : this.options.placeholder;
+    const placeholder =
+      mode === "assistant" ? this.options.assistantPlaceholder : this.options.placeholder;
     this.textarea.placeholder = placeholder;
     this.textarea.setAttribute("aria-label", placeholder);
     this.sendButton.textContent = mode === "assistant" ? "Ask" : "Send";
@@ -155,12 +181,23 @@ export class Composer {
     replaceChildren(
       this.fileList,
       this.files.map((file, index) => {
-        const remove = h("button", { type: "button", class: "chip-remove", "aria-label": `Remove ${file.name}` }, "×");
+        const remove = h(
+          "button",
+          { type: "button", class: "chip-remove", "aria-label": `Remove ${file.name}` },
+          "×",
+        );
         remove.addEventListener("click", () => {
           this.files.splice(index, 1);
           this._renderFiles();
         });
-        return h("li", { class: "chip" }, icon("paperclip", 12), h("span", {}, file.name), h("small", {}, fileSize(file.size)), remove);
+        return h(
+          "li",
+          { class: "chip" },
+          icon("paperclip", 12),
+          h("span", {}, file.name),
+          h("small", {}, fileSize(file.size)),
+          remove,
+        );
       }),
     );
   }

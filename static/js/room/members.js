@@ -60,8 +60,17 @@ export class Members {
       members.map((m) =>
         h(
           "li",
-          { class: `member ${m.online ? "online" : "offline"}`, dataset: { userId: m.id }, title: `${m.username} · ${m.online ? "online" : "offline"}` },
-          h("span", { class: `avatar avatar-sm ${hueClass(m.id)}` }, initial(m.username), h("span", { class: "presence", "aria-hidden": "true" })),
+          {
+            class: `member ${m.online ? "online" : "offline"}`,
+            dataset: { userId: m.id },
+            title: `${m.username} · ${m.online ? "online" : "offline"}`,
+          },
+          h(
+            "span",
+            { class: `avatar avatar-sm ${hueClass(m.id)}` },
+            initial(m.username),
+            h("span", { class: "presence", "aria-hidden": "true" }),
+          ),
           h("span", { class: "member-name" }, m.username),
           h("span", { class: "visually-hidden" }, m.online ? "online" : "offline"),
           m.role && m.role !== "member" ? h("span", { class: "member-role" }, m.role) : null,
@@ -104,7 +113,14 @@ export class Typing {
       this.el.replaceChildren();
       return;
     }
-    const text = list.length > 3 ? "Several people are typing…" : `${names(list)} ${list.length === 1 ? "is" : "are"} typing…`;
-    replaceChildren(this.el, h("span", { class: "typing-dots", "aria-hidden": "true" }, h("span"), h("span"), h("span")), h("span", {}, text));
+    const text =
+      list.length > 3
+        ? "Several people are typing…"
+        : `${names(list)} ${list.length === 1 ? "is" : "are"} typing…`;
+    replaceChildren(
+      this.el,
+      h("span", { class: "typing-dots", "aria-hidden": "true" }, h("span"), h("span"), h("span")),
+      h("span", {}, text),
+    );
   }
 }

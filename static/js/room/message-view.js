@@ -14,7 +14,16 @@ import { clockTime, fileSize, fullTime, hueClass, initial, names } from "../form
 import { icon } from "../icons.js";
 import { renderMarkdown, safeHref } from "../markdown.js";
 
-const SLOTS = ["header", "content", "tools", "status", "attachments", "reactions", "replies", "seen"];
+const SLOTS = [
+  "header",
+  "content",
+  "tools",
+  "status",
+  "attachments",
+  "reactions",
+  "replies",
+  "seen",
+];
 
 // An answer still marked as streaming this long after it began, with no live stream, was cut
 // off (its worker stopped); a younger one is just about to start.
@@ -36,10 +45,18 @@ export function authorName(msg, ctx) {
 
 function avatar(msg, ctx) {
   if (msg.role === "assistant" && !msg.author) {
-    return h("span", { class: "avatar avatar-assistant", "aria-hidden": "true" }, icon("sparkles", 18));
+    return h(
+      "span",
+      { class: "avatar avatar-assistant", "aria-hidden": "true" },
+      icon("sparkles", 18),
+    );
   }
   const name = authorName(msg, ctx);
-  return h("span", { class: `avatar ${hueClass(msg.author?.id)}`, "aria-hidden": "true" }, initial(name));
+  return h(
+    "span",
+    { class: `avatar ${hueClass(msg.author?.id)}`, "aria-hidden": "true" },
+    initial(name),
+  );
 }
 
 /** The live stream of an assistant message, if it is being written now. */
@@ -56,7 +73,8 @@ function liveStream(msg, ctx) {
 
 function headerSlot(msg, ctx) {
   const name = authorName(msg, ctx);
-  const model = msg.role === "assistant" ? msg.metadata?.model || ctx.streamFor(msg.id)?.model : null;
+  const model =
+    msg.role === "assistant" ? msg.metadata?.model || ctx.streamFor(msg.id)?.model : null;
   const key = [name, msg.createdAt, msg.isEdited, model].join("|");
   return [
     key,
@@ -67,9 +85,14 @@ function headerSlot(msg, ctx) {
         h("strong", { class: "msg-author" }, name),
         msg.role === "assistant" && !msg.author ? h("span", { class: "tag tag-ai" }, "AI") : null,
         model ? h("span", { class: "msg-model" }, model) : null,
-        h("time", { class: "msg-time", datetime: msg.createdAt, title: fullTime(msg.createdAt) },
-          clockTime(msg.createdAt)),
-        msg.isEdited ? h("span", { class: "msg-edited", title: fullTime(msg.editedAt) }, "(edited)") : null,
+        h(
+          "time",
+          { class: "msg-time", datetime: msg.createdAt, title: fullTime(msg.createdAt) },
+          clockTime(msg.createdAt),
+        ),
+        msg.isEdited
+          ? h("span", { class: "msg-edited", title: fullTime(msg.editedAt) }, "(edited)")
+          : null,
       ),
   ];
 }
@@ -94,7 +117,11 @@ function contentSlot(msg, ctx) {
     return [
       `edit:${msg.id}`,
       () => {
-        const area = h("textarea", { class: "edit-input", rows: "2", "aria-label": "Edit message" });
+        const area = h("textarea", {
+          class: "edit-input",
+          rows: "2",
+          "aria-label": "Edit message",
+        });
         area.value = msg.content;
         return h(
           "div",
@@ -104,22 +131,35 @@ function contentSlot(msg, ctx) {
             "div",
             { class: "msg-editor-actions" },
             h("span", { class: "muted small" }, "Enter to save · Esc to cancel"),
-            h("button", { type: "button", class: "btn btn-sm", dataset: { action: "edit-cancel" } }, "Cancel"),
-            h("button", { type: "button", class: "btn btn-sm btn-primary", dataset: { action: "edit-save" } }, "Save"),
+            h(
+              "button",
+              { type: "button", class: "btn btn-sm", dataset: { action: "edit-cancel" } },
+              "Cancel",
+            ),
+            h(
+              "button",
+              { type: "button", class: "btn btn-sm btn-primary", dataset: { action: "edit-save" } },
+              "Save",
+            ),
           ),
         );
       },
     ];
   }
   if (msg.isDeleted) {
-    return ["deleted", () => h("div", { class: "msg-content msg-tombstone" }, "This message was deleted.")];
+    return [
+      "deleted",
+      () => h("div", { class: "msg-content msg-tombstone" }, "This message was deleted."),
+    ];
   }
   if (isFileNamesOnly(msg, ctx)) return ["files-only", null];
   const stream = msg.role === "assistant" ? liveStream(msg, ctx) : null;
-  const text = stream && (stream.status === "streaming" || !msg.content) ? stream.text : msg.content;
+  const text =
+    stream && (stream.status === "streaming" || !msg.content) ? stream.text : msg.content;
   const streaming = stream?.status === "streaming";
   // Dots while an answer has no text yet and may still get some.
-  const waiting = !text && msg.role === "assistant" && (streaming || (!stream && isYoungStream(msg, ctx)));
+  const waiting =
+    !text && msg.role === "assistant" && (streaming || (!stream && isYoungStream(msg, ctx)));
   if (!text && !waiting) return ["empty", null];
   const key = `${streaming ? "s" : "t"}:${waiting}:${text}`;
   return [
@@ -127,11 +167,20 @@ function contentSlot(msg, ctx) {
     () => {
       const body = h("div", { class: `msg-content markdown${streaming ? " streaming" : ""}` });
       if (waiting) {
-        body.append(h("span", { class: "thinking", "aria-label": "The assistant is thinking" }, h("span"), h("span"), h("span")));
+        body.append(
+          h(
+            "span",
+            { class: "thinking", "aria-label": "The assistant is thinking" },
+            h("span"),
+            h("span"),
+            h("span"),
+          ),
+        );
       } else {
         body.append(renderMarkdown(text));
       }
-      if (streaming && text) caretTarget(body).append(h("span", { class: "caret", "aria-hidden": "true" }));
+      if (streaming && text)
+        caretTarget(body).append(h("span", { class: "caret", "aria-hidden": "true" }));
       return body;
     },
   ];
@@ -154,7 +203,7 @@ function shortJson(value, max = 60) {
   } catch {
     text = String(value);
   }
-  return text && text.length > max ? `${text.slice(0, max - 1)}…` : text ?? "";
+  return text && text.length > max ? `${text.slice(0, max - 1)}…` : (text ?? "");
 }
 
 function toolsSlot(msg, ctx) {
@@ -170,12 +219,18 @@ function toolsSlot(msg, ctx) {
         "ul",
         { class: "msg-tools", "aria-label": "Tools the assistant used" },
         tools.map((tool) => {
-          const args = tool.args && typeof tool.args === "object"
-            ? Object.values(tool.args).map((v) => shortJson(v, 40)).join(", ")
-            : shortJson(tool.args, 40);
+          const args =
+            tool.args && typeof tool.args === "object"
+              ? Object.values(tool.args)
+                  .map((v) => shortJson(v, 40))
+                  .join(", ")
+              : shortJson(tool.args, 40);
           return h(
             "li",
-            { class: "tool-call", title: `${tool.name}(${shortJson(tool.args, 400)}) → ${shortJson(tool.result, 400)}` },
+            {
+              class: "tool-call",
+              title: `${tool.name}(${shortJson(tool.args, 400)}) → ${shortJson(tool.result, 400)}`,
+            },
             h("span", { class: "tool-icon" }, icon("tool", 12)),
             h("code", {}, `${tool.name}(${args})`),
             tool.result !== undefined && tool.result !== null
@@ -213,13 +268,28 @@ function statusSlot(msg, ctx) {
             "div",
             { class: "msg-status msg-status-error", role: "alert" },
             h("span", {}, `Not sent: ${msg.failed}`),
-            h("button", { type: "button", class: "link-btn", dataset: { action: "restore" } }, "Edit"),
-            h("button", { type: "button", class: "link-btn", dataset: { action: "discard" } }, "Discard"),
+            h(
+              "button",
+              { type: "button", class: "link-btn", dataset: { action: "restore" } },
+              "Edit",
+            ),
+            h(
+              "button",
+              { type: "button", class: "link-btn", dataset: { action: "discard" } },
+              "Discard",
+            ),
           ),
       ];
     }
-    return [`pending:${ctx.online}`, () =>
-      h("div", { class: "msg-status muted" }, ctx.online ? "Sending…" : "Waiting for the connection…")];
+    return [
+      `pending:${ctx.online}`,
+      () =>
+        h(
+          "div",
+          { class: "msg-status muted" },
+          ctx.online ? "Sending…" : "Waiting for the connection…",
+        ),
+    ];
   }
   const uploads = ctx.uploadsFor(msg);
   const parts = [];
@@ -257,11 +327,16 @@ function statusSlot(msg, ctx) {
             { class: "stream-bar" },
             h("span", { class: "pulse", "aria-hidden": "true" }),
             h("span", {}, who ? `Answering ${who}…` : "Answering…"),
-            h("button", {
-              type: "button",
-              class: "btn btn-sm btn-stop",
-              dataset: { action: "stop", stream: stream.streamId },
-            }, icon("stop", 12), "Stop"),
+            h(
+              "button",
+              {
+                type: "button",
+                class: "btn btn-sm btn-stop",
+                dataset: { action: "stop", stream: stream.streamId },
+              },
+              icon("stop", 12),
+              "Stop",
+            ),
           ),
         );
       } else if (status === "stopped") {
@@ -296,16 +371,34 @@ function attachmentsSlot(msg) {
           const href = local ? a.fileUrl : safeHref(a.fileUrl);
           const isImage = local && /^image\//.test(a.mimeType || "");
           const label = h("span", { class: "file-name" }, a.fileName);
-          const meta = h("span", { class: "file-meta" }, [a.mimeType, fileSize(a.fileSize)].filter(Boolean).join(" · "));
-          if (!href) return h("div", { class: "file" }, h("span", { class: "file-text" }, label, meta));
+          const meta = h(
+            "span",
+            { class: "file-meta" },
+            [a.mimeType, fileSize(a.fileSize)].filter(Boolean).join(" · "),
+          );
+          if (!href)
+            return h("div", { class: "file" }, h("span", { class: "file-text" }, label, meta));
           return h(
             "figure",
-            { class: `attachment${isImage ? " attachment-image" : ""}`, dataset: { attachment: a.id } },
+            {
+              class: `attachment${isImage ? " attachment-image" : ""}`,
+              dataset: { attachment: a.id },
+            },
             isImage
               ? h(
                   "button",
-                  { type: "button", class: "image-open", dataset: { action: "open-image", src: href, name: a.fileName } },
-                  h("img", { src: href, alt: a.fileName, loading: "lazy", width: a.metadata?.width, height: a.metadata?.height }),
+                  {
+                    type: "button",
+                    class: "image-open",
+                    dataset: { action: "open-image", src: href, name: a.fileName },
+                  },
+                  h("img", {
+                    src: href,
+                    alt: a.fileName,
+                    loading: "lazy",
+                    width: a.metadata?.width,
+                    height: a.metadata?.height,
+                  }),
                 )
               : null,
             h(
@@ -313,13 +406,17 @@ function attachmentsSlot(msg) {
               { class: "file" },
               h("span", { class: "file-icon" }, icon(isImage ? "image" : "file", 16)),
               h("span", { class: "file-text" }, label, meta),
-              h("a", {
-                class: "file-download",
-                href,
-                download: local ? a.fileName : null,
-                rel: "noopener noreferrer nofollow",
-                target: local ? null : "_blank",
-              }, local ? "Download" : "Open"),
+              h(
+                "a",
+                {
+                  class: "file-download",
+                  href,
+                  download: local ? a.fileName : null,
+                  rel: "noopener noreferrer nofollow",
+                  target: local ? null : "_blank",
+                },
+                local ? "Download" : "Open",
+              ),
             ),
           );
         }),
@@ -338,7 +435,10 @@ function reactionsSlot(msg, ctx) {
         "div",
         { class: "msg-reactions" },
         list.map((r) => {
-          const who = names(r.userIds.map((id) => (id === ctx.me.id ? "you" : ctx.memberName(id))), 8);
+          const who = names(
+            r.userIds.map((id) => (id === ctx.me.id ? "you" : ctx.memberName(id))),
+            8,
+          );
           const mine = r.userIds.includes(ctx.me.id);
           return h(
             "button",
@@ -354,7 +454,17 @@ function reactionsSlot(msg, ctx) {
             h("span", { class: "reaction-count" }, String(r.count)),
           );
         }),
-        h("button", { type: "button", class: "reaction reaction-add", title: "Add a reaction", "aria-label": "Add a reaction", dataset: { action: "pick-emoji" } }, icon("smile", 14)),
+        h(
+          "button",
+          {
+            type: "button",
+            class: "reaction reaction-add",
+            title: "Add a reaction",
+            "aria-label": "Add a reaction",
+            dataset: { action: "pick-emoji" },
+          },
+          icon("smile", 14),
+        ),
       ),
   ];
 }
@@ -394,12 +504,18 @@ function actions(msg, ctx) {
   const mine = msg.author && msg.author.id === ctx.me.id;
   const canDelete = mine || ctx.canModerate;
   const button = (action, label, icon) =>
-    h("button", { type: "button", class: "icon-btn", title: label, "aria-label": label, dataset: { action } }, icon);
+    h(
+      "button",
+      { type: "button", class: "icon-btn", title: label, "aria-label": label, dataset: { action } },
+      icon,
+    );
   return h(
     "div",
     { class: "msg-actions", role: "toolbar", "aria-label": "Message actions" },
     button("pick-emoji", "Add a reaction", icon("smile")),
-    ctx.showReplies && !msg.parentMessageId ? button("thread", "Reply in thread", icon("reply")) : null,
+    ctx.showReplies && !msg.parentMessageId
+      ? button("thread", "Reply in thread", icon("reply"))
+      : null,
     mine && msg.role === "user" ? button("edit", "Edit", icon("edit")) : null,
     canDelete ? button("delete", "Delete", icon("trash")) : null,
   );
@@ -413,8 +529,17 @@ export function messageElement(msg, ctx) {
     "aria-label": `Message from ${authorName(msg, ctx)}`,
   });
   el.append(
-    h("div", { class: "msg-gutter" }, avatar(msg, ctx), h("time", { class: "msg-gutter-time" }, clockTime(msg.createdAt))),
-    h("div", { class: "msg-body" }, SLOTS.map((slot) => h("div", { class: `slot slot-${slot}` }))),
+    h(
+      "div",
+      { class: "msg-gutter" },
+      avatar(msg, ctx),
+      h("time", { class: "msg-gutter-time" }, clockTime(msg.createdAt)),
+    ),
+    h(
+      "div",
+      { class: "msg-body" },
+      SLOTS.map((slot) => h("div", { class: `slot slot-${slot}` })),
+    ),
   );
   el._keys = {};
   updateMessage(el, msg, ctx);

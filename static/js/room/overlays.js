@@ -10,7 +10,8 @@ export class Popover {
     this.el = el;
     this.anchor = null;
     document.addEventListener("mousedown", (event) => {
-      if (!this.el.hidden && !this.el.contains(event.target) && event.target !== this.anchor) this.close();
+      if (!this.el.hidden && !this.el.contains(event.target) && event.target !== this.anchor)
+        this.close();
     });
     document.addEventListener("keydown", (event) => {
       if (event.key === "Escape" && !this.el.hidden) {
@@ -47,7 +48,11 @@ export class Popover {
       "div",
       { class: "emoji-grid" },
       emojis.map((emoji) => {
-        const button = h("button", { type: "button", class: "emoji-btn", "aria-label": `React with ${emoji}` }, emoji);
+        const button = h(
+          "button",
+          { type: "button", class: "emoji-btn", "aria-label": `React with ${emoji}` },
+          emoji,
+        );
         button.addEventListener("click", () => {
           this.close();
           pick(emoji);
@@ -67,7 +72,16 @@ export class Popover {
       yes();
     });
     cancel.addEventListener("click", () => this.close());
-    this.open(anchor, h("div", { class: "confirm" }, h("p", {}, question), h("div", { class: "confirm-actions" }, cancel, ok)), question);
+    this.open(
+      anchor,
+      h(
+        "div",
+        { class: "confirm" },
+        h("p", {}, question),
+        h("div", { class: "confirm-actions" }, cancel, ok),
+      ),
+      question,
+    );
     ok.focus();
   }
 }
@@ -78,7 +92,11 @@ export class Toasts {
   }
 
   show(text, { kind = "error", ms = 6000 } = {}) {
-    const toast = h("div", { class: `toast toast-${kind}`, role: kind === "error" ? "alert" : "status" }, text);
+    const toast = h(
+      "div",
+      { class: `toast toast-${kind}`, role: kind === "error" ? "alert" : "status" },
+      text,
+    );
     this.el.append(toast);
     setTimeout(() => toast.remove(), ms);
   }

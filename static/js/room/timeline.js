@@ -72,7 +72,10 @@ export class Timeline {
   }
 
   scrollToBottom(smooth = false) {
-    this.scroller.scrollTo({ top: this.scroller.scrollHeight, behavior: smooth ? "smooth" : "auto" });
+    this.scroller.scrollTo({
+      top: this.scroller.scrollHeight,
+      behavior: smooth ? "smooth" : "auto",
+    });
     this.stick = true;
     this._setUnseen(0);
   }

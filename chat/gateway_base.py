@@ -1,0 +1,233 @@
+"""What every WebSocket door of the platform shares (``/ws/chat/``, ``/ws/ai/``): auth at the
+handshake, the frame envelope, the route table, throttles, errors, token lifetime and bans.
+
+A door subclasses ``GatewayConsumer`` with its own ``routes`` (event name -> input serializer
+and handler) and hooks (``opened``, ``closed``). Every client frame gets exactly one reply
+echoing its ``ref``: ``ack`` with the handler's result, or ``error`` with a contract code. A
+bad frame never closes the socket; only a frame over 64 KiB does (1009).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+
+import orjson
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.utils import timezone
+from rest_framework_simplejwt.exceptions import TokenError
+
+from accounts.auth import user_for_token
+from accounts.serializers import UserSerializer
+from chatproject import metrics
+from chatproject.errors import DomainError, outage_error, validation_error
+
+# 4503: the database or Redis can't be reached, come back in a moment.
+from chatproject.ws_outage import CLOSE_UNAVAILABLE
+
+from . import event_types
+from .events import group_for_user
+from .extensions import Route
+from .serializers import iso
+from .throttles import throttle_check
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_DEACTIVATED = 4403
+CLOSE_TOO_BIG = 1009
+
+
+def now_iso() -> str:
+    return iso(timezone.now())
+
+
+class GatewayConsumer(AsyncWebsocketConsumer):
+    """One authenticated client connection speaking the ``{event, data, ref}`` envelope."""
+
+    routes: dict[str, Route] = {}
+    extra_routes: dict[str, Route] = {}
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Called when the handshake arrives (the origin check has passed)."""
+        self.user = self.scope.get("user")
+        self.authenticated = False
+        self.connection_id = uuid.uuid4().hex
+        self.background: list[asyncio.Task] = []
+        self.expiry_task: asyncio.Task | None = None
+        await self.accept()
+        if self.scope.get("auth_error") or not getattr(self.user, "is_authenticated", False):
+            reason = self.scope.get("auth_error") or "Authenticate with a token or a session."
+            await self._send_error(None, DomainError("UNAUTHORIZED", reason))
+            await self.close(code=CLOSE_UNAUTHORIZED)
+            return
+        self.authenticated = True
+        metrics.WS_CONNECTIONS.inc()
+        self.user_data = UserSerializer(self.user).data
+        try:
+            # The user's group carries bans (``user.deactivated``) to every door.
+            await self.channel_layer.group_add(group_for_user(self.user.pk), self.channel_name)
+            await self.opened()
+        except Exception as exc:
+            outage = outage_error(exc)
+            if outage is None:
+                raise
+            # Not a socket that would silently miss its user's events: say so and close.
+            logger.warning("connection refused: %s (%s)", outage.message, exc)
+            await self._send_error(None, outage)
+            await self.close(code=CLOSE_UNAVAILABLE)
+            return
+        self._schedule_expiry(self.scope.get("token_exp"))
+
+    async def opened(self) -> None:
+        """Called once an authenticated connection is accepted: the first frame goes out."""
+        await self.send_connection_success()
+
+    async def disconnect(self, code) -> None:
+        """Called when the socket closes, from either side."""
+        if not self.authenticated:
+            return
+        self.authenticated = False
+        metrics.WS_CONNECTIONS.dec()
+        for task in [*self.background, self.expiry_task]:
+            if task is not None:
+                task.cancel()
+        await self.closed()
+        await self.channel_layer.group_discard(group_for_user(self.user.pk), self.channel_name)
+
+    async def closed(self) -> None:
+        """Called when an authenticated connection ends, before it leaves the user's group."""
+
+    async def send_connection_success(self) -> None:
+        await self._send_frame(
+            event_types.CONNECTION_SUCCESS,
+            event_types.connection_success(
+                user_id=self.user.pk,
+                username=self.user.username,
+                connection_id=self.connection_id,
+                server_time=now_iso(),
+            ),
+        )
+
+    # --- inbound ---------------------------------------------------------------------------
+
+    async def receive(self, text_data=None, bytes_data=None) -> None:
+        """Called with each client frame: parse, route, reply exactly once."""
+        if not self.authenticated:
+            return
+        raw = text_data if text_data is not None else bytes_data
+        size = len(raw.encode()) if isinstance(raw, str) else len(raw or b"")
+        if size > settings.WS_MAX_FRAME_BYTES:
+            await self.close(code=CLOSE_TOO_BIG)
+            return
+        event, ref = None, None
+        try:
+            event, ref, data = self._parse(raw)
+            route = self.routes.get(event) or self.extra_routes.get(event)
+            if route is None:
+                raise DomainError("UNKNOWN_EVENT", f"Unknown event {event!r}.")
+            metrics.WS_EVENTS.labels(event).inc()
+            validated = route.serializer(data=data)
+            if not validated.is_valid():
+                raise validation_error(f"Invalid data for {event}.", validated.errors)
+            await throttle_check(
+                user_id=self.user.pk,
+                event=self.throttle_event(event),
+                session_id=validated.validated_data.get("sessionId"),
+            )
+            if isinstance(route.handler, str):
+                result = await getattr(self, route.handler)(validated.validated_data)
+            else:
+                result = await route.handler(self, validated.validated_data)
+            await self._send_frame("ack", result, ref=ref)
+        except DomainError as error:
+            await self.reply_error(event, ref, error)
+        except Exception as exc:
+            if (outage := outage_error(exc)) is not None:
+                logger.warning("%s refused: %s (%s: %s)", event, outage.message,
+                               type(exc).__name__, exc)  # fmt: skip
+                await self.reply_error(event, ref, outage)
+                return
+            logger.exception("unhandled error in %s", self.__class__.__name__)
+            await self.reply_error(event, ref, DomainError("INTERNAL", "Something went wrong."))
+
+    def throttle_event(self, event: str) -> str:
+        """The throttle rule and budget an event counts against: its own, unless a door
+        makes several events share one (an LLM request is one whichever door asks)."""
+        return event
+
+    async def reply_error(self, event: str | None, ref, error: DomainError) -> None:
+        """Called when a client frame is refused: the ``error`` reply echoing its ``ref``
+        (``event`` is None when the frame could not be parsed)."""
+        await self._send_error(ref, error)
+
+    @staticmethod
+    def _parse(raw) -> tuple[str, object, dict]:
+        try:
+            frame = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise DomainError("BAD_FRAME", "A frame must be JSON text.") from exc
+        if not isinstance(frame, dict) or not isinstance(frame.get("event"), str):
+            raise DomainError("BAD_FRAME", 'A frame is {"event": NAME, "data": {...}, "ref"}.')
+        data = frame.get("data")
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise DomainError("BAD_FRAME", "A frame's data must be an object.")
+        return frame["event"], frame.get("ref"), data
+
+    # --- outbound --------------------------------------------------------------------------
+
+    async def _send_frame(self, event: str, data, *, ref=None) -> None:
+        frame = {"event": event, "data": data}
+        if event in ("ack", "error"):
+            frame = {"event": event, "ref": ref, "data": data}
+        await self.send(text_data=orjson.dumps(frame).decode())
+
+    async def _send_error(self, ref, error: DomainError, **extra) -> None:
+        metrics.WS_ERRORS.labels(error.code).inc()
+        await self._send_frame("error", {**error.as_data(), **extra}, ref=ref)
+
+    async def session_removed(self, message) -> None:
+        """Called when this user was removed from a session (``sessionId``): a door that
+        follows sessions stops following it."""
+
+    async def user_deactivated(self, message) -> None:
+        """Called when staff deactivate (ban) this user: every connection ends at once."""
+        await self._send_error(None, DomainError("FORBIDDEN", "This account was deactivated."))
+        await self.close(code=CLOSE_DEACTIVATED)
+
+    # --- handlers every door has -----------------------------------------------------------
+
+    async def on_auth_refresh(self, data) -> dict:
+        try:
+            user, expires = await user_for_token(data["token"])
+        except TokenError as exc:
+            raise DomainError("UNAUTHORIZED", f"The token can't be used: {exc}") from exc
+        if user.pk != self.user.pk:
+            raise DomainError("FORBIDDEN", "The token belongs to another user.")
+        self._schedule_expiry(expires)
+        return {"expiresAt": iso(datetime.fromtimestamp(expires, tz=UTC))}
+
+    async def on_ping(self, data) -> dict:
+        return {"serverTime": now_iso()}
+
+    # --- token lifetime --------------------------------------------------------------------
+
+    def _schedule_expiry(self, expires: int | None) -> None:
+        if self.expiry_task is not None:
+            self.expiry_task.cancel()
+            self.expiry_task = None
+        if expires is not None:
+            self.expiry_task = asyncio.create_task(self._expire_at(expires))
+
+    async def _expire_at(self, expires: int) -> None:
+        await asyncio.sleep(max(0.0, expires - time.time()))
+        await self._send_error(None, DomainError("UNAUTHORIZED", "The access token expired."))
+        await self.close(code=CLOSE_UNAUTHORIZED)
