@@ -88,12 +88,16 @@ class MessageSerializer(serializers.ModelSerializer):
 
 
 class MemberSerializer(serializers.ModelSerializer):
+    """A member: the user, their role, and their read position (every message with
+    ``seq <= lastSeenSeq`` is seen), so any client can show "Seen by" after a reload."""
+
     id = serializers.IntegerField(source="user.id")
     username = serializers.CharField(source="user.username")
+    lastSeenSeq = serializers.IntegerField(source="last_seen_seq")
 
     class Meta:
         model = Membership
-        fields = ["id", "username", "role"]
+        fields = ["id", "username", "role", "lastSeenSeq"]
 
 
 class SessionSerializer(serializers.ModelSerializer):

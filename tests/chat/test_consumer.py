@@ -386,3 +386,17 @@ async def test_receipts_reach_an_offline_members_queue(ws_connect, make_room, al
     a = await ws_connect(alice)
     events = [f["event"] for f in await frames_for(a, 0.5)]
     assert "message:seen:update" in events
+
+
+async def test_join_shows_each_members_read_position(ws_connect, make_room, alice, bob):
+    room = await make_room()
+    send = database_sync_to_async(message_send)
+    first = await send(author=alice, session_id=room.pk, content="1")
+    await send(author=alice, session_id=room.pk, content="2")
+    from chat.services.receipts import message_mark_seen
+
+    await database_sync_to_async(message_mark_seen)(user=bob, message_id=first.pk)
+    a = await ws_connect(alice)
+    joined = await request(a, "session:join", {"sessionId": str(room.pk)})
+    positions = {m["username"]: m["lastSeenSeq"] for m in joined["data"]["members"]}
+    assert positions == {"alice": 0, "bob": 1}
