@@ -12,18 +12,13 @@ Without Chromium or Playwright every test here is skipped, with the reason.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
 
 from llm.emulator import EmulatorServer
-from tests.e2e.conftest import ROOT, Platform, _database_for_run, start_worker, stop_worker
+from tests.e2e.conftest import Platform, running_platform
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -68,36 +63,8 @@ def browser():
 @pytest.fixture(scope="package")
 def web(browser) -> Iterator[Platform]:
     """The platform the browsers talk to, with ``web.ollama`` as its Ollama."""
-    database_url, drop_database = _database_for_run()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("PYTEST_", "DJANGO_SETTINGS"))
-    }
-    env.update(
-        DATABASE_URL=database_url,
-        DJANGO_SETTINGS_MODULE="chatproject.settings.local",
-        AUTH_RATE="off",
-        REALTIME_PREFIX=f"chat-web-{uuid.uuid4().hex[:8]}",
-        E2E_LOG_DIR=tempfile.mkdtemp(prefix="chat-web-logs-"),
-        MEDIA_ROOT=tempfile.mkdtemp(prefix="chat-web-media-"),
-        STREAM_DELAY="20",
-    )
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-        cwd=ROOT, env=env, check=True,
-    )  # fmt: skip
-    ollama = EmulatorServer().start()
-    env["OLLAMA_URL"] = ollama.url
-    workers = [start_worker(env) for _ in range(2 if env.get("REDIS_URL") else 1)]
-    platform = Platform(workers, env)
-    platform.ollama = ollama
-    yield platform
-    for worker in workers:
-        stop_worker(worker)
-    ollama.stop()
-    drop_database()
-    shutil.rmtree(env["MEDIA_ROOT"], ignore_errors=True)
+    with running_platform("web") as running:
+        yield running
 
 
 @pytest.fixture

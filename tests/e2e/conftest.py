@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
@@ -166,8 +169,10 @@ def start_worker(env: dict[str, str], server: str = "daphne") -> Worker:
     raise RuntimeError(f"{server} on {port} did not start in 30 s: see {log.name}")
 
 
-@pytest.fixture(scope="session")
-def platform():
+@contextmanager
+def running_platform(tag: str) -> Iterator[Platform]:
+    """A fresh database, migrated; an Ollama emulator; one worker, or two when ``REDIS_URL``
+    lets them share state. Everything is stopped and dropped on exit."""
     database_url, drop_database = _database_for_run()
     env = {
         key: value
@@ -178,23 +183,33 @@ def platform():
         DATABASE_URL=database_url,
         DJANGO_SETTINGS_MODULE="chatproject.settings.local",
         AUTH_RATE="off",
-        REALTIME_PREFIX=f"chat-e2e-{uuid.uuid4().hex[:8]}",
-        E2E_LOG_DIR=tempfile.mkdtemp(prefix="chat-e2e-logs-"),
-        MEDIA_ROOT=tempfile.mkdtemp(prefix="chat-e2e-media-"),
+        REALTIME_PREFIX=f"chat-{tag}-{uuid.uuid4().hex[:8]}",
+        E2E_LOG_DIR=tempfile.mkdtemp(prefix=f"chat-{tag}-logs-"),
+        MEDIA_ROOT=tempfile.mkdtemp(prefix=f"chat-{tag}-media-"),
+        STREAM_DELAY="20",
     )
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
         cwd=ROOT, env=env, check=True,
     )  # fmt: skip
     ollama = EmulatorServer().start()
-    env.update(OLLAMA_URL=ollama.url, STREAM_DELAY="20")
-    count = 2 if env.get("REDIS_URL") else 1
-    workers = [start_worker(env) for _ in range(count)]
-    yield Platform(workers, env, ollama)
-    for worker in workers:
-        stop_worker(worker)
-    ollama.stop()
-    drop_database()
+    env["OLLAMA_URL"] = ollama.url
+    workers: list[Worker] = []
+    try:
+        workers.extend(start_worker(env) for _ in range(2 if env.get("REDIS_URL") else 1))
+        yield Platform(workers, env, ollama)
+    finally:
+        for worker in workers:
+            stop_worker(worker)
+        ollama.stop()
+        drop_database()
+        shutil.rmtree(env["MEDIA_ROOT"], ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def platform():
+    with running_platform("e2e") as running:
+        yield running
 
 
 def stop_worker(worker: Worker) -> None:
