@@ -12,13 +12,12 @@ from __future__ import annotations
 from urllib.parse import parse_qs
 
 from channels.auth import AuthMiddlewareStack
+from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken
-
-from chatproject.db import db_async
 
 
 def token_from_scope(scope) -> str | None:
@@ -33,7 +32,7 @@ def token_from_scope(scope) -> str | None:
     return None
 
 
-@db_async
+@database_sync_to_async
 def user_for_token(raw: str):
     """The active user an access token names, and the token's expiry (epoch seconds).
 
@@ -72,7 +71,7 @@ class JwtAuthMiddleware:
         return await self.app(scope, receive, send)
 
 
-@db_async
+@database_sync_to_async
 def _resolve(lazy_user):
     user = lazy_user._wrapped if lazy_user._wrapped is not None else lazy_user
     if getattr(user, "is_active", False):

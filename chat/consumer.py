@@ -4,7 +4,7 @@ The envelope, auth, throttles, errors and token lifetime are ``chat.gateway_base
 with the other WebSocket doors; this module adds rooms, messages, receipts, typing, presence
 and the offline queue. Every client frame gets exactly one reply echoing its ``ref``: ``ack``
 with the handler's result, or ``error`` with a contract code. Handlers parse, call a service
-through ``chatproject.db.db_async`` and return what the ack carries: rules live in the
+through ``database_sync_to_async`` and return what the ack carries: rules live in the
 services.
 
 Frames for a session reach the sockets that joined it through the session's group, already
@@ -17,9 +17,9 @@ import asyncio
 import logging
 import uuid
 
+from channels.db import database_sync_to_async
 from django.utils import timezone
 
-from chatproject.db import db_async
 from chatproject.errors import DomainError
 
 from . import event_types
@@ -68,12 +68,12 @@ def _render(message) -> dict:
     return MessageSerializer(message).data
 
 
-@db_async
+@database_sync_to_async
 def _user_session_ids(user_id: int) -> list:
     return list(Membership.objects.filter(user_id=user_id).values_list("session_id", flat=True))
 
 
-@db_async
+@database_sync_to_async
 def _touch_last_seen(user) -> str:
     now = timezone.now()
     type(user).objects.filter(pk=user.pk).update(last_seen_at=now)
@@ -144,9 +144,9 @@ class ChatConsumer(GatewayConsumer):
 
     async def on_session_join(self, data) -> dict:
         session_id = data["sessionId"]
-        await db_async(session_get_for_member)(user=self.user, session_id=session_id)
+        await database_sync_to_async(session_get_for_member)(user=self.user, session_id=session_id)
         await self.channel_layer.group_add(group_for_session(session_id), self.channel_name)
-        snapshot = await db_async(session_join_snapshot)(
+        snapshot = await database_sync_to_async(session_join_snapshot)(
             user=self.user, session_id=session_id, last_seq=data["lastSeq"]
         )
         if session_id not in self.joined:
@@ -168,7 +168,7 @@ class ChatConsumer(GatewayConsumer):
         return {"sessionId": str(session_id)}
 
     async def on_message_send(self, data) -> dict:
-        return await db_async(self._send_message)(data)
+        return await database_sync_to_async(self._send_message)(data)
 
     def _send_message(self, data) -> dict:
         message = message_send(
@@ -181,7 +181,7 @@ class ChatConsumer(GatewayConsumer):
         return _render(message)
 
     async def on_message_edit(self, data) -> dict:
-        return await db_async(self._edit_message)(data)
+        return await database_sync_to_async(self._edit_message)(data)
 
     def _edit_message(self, data) -> dict:
         return _render(
@@ -189,23 +189,23 @@ class ChatConsumer(GatewayConsumer):
         )
 
     async def on_message_delete(self, data) -> dict:
-        message = await db_async(message_delete)(
+        message = await database_sync_to_async(message_delete)(
             user=self.user, message_id=data["messageId"]
         )
         return {"sessionId": str(message.session_id), "messageId": str(message.pk)}
 
     async def on_message_delivered(self, data) -> dict:
-        return await db_async(message_mark_delivered)(
+        return await database_sync_to_async(message_mark_delivered)(
             user=self.user, message_id=data["messageId"]
         )
 
     async def on_message_seen(self, data) -> dict:
-        return await db_async(message_mark_seen)(
+        return await database_sync_to_async(message_mark_seen)(
             user=self.user, message_id=data["messageId"]
         )
 
     async def on_message_reaction(self, data) -> dict:
-        return await db_async(reaction_toggle)(
+        return await database_sync_to_async(reaction_toggle)(
             user=self.user, message_id=data["messageId"], emoji=data["emoji"]
         )
 

@@ -37,6 +37,13 @@ from .throttles import throttle_check
 
 logger = logging.getLogger(__name__)
 
+# What the servers raise for a send on a connection that is already closed: daphne's
+# autobahn ``Disconnected``, uvicorn's ``ClientDisconnected`` / websockets' ``ConnectionClosed``.
+_CLOSED_SOCKET_ERRORS = frozenset(
+    {"Disconnected", "ClientDisconnected", "ConnectionClosed", "ConnectionClosedOK",
+     "ConnectionClosedError"}
+)  # fmt: skip
+
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_DEACTIVATED = 4403
 CLOSE_TOO_BIG = 1009
@@ -183,6 +190,18 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         return frame["event"], frame.get("ref"), data
 
     # --- outbound --------------------------------------------------------------------------
+
+    async def send(self, text_data=None, bytes_data=None, close=False) -> None:
+        """Send to the client, unless its connection is already gone. A frame broadcast to
+        a socket whose client just vanished (a network cut) would otherwise raise out of
+        the consumer and kill it before it handles ``websocket.disconnect``, so presence
+        and group cleanup would never run. The disconnect arrives right after."""
+        try:
+            await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+        except Exception as exc:
+            if type(exc).__name__ not in _CLOSED_SOCKET_ERRORS:
+                raise
+            logger.debug("dropped a frame for a closed socket (%s)", type(exc).__name__)
 
     async def _send_frame(self, event: str, data, *, ref=None) -> None:
         frame = {"event": event, "data": data}
