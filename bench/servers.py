@@ -91,25 +91,38 @@ def server_command(port: int) -> list[str]:
     ]  # fmt: skip
 
 
-def start_worker(env: dict[str, str], log_dir: Path) -> Worker:
+def uvicorn_command(port: int) -> list[str]:
+    """uvicorn, which the platform must also work with (CONTRACT section 1), one process."""
+    return [
+        sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port),
+        "--ws-max-size", "262144", "--no-access-log", "chatproject.asgi:application",
+    ]  # fmt: skip
+
+
+def start_worker(
+    env: dict[str, str], log_dir: Path, command: Callable[[int], list[str]] = server_command
+) -> Worker:
+    """A server process on a free loopback port (daphne unless ``command`` says otherwise),
+    once it answers HTTP."""
     port = free_port()
-    log_path = log_dir / f"daphne-{port}.log"
+    name = command(port)[2]  # [python, -m, name, ...]
+    log_path = log_dir / f"{name}-{port}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            server_command(port), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            command(port), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"daphne exited with {process.returncode}: see {log_path}")
+            raise RuntimeError(f"{name} exited with {process.returncode}: see {log_path}")
         try:
             if httpx.get(f"{url}/api/auth/me", timeout=1).status_code == 401:
                 return Worker(url=url, process=process, log=log_path)
         except httpx.HTTPError:
             time.sleep(0.2)
     process.kill()
-    raise RuntimeError(f"daphne on {port} did not start in 30 s: see {log_path}")
+    raise RuntimeError(f"{name} on {port} did not start in 30 s: see {log_path}")
 
 
 def stop_process(process: subprocess.Popen) -> None:
@@ -167,3 +180,56 @@ def postgres_backends(database: str) -> list[int]:
         if title.startswith("postgres: ") and f" {database} " in title:
             pids.append(int(entry.name))
     return pids
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of a process now, in KiB (``VmRSS`` of /proc/<pid>/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def raise_fd_limit(needed: int) -> int:
+    """Let this process (and the processes it starts afterwards, which inherit the limit)
+    hold at least ``needed`` open files; the soft limit now in force. The hard limit is
+    raised too when it is lower and this process may (root)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= needed:
+        return soft
+    try:
+        if hard != resource.RLIM_INFINITY and hard < needed:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (needed, needed))
+        else:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+    except (ValueError, OSError) as exc:
+        raise SystemExit(
+            f"cannot raise the open-file limit to {needed} (soft {soft}, hard {hard}): {exc}"
+        ) from exc
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def write_section(path: Path, heading: str, text: str) -> None:
+    """Put ``text``, a markdown section that starts with the line ``heading`` (``## ...``),
+    in ``path``: in place of the section with that heading if there is one (up to the next
+    ``## ``), else at the end. Other sections are left as they are."""
+    if path.exists():
+        lines = path.read_text().splitlines()
+    else:
+        lines = ["# Benchmarks", "", "One section per benchmark, each with the command that "
+                 "produced its numbers.", ""]  # fmt: skip
+    start = next((i for i, line in enumerate(lines) if line.strip() == heading), None)
+    if start is None:
+        while lines and not lines[-1].strip():
+            lines.pop()
+        lines += ["", *text.rstrip("\n").splitlines()]
+    else:
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
+        )
+        tail = lines[end:]
+        lines = [*lines[:start], *text.rstrip("\n").splitlines(), *([""] if tail else []), *tail]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines).rstrip("\n") + "\n")
