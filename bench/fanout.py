@@ -85,6 +85,7 @@ from bench.servers import (
     stop_process,
     wait_for_port,
     worker_env,
+    write_section,
 )
 
 SEND_BUDGET = 30  # message:send per user per minute (CONTRACT section 3)
@@ -942,27 +943,6 @@ def section(
     return "\n".join(parts)
 
 
-def write_section(path: Path, text: str) -> None:
-    if path.exists():
-        lines = path.read_text().splitlines()
-    else:
-        lines = ["# Benchmarks", "", "One section per benchmark, each with the command that "
-                 "produced its numbers.", ""]  # fmt: skip
-    start = next((i for i, line in enumerate(lines) if line.strip() == "## Fan-out"), None)
-    if start is None:
-        while lines and not lines[-1].strip():
-            lines.pop()
-        lines += ["", *text.rstrip("\n").splitlines()]
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        tail = lines[end:]
-        lines = [*lines[:start], *text.rstrip("\n").splitlines(), *([""] if tail else []), *tail]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines).rstrip("\n") + "\n")
-
-
 # --- command line ---------------------------------------------------------------------------
 
 
@@ -1053,7 +1033,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nrun time {seconds:.0f} s; load average at start / end {load[0]:.2f} / {load[1]:.2f}")
     if args.write:
         command = shlex.join(["python", "bench/fanout.py", *(argv or sys.argv[1:])])
-        write_section(args.write, section(results, command, started, seconds, load))
+        write_section(args.write, "## Fan-out", section(results, command, started, seconds, load))
         print(f"wrote the Fan-out section of {args.write}")
 
 

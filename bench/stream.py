@@ -84,6 +84,7 @@ from bench.servers import (
     stop_process,
     wait_for_port,
     worker_env,
+    write_section,
 )
 
 MODEL = "llama3.2"  # one of the emulator's models, and the platform's default OLLAMA_MODEL
@@ -1171,25 +1172,6 @@ def section(results, settings: dict, command: str, started, seconds, load) -> st
     )
 
 
-def write_section(path: Path, text: str, title: str = "## Stream passthrough") -> None:
-    """Put ``text`` in ``path`` in place of the section ``title`` (or at the end)."""
-    lines = path.read_text().splitlines() if path.exists() else ["# Benchmarks", ""]
-    start = next((i for i, line in enumerate(lines) if line.strip() == title), None)
-    new = text.rstrip("\n").splitlines()
-    if start is None:
-        while lines and not lines[-1].strip():
-            lines.pop()
-        lines += ["", *new]
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        tail = lines[end:]
-        lines = [*lines[:start], *new, *([""] if tail else []), *tail]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines).rstrip("\n") + "\n")
-
-
 # --- command line ---------------------------------------------------------------------------
 
 
@@ -1264,7 +1246,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.write:
         command = shlex.join(["python", "bench/stream.py", *(argv or sys.argv[1:])])
         results = (throughput, first_token, concurrency, issues)
-        write_section(args.write, section(results, settings, command, started, seconds, load))
+        write_section(
+            args.write,
+            "## Stream passthrough",
+            section(results, settings, command, started, seconds, load),
+        )
         print(f"wrote the Stream passthrough section of {args.write}")
 
 
