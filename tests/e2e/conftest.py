@@ -149,24 +149,28 @@ def server_command(server: str, port: int) -> list[str]:
     ]  # fmt: skip
 
 
-def start_worker(env: dict[str, str], server: str = "daphne") -> Worker:
-    port = free_port()
-    log = open(Path(env["E2E_LOG_DIR"]) / f"{server}-{port}.log", "wb")  # noqa: SIM115
+def start_worker(
+    env: dict[str, str], server: str = "daphne", *, port: int | None = None, within: float = 30
+) -> Worker:
+    """A worker on a free (or the given: a restart on the same address) loopback port, once
+    it answers HTTP. Its log is appended to, so a restarted worker keeps its history."""
+    port = port or free_port()
+    log = open(Path(env["E2E_LOG_DIR"]) / f"{server}-{port}.log", "ab")  # noqa: SIM115
     process = subprocess.Popen(
         server_command(server, port), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{server} exited with {process.returncode}: see {log.name}")
         try:
-            if httpx.get(f"{url}/api/auth/me", timeout=1).status_code == 401:
+            if httpx.get(f"{url}/api/auth/me", timeout=2).status_code == 401:
                 return Worker(url=url, process=process)
         except httpx.HTTPError:
             time.sleep(0.2)
     process.kill()
-    raise RuntimeError(f"{server} on {port} did not start in 30 s: see {log.name}")
+    raise RuntimeError(f"{server} on {port} did not start in {within} s: see {log.name}")
 
 
 @contextmanager
@@ -212,12 +216,20 @@ def platform():
         yield running
 
 
-def stop_worker(worker: Worker) -> None:
-    worker.process.terminate()
+def stop_process(process: subprocess.Popen) -> None:
+    """Terminate a process we started (if it still runs), killing it after 10 s."""
+    if process.poll() is not None:
+        return
+    process.terminate()
     try:
-        worker.process.wait(timeout=10)
+        process.wait(timeout=10)
     except subprocess.TimeoutExpired:
-        worker.process.kill()
+        process.kill()
+        process.wait(timeout=10)
+
+
+def stop_worker(worker: Worker) -> None:
+    stop_process(worker.process)
 
 
 @pytest.fixture

@@ -32,7 +32,14 @@ import httpx
 import pytest
 
 from llm.emulator import EmulatorServer
-from tests.e2e.conftest import ROOT, Worker, _database_for_run, free_port, server_command
+from tests.e2e.conftest import (
+    ROOT,
+    Worker,
+    _database_for_run,
+    free_port,
+    start_worker,
+    stop_process,
+)
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
@@ -102,38 +109,6 @@ def migrate(env: dict[str, str]) -> None:
     )  # fmt: skip
 
 
-def start_daphne(env: dict[str, str], *, port: int | None = None, within: float = 60) -> Worker:
-    """A daphne worker on a free (or the given) loopback port, ready to answer."""
-    port = port or free_port()
-    log = open(Path(env["E2E_LOG_DIR"]) / f"daphne-{port}.log", "ab")  # noqa: SIM115
-    process = subprocess.Popen(
-        server_command("daphne", port), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"daphne exited with {process.returncode}: see {log.name}")
-        try:
-            if httpx.get(f"{url}/api/auth/me", timeout=2).status_code == 401:
-                return Worker(url=url, process=process)
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"daphne on {port} did not start in {within} s: see {log.name}")
-
-
-def stop_process(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
-
-
 @dataclass
 class Seeded:
     users: list[dict]
@@ -159,7 +134,7 @@ class RelPlatform:
         return Path(self.env["E2E_LOG_DIR"])
 
     def add_worker(self) -> Worker:
-        worker = start_daphne(self.env)
+        worker = start_worker(self.env, within=60)
         self.workers.append(worker)
         return worker
 

@@ -14,8 +14,10 @@ from urllib.parse import urlparse
 
 import pytest
 
+from tests.e2e.conftest import start_worker
+
 from .chatclient import ChatClient, check_rooms, final_sync
-from .conftest import make_platform, start_daphne
+from .conftest import make_platform
 
 pytestmark = pytest.mark.e2e
 
@@ -72,7 +74,7 @@ async def test_killing_a_worker_loses_nothing_acked(kill_platform):
         if len(p.workers) == 1:
             # The embedded default is one process: it comes back on the same port.
             port = urlparse(victim.url).port
-            p.workers[0] = await asyncio.to_thread(start_daphne, p.env, port=port)
+            p.workers[0] = await asyncio.to_thread(start_worker, p.env, port=port, within=60)
         await asyncio.wait_for(senders, 200)
         await final_sync(clients)
         owners = {room: seeded.users[r * per_room] for r, room in enumerate(seeded.rooms)}
