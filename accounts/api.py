@@ -13,6 +13,7 @@ from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from chatproject.errors import DomainError
+from chatproject.validation import validated
 
 from .ratelimit import auth_rate_check
 from .serializers import (
@@ -34,9 +35,7 @@ class RegisterApi(APIView):
     @extend_schema(request=RegisterInputSerializer, responses={201: UserSerializer})
     def post(self, request):
         auth_rate_check(request, group="auth.register", keys=["ip"])
-        data = RegisterInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        user = user_register(**data.validated_data)
+        user = user_register(**validated(RegisterInputSerializer, request.data))
         return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
 
 
@@ -47,9 +46,7 @@ class TokenApi(APIView):
     @extend_schema(request=TokenInputSerializer, responses={200: dict})
     def post(self, request):
         auth_rate_check(request, group="auth.token", keys=["ip", "accounts.ratelimit.username_key"])
-        data = TokenInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        pair = TokenObtainPairSerializer(data=data.validated_data)
+        pair = TokenObtainPairSerializer(data=validated(TokenInputSerializer, request.data))
         if not pair.is_valid():
             raise DomainError(
                 "UNAUTHORIZED", "Wrong username or password, or the account is disabled."
@@ -63,15 +60,14 @@ class TokenRefreshApi(APIView):
 
     @extend_schema(request=RefreshInputSerializer, responses={200: dict})
     def post(self, request):
-        data = RefreshInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        refresh = TokenRefreshSerializer(data=data.validated_data)
+        data = validated(RefreshInputSerializer, request.data)
+        refresh = TokenRefreshSerializer(data=data)
         try:
             with transaction.atomic():
                 # Two requests racing with one token would both pass the blacklist check
                 # before either blacklists it: holding the token's row makes the second wait,
                 # then see the first one's blacklisting and fail.
-                jti = RefreshToken(data.validated_data["refresh"])["jti"]
+                jti = RefreshToken(data["refresh"])["jti"]
                 OutstandingToken.objects.select_for_update().filter(jti=jti).first()
                 refresh.is_valid(raise_exception=True)
         except (TokenError, User.DoesNotExist) as exc:

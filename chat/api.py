@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chatproject.errors import not_found
+from chatproject.validation import validated
 
 from .presence import presence_for_session
 from .selectors import (
@@ -48,12 +49,6 @@ from .services.sessions import (
 )
 
 
-def _valid(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 def _path_user_id(value: str) -> int:
     """A user id from the path (digits by the route): one too large for the database can't
     name a user, and would overflow the driver."""
@@ -70,7 +65,7 @@ class SessionListApi(APIView):
 
     @extend_schema(request=SessionCreateInput, responses={201: SessionSerializer})
     def post(self, request):
-        data = _valid(SessionCreateInput, request.data)
+        data = validated(SessionCreateInput, request.data)
         session = session_create(
             creator=request.user,
             title=data["title"],
@@ -88,7 +83,7 @@ class SessionDetailApi(APIView):
 
     @extend_schema(request=SessionUpdateInput, responses={200: SessionSerializer})
     def patch(self, request, session_id):
-        data = _valid(SessionUpdateInput, request.data)
+        data = validated(SessionUpdateInput, request.data)
         session = session_update(user=request.user, session_id=session_id, data=data)
         return Response(SessionSerializer(session).data)
 
@@ -101,7 +96,7 @@ class SessionDetailApi(APIView):
 class MemberListApi(APIView):
     @extend_schema(request=MemberAddInput, responses={201: SessionSerializer})
     def post(self, request, session_id):
-        data = _valid(MemberAddInput, request.data)
+        data = validated(MemberAddInput, request.data)
         session, created = member_add(
             user=request.user, session_id=session_id, user_id=data["userId"]
         )
@@ -119,7 +114,7 @@ class MemberDetailApi(APIView):
 class MessageCreateApi(APIView):
     @extend_schema(request=MessageSendInput, responses={201: MessageSerializer})
     def post(self, request):
-        data = _valid(MessageSendInput, request.data)
+        data = validated(MessageSendInput, request.data)
         message = message_send(
             author=request.user,
             session_id=data["sessionId"],
@@ -133,7 +128,7 @@ class MessageCreateApi(APIView):
 class MessageHistoryApi(APIView):
     @extend_schema(parameters=[HistoryQuery], responses={200: dict})
     def get(self, request, session_id):
-        query = _valid(HistoryQuery, request.query_params)
+        query = validated(HistoryQuery, request.query_params)
         session = session_get_for_member(user=request.user, session_id=session_id)
         page = message_history(
             session=session,
@@ -156,7 +151,7 @@ class MessageDetailApi(APIView):
 
     @extend_schema(request=MessageEditInput, responses={200: MessageSerializer})
     def put(self, request, message_id):
-        data = _valid(MessageEditInput, request.data)
+        data = validated(MessageEditInput, request.data)
         message = message_edit(user=request.user, message_id=message_id, content=data["content"])
         return Response(MessageSerializer(message).data)
 
@@ -174,7 +169,7 @@ class ReactionApi(APIView):
 
     @extend_schema(request=ReactionInput, responses={200: dict})
     def post(self, request, message_id):
-        data = _valid(ReactionInput, request.data)
+        data = validated(ReactionInput, request.data)
         return Response(
             reaction_toggle(user=request.user, message_id=message_id, emoji=data["emoji"])
         )
@@ -190,7 +185,7 @@ class ThreadApi(APIView):
 class SearchApi(APIView):
     @extend_schema(parameters=[SearchQuery], responses={200: dict})
     def get(self, request, session_id):
-        query = _valid(SearchQuery, request.query_params)
+        query = validated(SearchQuery, request.query_params)
         session = session_get_for_member(user=request.user, session_id=session_id)
         page = message_search(
             session=session, query=query["query"], limit=query["limit"], offset=query["offset"]

@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chatproject.errors import validation_error
+from chatproject.validation import validated
 
 from .serializers import AttachmentSerializer, AttachmentUrlInput
 from .services.attachments import (
@@ -104,9 +105,7 @@ class MessageAttachmentsApi(APIView):
                 body = request.data
             except UnsupportedMediaType as exc:
                 raise validation_error(_TWO_FORMS) from exc
-            serializer = AttachmentUrlInput(data=body)
-            serializer.is_valid(raise_exception=True)
-            data = serializer.validated_data
+            data = validated(AttachmentUrlInput, body)
             attachment = attachment_add_url(
                 user=request.user,
                 message_id=message_id,

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chat.throttles import throttle_check
+from chatproject.validation import validated
 
 from .inputs import QueryInput, model_settings
 from .ollama_catalog import ollama_models
@@ -32,12 +33,6 @@ from .services.agents import agent_create, agent_delete, agent_update
 from .services.query import llm_query
 
 
-def _valid(request, *, partial: bool = False) -> dict:
-    serializer = AgentSerializer(data=request.data, partial=partial)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 class AgentListApi(APIView):
     @extend_schema(responses={200: AgentSerializer(many=True)})
     def get(self, request):
@@ -45,7 +40,7 @@ class AgentListApi(APIView):
 
     @extend_schema(request=AgentSerializer, responses={201: AgentSerializer})
     def post(self, request):
-        agent = agent_create(user=request.user, data=_valid(request))
+        agent = agent_create(user=request.user, data=validated(AgentSerializer, request.data))
         return Response(AgentSerializer(agent).data, status=status.HTTP_201_CREATED)
 
 
@@ -57,7 +52,9 @@ class AgentDetailApi(APIView):
     @extend_schema(request=AgentSerializer, responses={200: AgentSerializer})
     def patch(self, request, agent_id):
         agent = agent_update(
-            user=request.user, agent_id=agent_id, data=_valid(request, partial=True)
+            user=request.user,
+            agent_id=agent_id,
+            data=validated(AgentSerializer, request.data, partial=True),
         )
         return Response(AgentSerializer(agent).data)
 
@@ -87,9 +84,7 @@ class QueryApi(APIView):
 
     @extend_schema(request=QueryInput, responses={200: QueryResultSerializer})
     def post(self, request):
-        serializer = QueryInput(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = validated(QueryInput, request.data)
         # An LLM request spends the same per-user budget whichever door asks.
         async_to_sync(throttle_check)(user_id=request.user.pk, event="stream:request")
         result = async_to_sync(llm_query)(
