@@ -75,6 +75,7 @@ if __package__ in (None, ""):  # run as ``python bench/fanout.py``
 from bench.servers import (
     ROOT,
     Worker,
+    add_service_options,
     cpu_seconds,
     free_port,
     fresh_database,
@@ -974,14 +975,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--paced", type=float, default=5.0, help="half-load phase, s")
     parser.add_argument("--settle", type=float, default=1.0, help="pause between phases, s")
     parser.add_argument("--no-baseline", action="store_true")
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
-    )
-    parser.add_argument(
-        "--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    )
-    parser.add_argument("--write", type=Path, help="put the results in this markdown file")
+    add_service_options(parser)
     parser.add_argument(
         "--profile",
         nargs="?",

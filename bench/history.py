@@ -53,7 +53,14 @@ import psycopg
 if __package__ in (None, ""):  # run as ``python bench/history.py``
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.servers import ROOT, fresh_database, migrate, worker_env, write_section
+from bench.servers import (
+    ROOT,
+    add_service_options,
+    fresh_database,
+    migrate,
+    worker_env,
+    write_section,
+)
 
 HEADING = "## History and search at scale"
 TARGET_PAGE_MS = 5.0
@@ -887,11 +894,7 @@ def main(argv: list[str] | None = None) -> None:
         help="skip the candidate fixes (what-if rows)",
     )  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the database (print its URL)")
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
-    )
-    parser.add_argument("--write", type=Path, help="put the results in this markdown file")
+    add_service_options(parser, redis=False)
     parser.add_argument(
         "--plot", type=Path, default=ROOT / "docs" / "plots" / "history_latency.png",
         help="where to draw the latency plot (with matplotlib)",

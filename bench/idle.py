@@ -60,6 +60,7 @@ if __package__ in (None, ""):  # run as ``python bench/idle.py``
 from bench.fanout import log_issues, machine, register
 from bench.servers import (
     ROOT,
+    add_service_options,
     cpu_seconds,
     free_port,
     fresh_database,
@@ -754,14 +755,7 @@ def main(argv: list[str] | None = None) -> None:
         "--no-census", dest="census", action="store_false",
         help="skip counting the servers' Python objects after the hold",
     )  # fmt: skip
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
-    )
-    parser.add_argument(
-        "--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    )
-    parser.add_argument("--write", type=Path, help="put the results in this markdown file")
+    add_service_options(parser)
     parser.add_argument(
         "--plot", type=Path, default=ROOT / "docs" / "plots" / "idle_memory.png",
         help="where to draw the memory plot (with matplotlib)",

@@ -233,3 +233,17 @@ def write_section(path: Path, heading: str, text: str) -> None:
         lines = [*lines[:start], *text.rstrip("\n").splitlines(), *([""] if tail else []), *tail]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines).rstrip("\n") + "\n")
+
+
+def add_service_options(parser, *, redis: bool = True) -> None:
+    """The options every benchmark shares: where PostgreSQL (and Redis) are, and where to
+    write the results."""
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
+    )
+    if redis:
+        parser.add_argument(
+            "--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+        )
+    parser.add_argument("--write", type=Path, help="put the results in this markdown file")

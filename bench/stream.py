@@ -74,6 +74,7 @@ from bench.fanout import log_issues, machine, register
 from bench.servers import (
     ROOT,
     Worker,
+    add_service_options,
     cpu_seconds,
     free_port,
     fresh_database,
@@ -1193,14 +1194,7 @@ def main(argv: list[str] | None = None) -> None:
         "--max-streams", type=int, default=200, help="MAX_CONCURRENT_STREAMS of the worker"
     )
     parser.add_argument("--layer", choices=("pubsub", "core"), default="pubsub")
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
-    )
-    parser.add_argument(
-        "--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    )
-    parser.add_argument("--write", type=Path, help="put the results in this markdown file")
+    add_service_options(parser)
     parser.add_argument(
         "--profile",
         nargs="?",
