@@ -298,7 +298,9 @@ async def test_missing_done_line_ends_the_stream_silently(ollama_emulator):
     assert "".join(c.content for c in chunks) == "abc"
     assert not [c for c in chunks if c.usage_metadata]
     assert not [c for c in chunks if "done_reason" in c.response_metadata]
-    assert ollama_emulator.events("failure")[0]["mode"] == "no_done"
+    # The emulator logs the failure after its last write, which the client may have read
+    # before the log entry exists: wait for it rather than read the log at once.
+    assert (await ollama_emulator.await_event("failure"))["mode"] == "no_done"
 
 
 async def test_stall_needs_a_client_read_timeout(ollama_emulator):
