@@ -2,14 +2,13 @@
 
 import logging
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
+from chat import broadcaster
 from chat.events import group_for_user
 from chatproject.errors import forbidden, validation_error
 
@@ -76,10 +75,4 @@ def user_reactivate(*, user) -> User:
 def _disconnect(user_id: int) -> None:
     """Tell every consumer of ``user_id`` to close. Runs after commit, so it never raises: the
     ban is stored, and a socket that misses this still dies when its access token expires."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        async_to_sync(layer.group_send)(group_for_user(user_id), {"type": USER_DEACTIVATED})
-    except Exception:
-        logger.warning("could not notify the connections of user %s", user_id, exc_info=True)
+    broadcaster.publish(group_for_user(user_id), {"type": USER_DEACTIVATED})

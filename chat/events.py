@@ -15,10 +15,9 @@ import logging
 from typing import Any
 
 import orjson
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import transaction
 
+from . import broadcaster
 from .models import ChatSession, Membership, SessionEvent
 from .state import get_state
 
@@ -105,13 +104,9 @@ def broadcast_now(group: str, text: str, *, queue_for_session=None) -> None:
     """Send an encoded frame to a group from sync code; failures are logged, not raised.
 
     The write it reports is already committed: a client that misses it replays by seq.
+    The send itself leaves this thread at once (``chat.broadcaster``).
     """
-    layer = get_channel_layer()
-    if layer is not None:
-        try:
-            async_to_sync(layer.group_send)(group, {"type": FRAME_MESSAGE_TYPE, "text": text})
-        except Exception:
-            logger.warning("broadcast to %s failed; clients replay by seq", group, exc_info=True)
+    broadcaster.publish(group, {"type": FRAME_MESSAGE_TYPE, "text": text})
     if queue_for_session is not None:
         try:
             _queue_for_offline_members(queue_for_session, text)
@@ -136,17 +131,7 @@ SESSION_REMOVED_TYPE = "session.removed"
 def tell_user_on_commit(user_id: int, message: dict[str, Any]) -> None:
     """Send a channel-layer ``message`` to every connection of a user, on every worker,
     once the current transaction commits; a failure is logged, not raised."""
-
-    def send() -> None:
-        layer = get_channel_layer()
-        if layer is None:
-            return
-        try:
-            async_to_sync(layer.group_send)(group_for_user(user_id), message)
-        except Exception:
-            logger.warning("telling user %s failed", user_id, exc_info=True)
-
-    transaction.on_commit(send)
+    transaction.on_commit(lambda: broadcaster.publish(group_for_user(user_id), message))
 
 
 async def broadcast_async(group: str, frame: dict[str, Any], *, exclude_user=None) -> None:
@@ -159,6 +144,6 @@ async def broadcast_async(group: str, frame: dict[str, Any], *, exclude_user=Non
     if exclude_user is not None:
         message["exclude"] = exclude_user
     try:
-        await get_channel_layer().group_send(group, message)
+        await broadcaster.send(group, message)
     except Exception:
         logger.warning("broadcast to %s failed", group, exc_info=True)

@@ -12,6 +12,7 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
+from chat.broadcaster import LoopBinding  # noqa: E402
 from chatproject import daphne_close_codes  # noqa: E402
 from chatproject.body_limit import BodyLimitGuard  # noqa: E402
 from chatproject.routing import websocket_application  # noqa: E402
@@ -19,5 +20,5 @@ from chatproject.routing import websocket_application  # noqa: E402
 daphne_close_codes.install()
 
 application = ProtocolTypeRouter(
-    {"http": BodyLimitGuard(django_asgi_app), "websocket": websocket_application()}
+    {"http": LoopBinding(BodyLimitGuard(django_asgi_app)), "websocket": websocket_application()}
 )

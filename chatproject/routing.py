@@ -3,6 +3,7 @@
 from channels.routing import URLRouter
 
 from accounts.auth import WebsocketAuthStack
+from chat.broadcaster import LoopBinding
 from chat.routing import websocket_urlpatterns as chat_routes
 from llm.routing import websocket_urlpatterns as ai_routes
 
@@ -14,4 +15,6 @@ websocket_urlpatterns = chat_routes + ai_routes
 
 
 def websocket_application():
-    return OriginGuard(OutageGuard(WebsocketAuthStack(URLRouter(websocket_urlpatterns))))
+    return LoopBinding(
+        OriginGuard(OutageGuard(WebsocketAuthStack(URLRouter(websocket_urlpatterns))))
+    )

@@ -12,7 +12,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
-from accounts import services
+from chat import broadcaster
 from accounts.services import USER_DEACTIVATED, user_deactivate, user_reactivate
 from chat.events import group_for_user
 from chatproject.errors import DomainError
@@ -142,9 +142,9 @@ def test_a_channel_layer_failure_after_commit_is_logged_not_raised(alice, monkey
         async def group_send(self, group, message):
             raise ConnectionError("redis is down")
 
-    monkeypatch.setattr(services, "get_channel_layer", BrokenLayer)
+    monkeypatch.setattr(broadcaster, "get_channel_layer", BrokenLayer)
 
-    with caplog.at_level(logging.WARNING, logger="accounts.services"):
+    with caplog.at_level(logging.WARNING, logger="chat.broadcaster"):
         user_deactivate(user=alice)
 
     alice.refresh_from_db()

@@ -1,0 +1,150 @@
+"""Channel-layer sends that never hold the database thread, and reach a group in order.
+
+A write commits in the thread that runs Channels' ``database_sync_to_async`` calls (or
+Django's ``sync_to_async`` for a view under ASGI): one thread per process, shared by every
+connection. Broadcasting from there with ``async_to_sync(group_send)`` parks that thread until
+the event loop has published the frame, so every write of the process waited behind every
+broadcast (at fan-out saturation about a fifth of the thread's time).
+
+Instead, the ASGI application records its event loop in a context variable (``LoopBinding``),
+which those threads inherit. ``publish`` hands the send to that loop and returns at once. On
+the loop, each group has a FIFO drained by one task that lives only while the group has
+something to send: frames reach a group in the order they were issued (a commit's
+``message:new`` before the ``stream:start`` an async caller sends after it), while different
+groups do not wait for each other. With no running loop (management commands, WSGI, plain
+sync code) ``publish`` sends before it returns, as ``async_to_sync`` does.
+
+The channel layer is at-most-once anyway: a frame lost here is one a client replays by seq.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import weakref
+from collections import deque
+from contextvars import ContextVar
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+logger = logging.getLogger(__name__)
+
+_bound_loop: ContextVar[asyncio.AbstractEventLoop | None] = ContextVar(
+    "broadcast_loop", default=None
+)
+
+
+class LoopBinding:
+    """ASGI middleware: the code an application instance runs, including the sync code it
+    calls through ``sync_to_async``, knows which event loop sends its broadcasts."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        _bound_loop.set(asyncio.get_running_loop())
+        return await self.app(scope, receive, send)
+
+
+class _GroupQueues:
+    """One event loop's pending sends: a FIFO per group, each drained by its own task."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, deque] = {}
+        # The loop keeps only weak references to tasks.
+        self.tasks: set[asyncio.Task] = set()
+
+    def put(self, group: str, message: dict, done: asyncio.Future | None) -> None:
+        queue = self.pending.get(group)
+        if queue is None:
+            queue = self.pending[group] = deque()
+            task = asyncio.get_running_loop().create_task(self._drain(group, queue))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        queue.append((message, done))
+
+    async def _drain(self, group: str, queue: deque) -> None:
+        layer = get_channel_layer()
+        try:
+            while queue:
+                message, done = queue[0]
+                try:
+                    await layer.group_send(group, message)
+                except Exception as exc:
+                    if done is None:
+                        logger.warning("broadcast to %s failed; clients replay by seq", group,
+                                       exc_info=True)  # fmt: skip
+                    _settle(done, exc)
+                else:
+                    _settle(done, None)
+                queue.popleft()
+        finally:
+            if self.pending.get(group) is queue:
+                del self.pending[group]
+            # Cancelled with the loop: nobody may wait forever on a send that won't happen.
+            for _message, done in queue:
+                _settle(done, None)
+
+
+def _settle(done: asyncio.Future | None, exc: Exception | None) -> None:
+    if done is None or done.done():
+        return
+    if exc is None:
+        done.set_result(None)
+    else:
+        done.set_exception(exc)
+
+
+_queues_by_loop: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_queues_lock = threading.Lock()
+
+
+def _queues(loop: asyncio.AbstractEventLoop) -> _GroupQueues:
+    with _queues_lock:
+        queues = _queues_by_loop.get(loop)
+        if queues is None:
+            queues = _queues_by_loop[loop] = _GroupQueues()
+        return queues
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def publish(group: str, message: dict[str, Any]) -> None:
+    """Send a channel-layer message to a group from sync code, without waiting for it.
+
+    Failures are logged, never raised: what a broadcast reports is already committed.
+    """
+    running = _running_loop()
+    loop = _bound_loop.get() or running
+    if loop is not None and not loop.is_closed():
+        if loop is running:
+            _queues(loop).put(group, message, None)
+            return
+        try:
+            loop.call_soon_threadsafe(_queues(loop).put, group, message, None)
+            return
+        except RuntimeError:
+            pass  # The loop closed meanwhile: send from here instead.
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(group, message)
+    except Exception:
+        logger.warning("broadcast to %s failed; clients replay by seq", group, exc_info=True)
+
+
+async def send(group: str, message: dict[str, Any]) -> None:
+    """Send a channel-layer message to a group from async code, after every send already
+    queued for that group; raises what the channel layer raises."""
+    done = asyncio.get_running_loop().create_future()
+    _queues(asyncio.get_running_loop()).put(group, message, done)
+    await done

@@ -1,0 +1,99 @@
+"""Broadcasts leave the database thread at once and reach each group in the order issued."""
+
+import asyncio
+import threading
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+
+from chat import broadcaster
+from chat.broadcaster import LoopBinding
+
+
+async def bound(call):
+    """Run ``call`` as an ASGI application instance would: behind ``LoopBinding``."""
+    result = {}
+
+    async def app(scope, receive, send):
+        result["value"] = await call()
+
+    await LoopBinding(app)({"type": "websocket"}, None, None)
+    return result["value"]
+
+
+async def receive_all(layer, channel: str, count: int) -> list:
+    return [(await asyncio.wait_for(layer.receive(channel), 5))["n"] for _ in range(count)]
+
+
+async def test_a_publish_from_the_database_thread_returns_before_the_send(monkeypatch):
+    gate = asyncio.Event()
+    sent = []
+
+    class GatedLayer:
+        async def group_send(self, group, message):
+            await gate.wait()
+            sent.append((group, message))
+
+    monkeypatch.setattr(broadcaster, "get_channel_layer", GatedLayer)
+
+    def commit_and_broadcast():
+        broadcaster.publish("session-x", {"type": "chat.frame", "n": 1})
+        return threading.current_thread()
+
+    thread = await bound(sync_to_async(commit_and_broadcast))
+
+    assert thread is not threading.current_thread()
+    assert sent == []
+    gate.set()
+    for _ in range(100):
+        if sent:
+            break
+        await asyncio.sleep(0.01)
+    assert sent == [("session-x", {"type": "chat.frame", "n": 1})]
+
+
+async def test_frames_reach_a_group_in_the_order_issued_from_thread_and_loop():
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add("session-order", channel)
+
+    def commit_many():
+        for n in range(30):
+            broadcaster.publish("session-order", {"type": "chat.frame", "n": n})
+
+    async def commit_then_announce():
+        await sync_to_async(commit_many)()
+        await broadcaster.send("session-order", {"type": "chat.frame", "n": 30})
+
+    await bound(commit_then_announce)
+
+    assert await receive_all(layer, channel, 31) == list(range(31))
+
+
+def test_a_publish_with_no_event_loop_sends_before_it_returns():
+    layer = get_channel_layer()
+    # One loop for the subscription and the read: the Redis pub/sub layer keeps a layer
+    # instance per loop, and a channel exists only in the instance that made it.
+    loop = asyncio.new_event_loop()
+    try:
+        channel = loop.run_until_complete(layer.new_channel())
+        loop.run_until_complete(layer.group_add("session-sync", channel))
+
+        broadcaster.publish("session-sync", {"type": "chat.frame", "n": 7})
+
+        assert loop.run_until_complete(receive_all(layer, channel, 1)) == [7]
+    finally:
+        loop.run_until_complete(layer.flush())
+        loop.close()
+
+
+async def test_a_failed_send_reaches_the_async_caller(monkeypatch):
+    class BrokenLayer:
+        async def group_send(self, group, message):
+            raise ConnectionError("redis is down")
+
+    monkeypatch.setattr(broadcaster, "get_channel_layer", BrokenLayer)
+
+    with pytest.raises(ConnectionError, match="redis is down"):
+        await broadcaster.send("session-x", {"type": "chat.frame"})
