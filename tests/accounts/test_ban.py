@@ -12,8 +12,8 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
-from chat import broadcaster
 from accounts.services import USER_DEACTIVATED, user_deactivate, user_reactivate
+from chat import broadcaster
 from chat.events import group_for_user
 from chatproject.errors import DomainError
 
