@@ -3,6 +3,7 @@
     python bench/fanout.py                              # pubsub, core and in-memory layers
     python bench/fanout.py --write docs/benchmarks.md   # ... and record the numbers
     python bench/fanout.py --variants pubsub:2,core:2 --scenarios a --duration 8
+    python bench/fanout.py --variants pubsub,pubsub@uvicorn   # daphne against uvicorn
 
 Scenarios: (a) 1 room x 100 members, (b) 20 rooms x 10 members. Every member is a client of
 its own (a registered user with a JWT) and every member sends: ``message:send`` over the
@@ -82,8 +83,10 @@ from bench.servers import (
     machine_cpu,
     migrate,
     postgres_backends,
+    server_command,
     start_worker,
     stop_process,
+    uvicorn_command,
     wait_for_port,
     worker_env,
     write_section,
@@ -120,10 +123,12 @@ SCENARIOS = {"a": Scenario("a", 1, 100), "b": Scenario("b", 20, 10)}
 class Variant:
     layer: str  # pubsub | core | memory | raw
     workers: int = 1
+    server: str = "daphne"  # daphne | uvicorn
 
     @property
     def label(self) -> str:
-        return self.layer if self.workers == 1 else f"{self.layer} x{self.workers}"
+        label = self.layer if self.workers == 1 else f"{self.layer} x{self.workers}"
+        return label if self.server == "daphne" else f"{label} {self.server}"
 
 
 @dataclass
@@ -658,7 +663,8 @@ def run_platform_group(
             env = dict(base_env, REALTIME_PREFIX=f"chat-bench-{uuid.uuid4().hex[:8]}")
             if uses_redis:
                 env["CHANNEL_LAYER"] = variant.layer
-            workers = [start_worker(env, log_dir) for _ in range(variant.workers)]
+            command = uvicorn_command if variant.server == "uvicorn" else server_command
+            workers = [start_worker(env, log_dir, command) for _ in range(variant.workers)]
             try:
                 if prepared is None:
                     prepared = asyncio.run(prepare(workers[0].url, scenarios))
@@ -950,13 +956,16 @@ def section(
 def parse_variants(text: str) -> list[Variant]:
     variants = []
     for item in filter(None, (part.strip() for part in text.split(","))):
+        item, _, server = item.partition("@")
         layer, _, workers = item.partition(":")
         if layer not in ("pubsub", "core", "memory"):
             raise SystemExit(f"unknown variant {item!r}: pubsub, core or memory, with :N")
+        if server not in ("", "daphne", "uvicorn"):
+            raise SystemExit(f"unknown server {server!r}: daphne or uvicorn")
         count = int(workers or 1)
         if layer == "memory" and count != 1:
             raise SystemExit("the in-memory layer serves one worker only")
-        variants.append(Variant(layer, count))
+        variants.append(Variant(layer, count, server or "daphne"))
     return variants
 
 
@@ -965,7 +974,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--variants",
         default="pubsub,core,memory",
-        help="comma list of pubsub|core|memory, each with an optional :WORKERS",
+        help="comma list of pubsub|core|memory, each with an optional :WORKERS and @uvicorn "
+        "(default: daphne)",
     )
     parser.add_argument("--scenarios", default="a,b", help="a (1 x 100) and/or b (20 x 10)")
     parser.add_argument("--members", type=int, help="members per room (overrides scenarios)")
