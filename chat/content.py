@@ -4,6 +4,7 @@ sets: ``censor`` masks words, ``reject`` refuses the message, ``off`` leaves it 
 from __future__ import annotations
 
 import functools
+from collections import defaultdict
 
 from better_profanity import Profanity
 from django.conf import settings
@@ -20,15 +21,24 @@ class RememberedWordset(list):
     better-profanity tests every word of a message, and every run of the words after it,
     with ``in`` against its ~900 words, each a ``VaryingString`` compared character by
     character in Python: about 37 ms for a 15-word message, most of a send's time in the
-    worker's one database thread. The answer depends on the string alone, so it is kept.
+    worker's one database thread. The answer depends on the string alone, so it is kept;
+    a new string is compared only with the words of its length (better-profanity's
+    substitutions are one character for one, so every variant is as long as its word).
     """
 
     def __init__(self, words) -> None:
         super().__init__(words)
-        self._contains = functools.lru_cache(maxsize=REMEMBERED_WORDS)(super().__contains__)
+        by_length = defaultdict(list)
+        for word in self:
+            by_length[len(str(word))].append(word)
+        self._by_length = dict(by_length)
+        self._contains = functools.lru_cache(maxsize=REMEMBERED_WORDS)(self._compare)
 
-    def __contains__(self, word) -> bool:
-        return self._contains(word)
+    def _compare(self, text: str) -> bool:
+        return any(word == text for word in self._by_length.get(len(text), ()))
+
+    def __contains__(self, text) -> bool:
+        return self._contains(text)
 
 
 profanity = Profanity()

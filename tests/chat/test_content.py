@@ -12,6 +12,7 @@ TEXTS = [
     "that is a sh1t idea",
     "what the fuuuck",
     "you @ss",
+    "5h1t and @$$ and 1700000000.123456",
     "s h i t happens",
     "Shit! SHIT? shit.",
     "classic assessment of the bass section",
