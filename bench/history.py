@@ -41,6 +41,7 @@ import shlex
 import statistics
 import sys
 import time
+import timeit
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -186,8 +187,8 @@ def seed(url: str, args) -> Seeded:
         first_user = cur.fetchone()[0] - 1  # user i of this script is first_user + i
         for s, session_id in enumerate(session_ids):
             cur.execute(
-                "INSERT INTO chat_chatsession (id, title, last_seq, created_at, created_by_id) "
-                "VALUES (%s, %s, 0, %s, %s)",
+                "INSERT INTO chat_chatsession (id, title, last_seq, message_count, created_at, "
+                "created_by_id) VALUES (%s, %s, 0, 0, %s, %s)",
                 (session_id, f"history {s}", stamp, first_user + members[s][0]),
             )
             with cur.copy(
@@ -279,8 +280,9 @@ def seed(url: str, args) -> Seeded:
         )
         for s, session_id in enumerate(session_ids):
             cur.execute(
-                "UPDATE chat_chatsession SET last_seq = %s, last_message_at = %s WHERE id = %s",
-                (seqs[s], now, session_id),
+                "UPDATE chat_chatsession SET last_seq = %s, message_count = %s, "
+                "last_message_at = %s WHERE id = %s",
+                (seqs[s], top_level[s], now, session_id),
             )
         seeded.seconds["copy"] = perf() - clock
         clock = perf()
@@ -388,59 +390,35 @@ def choose_words(seeded: Seeded, rng: random.Random, n: int) -> tuple[list[str],
     return seeded.words[:n], rng.sample(seeded.words[3000:], n)
 
 
-# Candidate fixes, measured like the service calls; NOT what the platform runs. They keep
-# to the selectors' shapes (same filters, same select_related / prefetches) and change one
-# thing each, so the difference is that thing's cost.
-SEARCH_COUNT_CAP = 1000  # a capped total: "1,000+" matches
-RANK_WINDOW = 1000  # rank only the newest this many matches
+# A candidate, measured like the service calls; NOT what the platform runs. It keeps to the
+# selector's shape (same filters, same capped count, same select_related / prefetches) and
+# changes one thing, so the difference is that thing's cost.
+RANKED = "best match first among the newest 1,000"
 
 
-def what_if_page(session, before_seq: int):
-    """``message_history``'s keyset page without its ``COUNT(*)``, and with the prefetched
-    reactions and attachments stored as plain lists (``Prefetch(to_attr=...)``) instead of
-    one cloned queryset per message and relation."""
-    from django.db.models import Prefetch
-
-    from chat.models import Attachment, Message, Reaction
-    from chat.selectors import Page
-
-    base = Message.objects.filter(session=session, parent_id=None, seq__lt=before_seq)
-    query = base.select_related("author").prefetch_related(
-        Prefetch("reactions", Reaction.objects.order_by("created_at", "id"), to_attr="reacts"),
-        Prefetch("attachments", Attachment.objects.all(), to_attr="files"),
-    )
-    page = list(query.order_by("-seq")[:PAGE])
-    page.reverse()
-    return Page(messages=page, total=-1)
-
-
-def what_if_search(session, query: str, rank_newest: bool):
-    """``message_search`` with a ``total`` counted up to ``SEARCH_COUNT_CAP + 1`` only, and
-    its matches either newest first (no ranking) or ranked among the newest
-    ``RANK_WINDOW`` matches only."""
+def what_if_search_ranked(session, query: str):
+    """``message_search`` with its served matches (the newest ``SEARCH_MATCHES_MAX``)
+    ranked by ``ts_rank`` instead of listed newest first: what relevance would cost."""
     from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
     from django.db.models import Subquery
 
     from chat.models import Message
-    from chat.selectors import Page, messages_with_details
+    from chat.selectors import SEARCH_MATCHES_MAX, Page, messages_with_details
 
     vector = SearchVector("content", config="simple")
     ts_query = SearchQuery(query, config="simple", search_type="websearch")
     matched = (
         Message.objects.filter(session=session, is_deleted=False)
-        .annotate(search=vector)
+        .alias(search=vector)
         .filter(search=ts_query)
     )
-    total = matched.order_by()[: SEARCH_COUNT_CAP + 1].count()
-    if rank_newest:
-        newest = matched.order_by("-seq").values("pk")[:RANK_WINDOW]
-        ordered = (
-            Message.objects.filter(pk__in=Subquery(newest))
-            .annotate(rank=SearchRank(vector, ts_query))
-            .order_by("-rank", "-seq")
-        )
-    else:
-        ordered = matched.order_by("-seq")
+    total = matched.order_by()[:SEARCH_MATCHES_MAX].count()
+    newest = matched.order_by("-seq").values("pk")[:SEARCH_MATCHES_MAX]
+    ordered = (
+        Message.objects.filter(pk__in=Subquery(newest))
+        .annotate(rank=SearchRank(vector, ts_query))
+        .order_by("-rank", "-seq")
+    )
     return Page(messages=list(messages_with_details(ordered)[:SEARCH_LIMIT]), total=total)
 
 
@@ -466,17 +444,10 @@ def measure_session(label, session, seeded: Seeded, args, rng, raw) -> list[Case
     measure_case(few, [search_for(w) for w in rare], raw)
     cases = [page, latest, found, few]
     if args.what_if:
-        fix = "no COUNT, prefetch to lists"
-        cases.append(Case("page", page.label, label, what_if=fix))
-        measure_case(cases[-1], [lambda c=c: what_if_page(session, c) for c in cursors], raw)
-        for rank_newest, fix in (
-            (False, f"COUNT capped at {SEARCH_COUNT_CAP + 1:,}, newest first"),
-            (True, f"COUNT capped at {SEARCH_COUNT_CAP + 1:,}, rank the newest {RANK_WINDOW:,}"),
-        ):
-            for words, base in ((common, found), (rare, few)):
-                cases.append(Case(base.key, base.label, label, what_if=fix))
-                calls = [lambda w=w, r=rank_newest: what_if_search(session, w, r) for w in words]
-                measure_case(cases[-1], calls, raw)
+        for words, base in ((common, found), (rare, few)):
+            cases.append(Case(base.key, base.label, label, what_if=RANKED))
+            calls = [lambda w=w: what_if_search_ranked(session, w) for w in words]
+            measure_case(cases[-1], calls, raw)
     for case in cases:
         print(
             f"    {case.title[:60]:<60} ORM p50 {pct(case.orm_ms, 0.5):8.2f} ms  "
@@ -518,8 +489,7 @@ def explain(url: str, cases: list[Case]) -> list[tuple[str, str, str]]:
     picks = [
         c
         for c in cases
-        if (c.session == "large" and c.key in ("page", "common", "rare") and not c.what_if)
-        or (c.session == "large" and c.key == "common" and "newest first" in c.what_if)
+        if c.session == "large" and c.key in ("page", "common", "rare") and not c.what_if
     ]
     small = [c for c in cases if c.session == "small" and c.key == "common" and not c.what_if]
     out = []
@@ -580,7 +550,7 @@ def table(cases: list[Case]) -> str:
             f"| {c.session} | {title} | {len(c.orm_ms)} | {totals(c)} "
             f"| {pct(c.orm_ms, 0.5):.2f} | {pct(c.orm_ms, 0.95):.2f} | {pct(c.raw_ms, 0.5):.2f} "
             f"| {pct(c.raw_ms, 0.95):.2f} | {ratio(pct(c.orm_ms, 0.5), pct(c.raw_ms, 0.5))} "
-            f"| {pct(c.count_ms, 0.5) if any(c.count_ms) else 0:.2f} |"
+            f"| {f'{pct(c.count_ms, 0.5):.2f}' if any(c.count_ms) else '-'} |"
         )
     return "\n".join(lines)
 
@@ -624,69 +594,59 @@ def interpretation(cases: list[Case], plans: list[tuple[str, str, str]]) -> list
     notes = []
     main = {(c.session, c.key): c for c in cases if not c.what_if}
     sessions = list(dict.fromkeys(c.session for c in cases))
-    shares = []
-    for session in sessions:
-        for key in ("page", "latest", "common"):
-            c = main[(session, key)]
-            raw, count = pct(c.raw_ms, 0.5), pct(c.count_ms, 0.5)
-            if raw > 0:
-                shares.append(f"{session} {c.label}: {count:.1f} of {raw:.1f} ms")
+    pages = "; ".join(
+        f"{session} {main[(session, key)].label}: {pct(main[(session, key)].raw_ms, 0.5):.1f} ms"
+        for session in sessions
+        for key in ("page", "latest")
+    )
     notes.append(
-        "- `total` is an exact `SELECT COUNT(*)` of everything the filter matches, so its "
-        "cost grows with the session (for a page: every top-level message older than the "
-        "cursor; for the newest page, all of them; for a search, every match). Raw SQL p50, "
-        "COUNT against all four statements: " + "; ".join(shares) + ". The page itself is an "
-        "index scan of 50 rows (well under a millisecond in the plans below); the COUNT is an "
-        "index-only scan of up to the whole session."
+        "- History's `total` is read, not counted: the session's `message_count` (top-level "
+        "messages, moved by the `UPDATE` that takes a send's `seq`) or, for a thread, its "
+        "root's `reply_count`. A page is three statements however large the session and "
+        f"wherever the cursor: the page of {PAGE} (an index scan) and the two prefetches. "
+        f"Raw SQL p50: {pages}."
     )
     for session in sessions:
         page = main[(session, "page")]
         overhead = pct(page.orm_ms, 0.5) - pct(page.raw_ms, 0.5)
-        fixed = next(
-            (c for c in cases if c.session == session and c.key == "page" and c.what_if), None
-        )
-        line = (
+        notes.append(
             f"- ORM overhead, {session} session, page of {PAGE}: {overhead:.1f} ms at p50 "
             f"({ratio(pct(page.orm_ms, 0.5), pct(page.raw_ms, 0.5))} the raw SQL): building "
-            f"four queries, {PAGE} messages with their authors, and the two prefetches."
+            f"three queries, {PAGE} messages with their authors, and the two prefetches, whose "
+            f"rows are stored as plain lists (`Prefetch(..., to_attr=...)`; a plain "
+            f"`prefetch_related` would give every message a queryset of its own per relation, "
+            f"100 queryset clones per page)."
         )
-        if fixed is not None:
-            line += (
-                f" With the prefetched rows stored as plain lists (the what-if row, which also "
-                f"drops the COUNT) it is {pct(fixed.orm_ms, 0.5) - pct(fixed.raw_ms, 0.5):.1f} "
-                f"ms: Django's `prefetch_related` gives every message a queryset of its own per "
-                f"relation when it stores the prefetched rows (100 queryset clones per page), "
-                f"`Prefetch(..., to_attr=...)` does not."
-            )
-        notes.append(line)
     for session in sessions:
         common = main[(session, "common")]
         raw, count = pct(common.raw_ms, 0.5), pct(common.count_ms, 0.5)
         notes.append(
-            f"- Search for a common word, {session} session: of {raw:.0f} ms (raw SQL, p50), "
-            f"the COUNT takes {count:.0f} and the ranked page most of the rest: every match "
-            f"(a median of {int(statistics.median(common.totals)):,}) is ranked, its content "
-            f"parsed again by `to_tsvector` (the index holds no vectors to read back), then "
-            f"sorted for the best {SEARCH_LIMIT}. Capping the COUNT alone would not meet the "
-            f"target; ranking fewer matches or a stored `tsvector` column would cut the rest."
+            f"- Search for a common word, {session} session: of {raw:.1f} ms (raw SQL, p50), "
+            f"the COUNT, which stops at the 1,000th match, takes {count:.1f}; the rest is the "
+            f"page, newest first with no ranking (it stops at the {SEARCH_LIMIT}th match), "
+            f"and its two prefetches."
         )
+    notes.append(
+        "- Among the common words, the less common cost the COUNT more: until the planner "
+        "turns to the GIN index, it reads the session's messages in index order and parses "
+        "each with `to_tsvector` (no vector is stored) until the 1,000th match, so a word in "
+        "one message of twenty parses some 20,000. A stored `tsvector` column would spare "
+        "the parsing."
+    )
     for c in (c for c in cases if c.what_if):
         base = main[(c.session, c.key)]
-        target = TARGET_PAGE_MS if c.key in ("page", "latest") else TARGET_SEARCH_MS
         notes.append(
             f"- What-if, {c.session} session, {c.label}, {c.what_if}: ORM p50 "
             f"{pct(c.orm_ms, 0.5):.2f} ms (p95 {pct(c.orm_ms, 0.95):.2f}) against "
-            f"{pct(base.orm_ms, 0.5):.2f} ms now: target {met(pct(c.orm_ms, 0.5), target)}"
+            f"{pct(base.orm_ms, 0.5):.2f} ms newest first: target "
+            f"{met(pct(c.orm_ms, 0.5), TARGET_SEARCH_MS)}"
         )
-    if any(c.what_if for c in cases):
-        notes.append(
-            "- `total` is in the contract (`{messages, total}`, `{results, total}`), so the "
-            "what-ifs that drop or cap the COUNT change what clients get: a count of "
-            "top-level messages kept on the session (updated in the transaction that takes "
-            "the next `seq`) would give the newest page its `total` for free, and a page "
-            "near the end that count minus the few newer ones; a search could report a "
-            "capped total with a flag saying so."
-        )
+    notes.append(
+        "- What `total` means (README, OpenAPI schema): for history, the size of the page's "
+        "conversation (the timeline, or a thread), tombstones included, whatever the cursors; "
+        "for a search, the matches counted up to 1,000 (1,000 means that many or more), and "
+        "only the newest 1,000 matches are served."
+    )
     if any("Seq Scan on accounts_user" in plan for _, _, plan in plans):
         notes.append(
             "- The sequential scans of `accounts_user` in the plans are the author join "
@@ -737,8 +697,6 @@ def plot(cases: list[Case], path: Path) -> bool:
         axis.set_visible(False)
     for axis, key in zip(axes, keys, strict=False):
         for c in (c for c in cases if c.key == key):
-            if c.what_if and "rank the newest" in c.what_if:
-                continue  # one what-if per panel keeps it readable; the table has both
             color = "C2" if c.what_if else ("C0" if c.session == "large" else "C1")
             series = [(c.orm_ms, "-", "what-if" if c.what_if else "service (ORM)")]
             if not c.what_if:
@@ -771,6 +729,12 @@ def plot(cases: list[Case], path: Path) -> bool:
     return True
 
 
+def cpu_reference_ms() -> float:
+    """A fixed pure-Python loop, best of 5: how fast a core was for this process at the
+    time, so that runs on other machines, or under other loads, can be compared."""
+    return min(timeit.repeat("sum(range(10**6))", number=1, repeat=5)) * 1000
+
+
 def machine() -> str:
     model = ""
     with contextlib.suppress(OSError):
@@ -797,7 +761,9 @@ def server_facts(url: str) -> str:
     return f"PostgreSQL {version} (" + ", ".join(f"{k} {v}" for k, v in settings.items()) + ")"
 
 
-def section(cases, seeded, plans, args, command, started, seconds, load, facts, plot_path):
+def section(
+    cases, seeded, plans, args, command, started, seconds, load, reference, facts, plot_path
+):
     busy = ""
     if max(load) > 2.0:
         busy = (
@@ -828,8 +794,10 @@ def section(cases, seeded, plans, args, command, started, seconds, load, facts, 
         "Measured at the service layer: `chat.selectors.message_history` and "
         "`message_search` called in this process (Django on that database, `DEBUG=false`), "
         "timed around the call, which runs the queries, builds the model instances and "
-        f"prefetches reactions and attachments (4 statements each: `COUNT(*)` for `total`, "
-        f"the page, the two prefetches). Pages: `limit={PAGE}` with a random `before_seq` "
+        "prefetches reactions and attachments: 3 statements for a page of history (the page "
+        "and the two prefetches; its `total` is the counter on the session row the caller "
+        "loaded), 4 for a search (a `COUNT(*)` capped at 1,000 matches for `total`, the page, "
+        f"the two prefetches). Pages: `limit={PAGE}` with a random `before_seq` "
         f"(keyset, anywhere in the session), and the newest page (no cursor: what opening a "
         f"room asks). Searches: `limit={SEARCH_LIMIT}`, one word each: the vocabulary's "
         f"{args.searches // 2} most frequent words (common) and {args.searches // 2} drawn from "
@@ -838,14 +806,17 @@ def section(cases, seeded, plans, args, command, started, seconds, load, facts, 
         "again through psycopg on a connection of its own (client-side binding as Django "
         "uses; rows fetched as tuples, no models); the two alternate which runs first. "
         "`of which COUNT(*)`: the raw time of the count statement alone. Rows in *italics* "
-        "are what-ifs: candidate fixes written in this script with the selectors' own "
-        "filters and prefetches, measured the same way; NOT what the platform runs (see "
-        "`what_if_page` and `what_if_search` in bench/history.py).",
+        "are what-ifs: a candidate written in this script with the selector's own filters, "
+        "capped count and prefetches, measured the same way; NOT what the platform runs (see "
+        "`what_if_search_ranked` in bench/history.py).",
         "",
         f"- Machine: {machine()}; {facts}; the database's data fits the OS page cache",
         f"- Command: `{command}`",
         f"- Date: {started:%Y-%m-%d %H:%M} UTC; run time {seconds:.0f} s (seeding: {seeding})",
         f"- Load average (1 min) at start and end: {load[0]:.2f} / {load[1]:.2f}{busy}",
+        f"- A fixed pure-Python loop (`sum(range(10**6))`, best of 5) took {reference[0]:.1f} "
+        f"ms before the measurements and {reference[1]:.1f} ms after them: compare it before "
+        "comparing the figures of two runs",
         f"- Sizes: {tables}",
         "",
         table(cases),
@@ -916,7 +887,9 @@ def main(argv: list[str] | None = None) -> None:
             + ", ".join(f"{k} {v:.1f} s" for k, v in seeded.seconds.items()),
             flush=True,
         )
+        reference = [cpu_reference_ms()]
         cases = measure(url, seeded, args)
+        reference.append(cpu_reference_ms())
         plans = explain(url, cases)
         facts = server_facts(url)
     finally:
@@ -935,14 +908,16 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print("\n".join(verdicts(cases) + interpretation(cases, plans) + index_use(plans)))
     print(f"\nrun time {seconds:.0f} s; load average at start / end {load[0]:.2f} / {load[1]:.2f}")
+    print(f"reference loop before / after measuring: {reference[0]:.1f} / {reference[1]:.1f} ms")
     plot_path = args.plot if plot(cases, args.plot) else None
     if plot_path is not None:
         print(f"plot: {plot_path}")
     if args.write:
         command = shlex.join(["python", "bench/history.py", *(argv or sys.argv[1:])])
         text = section(
-            cases, seeded, plans, args, command, started, seconds, load, facts, plot_path
-        )
+            cases, seeded, plans, args, command, started, seconds, load, reference, facts,
+            plot_path,
+        )  # fmt: skip
         write_section(args.write, HEADING, text)
         print(f"wrote the {HEADING[3:]} section of {args.write}")
 

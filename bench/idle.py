@@ -18,7 +18,11 @@ platform's presence heartbeat, every 15 s, and the servers' pings, every 20 s, t
   are warmed up first (a few connections opened and closed) so one-off imports, pools and
   caches are not counted;
 * held: connections still open at the end of the hold; idle CPU: the server's CPU during
-  the hold (the cost of doing nothing: heartbeats, pings).
+  the hold (the cost of doing nothing: heartbeats, pings);
+* where the memory goes: a census of the Python objects each server holds per connection,
+  and, in one more platform run of ``--trace`` connections (1,000) with ``tracemalloc``
+  on, the bytes still allocated per connection by the code that allocated them (the
+  server, Channels, the channel layer, this project's modules).
 
 The baseline is a minimal ``websockets`` server, started from this script in a process of
 its own, that sends a first frame of the same size on connect and then holds the socket
@@ -80,6 +84,13 @@ HEADING = "## Idle connections"
 TARGET_HELD = 10_000
 TARGET_MEMORY_RATIO = 2.0
 WARMUP_CONNECTIONS = 20
+# The traced run: frames kept per allocation (enough to get out of asyncio and the standard
+# library to the code that asked), and fewer handshakes in flight, as tracing slows the worker.
+TRACE_FRAMES = 12
+TRACE_CONCURRENCY = 5
+# Whose per-connection memory is whose, for the notes: the server's own connection objects
+# (not this project's to change), Channels, the channel layer, the ORM and the JWT library.
+SERVER_PACKAGES = ("daphne", "twisted", "autobahn", "txaio", "uvicorn", "websockets")
 SERVERS = {"daphne": server_command, "uvicorn": uvicorn_command}
 perf = time.perf_counter
 
@@ -110,6 +121,9 @@ class Result:
     window: tuple[float, float] = (0.0, 0.0)  # wall clock: first handshake, end of the hold
     collections: list = field(default_factory=list)  # full GCs in the window: (start, s)
     concurrency: int = 0
+    # The traced run (tracemalloc): (owner, bytes per connection), (file:line, bytes per conn)
+    owners: list = field(default_factory=list)
+    sites: list = field(default_factory=list)
 
     @property
     def rate(self) -> float:
@@ -249,8 +263,10 @@ def run_client(urls: list[str], warmup: list[str], pid: int, args, result: Resul
 # Installed in a server process through a ``sitecustomize`` module on its PYTHONPATH (the
 # server runs its usual command): on SIGUSR1 it counts the objects the garbage collector
 # tracks, by type, with their shallow sizes, and writes them to BENCH_CENSUS_DIR/<n>.json.
+# With BENCH_TRACE_FRAMES set, the first census also starts tracemalloc (so only what is
+# allocated from then on is traced) and each later one first writes a snapshot, <n>.trace.
 CENSUS_HOOK = """
-import gc, json, os, signal, sys, time
+import gc, json, os, signal, sys, time, tracemalloc
 
 _taken = [0]
 _collections = []  # full (generation 2) garbage collections: [start, seconds]
@@ -288,6 +304,12 @@ def _census(signum, frame):
 
 def _take():
     gc.collect()
+    _taken[0] += 1
+    folder = os.environ["BENCH_CENSUS_DIR"]
+    path = os.path.join(folder, str(_taken[0]))
+    frames = int(os.environ.get("BENCH_TRACE_FRAMES") or 0)
+    if tracemalloc.is_tracing():
+        tracemalloc.take_snapshot().dump(path + ".trace")
     counts, sizes, names = {}, {}, {}
     for obj in gc.get_objects():
         kind = type(obj)
@@ -299,12 +321,11 @@ def _take():
             sizes[name] = sizes.get(name, 0) + sys.getsizeof(obj)
         except Exception:
             pass
-    _taken[0] += 1
-    folder = os.environ["BENCH_CENSUS_DIR"]
-    path = os.path.join(folder, str(_taken[0]) + ".json")
     with open(path + ".tmp", "w") as out:
         json.dump({"counts": counts, "sizes": sizes, "collections": _collections}, out)
-    os.replace(path + ".tmp", path)
+    os.replace(path + ".tmp", path + ".json")
+    if frames and not tracemalloc.is_tracing():
+        tracemalloc.start(frames)
 
 
 signal.signal(signal.SIGUSR1, _census)
@@ -326,6 +347,40 @@ async def census(pid: int, folder: Path, n: int) -> dict | None:
             return orjson.loads(path.read_bytes())
         await asyncio.sleep(0.1)
     return None
+
+
+def owner_of(filename: str) -> str | None:
+    """The installed package or the project module a source file belongs to; None for the
+    standard library (and frozen or generated code)."""
+    if "site-packages/" in filename:
+        return filename.split("site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
+    if filename.startswith(f"{ROOT}{os.sep}"):
+        return os.path.relpath(filename, ROOT)
+    return None
+
+
+def memory_by_owner(path: Path, connections: int) -> tuple[list, list]:
+    """What a tracemalloc snapshot holds per connection, by owner and by line: each
+    allocation is counted for the innermost frame of its traceback outside the standard
+    library (a deque made by ``asyncio.Queue()`` in daphne is daphne's), named by its
+    package or, for this project, its module."""
+    import tracemalloc
+
+    owners, sites = Counter(), Counter()
+    for stat in tracemalloc.Snapshot.load(str(path)).statistics("traceback"):
+        frame = next((f for f in reversed(stat.traceback) if owner_of(f.filename)), None)
+        if frame is None:
+            owners["Python (standard library only)"] += stat.size
+            continue
+        owner = owner_of(frame.filename)
+        owners[owner] += stat.size
+        module = owner if "/" in owner else f"{owner}/{Path(frame.filename).name}"
+        sites[f"{module}:{frame.lineno}"] += stat.size
+    n = max(1, connections)
+    return (
+        [(name, size / n) for name, size in owners.most_common()],
+        [(name, size / n) for name, size in sites.most_common()],
+    )
 
 
 def census_delta(before: dict, after: dict, connections: int) -> dict:
@@ -353,7 +408,9 @@ def split_log_issues(log: Path, mark: int) -> tuple[Counter, Counter]:
         return log_issues([head]), log_issues([tail])
 
 
-def run_platform(args, log_dir: Path) -> Result:
+def run_platform(args, log_dir: Path, *, trace_frames: int = 0) -> Result:
+    """The platform's run; with ``trace_frames``, tracemalloc runs in the worker from the
+    first census on, and the result says whose code holds the memory (``owners``)."""
     result = Result(f"platform ({args.server}, {args.layer})", args.connections)
     uses_redis = args.layer != "memory"
     database_url, drop = fresh_database(args.postgres_url if uses_redis else None)
@@ -373,9 +430,11 @@ def run_platform(args, log_dir: Path) -> Result:
         if uses_redis:
             env["CHANNEL_LAYER"] = args.layer
         migrate(env)
-        if args.census:
+        if args.census or trace_frames:
             result.census_dir = Path(tempfile.mkdtemp(prefix="chat-bench-census-"))
             env = with_census_hook(env, result.census_dir)
+            if trace_frames:
+                env["BENCH_TRACE_FRAMES"] = str(trace_frames)
         worker = start_worker(env, log_dir, SERVERS[args.server])
         users = asyncio.run(register(worker.url, args.users, f"idle{uuid.uuid4().hex[:6]}_"))
         urls = [
@@ -385,6 +444,9 @@ def run_platform(args, log_dir: Path) -> Result:
         print(f"  platform: {len(users)} users registered; opening {len(urls)} connections")
         result.log_path = worker.log
         run_client(urls, urls[:WARMUP_CONNECTIONS], worker.process.pid, args, result)
+        snapshot = result.census_dir / "2.trace" if result.census_dir else None
+        if trace_frames and snapshot.exists():
+            result.owners, result.sites = memory_by_owner(snapshot, result.held)
     finally:
         if worker is not None:
             stop_process(worker.process)
@@ -484,6 +546,88 @@ def census_table(results: list[Result], top: int = 12) -> str:
     return "\n".join(lines)
 
 
+OWNER_GROUPS = {
+    "Channels": ("channels", "asgiref"),
+    "the channel layer": ("channels_redis", "redis"),
+    "Django, DRF, psycopg, PyJWT": ("django", "rest_framework", "psycopg", "jwt", "cffi"),
+}
+
+
+def owner_groups(r: Result) -> dict[str, float]:
+    """The traced bytes per connection of the server, Channels, the channel layer, the
+    libraries, this project's modules and the rest."""
+    groups: Counter = Counter()
+    for owner, size in r.owners:
+        if owner in SERVER_PACKAGES:
+            groups["server"] += size
+        elif "/" in owner:
+            groups["project"] += size
+        else:
+            group = next((g for g, names in OWNER_GROUPS.items() if owner in names), "other")
+            groups[group] += size
+    return groups
+
+
+def owners_table(r: Result, top: int = 14) -> str:
+    total = sum(size for _, size in r.owners)
+    lines = [
+        "| code that allocated it | KiB / connection | share |",
+        "| --- | --- | --- |",
+        *(
+            f"| `{owner}` | {size / 1024:.2f} | {size / total:.0%} |"
+            for owner, size in r.owners[:top]
+        ),
+        f"| all traced | {total / 1024:.1f} | 100% |",
+    ]
+    sites = [(site, size) for site, size in r.sites if site.split("/")[0] not in SERVER_PACKAGES]
+    lines += [
+        "",
+        "| largest allocation sites outside the server | KiB / connection |",
+        "| --- | --- |",
+        *(f"| `{site}` | {size / 1024:.2f} |" for site, size in sites[:top]),
+    ]
+    return "\n".join(lines)
+
+
+def owners_notes(results: list[Result], args) -> list[str]:
+    platform, base = results[0], results[-1]
+    groups = owner_groups(platform)
+    total = sum(groups.values())
+    kib = {name: size / 1024 for name, size in groups.items()}
+    notes = [
+        f"- Traced over {args.trace:,} connections: {total / 1024:.1f} KiB per connection "
+        f"still allocated after the hold, against {platform.kib_per_connection:.1f} KiB of "
+        "RSS in the main run (RSS adds the allocator's overhead and fragmentation).",
+        f"- The server's own connection (daphne, Twisted, autobahn, txaio: the protocol "
+        f"object with its many attributes, the transport, the upgraded HTTP request, the "
+        f"`asyncio.Queue` daphne feeds the application from): {kib.get('server', 0):.1f} "
+        f"KiB ({groups.get('server', 0) / total:.0%}). Not this project's to change; another "
+        "server is (`--server uvicorn`).",
+        f"- Channels: {kib.get('Channels', 0):.1f} KiB: the application task runs a chain "
+        "of middleware (the project's own, then Channels' cookie, session and auth stack "
+        "the JWT middleware sits in) and the router, each a suspended coroutine, most "
+        "holding a copy of the scope of their own; then the consumer and its channel-layer "
+        "reader.",
+        f"- The channel layer: {kib.get('the channel layer', 0):.1f} KiB: the connection's "
+        "channel, an `asyncio.Queue` (four deques) and its subscription.",
+        f"- Django, DRF, psycopg, PyJWT: {kib.get('Django, DRF, psycopg, PyJWT', 0):.1f} "
+        "KiB, mostly the user loaded for the token (a model instance per connection).",
+        f"- This project's modules: {kib.get('project', 0):.1f} KiB (the consumer's "
+        "attributes, the scope copies of its own middleware, the timers' entries); other: "
+        f"{kib.get('other', 0) + kib.get('Python (standard library only)', 0):.1f} KiB.",
+    ]
+    if base.kib_per_connection and total:
+        overhead = platform.kib_per_connection / (total / 1024)
+        budget = TARGET_MEMORY_RATIO * base.kib_per_connection / overhead - kib.get("server", 0)
+        notes.append(
+            f"- At {TARGET_MEMORY_RATIO:.0f}x the baseline's {base.kib_per_connection:.1f} "
+            f"KiB and this run's RSS / traced ratio ({overhead:.2f}), everything but the "
+            f"server would have to fit in {budget:.1f} KiB per connection; it takes "
+            f"{(total - groups.get('server', 0)) / 1024:.1f} KiB."
+        )
+    return notes
+
+
 def verdicts(results: list[Result]) -> list[str]:
     base = results[-1]
     lines = []
@@ -506,6 +650,11 @@ def verdicts(results: list[Result]) -> list[str]:
 def interpretation(results: list[Result], args) -> list[str]:
     notes = []
     base = results[-1]
+    walks = (
+        " daphne's walks over every open connection (every 1 and 2 s),"
+        if args.server == "daphne"
+        else ""
+    )
     for r in results:
         if r.failed:
             notes.append(
@@ -521,9 +670,11 @@ def interpretation(results: list[Result], args) -> list[str]:
     for r in results[:-1]:
         notes.append(
             f"- Connecting: a platform handshake decodes the JWT and loads the user (one "
-            f"database query, on the thread pool), joins the user's channel group, adds the "
-            f"connection to the user's presence set and drains the offline queue (Redis with "
-            f"`{args.layer}`), then sends `connection:success`: {r.cpu_ms_per_connection:.2f} ms "
+            f"database query, on the thread pool), subscribes the connection's channel and "
+            f"joins the user's channel group, adds the connection to the user's presence set "
+            f"and takes its offline queue in one round trip "
+            f"({'in memory' if args.layer == 'memory' else 'a Redis transaction'}), then "
+            f"sends `connection:success`: {r.cpu_ms_per_connection:.2f} ms "
             f"of worker CPU per connection against the raw server's "
             f"{base.cpu_ms_per_connection:.2f} ms "
             f"({ratio(r.cpu_ms_per_connection, base.cpu_ms_per_connection)}). Measured in CPU, "
@@ -532,38 +683,34 @@ def interpretation(results: list[Result], args) -> list[str]:
         )
         notes.append(
             f"- Idle is not free: with {r.held:,} connections open the worker used "
-            f"{r.idle_cpu:.0%} of a core doing nothing but presence heartbeats (a Redis "
-            f"round trip per connection every 15 s), pings and the garbage collections of a "
-            f"heap this size, against {base.idle_cpu:.0%} for the raw server (pings only)."
+            f"{r.idle_cpu:.0%} of a core doing nothing but the presence heartbeat (one task "
+            f"for all its connections, refreshing their entries every 15 s in pipelined "
+            f"Redis calls, 500 users a pipeline), pings,{walks} and the garbage collections "
+            f"of a heap this size, against {base.idle_cpu:.0%} for the raw server (pings "
+            f"only)."
         )
         if r.log_issues:
             notes.append(
                 f"- Worker log lines at WARNING or above while connecting and holding, "
                 f"{r.system}: "
                 + "; ".join(f"`{text}` x {n}" for text, n in r.log_issues.most_common(4))
+                + ". Redis calls wait for a free connection of the worker's bounded pool "
+                "(`REDIS_MAX_CONNECTIONS`, up to `REDIS_POOL_TIMEOUT` s) rather than fail at "
+                "once; a failed presence refresh is only logged, but a connection whose "
+                "refreshes keep failing for `PRESENCE_TTL` (45 s) shows its user offline."
             )
-        if r.log_issues:
-            pauses = ""
-            if r.collections:
-                longest = max(seconds for _, seconds in r.collections)
-                total = sum(seconds for _, seconds in r.collections)
-                span = r.window[1] - r.window[0]
-                pauses = (
-                    f" The worker made {len(r.collections)} full garbage collections while "
-                    f"connecting and holding, {total:.1f} s in all ({total / span:.0%} of "
-                    f"those {span:.0f} s), the longest {longest:.1f} s, each stopping its "
-                    f"event loop (the census hook recorded them): every object of every "
-                    f"held connection is traversed again at each one. Fewer objects per "
-                    f"connection (the census below) shortens them; `gc.freeze()` once the "
-                    f"worker has started would take the framework's own objects out of them."
-                )
+        if r.collections:
+            longest = max(seconds for _, seconds in r.collections)
+            total = sum(seconds for _, seconds in r.collections)
+            span = r.window[1] - r.window[0]
             notes.append(
-                "- These errors come in bursts, hundreds within the same second, as after a "
-                "pause of the worker's event loop: the heartbeats that came due meanwhile "
-                "then all run at once, each taking a connection of the worker's Redis pool "
-                "(`REDIS_MAX_CONNECTIONS`, 1000, which fails rather than waits when it is "
-                "exhausted)." + pauses + " A failed refresh is only logged, but a connection "
-                "whose refreshes keep failing for `PRESENCE_TTL` (45 s) shows its user offline."
+                f"- The worker made {len(r.collections)} full garbage collections while "
+                f"connecting and holding, {total:.1f} s in all ({total / span:.0%} of those "
+                f"{span:.0f} s), the longest {longest:.1f} s, each stopping its event loop "
+                f"(the census hook recorded them): every object of every held connection is "
+                f"traversed again at each one. Fewer objects per connection (the census "
+                f"below) shortens them; `gc.freeze()` once the worker has started would take "
+                f"the framework's own objects out of them."
             )
         if r.teardown_issues:
             notes.append(
@@ -576,9 +723,13 @@ def interpretation(results: list[Result], args) -> list[str]:
         if slow:
             notes.append(
                 f"- The connect rate falls as connections accumulate: {slow[0]:.0f}/s over the "
-                f"first fifth of the connections, {slow[1]:.0f}/s over the last fifth (the "
-                f"held connections' heartbeats and the growing heap cost the worker more "
-                f"and more)."
+                f"first fifth of the connections, {slow[1]:.0f}/s over the last fifth (each "
+                f"full garbage collection takes longer as the heap grows"
+                + (
+                    ", and daphne walks over every open connection every second)."
+                    if args.server == "daphne"
+                    else ")."
+                )
             )
     platform = results[0]
     if platform.census and base.census:
@@ -592,12 +743,12 @@ def interpretation(results: list[Result], args) -> list[str]:
             f"{per(platform, 'collections.deque'):.0f} deques (queues and buffers) against "
             f"the raw server's {per(base, '_asyncio.Task'):.0f}, "
             f"{per(base, 'builtins.coroutine'):.0f} and {per(base, 'collections.deque'):.0f} "
-            "(census below): besides the server's connection and the consumer's dispatch "
-            "loop, a presence heartbeat task and a token-expiry task per connection, the "
-            "channel layer's receive and queue for its channel. Timers shared by the worker "
-            "(one heartbeat refreshing all its connections in one Redis pipeline, token "
-            "expiry as loop timers instead of tasks) would remove some of it, and the "
-            "heartbeat's Redis round trips with it."
+            "(census below): the application task daphne runs for the connection (the "
+            "middleware chain, the router and the consumer, each a suspended coroutine) and "
+            "the consumer's channel-layer reader; daphne's input queue and the channel "
+            "layer's queue for the connection's channel, four deques each. The presence "
+            "heartbeat and token expiry are the worker's (`chat.timers`): one task and one "
+            "timer for all its connections."
         )
     if max(r.client_cpu for r in results) > 0.8:
         notes.append(
@@ -736,6 +887,22 @@ def section(results, args, command, started, seconds, load, plot_path) -> str:
             census,
             "",
         ]
+    platform = results[0]
+    if platform.owners:
+        parts += [
+            f"Whose code holds it: one more platform run of {args.trace:,} connections with "
+            f"`tracemalloc` on in the worker from just before the first connection "
+            f"({TRACE_FRAMES} frames; {TRACE_CONCURRENCY} handshakes in flight, as tracing "
+            "slows the worker; its rates are not reported). Each allocation still held after "
+            "the hold is counted for the innermost frame of its traceback outside the "
+            "standard library, by package, or by module for this project's code (a deque "
+            "that `asyncio.Queue()` makes when daphne calls it is daphne's).",
+            "",
+            owners_table(platform),
+            "",
+            *owners_notes(results, args),
+            "",
+        ]
     return "\n".join(parts)
 
 
@@ -754,6 +921,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--no-census", dest="census", action="store_false",
         help="skip counting the servers' Python objects after the hold",
+    )  # fmt: skip
+    parser.add_argument(
+        "--trace", type=int, default=1000, metavar="N",
+        help="connections of one more platform run with tracemalloc on, to say whose code "
+        "holds the memory (0 skips it)",
     )  # fmt: skip
     add_service_options(parser)
     parser.add_argument(
@@ -781,6 +953,17 @@ def main(argv: list[str] | None = None) -> None:
     results = [run_platform(args, log_dir)]
     if not args.no_baseline:
         results.append(run_baseline(args, results[0].first_frame or 200))
+    if args.trace:
+        print(f"  traced run (tracemalloc, {TRACE_FRAMES} frames): {args.trace} connections")
+        traced = run_platform(
+            argparse.Namespace(**{
+                **vars(args), "connections": args.trace,
+                "concurrency": min(args.concurrency, TRACE_CONCURRENCY),
+            }),
+            log_dir,
+            trace_frames=TRACE_FRAMES,
+        )  # fmt: skip
+        results[0].owners, results[0].sites = traced.owners, traced.sites
     seconds = time.monotonic() - clock
     load = (load_start, os.getloadavg()[0])
 
@@ -789,6 +972,9 @@ def main(argv: list[str] | None = None) -> None:
     if len(results) > 1:
         print()
         print("\n".join(verdicts(results) + interpretation(results, args)))
+    if results[0].owners:
+        print()
+        print("\n".join([owners_table(results[0]), "", *owners_notes(results, args)]))
     print(f"\nrun time {seconds:.0f} s; load average at start / end {load[0]:.2f} / {load[1]:.2f}")
     plot_path = args.plot if len(results) > 1 and plot(results, args.plot) else None
     if plot_path is not None:

@@ -445,8 +445,8 @@ class Meter:
 
 
 LOOP_PARTS = (
-    ("making the ChatOllama (its two httpx clients and their TLS contexts)", ("_set_clients",)),
-    ("tools (building and binding them)", ("build_tools", "bind_tools")),
+    ("making the ChatOllama (its two httpx clients)", ("_set_clients",)),
+    ("tools (building them and their schemas)", ("build_tools", "tool_schema", "bind_tools")),
     ("reading the model's answer (langchain, ollama, httpx)", ("langchain", "ollama", "http")),
     ("WebSocket framing and socket writes", ("autobahn", "untilConcludes", "writeSomeData")),
     ("channel layer", ("channels_redis", "channels/layers")),
@@ -990,69 +990,76 @@ def interpretation(t: Throughput, f: FirstToken, c: Concurrency, issues: Counter
     room_first = median(a.ttft_ms for a in t.room)
     room_last = median(a.total_s for a in t.room) * 1000
     short_first = pct([a.ttft_ms for a in f.room], 0.5)
+    direct_first = pct([a.ttft_ms for a in f.direct], 0.5)
     worker_us = marginal_us_per_token(t, f, "room")
     client_us = marginal_us_per_token(t, f, "direct")
     made = median(a.made_ms for a in t.direct + f.direct)
-    gap = pct([a.ttft_ms for a in f.room], 0.5) - pct(
-        [a.marks["ack"] for a in f.room if "ack" in a.marks], 0.5
-    )
-    behind = (
-        ": the ack, both `message:new` and `stream:start` reach the requester together, only "
-        f"{gap:.0f} ms before the first chunk (p50s), less than making the client takes, so "
-        "they waited behind it"
-        if gap < made
-        else ""
+    ack = pct([a.marks["ack"] for a in f.room if "ack" in a.marks], 0.5)
+    reading = (
+        "so a long answer is read faster through the room than directly, which pays back "
+        "some or all of the room's start-up"
+        if worker_us < client_us
+        else "so the room pays its start-up on top of reading no faster than directly"
     )
     notes.append(
         f"- Throughput: a {t.tokens}-token room answer's first chunk arrived after "
-        f"{room_first:.0f} ms, {room_first - short_first:.0f} ms later than a "
-        f"{f.tokens}-token answer's ({short_first:.0f} ms), and the rest followed within "
-        f"{room_last - room_first:.0f} ms in {median(a.chunks for a in t.room):.0f} chunks in "
-        "all: with no delay in the emulator the answer is already waiting in the worker's "
-        "socket, and a task reading a ChatOllama stream with data waiting gives the event "
-        "loop to other tasks only now and then (measured here in one more direct answer: "
-        f"{t.turns[0]} turns for other tasks over {t.tokens} tokens, up to {t.turns[1]:.0f} "
-        "ms apart), so the first chunk's shared-state write and broadcast, Redis round trips "
-        "each, wait behind the reading of much of the answer. The room's time is its "
-        "start-up (the time to first token below) plus reading the answer, then a burst of "
-        "coalesced chunks; a real model's tokens come tens of ms apart and leave the loop "
-        "free in between. Reading a token "
-        f"costs the worker about {worker_us:.0f} µs of CPU and the direct client "
-        f"{client_us:.0f} µs (the CPU of a {t.tokens}-token answer minus a {f.tokens}-token "
-        "one, per extra token; the worker also queues each piece to the runner and binds "
-        "the tools), so even without its start-up the room could not reach "
-        f"{TARGET_RATIO:.0%} of an instant model's rate on this machine."
-        if worker_us > client_us / TARGET_RATIO
-        else f"- Throughput: a {t.tokens}-token room answer's first chunk arrived after "
         f"{room_first:.0f} ms ({short_first:.0f} ms for a {f.tokens}-token answer) and the "
-        f"rest followed within {room_last - room_first:.0f} ms; reading a token costs the "
-        f"worker about {worker_us:.0f} µs of CPU and the direct client {client_us:.0f} µs: "
-        "the gap is mostly the room's start-up."
+        f"rest followed within {room_last - room_first:.0f} ms, in "
+        f"{median(a.chunks for a in t.room):.0f} chunks in all. With no delay in the emulator "
+        "the whole answer waits in the worker's socket, and a task reading a ChatOllama "
+        "stream with data waiting gives the event loop to other tasks only now and then "
+        f"(measured here in one more direct answer: {t.turns[0]} turns for other tasks over "
+        f"{t.tokens} tokens, up to {t.turns[1]:.0f} ms apart); so while its caller writes a "
+        "chunk the runner reads on but gives the loop back after every line "
+        "(`llm/runner.py`): the first chunk's shared-state write and broadcast go out at once "
+        "instead of after much of the answer, and the rest follow every `STREAM_DELAY` ms. "
+        "Reading a token costs the worker about "
+        f"{worker_us:.0f} µs of CPU and the direct client {client_us:.0f} µs (the CPU of a "
+        f"{t.tokens}-token answer minus a {f.tokens}-token one, per extra token): the worker "
+        "reads `ChatOllama._astream`, without the per-chunk callback bookkeeping of "
+        f"`astream` and its merging of every chunk once the answer is read, {reading}."
     )
     stages = (
-        f". The worker's profile over these requests (`--profile`: py-spy sampling it "
+        f" The worker's profile over these requests (`--profile`: py-spy sampling it "
         f"{PROFILE_RATE} times a second, which costs it a few per cent; wall time, so "
         "waiting for a core on a busy machine counts as busy; per request means everything "
-        f"a request caused, saving its answer included): {f.profile}"
+        f"a request caused, saving its answer included): {f.profile}."
         if f.profile
         else ""
     )
     notes.append(
         f"- Time to first token: {short_first:.1f} ms at p50 through a room against "
-        f"{pct([a.ttft_ms for a in f.direct], 0.5):.1f} ms direct. Before the worker asks "
-        "the model, a request is throttled and takes a slot (Redis), checks the membership, "
-        "saves the prompt, the empty assistant message and the `Stream` row and broadcasts "
-        "both messages (PostgreSQL, in Channels' one shared database thread: "
-        "`llm/services/streams.py` uses `database_sync_to_async`), reads the context, "
-        "publishes the live record and opens the stop channel (Redis), then makes a "
-        f"`ChatOllama` and the tools on the event loop. Making a `ChatOllama` alone took "
-        f"{made:.1f} ms (median) in the direct client, outside its measured time: it builds "
-        "a sync and an async httpx client, each with a TLS context, even for an http URL. "
-        "The platform makes one per answer inside the time to first token, on its event "
-        f"loop{behind}{stages}."
+        f"{direct_first:.1f} ms direct. Before the worker asks the model, a request is "
+        "throttled and takes a slot (Redis, a round trip each), then one call in Channels' "
+        "one shared database thread (`database_sync_to_async` in `llm/services/streams.py`) "
+        "checks the membership and saves the prompt, the empty assistant message and the "
+        "`Stream` row and reads the context, in one transaction (one commit, which waits "
+        "for PostgreSQL to flush its log); after the commit, in that thread, each message "
+        "is handed to the event loop to broadcast and queued for the members with no "
+        "connection (a membership read and a Redis call each). Then the stream's task asks "
+        "the model while the request's handler publishes the live record and opens the stop "
+        "channel (Redis) and acks; the task broadcasts `stream:start`, and the first chunk "
+        "(a shared-state write and a broadcast) as soon as the first token is in. The ack "
+        f"reached the requester {ack:.0f} ms after the request and the first chunk "
+        f"{short_first - ack:.0f} ms after the ack (p50s): most of the added time is spent "
+        "before the ack. Making a `ChatOllama` took the direct client "
+        f"{made:.1f} ms (median, outside its measured time: each of its two httpx clients "
+        "loads the CA bundle into a TLS context of its own, even for an http URL); the "
+        "platform's share one TLS context per process (`llm/provider.py`), and it makes "
+        f"its client in the stream's task while the live record is published.{stages}"
     )
     cpu = c.cpu
     stream_s = median(c.stream_s)
+    per_chunk = c.tokens_received / max(1, c.chunks)
+    coalesced = (
+        f"deltas are coalesced for up to `STREAM_DELAY` ms, and tokens {c.token_delay_ms:g} ms "
+        "apart leave little to coalesce"
+    )
+    if per_chunk >= 1.2:
+        coalesced += (
+            ", except those that waited in a socket while the loop was behind: they were read "
+            "while the previous chunk was written and went out together"
+        )
     profile = (
         f" The worker's profile over this part (`--profile`, wall time): {c.profile}."
         if c.profile
@@ -1061,7 +1068,7 @@ def interpretation(t: Throughput, f: FirstToken, c: Concurrency, issues: Counter
     notes.append(
         f"- Concurrency: the {c.streams} requests went out at once but the worker starts "
         f"them one after the other (their database work queues through the one shared "
-        f"thread, and its post-commit broadcasts wait for the event loop): the last stream's "
+        f"thread): the last stream's "
         f"first chunk came {c.start_spread_s:.1f} s after the requests, and at most "
         f"{c.peak} streams were running at the same moment. A stream took {stream_s:.1f} s "
         f"from the request to its last chunk (median; the emulator's pacing is "
@@ -1069,10 +1076,8 @@ def interpretation(t: Throughput, f: FirstToken, c: Concurrency, issues: Counter
         f"chunk to the shared state, the channel layer and the sockets, falls behind, so the "
         f"answers are read more slowly than the emulator sends them (the tokens wait in the "
         f"worker's sockets; none is dropped). {c.chunks} chunks carried {c.tokens_received} "
-        f"tokens "
-        f"({c.tokens_received / max(1, c.chunks):.1f} per chunk; deltas are coalesced for up "
-        f"to `STREAM_DELAY` ms, and tokens {c.token_delay_ms:g} ms apart leave little to "
-        f"coalesce). CPU over the part: worker {cpu.get('worker', 0):.0%} of a core, this "
+        f"tokens ({per_chunk:.1f} per chunk; {coalesced}). CPU over the part: worker "
+        f"{cpu.get('worker', 0):.0%} of a core, this "
         f"process (every listener) {cpu.get('client', 0):.0%}, the emulator "
         f"{cpu.get('emulator', 0):.0%}, machine {cpu.get('machine', 0):.0%} busy.{profile}"
     )

@@ -57,8 +57,8 @@ class ChatSessionAdmin(admin.ModelAdmin):
     list_select_related = ("created_by",)
     search_fields = ("title",)
     autocomplete_fields = ("created_by", "agent")
-    # last_seq is the session's event counter: only seq_allocate may move it.
-    readonly_fields = ("id", "last_seq", "created_at", "last_message_at")
+    # last_seq and message_count are the session's counters: only seq_allocate may move them.
+    readonly_fields = ("id", "last_seq", "message_count", "created_at", "last_message_at")
     inlines = (MembershipInline,)
 
     def get_queryset(self, request):

@@ -15,6 +15,7 @@ from chatproject.validation import validated
 
 from .presence import presence_for_session
 from .selectors import (
+    SEARCH_MATCHES_MAX,
     message_get_for_member,
     message_history,
     message_search,
@@ -26,12 +27,14 @@ from .selectors import (
 )
 from .serializers import (
     BIGINT_MAX,
+    HistoryPageSerializer,
     HistoryQuery,
     MemberAddInput,
     MessageEditInput,
     MessageSendInput,
     MessageSerializer,
     ReactionInput,
+    SearchPageSerializer,
     SearchQuery,
     SessionCreateInput,
     SessionSerializer,
@@ -47,6 +50,7 @@ from .services.sessions import (
     session_delete,
     session_update,
 )
+from .throttles import EventThrottle
 
 
 def _path_user_id(value: str) -> int:
@@ -112,6 +116,9 @@ class MemberDetailApi(APIView):
 
 
 class MessageCreateApi(APIView):
+    throttle_classes = [EventThrottle]
+    throttle_events = {"POST": "message:send"}
+
     @extend_schema(request=MessageSendInput, responses={201: MessageSerializer})
     def post(self, request):
         data = validated(MessageSendInput, request.data)
@@ -126,7 +133,13 @@ class MessageCreateApi(APIView):
 
 
 class MessageHistoryApi(APIView):
-    @extend_schema(parameters=[HistoryQuery], responses={200: dict})
+    @extend_schema(
+        parameters=[HistoryQuery],
+        responses={200: HistoryPageSerializer},
+        description="A page of the session's timeline (its top-level messages) or, with "
+        "parentMessageId, of one thread, oldest first. total is the size of that whole "
+        "conversation, whatever the cursors: a page shorter than limit is the start.",
+    )
     def get(self, request, session_id):
         query = validated(HistoryQuery, request.query_params)
         session = session_get_for_member(user=request.user, session_id=session_id)
@@ -138,12 +151,13 @@ class MessageHistoryApi(APIView):
             after_seq=query["afterSeq"],
             before_seq=query["beforeSeq"],
         )
-        return Response(
-            {"messages": MessageSerializer(page.messages, many=True).data, "total": page.total}
-        )
+        return Response(HistoryPageSerializer(page).data)
 
 
 class MessageDetailApi(APIView):
+    throttle_classes = [EventThrottle]
+    throttle_events = {"PUT": "message:edit", "DELETE": "message:delete"}
+
     @extend_schema(responses={200: MessageSerializer})
     def get(self, request, message_id):
         message = message_get_for_member(user=request.user, message_id=message_id)
@@ -162,6 +176,9 @@ class MessageDetailApi(APIView):
 
 
 class ReactionApi(APIView):
+    throttle_classes = [EventThrottle]
+    throttle_events = {"POST": "message:reaction"}
+
     @extend_schema(responses={200: dict})
     def get(self, request, message_id):
         message = message_get_for_member(user=request.user, message_id=message_id)
@@ -183,16 +200,20 @@ class ThreadApi(APIView):
 
 
 class SearchApi(APIView):
-    @extend_schema(parameters=[SearchQuery], responses={200: dict})
+    @extend_schema(
+        parameters=[SearchQuery],
+        responses={200: SearchPageSerializer},
+        description=f"The session's messages holding every word of query, newest first, "
+        f"from its newest {SEARCH_MATCHES_MAX:,} matches; total is capped at "
+        f"{SEARCH_MATCHES_MAX:,}.",
+    )
     def get(self, request, session_id):
         query = validated(SearchQuery, request.query_params)
         session = session_get_for_member(user=request.user, session_id=session_id)
         page = message_search(
             session=session, query=query["query"], limit=query["limit"], offset=query["offset"]
         )
-        return Response(
-            {"results": MessageSerializer(page.messages, many=True).data, "total": page.total}
-        )
+        return Response(SearchPageSerializer(page).data)
 
 
 class PresenceApi(APIView):

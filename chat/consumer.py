@@ -14,7 +14,6 @@ encoded once by the sender (``chat.events``); this consumer forwards the text as
 from __future__ import annotations
 
 import asyncio
-import logging
 import uuid
 
 from channels.db import database_sync_to_async
@@ -40,10 +39,9 @@ from .serializers import (
 from .services.messages import message_delete, message_edit, message_send
 from .services.reactions import reaction_toggle
 from .services.receipts import message_mark_delivered, message_mark_seen
-from .state import PRESENCE_HEARTBEAT, get_state
+from .state import get_state
+from .timers import connection_timers
 from .ws_inputs import AuthRefreshInput, EmptyInput, SessionJoinInput, SessionRefInput
-
-logger = logging.getLogger(__name__)
 
 TYPING_EXPIRY = 6.0
 
@@ -95,14 +93,15 @@ class ChatConsumer(GatewayConsumer):
         await super().connect()
 
     async def opened(self) -> None:
-        """Called once authenticated: presence, the first frame, then the offline queue."""
-        became_online = await get_state().presence_connect(self.user.pk, self.connection_id)
+        """Called once authenticated: presence (kept alive by the worker's heartbeat), the
+        first frame, then the offline queue."""
+        became_online, queued = await get_state().connection_open(self.user.pk, self.connection_id)
+        connection_timers().presence_add(self.user.pk, self.connection_id)
         await self.send_connection_success()
-        for text in await get_state().queue_drain(self.user.pk):
+        for text in queued:
             await self.send(text_data=text)
         if became_online:
             await self._announce_presence("online", None)
-        self.background.append(asyncio.create_task(self._heartbeat()))
 
     async def closed(self) -> None:
         """Called when the connection ends: typing stops, sessions are left, presence may
@@ -271,11 +270,3 @@ class ChatConsumer(GatewayConsumer):
         }
         for session_id in await _user_session_ids(self.user.pk):
             await broadcast_async(group_for_session(session_id), frame)
-
-    async def _heartbeat(self) -> None:
-        while True:
-            await asyncio.sleep(PRESENCE_HEARTBEAT)
-            try:
-                await get_state().presence_refresh(self.user.pk, self.connection_id)
-            except Exception:
-                logger.warning("presence refresh failed", exc_info=True)

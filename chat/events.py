@@ -38,13 +38,15 @@ def group_for_user(user_id: int) -> str:
 _SEQ_SQL = "UPDATE {table} SET last_seq = last_seq + 1{touch} WHERE id = %s RETURNING last_seq"
 
 
-def seq_allocate(*, session_id, message_at=None) -> int:
+def seq_allocate(*, session_id, message_at=None, top_level: bool = False) -> int:
     """Take the session's next seq. Must run inside the transaction that uses it.
 
     The UPDATE locks the session row until commit, so concurrent writers are serialised and
     seqs appear in commit order with no duplicates and no gaps. ``RETURNING`` (PostgreSQL,
     SQLite >= 3.35) reads the new value in the same statement. With ``message_at`` the
-    session's ``last_message_at`` moves too, in that one statement.
+    session's ``last_message_at`` moves too, and with ``top_level`` (the seq is a new
+    top-level message's) its ``message_count`` goes up by one, in that one statement: the
+    counter commits or rolls back with the message.
     """
     connection = transaction.get_connection()
     if not connection.in_atomic_block:
@@ -57,6 +59,8 @@ def seq_allocate(*, session_id, message_at=None) -> int:
         params.append(
             ChatSession._meta.get_field("last_message_at").get_db_prep_value(message_at, connection)
         )
+    if top_level:
+        touch += ", message_count = message_count + 1"
     params.append(ChatSession._meta.pk.get_db_prep_value(session_id, connection))
     with connection.cursor() as cursor:
         cursor.execute(_SEQ_SQL.format(table=table, touch=touch), params)

@@ -1,6 +1,11 @@
 """What every WebSocket door of the platform shares (``/ws/chat/``, ``/ws/ai/``): auth at the
 handshake, the frame envelope, the route table, throttles, errors, token lifetime and bans.
 
+An idle connection is kept as small as it can be, as a worker holds thousands (docs/
+benchmarks.md, "Idle connections"): its token lifetime and presence are entries in the
+worker's timer service (``chat.timers``), not tasks of its own, and it runs one task besides
+the server's (``__call__``).
+
 A door subclasses ``GatewayConsumer`` with its own ``routes`` (event name -> input serializer
 and handler) and hooks (``opened``, ``closed``). Every client frame gets exactly one reply
 echoing its ``ref``: ``ack`` with the handler's result, or ``error`` with a contract code. A
@@ -10,13 +15,16 @@ bad frame never closes the socket; only a frame over 64 KiB does (1009).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import time
 import uuid
 from datetime import UTC, datetime
+from functools import cached_property
 
 import orjson
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
@@ -34,6 +42,7 @@ from .events import group_for_user
 from .extensions import Route
 from .serializers import iso
 from .throttles import throttle_check
+from .timers import connection_timers
 
 logger = logging.getLogger(__name__)
 
@@ -61,13 +70,58 @@ class GatewayConsumer(AsyncWebsocketConsumer):
 
     # --- lifecycle -------------------------------------------------------------------------
 
+    async def __call__(self, scope, receive, send) -> None:
+        """Channels' ``AsyncConsumer.__call__``, lighter per connection: the socket's
+        messages are read in the application's own task and the channel layer's in one
+        more, each dispatched in turn (one message at a time, as in Channels), where
+        Channels keeps two reader tasks and an ``asyncio.wait`` per connection (about
+        2 KiB of an idle connection)."""
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = await self.channel_layer.new_channel()
+        self.base_send = send
+        self._turn = asyncio.Lock()
+        self._layer_failure: BaseException | None = None
+        from_layer = asyncio.create_task(self._from_layer(asyncio.current_task()))
+        try:
+            while True:
+                message = await receive()
+                async with self._turn:
+                    await self.dispatch(message)
+        except StopConsumer:
+            pass
+        except asyncio.CancelledError:
+            if self._layer_failure is None:
+                raise
+            if not isinstance(self._layer_failure, StopConsumer):
+                raise self._layer_failure from None
+        finally:
+            from_layer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await from_layer
+            # Also when ``disconnect`` never ran (the server killed a consumer slow to close,
+            # an error escaped a handler): a forgotten entry would keep its user online.
+            if (connection_id := getattr(self, "connection_id", None)) is not None:
+                connection_timers().forget(connection_id)
+
+    async def _from_layer(self, reader: asyncio.Task) -> None:
+        """Dispatch the channel layer's messages. A handler's failure ends the consumer as
+        in Channels: ``reader``, the task reading the socket, is cancelled and raises it."""
+        while True:
+            message = await self.channel_layer.receive(self.channel_name)
+            async with self._turn:
+                try:
+                    await self.dispatch(message)
+                except BaseException as exc:
+                    self._layer_failure = exc
+                    reader.cancel()
+                    return
+
     async def connect(self) -> None:
         """Called when the handshake arrives (the origin check has passed)."""
         self.user = self.scope.get("user")
         self.authenticated = False
         self.connection_id = uuid.uuid4().hex
-        self.background: list[asyncio.Task] = []
-        self.expiry_task: asyncio.Task | None = None
         await self.accept()
         if self.scope.get("auth_error") or not getattr(self.user, "is_authenticated", False):
             reason = self.scope.get("auth_error") or "Authenticate with a token or a session."
@@ -76,7 +130,6 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             return
         self.authenticated = True
         metrics.WS_CONNECTIONS.inc()
-        self.user_data = UserSerializer(self.user).data
         try:
             # The user's group carries bans (``user.deactivated``) to every door.
             await self.channel_layer.group_add(group_for_user(self.user.pk), self.channel_name)
@@ -102,14 +155,19 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             return
         self.authenticated = False
         metrics.WS_CONNECTIONS.dec()
-        for task in [*self.background, self.expiry_task]:
-            if task is not None:
-                task.cancel()
+        connection_timers().forget(self.connection_id)
         await self.closed()
         await self.channel_layer.group_discard(group_for_user(self.user.pk), self.channel_name)
 
     async def closed(self) -> None:
         """Called when an authenticated connection ends, before it leaves the user's group."""
+
+    @cached_property
+    def user_data(self) -> dict:
+        """The user as frames show it. Made when first needed, as a plain dict: most
+        connections never need it, and a serializer's ``data`` keeps the serializer and
+        its copied fields alive with it (about 4 KiB per connection)."""
+        return dict(UserSerializer(self.user).data)
 
     async def send_connection_success(self) -> None:
         await self._send_frame(
@@ -240,13 +298,10 @@ class GatewayConsumer(AsyncWebsocketConsumer):
     # --- token lifetime --------------------------------------------------------------------
 
     def _schedule_expiry(self, expires: int | None) -> None:
-        if self.expiry_task is not None:
-            self.expiry_task.cancel()
-            self.expiry_task = None
-        if expires is not None:
-            self.expiry_task = asyncio.create_task(self._expire_at(expires))
+        connection_timers().expire_at(self.connection_id, self, expires)
 
-    async def _expire_at(self, expires: int) -> None:
-        await asyncio.sleep(max(0.0, expires - time.time()))
+    async def token_expired(self) -> None:
+        """Called by the worker's timers when the access token expired with no
+        ``auth:refresh`` before it."""
         await self._send_error(None, DomainError("UNAUTHORIZED", "The access token expired."))
         await self.close(code=CLOSE_UNAUTHORIZED)

@@ -4,6 +4,9 @@ session event log that orders and replays every durable event.
 ``ChatSession.last_seq`` is the session's event counter. Each durable event takes the next
 value by an ``UPDATE … SET last_seq = last_seq + 1`` in the same transaction as the change it
 records: the row lock serialises writers, so seqs are gap-free and increase in commit order.
+``ChatSession.message_count`` counts the session's top-level messages (tombstones included),
+moved by that same ``UPDATE`` when a top-level message is created: the history's ``total``
+without a ``COUNT(*)`` of the session. ``Message.reply_count`` is its thread's equivalent.
 """
 
 import uuid
@@ -26,6 +29,9 @@ class ChatSession(models.Model):
         settings.AUTH_USER_MODEL, through="Membership", related_name="chat_sessions"
     )
     last_seq = models.BigIntegerField(default=0)
+    message_count = models.PositiveBigIntegerField(
+        default=0, help_text="Top-level messages, tombstones included (the history's total)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     last_message_at = models.DateTimeField(null=True, blank=True)
 

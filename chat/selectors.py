@@ -15,7 +15,12 @@ from django.db.models.functions import Coalesce
 
 from chatproject.errors import forbidden, not_found
 
-from .models import ChatSession, Membership, Message, Reaction, SessionEvent
+from .models import Attachment, ChatSession, Membership, Message, Reaction, SessionEvent
+
+# Search serves the newest this many matches only, as GitHub's search serves its first 1,000:
+# its ``total`` counts up to the cap, so neither the count nor a deep page reads every match
+# of a common word in a large session.
+SEARCH_MATCHES_MAX = 1000
 
 
 def _as_uuid(value, what: str) -> uuid.UUID:
@@ -90,10 +95,23 @@ def sessions_for_user(*, user) -> QuerySet[ChatSession]:
 
 
 def messages_with_details(queryset: QuerySet[Message]) -> QuerySet[Message]:
-    """Load everything ``MessageSerializer`` renders: 3 queries for any number of messages."""
+    """Load everything ``MessageSerializer`` renders: 3 queries for any number of messages.
+
+    Reactions and attachments land in plain lists (``reaction_list``, ``attachment_list``):
+    a plain ``prefetch_related`` gives every message a queryset of its own per relation,
+    which costs a page of 50 more than its rows do (docs/benchmarks.md).
+    """
     return queryset.select_related("author").prefetch_related(
-        Prefetch("reactions", queryset=Reaction.objects.order_by("created_at", "id")),
-        "attachments",
+        Prefetch(
+            "reactions",
+            queryset=Reaction.objects.order_by("created_at", "id"),
+            to_attr="reaction_list",
+        ),
+        Prefetch(
+            "attachments",
+            queryset=Attachment.objects.order_by("created_at", "id"),
+            to_attr="attachment_list",
+        ),
     )
 
 
@@ -134,19 +152,37 @@ def message_history(
     thread, as in Slack and Zulip's topics. With ``after_seq`` the page is the first
     ``limit`` messages after it (catching up); otherwise it is the newest ``limit`` before
     ``before_seq`` (or the end), skipping ``offset`` from the newest (scrolling back).
+    ``total`` is the size of the whole conversation, whatever the cursors
+    (``_history_total``).
     """
     base = Message.objects.filter(session=session, parent_id=parent_id)
     if after_seq is not None:
         base = base.filter(seq__gt=after_seq)
     if before_seq is not None:
         base = base.filter(seq__lt=before_seq)
-    total = base.count()
     if after_seq is not None:
         page = list(messages_with_details(base.order_by("seq"))[offset : offset + limit])
     else:
         page = list(messages_with_details(base.order_by("-seq"))[offset : offset + limit])
         page.reverse()
-    return Page(messages=page, total=total)
+    return Page(messages=page, total=_history_total(session=session, parent_id=parent_id))
+
+
+def _history_total(*, session: ChatSession, parent_id=None) -> int:
+    """The messages of the session's timeline, or of the thread under ``parent_id``,
+    tombstones included (history lists them).
+
+    Read from the counters each send moves in its own transaction (``message_count``, as of
+    when ``session`` was loaded, and the thread root's ``reply_count``), not counted: a
+    ``COUNT(*)`` grows with the session and would be most of a history page's time in a
+    large one.
+    """
+    if parent_id is None:
+        return session.message_count
+    replies = Message.objects.filter(pk=parent_id, session=session).values_list(
+        "reply_count", flat=True
+    )
+    return next(iter(replies), 0)
 
 
 def thread_replies(*, parent: Message) -> list[Message]:
@@ -154,25 +190,39 @@ def thread_replies(*, parent: Message) -> list[Message]:
 
 
 def message_search(*, session: ChatSession, query: str, limit: int = 20, offset: int = 0) -> Page:
-    """Messages of the session matching ``query``, best match first on PostgreSQL (full-text,
-    GIN-indexed), newest first on SQLite (every word, case-insensitive)."""
+    """Messages of the session matching ``query``, newest first (as in Zulip), served from
+    its newest ``SEARCH_MATCHES_MAX`` matches only.
+
+    ``total`` is exact up to the cap and the cap beyond it (one capped ``COUNT``); an
+    ``offset`` at or past it gives an empty page. Newest first needs no ranking, which would
+    parse the text of every served match again (the index keeps no vectors to read back):
+    for a common word, most of a search's time (docs/benchmarks.md).
+    """
+    matched = _search_matches(session=session, query=query)
+    total = matched.order_by()[:SEARCH_MATCHES_MAX].count()
+    end = min(offset + limit, total)
+    if offset >= end:
+        return Page(messages=[], total=total)
+    page = messages_with_details(matched.order_by("-seq"))[offset:end]
+    return Page(messages=list(page), total=total)
+
+
+def _search_matches(*, session: ChatSession, query: str) -> QuerySet[Message]:
+    """The session's live messages matching ``query``: full-text on PostgreSQL, every word
+    (case-insensitive substring) on SQLite."""
     base = Message.objects.filter(session=session, is_deleted=False)
     if connection.vendor == "postgresql":
-        from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
+        from django.contrib.postgres.search import SearchQuery, SearchVector
 
+        # The very expression the GIN index ``message_content_fts`` holds (migration 0002):
+        # any other would scan the table. ``alias`` filters on it without selecting it.
         vector = SearchVector("content", config="simple")
         ts_query = SearchQuery(query, config="simple", search_type="websearch")
-        matched = base.annotate(search=vector).filter(search=ts_query)
-        total = matched.count()
-        ordered = matched.annotate(rank=SearchRank(vector, ts_query)).order_by("-rank", "-seq")
-    else:
-        condition = Q()
-        for word in query.split():
-            condition &= Q(content__icontains=word)
-        matched = base.filter(condition)
-        total = matched.count()
-        ordered = matched.order_by("-seq")
-    return Page(messages=list(messages_with_details(ordered)[offset : offset + limit]), total=total)
+        return base.alias(search=vector).filter(search=ts_query)
+    condition = Q()
+    for word in query.split():
+        condition &= Q(content__icontains=word)
+    return base.filter(condition)
 
 
 def reactions_for_message(*, message: Message) -> list[Reaction]:

@@ -17,6 +17,7 @@ from rest_framework import serializers
 from accounts.serializers import UserSerializer
 
 from .models import Attachment, ChatSession, Membership, Message
+from .selectors import SEARCH_MATCHES_MAX
 
 
 def iso(value) -> str | None:
@@ -50,8 +51,9 @@ def reaction_summary(reactions) -> list[dict[str, Any]]:
 
 
 class MessageSerializer(serializers.ModelSerializer):
-    """A message as the contract renders it. Expects ``author``, ``reactions`` and
-    ``attachments`` to be loaded with it (see ``selectors.messages_with_details``)."""
+    """A message as the contract renders it. Expects ``author`` loaded with it, and its
+    reactions and attachments as the lists ``reaction_list`` and ``attachment_list`` (see
+    ``selectors.messages_with_details``; a message just created gets empty ones)."""
 
     sessionId = serializers.UUIDField(source="session_id")
     author = UserSerializer(allow_null=True)
@@ -65,7 +67,7 @@ class MessageSerializer(serializers.ModelSerializer):
     createdAt = serializers.DateTimeField(source="created_at")
     updatedAt = serializers.DateTimeField(source="updated_at")
     reactions = serializers.SerializerMethodField()
-    attachments = AttachmentSerializer(many=True)
+    attachments = AttachmentSerializer(source="attachment_list", many=True)
     clientId = serializers.CharField(source="client_id", allow_null=True)
 
     class Meta:
@@ -77,7 +79,7 @@ class MessageSerializer(serializers.ModelSerializer):
         ]  # fmt: skip
 
     def get_reactions(self, obj: Message) -> list[dict[str, Any]]:
-        return reaction_summary(obj.reactions.all())
+        return reaction_summary(obj.reaction_list)
 
     def to_representation(self, instance: Message) -> dict[str, Any]:
         data = super().to_representation(instance)
@@ -85,6 +87,27 @@ class MessageSerializer(serializers.ModelSerializer):
             # A tombstone: the row keeps its text for moderators, clients never see it.
             data.update(content="", metadata={}, reactions=[], attachments=[])
         return data
+
+
+class HistoryPageSerializer(serializers.Serializer):
+    """A page of a session's timeline or of one thread, and the size of that conversation."""
+
+    messages = MessageSerializer(many=True, help_text="Oldest first.")
+    total = serializers.IntegerField(
+        help_text="Messages in the conversation the page comes from: the session's top-level "
+        "messages, or the thread's replies with parentMessageId; deleted ones (tombstones) "
+        "count, as history lists them. beforeSeq, afterSeq and offset don't change it."
+    )
+
+
+class SearchPageSerializer(serializers.Serializer):
+    """A page of search results, and how many messages matched (capped)."""
+
+    results = MessageSerializer(source="messages", many=True, help_text="Newest first.")
+    total = serializers.IntegerField(
+        help_text=f"Matches, counted exactly up to {SEARCH_MATCHES_MAX:,} and capped there: "
+        f"{SEARCH_MATCHES_MAX:,} means that many or more."
+    )
 
 
 class MemberSerializer(serializers.ModelSerializer):
@@ -196,20 +219,46 @@ class ReactionFrameInput(MessageRefInput, ReactionInput):
 
 class HistoryQuery(serializers.Serializer):
     limit = serializers.IntegerField(min_value=1, max_value=200, default=50)
-    offset = serializers.IntegerField(min_value=0, max_value=BIGINT_MAX, default=0)
-    parentMessageId = IdField(required=False, allow_null=True, default=None)
+    offset = serializers.IntegerField(
+        min_value=0,
+        max_value=BIGINT_MAX,
+        default=0,
+        help_text="Messages to skip: from the newest, or with afterSeq from the oldest.",
+    )
+    parentMessageId = IdField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="A thread's root message: page through its replies instead.",
+    )
     afterSeq = serializers.IntegerField(
-        min_value=0, max_value=BIGINT_MAX, required=False, allow_null=True, default=None
+        min_value=0,
+        max_value=BIGINT_MAX,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Catch up: the oldest messages with a greater seq.",
     )
     beforeSeq = serializers.IntegerField(
-        min_value=1, max_value=BIGINT_MAX, required=False, allow_null=True, default=None
+        min_value=1,
+        max_value=BIGINT_MAX,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Scroll back (keyset): the newest messages with a smaller seq.",
     )
 
 
 class SearchQuery(serializers.Serializer):
-    query = serializers.CharField(max_length=200)
+    query = serializers.CharField(max_length=200, help_text="Words that must all occur.")
     limit = serializers.IntegerField(min_value=1, max_value=100, default=20)
-    offset = serializers.IntegerField(min_value=0, max_value=BIGINT_MAX, default=0)
+    offset = serializers.IntegerField(
+        min_value=0,
+        max_value=BIGINT_MAX,
+        default=0,
+        help_text=f"Results to skip, newest first. Only the newest {SEARCH_MATCHES_MAX:,} "
+        f"matches are served: an offset of {SEARCH_MATCHES_MAX:,} or more gives no results.",
+    )
 
 
 class AttachmentUrlInput(serializers.Serializer):

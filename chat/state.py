@@ -6,9 +6,14 @@ the same throttle windows and fills the same queues; without it, in this process
 (the embedded one-process default). Consumers call the async methods on the event loop;
 the broadcast path, which runs in sync code after a commit, calls the sync ones.
 
-Presence is a sorted set per user of connection id -> expiry time. Each open connection
-refreshes its entry while it lives; a worker killed without closing its sockets leaves
-entries that simply expire, so nobody stays online for longer than ``PRESENCE_TTL``.
+Presence is a sorted set per user of connection id -> expiry time. A worker refreshes the
+entries of all its open connections together every ``PRESENCE_HEARTBEAT`` (``chat.timers``);
+a worker killed without closing its sockets leaves entries that simply expire, so nobody
+stays online for longer than ``PRESENCE_TTL``.
+
+Redis connections come from a bounded pool per process and event loop that makes a caller
+wait for a free connection (``REDIS_POOL_TIMEOUT``) rather than fail at once when all are
+busy: bursts (every client of a worker dropping at once) queue instead of erroring.
 
 While Redis is unreachable (restarting, failing over) the gateway keeps working on what
 does not need it: presence reads as offline and is not announced, the offline queue is
@@ -35,8 +40,15 @@ logger = logging.getLogger(__name__)
 
 PRESENCE_TTL = 45
 PRESENCE_HEARTBEAT = 15
+# Users per pipeline when refreshing presence: a beat sends a few pipelines of this many
+# users (two commands each) rather than one huge one that would hold the loop while it is
+# encoded and its replies parsed.
+PRESENCE_BATCH = 500
 QUEUE_LIMIT = 100
 QUEUE_TTL = 7 * 24 * 3600
+# A stream's live record outlives its slot by this long (seconds): a worker killed mid-answer
+# leaves its text so far for the sweeper (``llm.services.stream_sweeper``) to save.
+STREAM_RECORD_LINGER = 3600
 
 
 class MemoryStreams:
@@ -65,17 +77,25 @@ class MemoryState:
             del entries[conn]
         return entries
 
-    async def presence_connect(self, user_id: int, conn_id: str) -> bool:
+    async def connection_open(self, user_id: int, conn_id: str) -> tuple[bool, list[str]]:
         now = time.time()
         with self._lock:
             entries = self._live(user_id, now)
             was_offline = not entries
             entries[conn_id] = now + PRESENCE_TTL
-        return was_offline
+            queued = list(self._queues.pop(user_id, ()))
+        return was_offline, queued
 
-    async def presence_refresh(self, user_id: int, conn_id: str) -> None:
+    async def presence_refresh_many(self, entries) -> None:
+        expires = time.time() + PRESENCE_TTL
         with self._lock:
-            self._presence[user_id][conn_id] = time.time() + PRESENCE_TTL
+            for user_id, conn_id in entries:
+                self._presence[user_id][conn_id] = expires
+
+    async def presence_remove_many(self, entries) -> None:
+        with self._lock:
+            for user_id, conn_id in entries:
+                self._presence[user_id].pop(conn_id, None)
 
     async def presence_disconnect(self, user_id: int, conn_id: str) -> bool:
         with self._lock:
@@ -103,10 +123,6 @@ class MemoryState:
             for uid in user_ids:
                 self._queues[uid].append(text)
 
-    async def queue_drain(self, user_id: int) -> list[str]:
-        with self._lock:
-            return list(self._queues.pop(user_id, ()))
-
     # --- LLM streams: concurrency slots, live text for resume, stop requests ---------------
     #
     # A running stream holds a slot (stream id -> expiry) that it keeps alive; a worker that
@@ -129,16 +145,23 @@ class MemoryState:
             return True
 
     async def stream_keepalive(self, stream_id: str, *, ttl: float, session_id=None) -> None:
-        """Extend a running stream's slot (and, in Redis, its live record) by ``ttl``."""
+        """Extend a running stream's slot (and, in Redis, its live record) by ``ttl``; a slot
+        the state lost (Redis restarted) is taken again, or the stream would look dead."""
         streams = self._streams()
         with self._lock:
-            if stream_id in streams.slots:
-                streams.slots[stream_id] = time.time() + ttl
+            streams.slots[stream_id] = time.time() + ttl
 
     async def stream_slot_release(self, stream_id: str) -> None:
         streams = self._streams()
         with self._lock:
             streams.slots.pop(stream_id, None)
+
+    def stream_running(self, stream_id: str) -> bool:
+        """Whether a worker holds the stream's slot: it is kept alive while the stream runs,
+        so a stream whose slot has expired lost its worker."""
+        streams = self._streams()
+        with self._lock:
+            return streams.slots.get(stream_id, 0.0) > time.time()
 
     async def stream_publish(
         self, session_id, stream_id: str, *, meta: dict, delta: str | None = None, ttl: float
@@ -198,8 +221,21 @@ class MemoryState:
             self._stream_store = MemoryStreams()
 
 
+def _record_ttl(ttl: float) -> int:
+    """Seconds a live record is kept: its slot's ``ttl`` plus ``STREAM_RECORD_LINGER``."""
+    return math.ceil(ttl) + STREAM_RECORD_LINGER
+
+
 def _outage(what: str, exc: Exception) -> None:
     logger.warning("Redis unavailable (%s): %s: %s", what, type(exc).__name__, exc)
+
+
+def _by_user(entries) -> dict[int, list[str]]:
+    """(user id, connection id) pairs grouped by user."""
+    grouped: dict[int, list[str]] = defaultdict(list)
+    for user_id, conn_id in entries:
+        grouped[user_id].append(conn_id)
+    return grouped
 
 
 class RedisState:
@@ -210,12 +246,21 @@ class RedisState:
 
         self._url = url
         self._prefix = prefix
-        self._sync = redis.Redis.from_url(url, max_connections=settings.REDIS_MAX_CONNECTIONS)
+        self._sync = redis.Redis.from_pool(
+            redis.BlockingConnectionPool.from_url(url, **self._pool_options())
+        )
         # redis.asyncio clients are bound to the loop that made them.
         self._async_by_loop: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         # Where throttles count while Redis is unreachable.
         self._local = MemoryState()
         self._errors = (redis.RedisError, OSError)
+
+    @staticmethod
+    def _pool_options() -> dict:
+        return {
+            "max_connections": settings.REDIS_MAX_CONNECTIONS,
+            "timeout": settings.REDIS_POOL_TIMEOUT,
+        }
 
     def _async(self):
         import redis.asyncio
@@ -223,36 +268,56 @@ class RedisState:
         loop = asyncio.get_running_loop()
         client = self._async_by_loop.get(loop)
         if client is None:
-            client = redis.asyncio.Redis.from_url(
-                self._url, max_connections=settings.REDIS_MAX_CONNECTIONS
-            )
-            self._async_by_loop[loop] = client
+            pool = redis.asyncio.BlockingConnectionPool.from_url(self._url, **self._pool_options())
+            client = self._async_by_loop[loop] = redis.asyncio.Redis.from_pool(pool)
         return client
 
     def _key(self, *parts) -> str:
         return ":".join((self._prefix, *map(str, parts)))
 
-    async def presence_connect(self, user_id: int, conn_id: str) -> bool:
-        """Whether the user was offline before; False (announce nothing) in an outage: the
-        heartbeat's refresh adds the entry once Redis is back."""
-        key, now = self._key("presence", user_id), time.time()
+    async def connection_open(self, user_id: int, conn_id: str) -> tuple[bool, list[str]]:
+        """Add the connection's presence entry and take the user's queued frames, in one
+        round trip: whether the user was offline before, and the frames (now cleared). In an
+        outage (False, []): nothing is announced, the heartbeat adds the entry once Redis is
+        back, and the frames stay queued."""
+        key, queue, now = self._key("presence", user_id), self._key("queue", user_id), time.time()
         pipe = self._async().pipeline(transaction=True)
         pipe.zremrangebyscore(key, "-inf", now)
         pipe.zcard(key)
         pipe.zadd(key, {conn_id: now + PRESENCE_TTL})
         pipe.expire(key, PRESENCE_TTL)
+        pipe.lrange(queue, 0, -1)
+        pipe.delete(queue)
         try:
-            _, before, _, _ = await pipe.execute()
+            _, before, _, _, items, _ = await pipe.execute()
         except self._errors as exc:
-            _outage("presence", exc)
-            return False
-        return before == 0
+            _outage("presence and offline queue", exc)
+            return False, []
+        return before == 0, [item.decode() for item in items]
 
-    async def presence_refresh(self, user_id: int, conn_id: str) -> None:
-        key = self._key("presence", user_id)
-        pipe = self._async().pipeline(transaction=True)
-        pipe.zadd(key, {conn_id: time.time() + PRESENCE_TTL})
-        pipe.expire(key, PRESENCE_TTL)
+    async def presence_refresh_many(self, entries) -> None:
+        """Push back the expiry of each (user id, connection id) entry: per user one ZADD of
+        all its connections and one EXPIRE, ``PRESENCE_BATCH`` users per pipeline."""
+        expires = time.time() + PRESENCE_TTL
+        by_user = _by_user(entries)
+        users = list(by_user)
+        for start in range(0, len(users), PRESENCE_BATCH):
+            pipe = self._async().pipeline(transaction=False)
+            for user_id in users[start : start + PRESENCE_BATCH]:
+                key = self._key("presence", user_id)
+                pipe.zadd(key, dict.fromkeys(by_user[user_id], expires))
+                pipe.expire(key, PRESENCE_TTL)
+            try:
+                await pipe.execute()
+            except self._errors as exc:
+                _outage("presence", exc)
+                return
+
+    async def presence_remove_many(self, entries) -> None:
+        """Remove each (user id, connection id) entry, announcing nothing."""
+        pipe = self._async().pipeline(transaction=False)
+        for user_id, conn_ids in _by_user(entries).items():
+            pipe.zrem(self._key("presence", user_id), *conn_ids)
         try:
             await pipe.execute()
         except self._errors as exc:
@@ -311,19 +376,6 @@ class RedisState:
             pipe.expire(key, QUEUE_TTL)
         pipe.execute()
 
-    async def queue_drain(self, user_id: int) -> list[str]:
-        """The user's queued frames, now cleared; none in an outage (they stay queued)."""
-        key = self._key("queue", user_id)
-        pipe = self._async().pipeline(transaction=True)
-        pipe.lrange(key, 0, -1)
-        pipe.delete(key)
-        try:
-            items, _ = await pipe.execute()
-        except self._errors as exc:
-            _outage("offline queue", exc)
-            return []
-        return [item.decode() for item in items]
-
     # --- LLM streams (see MemoryState): one sorted set of slots for every worker ----------
 
     # Drop expired slots, then take one if fewer than the limit are held: atomic in Redis,
@@ -351,15 +403,19 @@ class RedisState:
     async def stream_keepalive(self, stream_id: str, *, ttl: float, session_id=None) -> None:
         meta, deltas = self._stream_keys(stream_id)
         pipe = self._async().pipeline(transaction=False)
-        pipe.zadd(self._key("stream-slots"), {stream_id: time.time() + ttl}, xx=True)
-        pipe.expire(meta, math.ceil(ttl))
-        pipe.expire(deltas, math.ceil(ttl))
+        pipe.zadd(self._key("stream-slots"), {stream_id: time.time() + ttl})
+        pipe.expire(meta, _record_ttl(ttl))
+        pipe.expire(deltas, _record_ttl(ttl))
         if session_id is not None:
-            pipe.expire(self._key("session-streams", session_id), math.ceil(ttl))
+            pipe.expire(self._key("session-streams", session_id), _record_ttl(ttl))
         await pipe.execute()
 
     async def stream_slot_release(self, stream_id: str) -> None:
         await self._async().zrem(self._key("stream-slots"), stream_id)
+
+    def stream_running(self, stream_id: str) -> bool:
+        expires = self._sync.zscore(self._key("stream-slots"), stream_id)
+        return expires is not None and expires > time.time()
 
     async def stream_publish(
         self, session_id, stream_id: str, *, meta: dict, delta: str | None = None, ttl: float
@@ -368,12 +424,12 @@ class RedisState:
         session_key = self._key("session-streams", session_id)
         # One transaction: a reader sees the delta and the meta that counts it, or neither.
         pipe = self._async().pipeline(transaction=True)
-        pipe.set(meta_key, orjson.dumps(meta), ex=math.ceil(ttl))
+        pipe.set(meta_key, orjson.dumps(meta), ex=_record_ttl(ttl))
         if delta is not None:
             pipe.rpush(deltas_key, delta)
-            pipe.expire(deltas_key, math.ceil(ttl))
+            pipe.expire(deltas_key, _record_ttl(ttl))
         pipe.sadd(session_key, stream_id)
-        pipe.expire(session_key, math.ceil(ttl))
+        pipe.expire(session_key, _record_ttl(ttl))
         await pipe.execute()
 
     async def stream_forget(self, session_id, stream_id: str) -> None:

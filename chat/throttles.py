@@ -1,5 +1,7 @@
-"""Per-user WebSocket throttles (CONTRACT section 3), counted in the shared state so a user
-gets one budget across every worker.
+"""Per-user throttles of client events (CONTRACT section 3), counted in the shared state so a
+user gets one budget across every worker, and across both doors: a REST write that has a
+WebSocket twin (``POST /api/chat/messages`` is ``message:send``) spends the twin's budget
+through ``EventThrottle``, so REST is no way around the WebSocket limit.
 
 Each rule is a fixed window: ``limit`` events per ``window_ms``. ``session:join`` is counted
 per session; events with no rule of their own share ``WS_THROTTLE_LIMIT`` per
@@ -10,7 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from asgiref.sync import async_to_sync
 from django.conf import settings
+from rest_framework.throttling import BaseThrottle
 
 from chatproject import metrics
 from chatproject.errors import DomainError
@@ -52,3 +56,21 @@ async def throttle_check(*, user_id: int, event: str, session_id=None) -> None:
             f"Too many {event} events: at most {rule.limit} per {rule.window_ms // 1000} s.",
             retry_after=retry_after,
         )
+
+
+class EventThrottle(BaseThrottle):
+    """DRF's throttle step for REST doors with a WebSocket twin: a view lists it in
+    ``throttle_classes`` and names the event each method counts as (``throttle_events =
+    {"POST": "message:send"}``); the request is counted by ``throttle_check``, in the same
+    window as the twin's frames.
+
+    A refusal is raised as the same RATE_LIMITED error the WebSocket door answers (429 with
+    ``Retry-After``, ``retryAfter`` in the body), rather than DRF's ``Throttled``: one error,
+    one sentence, whichever door. Views without ``throttle_events`` are not throttled here.
+    """
+
+    def allow_request(self, request, view) -> bool:
+        event = getattr(view, "throttle_events", {}).get(request.method)
+        if event is not None and request.user.is_authenticated:
+            async_to_sync(throttle_check)(user_id=request.user.pk, event=event)
+        return True

@@ -10,7 +10,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chat.throttles import throttle_check
+from chat.throttles import EventThrottle
 from chatproject.validation import validated
 
 from .inputs import QueryInput, model_settings
@@ -31,6 +31,7 @@ from .serializers import (
 )
 from .services.agents import agent_create, agent_delete, agent_update
 from .services.query import llm_query
+from .services.stream_sweeper import stream_sweep
 
 
 class AgentListApi(APIView):
@@ -67,14 +68,15 @@ class AgentDetailApi(APIView):
 class StreamStatusApi(APIView):
     @extend_schema(responses={200: StreamStatusSerializer})
     def get(self, request, stream_id):
-        stream = stream_get_for_member(user=request.user, stream_id=stream_id)
+        # A stream whose worker died is failed here rather than reported as running forever.
+        stream = stream_sweep(stream=stream_get_for_member(user=request.user, stream_id=stream_id))
         return Response(stream_status(stream))
 
 
 class StreamMetricsApi(APIView):
     @extend_schema(responses={200: StreamMetricsSerializer})
     def get(self, request, stream_id):
-        stream = stream_get_for_member(user=request.user, stream_id=stream_id)
+        stream = stream_sweep(stream=stream_get_for_member(user=request.user, stream_id=stream_id))
         return Response(stream_metrics(stream))
 
 
@@ -82,11 +84,13 @@ class QueryApi(APIView):
     """One answer, whole (tools on). The runner is async: this sync view waits for it in its
     own request thread, never on the event loop."""
 
+    # An LLM request spends the same per-user budget whichever door asks.
+    throttle_classes = [EventThrottle]
+    throttle_events = {"POST": "stream:request"}
+
     @extend_schema(request=QueryInput, responses={200: QueryResultSerializer})
     def post(self, request):
         data = validated(QueryInput, request.data)
-        # An LLM request spends the same per-user budget whichever door asks.
-        async_to_sync(throttle_check)(user_id=request.user.pk, event="stream:request")
         result = async_to_sync(llm_query)(
             user=request.user,
             prompt=data["prompt"],

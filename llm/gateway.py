@@ -11,6 +11,8 @@ from chat.state import get_state
 
 from . import event_types
 from .inputs import StreamRequestInput, StreamStopInput
+from .models import Stream
+from .services.stream_sweeper import streams_sweep
 from .services.streams import stream_request, stream_stop
 
 logger = logging.getLogger(__name__)
@@ -35,8 +37,18 @@ def active_streams(session_id) -> list[dict]:
     """The running streams of a session with their text so far, from the shared state (so a
     stream on any worker is seen). ``index`` is the last chunk in ``content``.
 
-    A join must not fail because that state can't be read: it then lists none.
+    The session's streams left running by a dead worker are swept first (ended as failed,
+    the room told), so a joiner never waits on one; a live record of a stream that has
+    ended is not listed. A join must not fail because the shared state can't be read: it
+    then lists none.
     """
+    running = {
+        str(stream.pk)
+        for stream in streams_sweep(session_id=session_id)
+        if stream.status not in Stream.FINAL
+    }
+    if not running:
+        return []
     try:
         snapshots = get_state().stream_snapshots(session_id)
     except Exception:
@@ -51,6 +63,7 @@ def active_streams(session_id) -> list[dict]:
             tokens=snapshot["tokens"],
         )
         for snapshot in snapshots
+        if snapshot["streamId"] in running
     ]
 
 

@@ -86,7 +86,15 @@ class Stream(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
-        indexes = [models.Index(fields=["session", "started_at"], name="stream_session")]
+        indexes = [
+            models.Index(fields=["session", "started_at"], name="stream_session"),
+            # The few streams not ended yet, which the sweeper reads on every session:join.
+            models.Index(
+                fields=["session"],
+                name="stream_running",
+                condition=models.Q(status__in=["pending", "streaming"]),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"stream {self.id} ({self.status})"

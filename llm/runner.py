@@ -6,11 +6,19 @@
 
 What it guarantees:
 
+- the request to Ollama goes out before ``StreamStart`` is yielded, so whatever the caller
+  does with the start (a broadcast) overlaps the model's work rather than preceding it;
 - deltas are coalesced: a delta goes out at once if no chunk went out in the last
   ``stream_delay_ms`` (so the first one is never delayed), otherwise with the others that
   arrive within that window, at most ``stream_delay_ms`` late;
+- a chunk is handed over as soon as it is due, and while the caller deals with it (a
+  broadcast: Redis round trips) the reading gives the event loop back after every line: a
+  response already waiting in the socket is otherwise read without giving the loop to
+  anyone, which would hold the caller's writes until much of the answer had been read;
 - chunks are numbered from 0 without gaps, and their deltas add up to the final content:
   text still buffered is flushed as a chunk before any ending;
+- the answer is complete at Ollama's ``done`` line: the last chunk goes out then, without
+  waiting for the response to close;
 - tool calls are executed, reported (``StreamTool``), fed back, and the answer goes on;
 - tokens are Ollama's own counts (``eval_count`` / ``prompt_eval_count``), summed over the
   tool rounds; while an answer runs, each received piece counts as one token;
@@ -27,14 +35,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
 from django.conf import settings
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.tools import BaseTool
 
 from . import stream_errors
+from .provider import model_stream
 from .stream_events import (
     StreamChunk,
     StreamComplete,
@@ -44,6 +55,7 @@ from .stream_events import (
     StreamStopped,
     StreamTool,
 )
+from .tools import tool_schema
 
 logger = logging.getLogger(__name__)
 
@@ -89,12 +101,14 @@ class _Answer:
 
     def take(self, delta: str) -> StreamChunk | None:
         """Add a delta: the chunk to send now, or None if it waits in the buffer."""
+        now = time.monotonic()
         if self.first_token_at is None:
-            self.first_token_at = time.monotonic()
+            self.first_token_at = now
         self.round_tokens += 1
         self.buffer.append(delta)
-        due = self.last_sent_at is None or time.monotonic() - self.last_sent_at >= self.delay_s
-        return self.flush() if due else None
+        if self.last_sent_at is None or now - self.last_sent_at >= self.delay_s:
+            return self.flush()
+        return None
 
     def flush(self, *, complete: bool = False) -> StreamChunk | None:
         """The buffered text as a chunk (the last one, with the content, if ``complete``)."""
@@ -135,14 +149,113 @@ class _Answer:
 
 
 class _Round:
-    """What one request to Ollama produced besides text."""
+    """One request to Ollama, read by a task of its own from the moment it is made (so the
+    whole HTTP exchange lives in that task, and cancelling it closes the connection).
 
-    def __init__(self) -> None:
+    The reader turns each line into text for the answer's buffer and, when that makes a
+    chunk due, queues the chunk (``ready``); while a chunk waits there or the caller of
+    ``next_chunk`` is dealing with one (``busy``), it lets the event loop run between lines.
+    ``next_chunk`` waits on the reader, on ``stop`` and on the coalescing deadline together.
+    Both run on one event loop, so each step of either is atomic.
+    """
+
+    def __init__(
+        self, llm, history: Sequence[BaseMessage], tools: Sequence[dict], answer: _Answer
+    ) -> None:
+        self.answer = answer
         self.text: list[str] = []
         self.calls: list[dict[str, Any]] = []
         self.done_reason: str | None = None
         self.eval_count: int | None = None
         self.prompt_eval_count = 0
+        self.ready: deque[StreamChunk] = deque()
+        self.finished = False
+        self.error: Exception | None = None
+        self.wakeup: asyncio.Future | None = None
+        # ``next_chunk`` waits with no deadline (nothing was buffered when it began).
+        self.untimed = False
+        # The caller has the last chunk ``next_chunk`` returned, and has not asked again.
+        self.busy = False
+        self.reader = asyncio.create_task(self._read(model_stream(llm, history, tools=tools)))
+
+    async def _read(self, stream: AsyncGenerator[ChatGenerationChunk, None]) -> None:
+        try:
+            async with contextlib.aclosing(stream):
+                async for piece in stream:
+                    if (chunk := self._absorb(piece)) is not None:
+                        self.ready.append(chunk)
+                        self._wake()
+                    elif self.untimed and self.answer.buffer:
+                        # Text now waits in the buffer: ``next_chunk`` must set its deadline.
+                        self._wake()
+                    if self.ready or self.busy:
+                        # A chunk is being written: lines already at hand would otherwise
+                        # be read without a break, holding that write (its round trips).
+                        await asyncio.sleep(0)
+                    if self.done_reason is not None:
+                        # Ollama's last line: the round is complete. Reading on to the end
+                        # of the response (at hand) lets it close by itself.
+                        self._wake()
+        except Exception as exc:
+            self.error = exc
+        finally:
+            self.finished = True
+            self._wake()
+
+    def _wake(self) -> None:
+        self.untimed = False
+        if self.wakeup is not None and not self.wakeup.done():
+            self.wakeup.set_result(None)
+
+    def _absorb(self, piece: ChatGenerationChunk) -> StreamChunk | None:
+        """Take what one line carries; the chunk to send now, if any."""
+        message = piece.message
+        if message.tool_calls:
+            self.calls.extend(message.tool_calls)
+        info = piece.generation_info
+        if info and info.get("done_reason"):
+            self.done_reason = info["done_reason"]
+            usage = message.usage_metadata or {}
+            self.eval_count = usage.get("output_tokens", info.get("eval_count"))
+            self.prompt_eval_count = usage.get("input_tokens", 0) or 0
+        delta = message.content
+        if not delta or not isinstance(delta, str):
+            return None
+        self.text.append(delta)
+        return self.answer.take(delta)
+
+    async def next_chunk(self, stop_wait: asyncio.Future | None) -> StreamChunk | None:
+        """The next chunk due; None once Ollama's last line is in (or the response ended
+        without it). Raises ``_Stopped``, or what reading raised."""
+        self.busy = False
+        while True:
+            if self.ready:
+                self.busy = True
+                return self.ready.popleft()
+            if stop_wait is not None and stop_wait.done():
+                raise _Stopped
+            if self.done_reason is not None:
+                return None
+            if self.finished:
+                if self.error is not None:
+                    raise self.error
+                return None
+            timeout = self.answer.flush_in()
+            self.untimed = timeout is None
+            self.wakeup = asyncio.get_running_loop().create_future()
+            waiting = {self.wakeup} if stop_wait is None else {self.wakeup, stop_wait}
+            done, _ = await asyncio.wait(
+                waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            if not done and (chunk := self.answer.flush()):
+                self.busy = True
+                return chunk
+
+    async def close(self) -> None:
+        """Stop reading (closing the HTTP response if it is still open)."""
+        self.reader.cancel()
+        # Wait for the reader to unwind without swallowing a cancellation of this task.
+        await asyncio.wait([self.reader])
 
 
 async def run_stream(
@@ -160,34 +273,36 @@ async def run_stream(
     answer = _Answer(model=model, delay_s=max(0, delay_ms) / 1000)
     history = list(messages)
     by_name = {tool.name: tool for tool in tools}
+    schemas = [tool_schema(tool) for tool in tools]
     stop_wait = asyncio.ensure_future(stop.wait()) if stop is not None else None
-    yield StreamStart(model=model)
+    offer_tools = bool(schemas) and max_tool_rounds > 0
+    current = _Round(llm, history, schemas if offer_tools else (), answer)
     try:
+        yield StreamStart(model=model)
         for round_no in range(max_tool_rounds + 1):
-            offer_tools = bool(tools) and round_no < max_tool_rounds
-            runnable = llm.bind_tools(list(tools)) if offer_tools else llm
-            outcome = _Round()
-            # aclosing: if this generator is closed or cancelled mid-round, the round's
-            # reader task is cancelled at once rather than whenever the round is collected.
-            round_chunks = _stream_round(runnable, history, answer, outcome, stop_wait)
-            async with contextlib.aclosing(round_chunks) as chunks:
-                async for chunk in chunks:
+            if round_no:
+                offer_tools = bool(schemas) and round_no < max_tool_rounds
+                current = _Round(llm, history, schemas if offer_tools else (), answer)
+            try:
+                while (chunk := await current.next_chunk(stop_wait)) is not None:
                     yield chunk
-            if outcome.done_reason is None:
+            finally:
+                await current.close()
+            if current.done_reason is None:
                 raise IncompleteStream
             answer.tokens_done += (
-                outcome.eval_count if outcome.eval_count is not None else answer.round_tokens
+                current.eval_count if current.eval_count is not None else answer.round_tokens
             )
             answer.round_tokens = 0
-            answer.prompt_tokens += outcome.prompt_eval_count
-            if not (outcome.calls and offer_tools):
+            answer.prompt_tokens += current.prompt_eval_count
+            if not (current.calls and offer_tools):
                 yield answer.flush(complete=True)
-                yield answer.end(StreamComplete, finish_reason=outcome.done_reason)
+                yield answer.end(StreamComplete, finish_reason=current.done_reason)
                 return
             if chunk := answer.flush():
                 yield chunk
-            history.append(AIMessage("".join(outcome.text), tool_calls=outcome.calls))
-            for call in outcome.calls:
+            history.append(AIMessage("".join(current.text), tool_calls=current.calls))
+            for call in current.calls:
                 result = await _call_tool(by_name, call, answer)
                 yield StreamTool(name=call["name"], args=call["args"], result=result)
                 history.append(ToolMessage(result, tool_call_id=call["id"], name=call["name"]))
@@ -204,6 +319,7 @@ async def run_stream(
             yield chunk
         yield answer.end(StreamError, code=code, message=message)
     finally:
+        await current.close()
         if stop_wait is not None:
             stop_wait.cancel()
 
@@ -220,77 +336,6 @@ def _error_of(exc: Exception, model: str) -> tuple[str, str]:
     else:
         logger.warning("stream of model %s failed: %s (%s)", model, code, type(exc).__name__)
     return code, message
-
-
-async def _stream_round(
-    runnable, history, answer: _Answer, outcome: _Round, stop_wait: asyncio.Future | None
-) -> AsyncIterator[StreamChunk]:
-    """One request to Ollama: yields the chunks due while reading it, fills ``outcome``.
-
-    A separate task reads the response (so the whole HTTP exchange lives in one task, and
-    cancelling that task closes it); this loop waits on it, on ``stop`` and on the
-    coalescing deadline together.
-    """
-    queue: asyncio.Queue = asyncio.Queue()
-    reader = asyncio.create_task(_read(runnable, history, queue))
-    getter: asyncio.Future | None = None
-    try:
-        while True:
-            if stop_wait is not None and stop_wait.done():
-                raise _Stopped
-            if getter is None:
-                getter = asyncio.ensure_future(queue.get())
-            waiting = {getter} if stop_wait is None else {getter, stop_wait}
-            done, _ = await asyncio.wait(
-                waiting, timeout=answer.flush_in(), return_when=asyncio.FIRST_COMPLETED
-            )
-            if stop_wait is not None and stop_wait in done:
-                raise _Stopped
-            if getter not in done:
-                if chunk := answer.flush():
-                    yield chunk
-                continue
-            kind, value = getter.result()
-            getter = None
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value
-            if chunk := _absorb(value, answer, outcome):
-                yield chunk
-    finally:
-        if getter is not None:
-            getter.cancel()
-        reader.cancel()
-        # Wait for the reader to unwind (closing the HTTP response) without swallowing a
-        # cancellation of this task.
-        await asyncio.wait([reader])
-
-
-async def _read(runnable, history, queue: asyncio.Queue) -> None:
-    try:
-        async for piece in runnable.astream(history):
-            queue.put_nowait(("piece", piece))
-    except Exception as exc:
-        queue.put_nowait(("error", exc))
-    else:
-        queue.put_nowait(("end", None))
-
-
-def _absorb(piece, answer: _Answer, outcome: _Round) -> StreamChunk | None:
-    """Take what one LangChain chunk carries; the chunk to send now, if any."""
-    outcome.calls.extend(getattr(piece, "tool_calls", None) or [])
-    metadata = getattr(piece, "response_metadata", None) or {}
-    if metadata.get("done_reason"):
-        outcome.done_reason = metadata["done_reason"]
-        usage = getattr(piece, "usage_metadata", None) or {}
-        outcome.eval_count = usage.get("output_tokens", metadata.get("eval_count"))
-        outcome.prompt_eval_count = usage.get("input_tokens", 0) or 0
-    delta = piece.content if isinstance(piece.content, str) else ""
-    if not delta:
-        return None
-    outcome.text.append(delta)
-    return answer.take(delta)
 
 
 async def _call_tool(by_name: dict[str, BaseTool], call: dict[str, Any], answer: _Answer) -> str:

@@ -96,5 +96,5 @@ async def stream_events_view(request, stream_id):
         stream = await database_sync_to_async(stream_get_for_member)(user=user, stream_id=stream_id)
     except DomainError as error:
         return error_json(error)
-    follower = StreamFollower(stream, last_index=_last_event_id(request))
+    follower = StreamFollower(stream, user=user, last_index=_last_event_id(request))
     return EventStreamResponse(follower.events())

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from .. import event_types
 from ..events import event_append, event_record, seq_allocate
-from ..models import ChatSession, Message
+from ..models import Message
 from ..selectors import message_get
 from ..serializers import MessageSerializer
 
@@ -27,7 +27,9 @@ def assistant_message_create(
     """An empty assistant message (no author) in the session, or in the thread under
     ``parent_id`` (a thread root), broadcast as ``message:new``."""
     with transaction.atomic():
-        seq = seq_allocate(session_id=session_id)
+        seq = seq_allocate(
+            session_id=session_id, message_at=timezone.now(), top_level=parent_id is None
+        )
         message = Message.objects.create(
             session_id=session_id,
             seq=seq,
@@ -40,8 +42,9 @@ def assistant_message_create(
         )
         if parent_id is not None:
             Message.objects.filter(pk=parent_id).update(reply_count=F("reply_count") + 1)
-        ChatSession.objects.filter(pk=session_id).update(last_message_at=message.created_at)
-        message = message_get(message.pk)
+        # Just created, so nothing to read back: it has no author, reactions or attachments.
+        message.reaction_list = []
+        message.attachment_list = []
         event_append(
             session_id=session_id,
             seq=seq,

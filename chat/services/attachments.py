@@ -355,7 +355,7 @@ def attachment_delete(*, user, attachment_id) -> None:
 def attachments_for_message(*, user, message_id) -> list[Attachment]:
     """The message's attachments, oldest first, for a member; none for a deleted message."""
     message = message_get_for_member(user=user, message_id=message_id)
-    return [] if message.is_deleted else list(message.attachments.all())
+    return [] if message.is_deleted else message.attachment_list
 
 
 def attachment_get_for_member(*, user, attachment_id) -> Attachment:

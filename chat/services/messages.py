@@ -11,7 +11,7 @@ from chatproject.errors import forbidden, validation_error
 from .. import event_types
 from ..content import content_clean
 from ..events import event_append, event_record, seq_allocate
-from ..models import Attachment, Message, MessageEdit, Reaction, SessionEvent
+from ..models import Message, MessageEdit, SessionEvent
 from ..permissions import can_manage, membership_require
 from ..selectors import message_get, message_get_for_member, session_get_for_member
 from ..serializers import MessageSerializer
@@ -39,11 +39,9 @@ def _thread_root(*, session_id, parent_id) -> Message | None:
 
 def _mark_new(message: Message) -> None:
     """Let a message just created render without reading it back: it has no reactions and
-    no attachments yet, so their prefetch caches are known to be empty."""
-    message._prefetched_objects_cache = {
-        "reactions": Reaction.objects.none(),
-        "attachments": Attachment.objects.none(),
-    }
+    no attachments yet, so the lists ``messages_with_details`` would load are empty."""
+    message.reaction_list = []
+    message.attachment_list = []
 
 
 def _existing_by_client_id(*, session_id, author, client_id) -> Message | None:
@@ -77,7 +75,9 @@ def message_send(
     root = _thread_root(session_id=session.pk, parent_id=parent_id)
     try:
         with transaction.atomic():
-            seq = seq_allocate(session_id=session.pk, message_at=timezone.now())
+            seq = seq_allocate(
+                session_id=session.pk, message_at=timezone.now(), top_level=root is None
+            )
             message = Message.objects.create(
                 session=session,
                 seq=seq,

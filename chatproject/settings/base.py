@@ -240,4 +240,8 @@ LOGGING = {
     },
 }
 
-REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 1000)
+# The shared state's Redis pool (chat.state), per process and event loop: at most this many
+# connections; a caller finding all busy waits up to REDIS_POOL_TIMEOUT seconds for one
+# rather than failing (a pool that failed at once lost presence updates in bursts).
+REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 64)
+REDIS_POOL_TIMEOUT = env_int("REDIS_POOL_TIMEOUT", 10)

@@ -12,6 +12,10 @@ Any member on any worker can stop it: the task listens on a channel in the group
 request as well, since the channel layer may drop a message. Stopping sets the runner's
 ``stop`` event, which cancels the read from Ollama and so closes the HTTP connection.
 
+The task asks the model as soon as it starts, while the request's handler publishes the
+live record and opens the stop channel (``open``); it tells the room nothing before those
+exist. If they can't be set up the request is refused and the stream ends as failed.
+
 An optional observer sees every event too, the ending last (after it is saved): that is how
 the ``/ws/ai/`` door relays a conversation's answer to its one listener in its own frames.
 """
@@ -72,6 +76,10 @@ def group_for_stream(stream_id: uuid.UUID) -> str:
     return f"stream-{stream_id.hex}"
 
 
+class _Unopened(Exception):
+    """The live record or the stop channel could not be set up."""
+
+
 class RoomStream:
     """One answer being streamed into a session."""
 
@@ -81,12 +89,15 @@ class RoomStream:
         self.stop = asyncio.Event()
         self.stopped_by: dict | None = None
         self.task: asyncio.Task | None = None
+        self.watcher: asyncio.Task | None = None
         self.channel: str | None = None
         self.deltas: list[str] = []
         self.tokens = 0
         self.bytes_sent = 0
         self.first_token_at = None
         self.started_at = timezone.now()
+        self.open_done = asyncio.Event()
+        self.open_error: BaseException | None = None
 
     @property
     def ids(self) -> dict:
@@ -99,18 +110,27 @@ class RoomStream:
 
     # --- lifecycle -------------------------------------------------------------------------
 
-    async def open(self) -> None:
-        """Publish the (empty) live record and listen for stops: done before the request is
-        acknowledged, so a join or a stop right after the ack finds the stream."""
-        running[self.plan.stream_id] = self
-        await self._publish(None)
-        layer = get_channel_layer()
-        self.channel = await layer.new_channel()
-        await layer.group_add(group_for_stream(self.plan.stream_id), self.channel)
-
     def start(self) -> asyncio.Task:
+        """Run the answer as a task of its own: it asks the model at once, and waits for
+        ``open`` before it tells the room anything."""
+        running[self.plan.stream_id] = self
         self.task = asyncio.create_task(self._run(), name=f"room-stream-{self.plan.stream_id}")
         return self.task
+
+    async def open(self) -> None:
+        """Publish the (empty) live record and listen for stops, both at once: done before
+        the request is acknowledged, so a join or a stop right after the ack finds the
+        stream. Raises if the stop channel can't be set up; the stream then ends as failed."""
+        try:
+            layer = get_channel_layer()
+            self.channel = await layer.new_channel()
+            group = group_for_stream(self.plan.stream_id)
+            await asyncio.gather(self._publish(None), layer.group_add(group, self.channel))
+        except BaseException as exc:
+            self.open_error = exc
+            raise
+        finally:
+            self.open_done.set()
 
     def request_stop(self, by: dict | None) -> None:
         """Called when a member asks to stop: the first one asking is ``stoppedBy``."""
@@ -119,12 +139,12 @@ class RoomStream:
             self.stop.set()
 
     async def _run(self) -> None:
-        watcher = asyncio.create_task(self._watch())
         try:
             await self._stream()
         finally:
-            watcher.cancel()
-            await asyncio.wait([watcher])
+            if self.watcher is not None:
+                self.watcher.cancel()
+                await asyncio.wait([self.watcher])
             await self.release()
 
     async def release(self) -> None:
@@ -157,17 +177,27 @@ class RoomStream:
             llm = chat_model(plan.config)
             events = run_stream(llm, plan.messages, tools=tools, stop=self.stop)
             async with model_closing(llm), contextlib.aclosing(events):
+                # The start comes once the request to Ollama is on its way.
+                start = await anext(events)
+                await self.open_done.wait()
+                if self.open_error is not None:
+                    raise _Unopened
+                self.watcher = asyncio.create_task(self._watch())
+                await self._start(start)
+                await self._tell(start)
                 async for event in events:
                     if isinstance(event, StreamChunk):
                         await self._chunk(event)
                     elif isinstance(event, StreamTool):
                         await self._tool(event)
-                    elif isinstance(event, StreamStart):
-                        await self._start(event)
                     else:
                         ending = event
                         continue
                     await self._tell(event)
+        except _Unopened:
+            # The request was refused: nothing was broadcast, so only the records end.
+            await self._save(self._interrupted("The answer could not be started."))
+            return
         except asyncio.CancelledError:
             # The worker is going away: keep what was said, as a failed answer.
             await self._end(self._interrupted())
@@ -177,7 +207,7 @@ class RoomStream:
             ending = self._interrupted()
         await self._end(ending or self._interrupted())
 
-    def _interrupted(self) -> StreamError:
+    def _interrupted(self, message: str = "The answer was interrupted.") -> StreamError:
         return StreamError(
             content="".join(self.deltas),
             tokens=self.tokens,
@@ -187,7 +217,7 @@ class RoomStream:
             latency_ms=None,
             errors=1,
             code="INTERNAL",
-            message="The answer was interrupted.",
+            message=message,
         )
 
     async def _start(self, event: StreamStart) -> None:
@@ -229,14 +259,17 @@ class RoomStream:
 
     async def _end(self, ending: StreamEnd) -> None:
         """Save the answer, then tell the room how it ended: exactly one final frame."""
+        await self._save(ending)
+        await self._broadcast(*self._final_frame(ending))
+        await self._tell(ending)
+
+    async def _save(self, ending: StreamEnd) -> None:
         outcome = self._outcome(ending)
         logger.info("stream %s %s %s", self.plan.stream_id, outcome.status, outcome.error_code)
         try:
             await database_sync_to_async(stream_finish)(plan=self.plan, outcome=outcome)
         except Exception:
             logger.exception("saving the answer of stream %s failed", self.plan.stream_id)
-        await self._broadcast(*self._final_frame(ending))
-        await self._tell(ending)
 
     async def _tell(self, event: StreamEvent) -> None:
         if self.observer is None:

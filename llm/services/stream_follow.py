@@ -18,7 +18,13 @@ state again and send what it missed: nothing is doubled (indexes below the next 
 dropped) and nothing is missing. Once the stream has ended (the final frame, or the row when
 the frame was lost or the stream ended before the client came) it sends the rest of the text
 from the saved message, split where ``Last-Event-ID`` says, and ends with ``complete``,
-``stopped`` or ``error``.
+``stopped`` or ``error``. A second with nothing new also sweeps the stream
+(``stream_sweeper``): one whose worker died is failed then, and the follower ends with it.
+
+Only members may follow, for as long as they are members: the follower is in its user's
+group too, so a removal from the session (``session.removed``, as the WebSocket gateway gets
+it) or a ban ends it at once with an ``error`` (FORBIDDEN); since that message may be lost
+as well, membership is also read again every ``MEMBER_CHECK_S``.
 """
 
 from __future__ import annotations
@@ -34,20 +40,30 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from accounts.serializers import UserSerializer
-from chat.events import FRAME_MESSAGE_TYPE, group_for_session
+from accounts.services import USER_DEACTIVATED
+from chat.events import (
+    FRAME_MESSAGE_TYPE,
+    SESSION_REMOVED_TYPE,
+    group_for_session,
+    group_for_user,
+)
+from chat.selectors import membership_get
 from chat.state import get_state
 
 from .. import event_types, sse_events
 from ..models import Stream
 from ..sse_wire import KEEPALIVE, sse_event
+from .stream_sweeper import stream_sweep
 
 logger = logging.getLogger(__name__)
 
 # With nothing from the channel layer for this long, the shared state is read again.
 POLL_S = 1.0
 KEEPALIVE_S = 15.0
-# A stream that is not ended but has no live record for this long lost its worker.
-ORPHAN_S = 10.0
+# How often membership is read again, in case the removal message was lost.
+MEMBER_CHECK_S = 5.0
+NOT_A_MEMBER = "You are no longer a member of this stream's session."
+DEACTIVATED = "This account was deactivated."
 
 FINAL_EVENTS = {
     event_types.STREAM_COMPLETE: sse_events.COMPLETE,
@@ -62,6 +78,14 @@ ERROR_SENTENCES = {
 
 def _ended_row(stream_id) -> Stream:
     return Stream.objects.select_related("message", "stopped_by").get(pk=stream_id)
+
+
+def _swept_row(stream: Stream) -> Stream | None:
+    """The row once the stream has ended, or been swept because its worker died; None while
+    it runs."""
+    if stream_sweep(stream=stream).status in Stream.FINAL:
+        return _ended_row(stream.pk)
+    return None
 
 
 def _snapshot(stream_id: str) -> dict | None:
@@ -87,17 +111,19 @@ async def _drop_channel(layer, channel: str, receive: asyncio.Future | None) -> 
 
 
 class StreamFollower:
-    """One client following one stream, from just after chunk ``last_index``."""
+    """``user`` (a member of its session) following one stream, from just after chunk
+    ``last_index``."""
 
-    def __init__(self, stream: Stream, *, last_index: int = -1) -> None:
+    def __init__(self, stream: Stream, *, user, last_index: int = -1) -> None:
         self.stream = stream
+        self.user = user
         self.ids = {
             "stream_id": stream.pk,
             "session_id": stream.session_id,
             "message_id": stream.message_id,
         }
         self.next = max(last_index, -1) + 1
-        self.orphan_since: float | None = None
+        self.member_checked = time.monotonic()
 
     async def events(self) -> AsyncIterator[bytes]:
         """The encoded events, until the stream's final one."""
@@ -108,8 +134,9 @@ class StreamFollower:
             return
         layer = get_channel_layer()
         channel = await layer.new_channel()
-        group = group_for_session(self.stream.session_id)
-        await layer.group_add(group, channel)
+        groups = [group_for_session(self.stream.session_id), group_for_user(self.user.pk)]
+        for group in groups:
+            await layer.group_add(group, channel)
         receive: asyncio.Future | None = None
         try:
             events, ended = await self._poll()
@@ -128,26 +155,34 @@ class StreamFollower:
                     events, ended = await self._poll()
                     if not events and time.monotonic() - last_sent >= KEEPALIVE_S:
                         events = [KEEPALIVE]
-                    continue
-                try:
-                    message = receive.result()
-                except Exception:
-                    logger.warning("channel layer receive failed; polling", exc_info=True)
-                    await asyncio.sleep(POLL_S)
-                    message = {}
-                receive = None
-                events, ended = await self._on_message(message)
+                else:
+                    try:
+                        message = receive.result()
+                    except Exception:
+                        logger.warning("channel layer receive failed; polling", exc_info=True)
+                        await asyncio.sleep(POLL_S)
+                        message = {}
+                    receive = None
+                    events, ended = await self._on_message(message)
+                if not ended and not await self._still_member():
+                    events, ended = [self._refused(NOT_A_MEMBER)], True
         finally:
-            try:
-                await layer.group_discard(group, channel)
-            except Exception:
-                logger.warning("leaving %s failed", group, exc_info=True)
+            for group in groups:
+                try:
+                    await layer.group_discard(group, channel)
+                except Exception:
+                    logger.warning("leaving %s failed", group, exc_info=True)
             await _drop_channel(layer, channel, receive)
 
     # --- what arrives -----------------------------------------------------------------------
 
     async def _on_message(self, message: dict) -> tuple[list[bytes], bool]:
-        if message.get("type") != FRAME_MESSAGE_TYPE:
+        kind, session_id = message.get("type"), str(self.stream.session_id)
+        if kind == SESSION_REMOVED_TYPE and message.get("sessionId") == session_id:
+            return [self._refused(NOT_A_MEMBER)], True
+        if kind == USER_DEACTIVATED:
+            return [self._refused(DEACTIVATED)], True
+        if kind != FRAME_MESSAGE_TYPE:
             return [], False
         frame = orjson.loads(message["text"])
         data = frame.get("data") or {}
@@ -172,24 +207,25 @@ class StreamFollower:
         return [], False
 
     async def _poll(self) -> tuple[list[bytes], bool]:
-        """Catch up from the shared state; from the row once the stream has ended."""
-        events, found = await self._catch_up()
-        if found:
-            self.orphan_since = None
+        """Catch up from the shared state; with nothing new, from the row if the stream has
+        ended (or is swept now: its worker died)."""
+        events, _ = await self._catch_up()
+        if events:
             return events, False
-        row = await database_sync_to_async(_ended_row)(self.stream.pk)
-        if row.status in Stream.FINAL:
-            return self._ended(row), True
-        # Not ended and no live record: it is starting, or its worker died (the record
-        # expired).
-        now = time.monotonic()
-        self.orphan_since = self.orphan_since or now
-        if now - self.orphan_since < ORPHAN_S:
+        row = await database_sync_to_async(_swept_row)(self.stream)
+        if row is None:
             return [], False
-        data = event_types.stream_error(
-            **self.ids, code="INTERNAL", message="The answer was interrupted: its worker stopped."
+        return self._ended(row), True
+
+    async def _still_member(self) -> bool:
+        """Whether the user is still a member, read again at most every ``MEMBER_CHECK_S``."""
+        if time.monotonic() - self.member_checked < MEMBER_CHECK_S:
+            return True
+        self.member_checked = time.monotonic()
+        membership = await database_sync_to_async(membership_get)(
+            user=self.user, session_id=self.stream.session_id
         )
-        return [self._final(sse_events.ERROR, data)], True
+        return membership is not None
 
     async def _catch_up(self) -> tuple[list[bytes], bool]:
         """The text after the last chunk sent, from the shared state; and whether the stream
@@ -250,3 +286,8 @@ class StreamFollower:
 
     def _final(self, name: str, data: dict) -> bytes:
         return sse_event(name, data, event_id=self.next - 1 if self.next > 0 else None)
+
+    def _refused(self, sentence: str) -> bytes:
+        """The ``error`` that ends the follow of someone who may no longer see the stream."""
+        data = event_types.stream_error(**self.ids, code="FORBIDDEN", message=sentence)
+        return self._final(sse_events.ERROR, data)

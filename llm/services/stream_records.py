@@ -2,6 +2,10 @@
 requester's message, an empty assistant message, the ``Stream`` row) and everything again
 when it ends (the answer and the row's outcome). Nothing in between: the running text lives
 in memory and in the shared state (TRAPS: no write per chunk).
+
+A request is checked, stored and its context read in one call and one transaction: each
+call queues through Channels' one database thread, and each commit waits for PostgreSQL to
+flush its log (~5 ms here), all before the model is asked.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ from langchain_core.messages import BaseMessage
 
 from accounts.serializers import UserSerializer
 from chat.models import Message
-from chat.selectors import session_get_for_member
 from chat.services.assistant import assistant_message_create, assistant_message_finish
 from chat.services.messages import message_send
 from chatproject.errors import validation_error
@@ -33,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class StreamTarget:
-    """Where an answer goes and how it is made, checked before anything is written."""
+    """Where an answer goes and how it is made."""
 
     session_id: uuid.UUID
     agent: Agent | None
@@ -59,10 +62,9 @@ class StreamPlan:
     """The prompt as saved (the content filter may have masked words)."""
 
 
-def stream_target(*, user, session_id, agent_id=None, config: dict | None = None) -> StreamTarget:
-    """The session (the user must be a member), the agent (the requested one, else the
-    session's) and the model settings of an answer."""
-    session = session_get_for_member(user=user, session_id=session_id)
+def stream_target(*, session, agent_id=None, config: dict | None = None) -> StreamTarget:
+    """The agent of an answer in ``session`` (the requested one, else the session's) and
+    its model settings."""
     if agent_id is not None:
         agent = Agent.objects.filter(pk=agent_id).first()
         if agent is None:
@@ -80,18 +82,30 @@ def stream_target(*, user, session_id, agent_id=None, config: dict | None = None
 
 
 def stream_prepare(
-    *, user, target: StreamTarget, stream_id: uuid.UUID, prompt: str, parent_id=None
+    *,
+    user,
+    session_id,
+    stream_id: uuid.UUID,
+    prompt: str,
+    agent_id=None,
+    parent_id=None,
+    config: dict | None = None,
 ) -> StreamPlan:
-    """Save the prompt (``message:new``, role user), the empty assistant message
-    (``message:new``) and the ``Stream`` row; build the model's context."""
-    user_message = message_send(
-        author=user, session_id=target.session_id, content=prompt, parent_id=parent_id
-    )
-    agent_id = target.agent.pk if target.agent else None
+    """Save the prompt (``message:new``, role user; NOT_FOUND or FORBIDDEN unless the user
+    is a member), check the agent (``stream_target``), save the empty assistant message
+    (``message:new``) and the ``Stream`` row, and build the model's context: all in one
+    transaction, so a refusal at any step saves nothing and both messages go out when it
+    commits."""
     with transaction.atomic():
+        user_message = message_send(
+            author=user, session_id=session_id, content=prompt, parent_id=parent_id
+        )
+        # The session message_send checked membership with, already loaded.
+        target = stream_target(session=user_message.session, agent_id=agent_id, config=config)
+        agent_pk = target.agent.pk if target.agent else None
         assistant = assistant_message_create(
             session_id=target.session_id,
-            agent_id=agent_id,
+            agent_id=agent_pk,
             parent_id=user_message.parent_id,
             metadata={"streamId": str(stream_id), "status": Stream.Status.STREAMING},
         )
@@ -105,18 +119,18 @@ def stream_prepare(
             model=target.config.model,
             max_tokens=target.config.max_tokens,
         )
-    messages = context_messages(
-        session_id=target.session_id,
-        system_prompt=target.agent.system_prompt if target.agent else "",
-        parent_id=user_message.parent_id,
-        exclude_ids=[assistant.pk],
-    )
+        messages = context_messages(
+            session_id=target.session_id,
+            system_prompt=target.agent.system_prompt if target.agent else "",
+            parent_id=user_message.parent_id,
+            exclude_ids=[assistant.pk],
+        )
     return StreamPlan(
         stream_id=stream_id,
         session_id=target.session_id,
         message_id=assistant.pk,
         user_message_id=user_message.pk,
-        agent_id=agent_id,
+        agent_id=agent_pk,
         config=target.config,
         tool_names=target.tool_names,
         messages=messages,
@@ -144,11 +158,25 @@ class StreamOutcome:
 def stream_finish(*, plan: StreamPlan, outcome: StreamOutcome) -> Message | None:
     """Save the answer (whatever part of it exists) and the stream's outcome; the message
     goes out as ``message:edited``. None if the session is gone meanwhile."""
+    return stream_outcome_save(
+        stream_id=plan.stream_id,
+        message_id=plan.message_id,
+        model=plan.config.model,
+        outcome=outcome,
+    )
+
+
+def stream_outcome_save(
+    *, stream_id, message_id, model: str, outcome: StreamOutcome
+) -> Message | None:
+    """``stream_finish`` for a stream known by its ids (``model``: the one it was asked
+    for), so the sweeper ends a stream whose worker died exactly as that worker would
+    have."""
     ending = outcome.ending
     metadata = {
-        "streamId": str(plan.stream_id),
+        "streamId": str(stream_id),
         "status": outcome.status,
-        "model": ending.model or plan.config.model,
+        "model": ending.model or model,
         "finishReason": outcome.finish_reason or None,
         "toolCalls": ending.tool_calls,
     }
@@ -157,12 +185,12 @@ def stream_finish(*, plan: StreamPlan, outcome: StreamOutcome) -> Message | None
     try:
         with transaction.atomic():
             message = assistant_message_finish(
-                message_id=plan.message_id,
+                message_id=message_id,
                 content=ending.content,
                 tokens=ending.tokens,
                 metadata=metadata,
             )
-            Stream.objects.filter(pk=plan.stream_id).update(
+            Stream.objects.filter(pk=stream_id).update(
                 status=outcome.status,
                 tokens_generated=ending.tokens,
                 prompt_tokens=ending.prompt_tokens,
@@ -177,6 +205,6 @@ def stream_finish(*, plan: StreamPlan, outcome: StreamOutcome) -> Message | None
                 stopped_by_id=outcome.stopped_by_id,
             )
     except Message.DoesNotExist:
-        logger.info("stream %s ended after its session was deleted", plan.stream_id)
+        logger.info("stream %s ended after its session was deleted", stream_id)
         return None
     return message

@@ -1,10 +1,11 @@
 """The two things a member can do to a room stream: request one and stop one.
 
-``stream_request`` checks and stores everything first (membership, the agent, a slot among
-``MAX_CONCURRENT_STREAMS`` across every worker), then starts the answer as its own task and
-returns at once; the answer reaches the room as ``stream:*`` events. ``stream_stop`` works
-from any worker: the worker running the stream is told through the channel layer and the
-shared state.
+``stream_request`` takes a slot among ``MAX_CONCURRENT_STREAMS`` across every worker, then
+checks and stores everything (membership, the agent, both messages, the ``Stream`` row) in
+one database call, then starts the answer as its own task, which asks the model at once,
+and returns as soon as the stream can be found (its live record and stop channel); the
+answer reaches the room as ``stream:*`` events. ``stream_stop`` works from any worker: the
+worker running the stream is told through the channel layer and the shared state.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from chatproject.errors import DomainError
 
 from ..models import Stream
 from ..selectors import stream_get_for_member
-from ..stream_events import StreamError
 from .room_stream import (
     LIVE_TTL_S,
     STOP_MESSAGE_TYPE,
@@ -31,7 +31,7 @@ from .room_stream import (
     running,
 )
 from .slots import slot_acquire, slot_release
-from .stream_records import StreamOutcome, stream_finish, stream_prepare, stream_target
+from .stream_records import stream_prepare
 
 logger = logging.getLogger(__name__)
 
@@ -52,52 +52,35 @@ async def stream_request(
     Ollama's own failures (an unknown model, a server down) come later, as ``stream:error``.
     ``observer`` also sees every event of the answer (the ``/ws/ai/`` door relays them).
     """
-    target = await database_sync_to_async(stream_target)(
-        user=user, session_id=session_id, agent_id=agent_id, config=config
-    )
     stream_id = uuid.uuid4()
+    # The slot comes first, so a stream row never exists without one (the sweeper fails a
+    # running stream whose slot is gone).
     await slot_acquire(str(stream_id))
     try:
         plan = await database_sync_to_async(stream_prepare)(
-            user=user, target=target, stream_id=stream_id, prompt=prompt, parent_id=parent_id
+            user=user,
+            session_id=session_id,
+            stream_id=stream_id,
+            prompt=prompt,
+            agent_id=agent_id,
+            parent_id=parent_id,
+            config=config,
         )
     except BaseException:
         await slot_release(str(stream_id))
         raise
     room = RoomStream(plan, observer=observer)
+    room.start()
     try:
         await room.open()
     except Exception:
         logger.exception("stream %s could not start", stream_id)
-        await _fail_unopened(room)
         raise DomainError("INTERNAL", "The answer could not be started.") from None
-    room.start()
     return {
         "streamId": str(stream_id),
         "messageId": str(plan.message_id),
         "userMessageId": str(plan.user_message_id),
     }
-
-
-async def _fail_unopened(room: RoomStream) -> None:
-    """A stream whose live record or stop channel could not be set up: its messages exist,
-    so it ends as failed like any other."""
-    ending = StreamError(
-        content="",
-        tokens=0,
-        prompt_tokens=0,
-        model=room.plan.config.model,
-        duration_ms=0,
-        latency_ms=None,
-        errors=1,
-        code="INTERNAL",
-        message="The answer could not be started.",
-    )
-    outcome = StreamOutcome(status=Stream.Status.FAILED, ending=ending, error_code="INTERNAL")
-    try:
-        await database_sync_to_async(stream_finish)(plan=room.plan, outcome=outcome)
-    finally:
-        await room.release()
 
 
 async def stream_stop(*, user, stream_id) -> dict:

@@ -289,19 +289,25 @@ window.addEventListener("focus", markSeenSoon);
 
 // --- older messages, search, threads -------------------------------------------------------
 
+const OLDER_PAGE = 50;
+// The server serves and counts at most this many matches: a total of it means "or more".
+const SEARCH_MATCHES_MAX = 1000;
+
 async function loadOlder() {
   if (!hasOlder || loadingOlder || main.oldestSeq === null) return;
   loadingOlder = true;
   $("#load-older").disabled = true;
   try {
     const page = await api(
-      `/api/chat/sessions/${sessionId}/messages?beforeSeq=${main.oldestSeq}&limit=50`,
+      `/api/chat/sessions/${sessionId}/messages?beforeSeq=${main.oldestSeq}&limit=${OLDER_PAGE}`,
     );
     // What arrived live meanwhile is newer than this page of history: keep it.
     const older = page.messages.filter((msg) => !store.has(msg.id));
     for (const msg of older) store.set(msg.id, msg);
     main.prepend(older);
-    hasOlder = page.total > page.messages.length;
+    // `total` counts the whole timeline, not what is left before the cursor: a short page
+    // is the start.
+    hasOlder = page.messages.length === OLDER_PAGE;
   } catch (error) {
     toasts.show(`Couldn't load older messages: ${error.message}`);
   } finally {
@@ -410,7 +416,8 @@ async function search(query) {
       h(
         "p",
         { class: "muted panel-note" },
-        `${page.total} result${page.total === 1 ? "" : "s"} for “${query}”`,
+        `${page.total >= SEARCH_MATCHES_MAX ? `${page.total}+` : page.total} ` +
+          `result${page.total === 1 ? "" : "s"} for “${query}”`,
       ),
       results.length
         ? h("ul", { class: "search-results" }, results)

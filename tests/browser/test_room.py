@@ -430,9 +430,14 @@ def test_the_tools_the_assistant_used_show_compactly(pair, ollama):
 def test_reading_older_messages_is_not_interrupted_by_new_ones(web, people):
     alice, bob = web.user("alice"), web.user("bob")
     room = web.room(alice, bob)
-    with web.api(alice) as http:
-        for n in range(40):
-            http.post("/api/chat/messages", json={"sessionId": room, "content": f"history {n}"})
+    # Two authors: one user may send 30 messages a minute, REST and WebSocket together.
+    for author, start in ((alice, 0), (bob, 20)):
+        with web.api(author) as http:
+            for n in range(start, start + 20):
+                sent = http.post(
+                    "/api/chat/messages", json={"sessionId": room, "content": f"history {n}"}
+                )
+                assert sent.status_code == 201, sent.text
     a, b = people(alice), people(bob)
     a.open_room(room)
     b.open_room(room)

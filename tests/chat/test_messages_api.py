@@ -248,7 +248,6 @@ def test_history_after_seq_catches_up_oldest_first(client_for, room, alice):
     assert contents(history(client, room, afterSeq=2)["messages"]) == ["m3", "m4", "m5"]
     caught_up = history(client, room, afterSeq=2, limit=2)
     assert contents(caught_up["messages"]) == ["m3", "m4"]
-    assert caught_up["total"] == 3
     assert history(client, room, afterSeq=5)["messages"] == []
 
 
@@ -259,6 +258,54 @@ def test_history_before_seq_scrolls_back_by_keyset(client_for, room, alice):
     assert contents(history(client, room, beforeSeq=4, limit=2)["messages"]) == ["m2", "m3"]
     assert contents(history(client, room, beforeSeq=2)["messages"]) == ["m1"]
     assert history(client, room, beforeSeq=1)["messages"] == []
+
+
+def test_history_total_is_the_whole_timeline_whatever_the_cursors(client_for, room, alice):
+    post_messages(room, 5, author=alice)
+    client = client_for(alice)
+
+    pages = [
+        history(client, room),
+        history(client, room, limit=2, offset=2),
+        history(client, room, beforeSeq=3),
+        history(client, room, afterSeq=4),
+        history(client, room, afterSeq=5),
+    ]
+
+    assert [len(page["messages"]) for page in pages] == [5, 2, 2, 1, 0]
+    assert [page["total"] for page in pages] == [5] * 5
+
+
+def test_a_thread_total_is_all_its_replies_whatever_the_cursors(client_for, room, alice, bob):
+    root, _ = post_messages(room, 2, author=alice)
+    replies = [
+        message_send(author=bob, session_id=room.pk, content=f"r{i}", parent_id=root.pk)
+        for i in range(3)
+    ]
+    client = client_for(bob)
+
+    pages = [
+        history(client, room, parentMessageId=str(root.pk), **cursor)
+        for cursor in (
+            {},
+            {"beforeSeq": replies[1].seq},
+            {"afterSeq": replies[2].seq},
+            {"limit": 1, "offset": 1},
+        )
+    ]
+
+    assert [len(page["messages"]) for page in pages] == [3, 1, 0, 1]
+    assert [page["total"] for page in pages] == [3] * 4
+
+
+def test_a_thread_of_another_session_lists_and_counts_nothing(client_for, room, alice, bob):
+    elsewhere = session_create(creator=alice, title="elsewhere", member_ids=[bob.pk])
+    root = message_send(author=alice, session_id=elsewhere.pk, content="topic")
+    message_send(author=bob, session_id=elsewhere.pk, content="re", parent_id=root.pk)
+
+    page = history(client_for(alice), room, parentMessageId=str(root.pk))
+
+    assert page == {"messages": [], "total": 0}
 
 
 def test_the_timeline_leaves_replies_to_their_thread(client_for, room, alice, bob):
@@ -608,6 +655,44 @@ def test_search_pages_with_limit_and_offset_and_keeps_the_total(
     assert (first["total"], second["total"]) == (2, 2)
     assert len(first["results"]) == len(second["results"]) == 1
     assert first["results"][0]["id"] != second["results"][0]["id"]
+
+
+def test_search_lists_the_newest_match_first_however_well_older_ones_match(client_for, alice, room):
+    for text in ["quick quick quick", "quick once", "not this one", "quick, the newest"]:
+        message_send(author=alice, session_id=room.pk, content=text)
+
+    body = search(client_for(alice), room, query="quick").json()
+
+    assert contents(body["results"]) == ["quick, the newest", "quick once", "quick quick quick"]
+
+
+@pytest.fixture
+def haystack(room, alice):
+    """1,005 messages holding "needle", seqs 1 to 1,005, stored in one statement: search
+    reads rows, however they were sent."""
+    Message.objects.bulk_create(
+        Message(session=room, seq=seq, author=alice, content=f"needle {seq}")
+        for seq in range(1, 1006)
+    )
+
+
+def test_search_total_is_exact_up_to_1000_and_capped_there(client_for, alice, room, haystack):
+    body = search(client_for(alice), room, query="needle", limit=3).json()
+
+    assert body["total"] == 1000
+    assert [m["seq"] for m in body["results"]] == [1005, 1004, 1003]
+
+
+def test_search_serves_results_only_within_the_first_1000_matches(
+    client_for, alice, room, haystack
+):
+    client = client_for(alice)
+
+    last = search(client, room, query="needle", limit=20, offset=990).json()
+    past = search(client, room, query="needle", offset=1000).json()
+
+    assert [m["seq"] for m in last["results"]] == list(range(15, 5, -1))
+    assert past == {"results": [], "total": 1000}
 
 
 def test_search_with_no_match_is_empty(client_for, alice, room, searchable):

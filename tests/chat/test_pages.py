@@ -100,7 +100,7 @@ def test_the_session_list_takes_a_fixed_number_of_queries(
 def async_to_sync_presence(user_id: int) -> None:
     from asgiref.sync import async_to_sync
 
-    async_to_sync(get_state().presence_connect)(user_id, f"test-{uuid.uuid4().hex}")
+    async_to_sync(get_state().connection_open)(user_id, f"test-{uuid.uuid4().hex}")
 
 
 # --- a new session ----------------------------------------------------------------------------

@@ -60,6 +60,17 @@ def test_history_queries_do_not_grow_with_the_page(client_for, room, alice, crow
     assert many == few
 
 
+def test_history_reads_its_total_without_counting_the_session(client_for, room, alice, crowd):
+    client = client_for(alice)
+    fill(room, alice, crowd, 3)
+
+    with CaptureQueriesContext(connection) as captured:
+        page = client.get(f"/api/chat/sessions/{room.pk}/messages?limit=2&beforeSeq=5").json()
+
+    assert page["total"] == 3
+    assert not [q["sql"] for q in captured.captured_queries if "COUNT(" in q["sql"].upper()]
+
+
 def test_thread_queries_do_not_grow_with_the_replies(client_for, room, alice, crowd):
     client = client_for(alice)
     root = message_send(author=alice, session_id=room.pk, content="topic")

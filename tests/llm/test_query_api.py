@@ -4,9 +4,11 @@ Ollama server's models), against the Ollama emulator."""
 from __future__ import annotations
 
 import pytest
+from asgiref.sync import async_to_sync
 
 from chat.models import Message
 from chat.services.messages import message_send
+from chat.throttles import rule_for, throttle_check
 from llm.models import Agent
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -128,6 +130,19 @@ def test_a_query_takes_a_stream_slot(client_for, alice, ollama_emulator_settings
     response = query(client_for(alice), prompt="hi")
 
     assert (response.status_code, response.json()["code"]) == (429, "STREAM_LIMIT")
+
+
+def test_a_query_spends_the_stream_request_budget_of_the_websocket_doors(
+    client_for, alice, ollama_emulator_settings
+):
+    for _ in range(rule_for("stream:request").limit):
+        async_to_sync(throttle_check)(user_id=alice.pk, event="stream:request")
+
+    response = query(client_for(alice), prompt="hi")
+
+    assert (response.status_code, response.json()["code"]) == (429, "RATE_LIMITED")
+    assert int(response["Retry-After"]) >= 1
+    assert ollama_emulator_settings.requests() == []
 
 
 # -- models ----------------------------------------------------------------------------------

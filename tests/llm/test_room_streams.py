@@ -15,6 +15,7 @@ from chat.services.sessions import session_create
 from chat.state import get_state
 from llm import event_types
 from llm.models import Agent, Stream
+from llm.services import room_stream
 from llm.services.room_stream import STOP_MESSAGE_TYPE, group_for_stream, running
 
 from ..chat.conftest import request
@@ -536,3 +537,25 @@ async def test_a_non_member_cannot_request_a_stream(
     c = await ws_connect(carol)
     reply = await request(c, "stream:request", {"sessionId": str(room.pk), "prompt": "hi"})
     assert reply["data"]["code"] == "FORBIDDEN"
+
+
+async def test_a_stream_that_cannot_listen_for_stops_is_refused_and_ends_as_failed(
+    ws_connect, ollama_emulator_settings, room, alice, monkeypatch
+):
+    class LayerDown:
+        async def new_channel(self):
+            raise ConnectionError("the channel layer is unreachable")
+
+    monkeypatch.setattr(room_stream, "get_channel_layer", LayerDown)
+    ollama_emulator_settings.configure(**SLOW)
+    a = await joined(ws_connect, alice, room)
+
+    reply = await request(a, "stream:request", {"sessionId": str(room.pk), "prompt": "hi"})
+    await streams_finished()
+
+    assert (reply["event"], reply["data"]["code"]) == ("error", "INTERNAL")
+    stream = await database_sync_to_async(Stream.objects.get)(session_id=room.pk)
+    assert (stream.status, stream.error_code) == ("failed", "INTERNAL")
+    assert (await saved(stream.message_id)).metadata["status"] == "failed"
+    assert running == {}
+    assert ollama_emulator_settings.events("complete") == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import socket
 import time
 
@@ -60,6 +61,73 @@ def assert_well_formed(events) -> StreamEnd:
 @pytest.fixture(autouse=True)
 def _short_timeouts(settings):
     settings.OLLAMA_READ_TIMEOUT = 30
+
+
+# -- when the model is asked and read ----------------------------------------------------
+
+
+async def test_the_request_to_ollama_is_on_its_way_when_the_start_is_yielded(ollama_emulator):
+    events = run_stream(model_for(ollama_emulator), [HumanMessage("go")])
+
+    async with asyncio.timeout(WITHIN_S), contextlib.aclosing(events):
+        assert isinstance(await anext(events), StreamStart)
+        # Not asked for anything more: the request was made with the start.
+        request = await ollama_emulator.await_event("request", within=WITHIN_S)
+
+    assert request["messages"] == [{"role": "user", "content": "go"}]
+
+
+async def test_the_event_loop_stays_free_while_the_caller_works_on_a_chunk(ollama_emulator):
+    # The whole answer waits in the socket at once, and a reader that kept the event loop
+    # while the caller works on the first chunk (a broadcast: Redis round trips) would hold
+    # that work until much of the answer had been read. CPU time, not wall time, between
+    # two turns of another task: a busy machine does not count, and nor does a collection.
+    ollama_emulator.configure(num_tokens=3000)
+    events = run_stream(
+        model_for(ollama_emulator, max_tokens=4096), [HumanMessage("go")], stream_delay_ms=60_000
+    )
+    gaps: list[float] = []
+
+    async def other_task():
+        last = time.thread_time()
+        while True:
+            await asyncio.sleep(0)
+            now = time.thread_time()
+            gaps.append(now - last)
+            last = now
+
+    async with asyncio.timeout(WITHIN_S), contextlib.aclosing(events):
+        async for event in events:
+            if isinstance(event, StreamChunk) and event.index == 0:
+                gc.disable()
+                ticking = asyncio.create_task(other_task())
+                try:
+                    await asyncio.sleep(0.3)
+                finally:
+                    ticking.cancel()
+                    gc.enable()
+            end = event
+
+    assert isinstance(end, StreamComplete) and end.tokens == 3000
+    assert len(gaps) > 100 and max(gaps) < 0.02, f"the loop was held for {max(gaps):.3f} s"
+
+
+async def test_what_is_read_while_the_caller_is_busy_goes_out_in_few_chunks(ollama_emulator):
+    # A caller slower than STREAM_DELAY (a loaded worker) gets the text that arrived
+    # meanwhile coalesced, not one chunk per token.
+    ollama_emulator.configure(num_tokens=300)
+    events = run_stream(model_for(ollama_emulator), [HumanMessage("go")], stream_delay_ms=50)
+    received = []
+
+    async with asyncio.timeout(WITHIN_S), contextlib.aclosing(events):
+        async for event in events:
+            received.append(event)
+            if isinstance(event, StreamChunk):
+                await asyncio.sleep(0.1)
+
+    end = assert_well_formed(received)
+    assert isinstance(end, StreamComplete) and end.tokens == 300
+    assert len(chunks(received)) < 30
 
 
 # -- coalescing and numbering ------------------------------------------------------------

@@ -12,9 +12,10 @@ import pytest
 from channels.db import database_sync_to_async
 
 from chat.events import FRAME_MESSAGE_TYPE
+from chat.models import Membership
 from chat.services.assistant import assistant_message_create
 from chat.services.messages import message_send
-from chat.services.sessions import session_create
+from chat.services.sessions import member_remove, session_create
 from chat.state import get_state
 from llm import event_types, sse_events
 from llm.models import Stream
@@ -252,6 +253,48 @@ async def test_only_members_may_attach(ollama_emulator_settings, room, alice, ca
     assert (status, error["code"]) == (404, "NOT_FOUND")
 
 
+async def follow_until_removed(room, alice, bob, remove) -> tuple[list[dict], Stream]:
+    """Bob follows a long answer; once he has a few chunks ``remove()`` takes him out of the
+    room. His events, and the stream's row when they ended."""
+    ack = await started(room, alice)
+    await chunks_published(ack["streamId"], 3)
+    following = asyncio.create_task(attach(bob, ack["streamId"]))
+    await asyncio.sleep(0.3)
+    await database_sync_to_async(remove)()
+    _, events = await following
+    return events, await row(ack["streamId"])
+
+
+async def test_a_member_removed_while_following_gets_an_error_and_no_more(
+    ollama_emulator_settings, room, alice, bob
+):
+    ollama_emulator_settings.configure(**SLOW)
+
+    events, stream = await follow_until_removed(
+        room, alice, bob, lambda: member_remove(user=alice, session_id=room.pk, user_id=bob.pk)
+    )
+
+    final = events[-1]
+    assert (final["event"], final["data"]["code"]) == ("error", "FORBIDDEN")
+    assert stream.status == "pending", "the answer goes on for the others"
+    assert_well_numbered(events)
+
+
+async def test_membership_is_read_again_in_case_the_removal_message_is_lost(
+    ollama_emulator_settings, room, alice, bob, monkeypatch
+):
+    monkeypatch.setattr(stream_follow, "MEMBER_CHECK_S", 0.2)
+    ollama_emulator_settings.configure(**SLOW)
+
+    # Deleting the row tells nobody: as if the channel layer dropped ``session.removed``.
+    events, stream = await follow_until_removed(
+        room, alice, bob, lambda: Membership.objects.filter(session=room, user=bob).delete()
+    )
+
+    assert (events[-1]["event"], events[-1]["data"]["code"]) == ("error", "FORBIDDEN")
+    assert stream.status == "pending"
+
+
 # -- the follower on its own -------------------------------------------------------------
 
 
@@ -286,7 +329,7 @@ async def publish(stream: Stream, *deltas: str) -> None:
 async def test_a_dropped_chunk_is_taken_from_the_shared_state(room, alice):
     stream = await pending_stream(room, alice)
     await publish(stream, "a", "b", "c")
-    follower = StreamFollower(stream, last_index=0)
+    follower = StreamFollower(stream, user=alice, last_index=0)
 
     events, ended = await follower._on_message(chunk_frame(stream, 2, "c"))
     late, _ = await follower._on_message(chunk_frame(stream, 1, "b"))
@@ -296,15 +339,19 @@ async def test_a_dropped_chunk_is_taken_from_the_shared_state(room, alice):
     assert (event["id"], event["data"]["delta"]) == ("2", "bc")
 
 
-async def test_a_stream_whose_worker_died_ends_with_an_error(room, alice, monkeypatch):
+async def test_a_stream_whose_worker_died_is_failed_and_ends_the_follow(room, alice, monkeypatch):
     monkeypatch.setattr(stream_follow, "POLL_S", 0.02)
-    monkeypatch.setattr(stream_follow, "ORPHAN_S", 0.1)
     stream = await pending_stream(room, alice)
+    await publish(stream, "a", "b")
 
-    events = [event async for event in StreamFollower(stream).events()]
+    async with asyncio.timeout(WITHIN_S):
+        events = [event async for event in StreamFollower(stream, user=alice).events()]
 
-    (error,) = parse_sse(b"".join(events))
-    assert error["event"] == "error" and error["data"]["code"] == "INTERNAL"
+    chunk, error = parse_sse(b"".join(events))
+    assert (chunk["id"], chunk["data"]["delta"]) == ("1", "ab")
+    assert (error["id"], error["event"], error["data"]["code"]) == ("1", "error", "INTERNAL")
+    saved = await row(stream.pk)
+    assert (saved.status, saved.message.content) == ("failed", "ab")
 
 
 async def test_the_follower_gives_its_channel_and_group_back(

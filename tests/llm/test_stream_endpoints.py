@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.utils import timezone
 
 from chat.services.assistant import assistant_message_create
@@ -20,12 +21,15 @@ ENDPOINTS = ("status", "metrics")
 
 @pytest.fixture
 def stream(room, alice):
+    """A stream being written: its worker holds its slot (or the sweeper would end it)."""
     prompt = message_send(author=alice, session_id=room.pk, content="hi")
     answer = assistant_message_create(session_id=room.pk)
-    return Stream.objects.create(
+    stream = Stream.objects.create(
         session=room, message=answer, user_message=prompt, requested_by=alice,
         model="llama3.2", max_tokens=100,
     )  # fmt: skip
+    assert async_to_sync(get_state().stream_slot_acquire)(str(stream.pk), limit=10, ttl=60)
+    return stream
 
 
 def ended(stream: Stream, **changes) -> Stream:
@@ -95,8 +99,6 @@ async def _publish(stream, deltas):
 
 
 def test_a_running_stream_reports_its_live_counters(client_for, alice, stream):
-    from asgiref.sync import async_to_sync
-
     stream = ended(stream, status="streaming", completed_at=None, first_token_at=None)
     async_to_sync(_publish)(stream, ["a", "b", "c", "d"])
 

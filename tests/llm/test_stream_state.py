@@ -79,3 +79,29 @@ async def test_keepalive_keeps_a_silent_streams_live_record():
     await asyncio.sleep(1.5)
 
     assert [s["deltas"] for s in state.stream_snapshots(session)] == [["a"]]
+
+
+async def test_a_dead_workers_text_outlives_its_slot_for_the_sweeper():
+    state, session = get_state(), uuid.uuid4()
+    assert await state.stream_slot_acquire("dead", limit=1, ttl=0.3)
+    await state.stream_publish(session, "dead", meta={"streamId": "dead"}, delta="so far",
+                               ttl=0.3)  # fmt: skip
+    assert state.stream_running("dead")
+
+    await asyncio.sleep(1.2)
+
+    assert not state.stream_running("dead")
+    assert state.stream_snapshot("dead")["deltas"] == ["so far"]
+
+
+async def test_keepalive_takes_back_a_slot_the_state_lost():
+    """Redis restarted under a running stream: the next keepalive holds its slot again, so
+    the sweeper does not take it for dead."""
+    state = get_state()
+    assert await state.stream_slot_acquire("alive", limit=1, ttl=60)
+    state.reset()
+    assert not state.stream_running("alive")
+
+    await state.stream_keepalive("alive", ttl=60)
+
+    assert state.stream_running("alive")

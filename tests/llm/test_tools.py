@@ -12,7 +12,14 @@ from chat.models import Membership
 from chat.services.messages import message_delete, message_send
 from chat.services.sessions import session_create
 from llm.calculator import CalculatorError, calculate
-from llm.tools import TOOL_NAMES, build_tools, calculator, get_current_time, unknown_tools
+from llm.tools import (
+    TOOL_NAMES,
+    build_tools,
+    calculator,
+    get_current_time,
+    tool_schema,
+    unknown_tools,
+)
 
 
 @pytest.mark.parametrize(
@@ -72,6 +79,31 @@ def test_tool_names_and_unknown_ones():
     assert set(TOOL_NAMES) == {"calculator", "get_current_time", "search_messages"}
     assert unknown_tools(["calculator", "shell"]) == ["shell"]
     assert [t.name for t in build_tools(TOOL_NAMES)] == ["calculator", "get_current_time"]
+
+
+def test_tools_that_need_no_session_are_built_once_and_every_kind_converted_once():
+    first, second = build_tools(TOOL_NAMES), build_tools(TOOL_NAMES)
+    assert [a is b for a, b in zip(first, second, strict=True)] == [True, True]
+
+    one, other = (build_tools(["search_messages"], session_id=i, user=i)[0] for i in (1, 2))
+    assert one is not other
+    assert tool_schema(one) is tool_schema(other)
+    assert tool_schema(one) == {
+        "type": "function",
+        "function": {
+            "name": "search_messages",
+            "description": "Search this chat room's earlier messages for words; returns the "
+            "newest matches with their authors and times.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "query": {"type": "string"},
+                    "limit": {"default": 5, "type": "integer"},
+                },
+                "required": ["query"],
+            },
+        },
+    }
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,0 +1,156 @@
+"""This worker's timers for its open WebSockets: the presence heartbeat and token expiry,
+one service per event loop instead of sleeping tasks per connection.
+
+Why: a sleeping task per connection and timer costs a Task, its coroutine, frame and
+futures (over a kilobyte of every idle connection), and a heartbeat per connection costs
+a Redis round trip per connection every ``PRESENCE_HEARTBEAT`` seconds: with 10,000 idle
+sockets those came due in bursts after every pause of the loop and exhausted the Redis
+pool (docs/benchmarks.md, "Idle connections"). Here one task refreshes every registered
+connection's presence in a few pipelined Redis calls per beat, and one loop timer, armed
+for the earliest deadline of a heap, closes the connections whose access token expired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import time
+import weakref
+from typing import Protocol
+
+from .state import PRESENCE_HEARTBEAT, get_state
+
+logger = logging.getLogger(__name__)
+
+
+class Expiring(Protocol):
+    """A connection that lives no longer than its access token."""
+
+    async def token_expired(self) -> None:
+        """Called when its token expired without an ``auth:refresh``."""
+
+
+class ConnectionTimers:
+    """The timers of one event loop's connections, keyed by connection id."""
+
+    def __init__(self) -> None:
+        self._presence: dict[str, int] = {}  # connection id -> user id
+        self._heartbeat: asyncio.Task | None = None
+        self._expiring: dict[str, tuple[float, Expiring]] = {}  # id -> (deadline, conn)
+        # (deadline, connection id); an entry whose deadline is no longer the connection's
+        # (refreshed, closed) is skipped when it comes up, or dropped by ``_compact``.
+        self._deadlines: list[tuple[float, str]] = []
+        self._alarm: asyncio.TimerHandle | None = None
+        self._alarm_at = 0.0
+        self._closing: set[asyncio.Task] = set()
+
+    # --- presence --------------------------------------------------------------------------
+
+    def presence_add(self, user_id: int, connection_id: str) -> None:
+        """Keep this connection's presence entry alive while it is registered."""
+        self._presence[connection_id] = user_id
+        if self._heartbeat is None:
+            self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
+
+    async def _beat(self) -> None:
+        try:
+            while self._presence:
+                await asyncio.sleep(PRESENCE_HEARTBEAT)
+                await self.refresh_presence()
+        finally:
+            self._heartbeat = None
+
+    async def refresh_presence(self) -> None:
+        """One beat: refresh every registered connection's presence entry."""
+        entries = [(user_id, conn) for conn, user_id in self._presence.items()]
+        if not entries:
+            return
+        try:
+            await get_state().presence_refresh_many(entries)
+            # A connection that closed while the refresh was on its way may have had its
+            # entry removed before the refresh re-added it: remove it again, or its user
+            # would look online for PRESENCE_TTL after going offline.
+            gone = [(user_id, conn) for user_id, conn in entries if conn not in self._presence]
+            if gone:
+                await get_state().presence_remove_many(gone)
+        except Exception:
+            logger.warning("presence refresh failed", exc_info=True)
+
+    # --- token expiry ----------------------------------------------------------------------
+
+    def expire_at(self, connection_id: str, connection: Expiring, expires: float | None) -> None:
+        """Call ``connection.token_expired()`` at ``expires`` (epoch seconds), in place of
+        any deadline it had; never, if ``expires`` is None."""
+        self._expiring.pop(connection_id, None)
+        if expires is not None:
+            self._expiring[connection_id] = (expires, connection)
+            heapq.heappush(self._deadlines, (expires, connection_id))
+        self._compact()
+        self._arm()
+
+    def _arm(self) -> None:
+        """Make sure the loop's one alarm rings by the earliest deadline still wanted (an
+        alarm that rings early finds nothing due and is set again)."""
+        while self._deadlines and not self._wanted(*self._deadlines[0]):
+            heapq.heappop(self._deadlines)
+        if not self._deadlines:
+            return
+        earliest = self._deadlines[0][0]
+        if self._alarm is not None and self._alarm_at <= earliest:
+            return
+        if self._alarm is not None:
+            self._alarm.cancel()
+        self._alarm_at = earliest
+        self._alarm = asyncio.get_running_loop().call_later(
+            max(0.0, earliest - time.time()), self._ring
+        )
+
+    def _ring(self) -> None:
+        self._alarm = None
+        now = time.time()
+        while self._deadlines and self._deadlines[0][0] <= now:
+            deadline, connection_id = heapq.heappop(self._deadlines)
+            if self._wanted(deadline, connection_id):
+                _, connection = self._expiring.pop(connection_id)
+                task = asyncio.get_running_loop().create_task(connection.token_expired())
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
+        self._arm()
+
+    def _wanted(self, deadline: float, connection_id: str) -> bool:
+        current = self._expiring.get(connection_id)
+        return current is not None and current[0] == deadline
+
+    def _compact(self) -> None:
+        """Drop the deadlines of closed and refreshed connections once they outnumber the
+        live ones, so a worker with churning connections and long-lived tokens does not
+        keep one heap entry per connection it ever had."""
+        if len(self._deadlines) > 2 * len(self._expiring) + 64:
+            self._deadlines = [(d, conn) for conn, (d, _) in self._expiring.items()]
+            heapq.heapify(self._deadlines)
+
+    # --- both ------------------------------------------------------------------------------
+
+    def forget(self, connection_id: str) -> None:
+        """The connection is closing: no more refreshes, no expiry."""
+        self._presence.pop(connection_id, None)
+        if self._expiring.pop(connection_id, None) is not None:
+            self._compact()
+
+    def __contains__(self, connection_id: str) -> bool:
+        """Whether a connection still has a timer here."""
+        return connection_id in self._presence or connection_id in self._expiring
+
+
+_by_loop: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def connection_timers() -> ConnectionTimers:
+    """The running event loop's timer service (one per loop: tasks and timers are bound to
+    the loop that made them)."""
+    loop = asyncio.get_running_loop()
+    timers = _by_loop.get(loop)
+    if timers is None:
+        timers = _by_loop[loop] = ConnectionTimers()
+    return timers

@@ -1,0 +1,54 @@
+"""The gateway's own consumer loop (``GatewayConsumer.__call__``): one message at a time
+from the socket and the channel layer, as in Channels, and a handler's failure ends the
+consumer as it does in Channels, leaving nothing behind in the worker's timers."""
+
+import asyncio
+
+import orjson
+import pytest
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+from rest_framework_simplejwt.tokens import AccessToken
+
+from chat import consumer as consumer_module
+from chat.events import FRAME_MESSAGE_TYPE, group_for_user
+from chat.timers import connection_timers
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+
+async def test_socket_and_layer_messages_are_dispatched_one_at_a_time(
+    ws_connect, alice, monkeypatch
+):
+    async def slow_ping(self, data):
+        await asyncio.sleep(0.3)
+        return {"serverTime": "later"}
+
+    monkeypatch.setattr(consumer_module.ChatConsumer, "on_ping", slow_ping)
+    ws = await ws_connect(alice)
+    frame = orjson.dumps({"event": "broadcast", "data": {}}).decode()
+
+    await ws.send_json_to({"event": "ping", "data": {}, "ref": "slow"})
+    await asyncio.sleep(0.1)  # the ping's handler is running
+    await get_channel_layer().group_send(
+        group_for_user(alice.pk), {"type": FRAME_MESSAGE_TYPE, "text": frame}
+    )
+
+    first = await ws.receive_json_from(timeout=5)
+    second = await ws.receive_json_from(timeout=5)
+    assert (first["event"], first["ref"]) == ("ack", "slow")
+    assert second["event"] == "broadcast"
+
+
+async def test_a_failing_layer_handler_ends_the_consumer_as_in_channels(ws_app, alice):
+    ws = WebsocketCommunicator(ws_app, f"/ws/chat/?token={AccessToken.for_user(alice)}")
+    assert (await ws.connect(timeout=5))[0]
+    hello = await ws.receive_json_from(timeout=5)
+    connection_id = hello["data"]["connectionId"]
+    assert connection_id in connection_timers()
+
+    await get_channel_layer().group_send(group_for_user(alice.pk), {"type": "no.such.handler"})
+
+    with pytest.raises(ValueError, match=r"No handler for message type no\.such\.handler"):
+        await ws.receive_output(timeout=5)
+    assert connection_id not in connection_timers()

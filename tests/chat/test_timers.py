@@ -1,0 +1,148 @@
+"""The worker's shared timers (``chat.timers``): one heartbeat keeps every connection's
+presence alive, one alarm closes connections whose token expired, and a closed connection
+leaves the registry, with no task of its own per connection."""
+
+import asyncio
+import time
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import sync_to_async
+from rest_framework_simplejwt.tokens import AccessToken
+
+from chat import state as state_module
+from chat import timers as timers_module
+from chat.state import get_state
+from chat.timers import ConnectionTimers, connection_timers
+
+from .conftest import request
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+
+def _tasks_running(function) -> int:
+    return sum(
+        1
+        for task in asyncio.all_tasks()
+        if getattr(task.get_coro(), "__qualname__", "") == function.__qualname__
+    )
+
+
+async def _online(user_id: int) -> bool:
+    return user_id in await sync_to_async(get_state().online)([user_id])
+
+
+def _short_token(user, seconds: int) -> str:
+    token = AccessToken.for_user(user)
+    token.set_exp(lifetime=timedelta(seconds=seconds))
+    return str(token)
+
+
+@pytest.fixture
+def fast_presence(monkeypatch):
+    """Entries live 1 s and the shared heartbeat beats every 0.2 s."""
+    monkeypatch.setattr(state_module, "PRESENCE_TTL", 1)
+    monkeypatch.setattr(timers_module, "PRESENCE_HEARTBEAT", 0.2)
+
+
+async def test_presence_is_refreshed_by_the_shared_timer(ws_connect, alice, bob, fast_presence):
+    sockets = [await ws_connect(alice), await ws_connect(alice), await ws_connect(bob)]
+
+    await asyncio.sleep(2)  # twice the entries' lifetime
+
+    assert await _online(alice.pk) and await _online(bob.pk)
+    assert _tasks_running(ConnectionTimers._beat) == 1  # one heartbeat for all three
+    for ws in sockets:
+        assert await ws.receive_nothing(timeout=0.1)
+
+
+async def test_presence_expires_once_the_shared_timer_stops_refreshing_it(
+    ws_connect, alice, fast_presence
+):
+    """What a killed worker leaves behind: entries nobody refreshes, which expire."""
+    ws = await ws_connect(alice)
+    connection_timers().forget(ws.connection_success["data"]["connectionId"])
+
+    await asyncio.sleep(1.5)
+
+    assert not await _online(alice.pk)
+
+
+async def test_token_expiry_closes_via_the_shared_timer(ws_connect, alice, bob):
+    expiring = [
+        await ws_connect(token=_short_token(alice, 1)),
+        await ws_connect(token=_short_token(bob, 1)),
+    ]
+    refreshed = await ws_connect(token=_short_token(alice, 1))
+    reply = await request(refreshed, "auth:refresh", {"token": str(AccessToken.for_user(alice))})
+    assert reply["event"] == "ack"
+
+    for ws in expiring:
+        frame = await ws.receive_json_from(timeout=5)
+        assert frame["event"] == "error" and frame["data"]["code"] == "UNAUTHORIZED"
+        assert (await ws.receive_output(timeout=5))["code"] == 4401
+    assert await refreshed.receive_nothing(timeout=0.5)
+
+
+async def test_a_closed_connection_is_removed_from_the_registry(ws_connect, alice):
+    ws = await ws_connect(alice)
+    connection_id = ws.connection_success["data"]["connectionId"]
+    assert connection_id in connection_timers()
+
+    await ws.disconnect()
+
+    assert connection_id not in connection_timers()
+    assert not await _online(alice.pk)
+
+
+class _Connection:
+    def __init__(self) -> None:
+        self.expired = asyncio.Event()
+
+    async def token_expired(self) -> None:
+        self.expired.set()
+
+
+async def test_a_new_deadline_replaces_the_old_and_none_cancels_it():
+    timers = ConnectionTimers()
+    moved, cancelled, kept = _Connection(), _Connection(), _Connection()
+    now = time.time()
+    timers.expire_at("moved", moved, now + 0.1)
+    timers.expire_at("cancelled", cancelled, now + 0.1)
+    timers.expire_at("kept", kept, now + 0.2)
+    timers.expire_at("moved", moved, now + 0.4)
+    timers.expire_at("cancelled", cancelled, None)
+
+    await asyncio.wait_for(kept.expired.wait(), 2)
+    assert not moved.expired.is_set() and not cancelled.expired.is_set()
+    await asyncio.wait_for(moved.expired.wait(), 2)
+    await asyncio.sleep(0.1)
+    assert not cancelled.expired.is_set()
+    assert not any(name in timers for name in ("moved", "cancelled", "kept"))
+
+
+async def test_a_connection_closed_during_a_refresh_is_not_left_online(monkeypatch):
+    """The refresh of a beat may reach Redis after the disconnect removed the entry: the
+    beat then removes it again."""
+    arrived, release, removed = asyncio.Event(), asyncio.Event(), []
+
+    class SlowState:
+        async def presence_refresh_many(self, entries):
+            arrived.set()
+            await release.wait()
+
+        async def presence_remove_many(self, entries):
+            removed.extend(entries)
+
+    monkeypatch.setattr(timers_module, "get_state", SlowState)
+    timers = ConnectionTimers()
+    timers.presence_add(1, "stays")
+    timers.presence_add(2, "leaves")
+    beat = asyncio.create_task(timers.refresh_presence())
+    await arrived.wait()
+    timers.forget("leaves")
+    release.set()
+    await beat
+
+    assert removed == [(2, "leaves")]
+    timers.forget("stays")
