@@ -709,8 +709,8 @@ def interpretation(results: list[Result], args) -> list[str]:
                 f"{span:.0f} s), the longest {longest:.1f} s, each stopping its event loop "
                 f"(the census hook recorded them): every object of every held connection is "
                 f"traversed again at each one. Fewer objects per connection (the census "
-                f"below) shortens them; `gc.freeze()` once the worker has started would take "
-                f"the framework's own objects out of them."
+                f"below) shortens them; `chatproject/asgi.py` calls `gc.freeze()` once the "
+                f"app is loaded, which takes the framework's own objects out of them."
             )
         if r.teardown_issues:
             notes.append(
