@@ -14,6 +14,11 @@ something to send: frames reach a group in the order they were issued (a commit'
 groups do not wait for each other. With no running loop (management commands, WSGI, plain
 sync code) ``publish`` sends before it returns, as ``async_to_sync`` does.
 
+A publish may carry a follow-up coroutine (``then``), run on the loop right after its send,
+in the same FIFO: the offline queue of a session's frames is filled there, with async
+Redis, so that step no longer holds the database thread either, and frames enter the
+queues in the order they were issued.
+
 The channel layer is at-most-once anyway: a frame lost here is one a client replays by seq.
 """
 
@@ -24,6 +29,7 @@ import logging
 import threading
 import weakref
 from collections import deque
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any
 
@@ -31,6 +37,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 logger = logging.getLogger(__name__)
+
+FollowUp = Callable[[], Awaitable[None]]
 
 _bound_loop: ContextVar[asyncio.AbstractEventLoop | None] = ContextVar(
     "broadcast_loop", default=None
@@ -57,20 +65,22 @@ class _GroupQueues:
         # The loop keeps only weak references to tasks.
         self.tasks: set[asyncio.Task] = set()
 
-    def put(self, group: str, message: dict, done: asyncio.Future | None) -> None:
+    def put(
+        self, group: str, message: dict, done: asyncio.Future | None, then: FollowUp | None = None
+    ) -> None:
         queue = self.pending.get(group)
         if queue is None:
             queue = self.pending[group] = deque()
             task = asyncio.get_running_loop().create_task(self._drain(group, queue))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
-        queue.append((message, done))
+        queue.append((message, done, then))
 
     async def _drain(self, group: str, queue: deque) -> None:
         layer = get_channel_layer()
         try:
             while queue:
-                message, done = queue[0]
+                message, done, then = queue[0]
                 try:
                     await layer.group_send(group, message)
                 except Exception as exc:
@@ -80,13 +90,22 @@ class _GroupQueues:
                     _settle(done, exc)
                 else:
                     _settle(done, None)
+                if then is not None:
+                    await _follow_up(group, then)
                 queue.popleft()
         finally:
             if self.pending.get(group) is queue:
                 del self.pending[group]
             # Cancelled with the loop: nobody may wait forever on a send that won't happen.
-            for _message, done in queue:
+            for _message, done, _then in queue:
                 _settle(done, None)
+
+
+async def _follow_up(group: str, then: FollowUp) -> None:
+    try:
+        await then()
+    except Exception:
+        logger.warning("follow-up of a broadcast to %s failed", group, exc_info=True)
 
 
 def _settle(done: asyncio.Future | None, exc: Exception | None) -> None:
@@ -117,8 +136,9 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-def publish(group: str, message: dict[str, Any]) -> None:
-    """Send a channel-layer message to a group from sync code, without waiting for it.
+def publish(group: str, message: dict[str, Any], *, then: FollowUp | None = None) -> None:
+    """Send a channel-layer message to a group from sync code, without waiting for it, and
+    then await ``then()`` (if given) on the loop.
 
     Failures are logged, never raised: what a broadcast reports is already committed.
     """
@@ -126,20 +146,25 @@ def publish(group: str, message: dict[str, Any]) -> None:
     loop = _bound_loop.get() or running
     if loop is not None and not loop.is_closed():
         if loop is running:
-            _queues(loop).put(group, message, None)
+            _queues(loop).put(group, message, None, then)
             return
         try:
-            loop.call_soon_threadsafe(_queues(loop).put, group, message, None)
+            loop.call_soon_threadsafe(_queues(loop).put, group, message, None, then)
             return
         except RuntimeError:
             pass  # The loop closed meanwhile: send from here instead.
+    async_to_sync(_send_here)(group, message, then)
+
+
+async def _send_here(group: str, message: dict[str, Any], then: FollowUp | None) -> None:
     layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        async_to_sync(layer.group_send)(group, message)
-    except Exception:
-        logger.warning("broadcast to %s failed; clients replay by seq", group, exc_info=True)
+    if layer is not None:
+        try:
+            await layer.group_send(group, message)
+        except Exception:
+            logger.warning("broadcast to %s failed; clients replay by seq", group, exc_info=True)
+    if then is not None:
+        await _follow_up(group, then)
 
 
 async def send(group: str, message: dict[str, Any]) -> None:

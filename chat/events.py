@@ -108,23 +108,27 @@ def broadcast_now(group: str, text: str, *, queue_for_session=None) -> None:
     """Send an encoded frame to a group from sync code; failures are logged, not raised.
 
     The write it reports is already committed: a client that misses it replays by seq.
-    The send itself leaves this thread at once (``chat.broadcaster``).
+    The send and the offline queueing leave this thread at once (``chat.broadcaster``):
+    only the members are read here, through this thread's database connection.
     """
-    broadcaster.publish(group, {"type": FRAME_MESSAGE_TYPE, "text": text})
+    then = None
     if queue_for_session is not None:
         try:
-            _queue_for_offline_members(queue_for_session, text)
+            then = _offline_queueing(queue_for_session, text)
         except Exception:
             logger.warning("offline queueing for %s failed", group, exc_info=True)
+    broadcaster.publish(group, {"type": FRAME_MESSAGE_TYPE, "text": text}, then=then)
 
 
-def _queue_for_offline_members(session_id, text: str) -> None:
-    state = get_state()
+def _offline_queueing(session_id, text: str):
+    """The follow-up that queues ``text`` for the session's members with no connection."""
     members = Membership.objects.filter(session_id=session_id).values_list("user_id", flat=True)
     member_ids = list(members)
-    offline = set(member_ids) - state.online(member_ids)
-    if offline:
-        state.queue_push(sorted(offline), text)
+
+    async def queue() -> None:
+        await get_state().queue_for_offline(member_ids, text)
+
+    return queue
 
 
 # The message type a consumer handles when its user was removed from a session

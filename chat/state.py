@@ -3,8 +3,8 @@ streams (concurrency slots, text so far for clients joining mid-stream, stop req
 
 With ``REDIS_URL`` set it lives in Redis, so every worker sees the same presence, counts
 the same throttle windows and fills the same queues; without it, in this process's memory
-(the embedded one-process default). Consumers call the async methods on the event loop;
-the broadcast path, which runs in sync code after a commit, calls the sync ones.
+(the embedded one-process default). Consumers and the broadcaster call the async methods
+on the event loop; the few sync ones serve page views and sweeps.
 
 Presence is a sorted set per user of connection id -> expiry time. A worker refreshes the
 entries of all its open connections together every ``PRESENCE_HEARTBEAT`` (``chat.timers``);
@@ -20,7 +20,8 @@ does not need it: presence reads as offline and is not announced, the offline qu
 neither drained nor lost (it stays in Redis), and throttles count in this process's memory
 instead, so the limits still hold per worker. Durable events never depend on Redis: they
 are in the database and replayed by seq. Nothing here raises for an outage except
-``queue_push`` (its caller logs it) and the LLM stream bookkeeping (the LLM app decides).
+``queue_for_offline`` (its caller logs it) and the LLM stream bookkeeping (the LLM app
+decides).
 """
 
 from __future__ import annotations
@@ -118,10 +119,12 @@ class MemoryState:
             self._windows[key] = (count, ends)
         return ends - now if count > limit else None
 
-    def queue_push(self, user_ids, text: str) -> None:
+    async def queue_for_offline(self, user_ids, text: str) -> None:
+        now = time.time()
         with self._lock:
             for uid in user_ids:
-                self._queues[uid].append(text)
+                if not self._live(uid, now):
+                    self._queues[uid].append(text)
 
     # --- LLM streams: concurrency slots, live text for resume, stop requests ---------------
     #
@@ -367,14 +370,31 @@ class RedisState:
             return await self._local.throttle_hit(key, limit, window_ms)
         return max(ttl, 1) / 1000 if count > limit else None
 
-    def queue_push(self, user_ids, text: str) -> None:
-        pipe = self._sync.pipeline(transaction=False)
-        for uid in user_ids:
-            key = self._key("queue", uid)
-            pipe.rpush(key, text)
-            pipe.ltrim(key, -QUEUE_LIMIT, -1)
-            pipe.expire(key, QUEUE_TTL)
-        pipe.execute()
+    # KEYS: n presence keys, then the same users' n queue keys. ARGV: now, the frame, the
+    # queue limit, the queue TTL. Checking presence and pushing in one script means one
+    # round trip per frame whatever the room's size, and no user turns online between the
+    # check and the push.
+    _QUEUE_FOR_OFFLINE = """
+    local n = #KEYS / 2
+    for i = 1, n do
+        if redis.call('ZCOUNT', KEYS[i], ARGV[1], '+inf') == 0 then
+            redis.call('RPUSH', KEYS[n + i], ARGV[2])
+            redis.call('LTRIM', KEYS[n + i], -tonumber(ARGV[3]), -1)
+            redis.call('EXPIRE', KEYS[n + i], ARGV[4])
+        end
+    end
+    return 0
+    """
+
+    async def queue_for_offline(self, user_ids, text: str) -> None:
+        user_ids = list(user_ids)
+        if not user_ids:
+            return
+        keys = [self._key("presence", uid) for uid in user_ids]
+        keys += [self._key("queue", uid) for uid in user_ids]
+        await self._async().eval(
+            self._QUEUE_FOR_OFFLINE, len(keys), *keys, time.time(), text, QUEUE_LIMIT, QUEUE_TTL
+        )
 
     # --- LLM streams (see MemoryState): one sorted set of slots for every worker ----------
 

@@ -100,6 +100,4 @@ def member_remove(*, user, session_id, user_id: int) -> None:
     with transaction.atomic():
         target.delete()
         # Sockets that joined the session stop receiving it (they are in its group).
-        tell_user_on_commit(
-            user_id, {"type": SESSION_REMOVED_TYPE, "sessionId": str(session.pk)}
-        )
+        tell_user_on_commit(user_id, {"type": SESSION_REMOVED_TYPE, "sessionId": str(session.pk)})

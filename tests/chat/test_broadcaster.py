@@ -97,3 +97,60 @@ async def test_a_failed_send_reaches_the_async_caller(monkeypatch):
 
     with pytest.raises(ConnectionError, match="redis is down"):
         await broadcaster.send("session-x", {"type": "chat.frame"})
+
+
+async def test_a_follow_up_runs_on_the_loop_after_its_send_and_in_the_order_issued():
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add("session-then", channel)
+    steps = []
+
+    def follow_up(n):
+        async def then():
+            steps.append((n, threading.current_thread()))
+
+        return then
+
+    def commit_many():
+        for n in range(5):
+            broadcaster.publish("session-then", {"type": "chat.frame", "n": n}, then=follow_up(n))
+
+    await bound(sync_to_async(commit_many))
+    received = await receive_all(layer, channel, 5)
+    for _ in range(100):
+        if len(steps) == 5:
+            break
+        await asyncio.sleep(0.01)
+
+    assert received == list(range(5))
+    assert [n for n, _ in steps] == list(range(5))
+    assert {thread for _, thread in steps} == {threading.current_thread()}
+
+
+async def test_a_failed_follow_up_is_logged_and_the_next_send_still_goes(caplog):
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add("session-then-fails", channel)
+
+    async def broken():
+        raise ConnectionError("redis is down")
+
+    def commit_two():
+        broadcaster.publish("session-then-fails", {"type": "chat.frame", "n": 1}, then=broken)
+        broadcaster.publish("session-then-fails", {"type": "chat.frame", "n": 2})
+
+    await bound(sync_to_async(commit_two))
+
+    assert await receive_all(layer, channel, 2) == [1, 2]
+    assert "follow-up of a broadcast to session-then-fails failed" in caplog.text
+
+
+def test_a_follow_up_with_no_event_loop_runs_before_publish_returns():
+    steps = []
+
+    async def then():
+        steps.append("queued")
+
+    broadcaster.publish("session-none", {"type": "chat.frame", "n": 1}, then=then)
+
+    assert steps == ["queued"]
