@@ -13,7 +13,7 @@ from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from chatproject.errors import forbidden, not_found
+from chatproject.errors import forbidden, not_found, validation_error
 
 from .models import Attachment, ChatSession, Membership, Message, Reaction, SessionEvent
 
@@ -61,6 +61,23 @@ def session_get_for_member(*, user, session_id) -> ChatSession:
     if not session.caller_is_member:
         raise forbidden("You are not a member of this session.")
     return session
+
+
+def thread_root_get(*, session_id, parent_id) -> Message | None:
+    """The message a reply to ``parent_id`` hangs under (None for no parent). Threads are one
+    level deep, as in Slack: a reply to a reply joins the same thread. The caller has
+    checked that the user may see the session."""
+    if parent_id is None:
+        return None
+    parent = Message.objects.filter(pk=parent_id, session_id=session_id).first()
+    if parent is None:
+        raise validation_error(
+            "parentMessageId is not a message of this session.",
+            {"parentMessageId": ["No message of this session has this id."]},
+        )
+    if parent.parent_id is not None:
+        return Message.objects.get(pk=parent.parent_id)
+    return parent
 
 
 def session_with_members(session_id) -> ChatSession:

@@ -23,10 +23,19 @@ CONTEXT_LIMIT = 25
 
 
 def context_messages(
-    *, session_id, system_prompt: str = "", parent_id=None, exclude_ids: Iterable = ()
+    *,
+    session_id,
+    system_prompt: str = "",
+    parent_id=None,
+    exclude_ids: Iterable = (),
+    pending: tuple[object, str] | None = None,
 ) -> list[BaseMessage]:
     """The conversation to send for an answer in ``session_id`` (in the thread under
-    ``parent_id`` when given), without the messages in ``exclude_ids``."""
+    ``parent_id`` when given), without the messages in ``exclude_ids``.
+
+    ``pending`` is a prompt not stored yet, ``(author, text)``: it comes last, in one of the
+    ``CONTEXT_LIMIT`` places, as it will read once stored. A room stream asks the model
+    while its prompt is being saved."""
     visible = Message.objects.filter(session_id=session_id, is_deleted=False).exclude(
         pk__in=list(exclude_ids)
     )
@@ -38,8 +47,12 @@ def context_messages(
     visible = visible.exclude(
         Q(role=Message.Role.ASSISTANT, content="") & Q(metadata__toolCalls__0__isnull=True)
     )
-    latest = list(visible.select_related("author").order_by("-seq")[:CONTEXT_LIMIT])
+    places = CONTEXT_LIMIT - (pending is not None)
+    latest = list(visible.select_related("author").order_by("-seq")[:places])
     latest.reverse()
+    if pending is not None:
+        author, text = pending
+        latest.append(Message(session_id=session_id, author=author, content=text))
     named = Membership.objects.filter(session_id=session_id).count() > 1
     history: list[BaseMessage] = [SystemMessage(system_prompt)] if system_prompt else []
     for message in latest:

@@ -22,15 +22,20 @@ from ..serializers import MessageSerializer
 
 
 def assistant_message_create(
-    *, session_id, agent_id=None, parent_id=None, metadata: dict | None = None
+    *, session_id, agent_id=None, parent_id=None, metadata: dict | None = None, message_id=None
 ) -> Message:
     """An empty assistant message (no author) in the session, or in the thread under
-    ``parent_id`` (a thread root), broadcast as ``message:new``."""
-    with transaction.atomic():
+    ``parent_id`` (a thread root), broadcast as ``message:new``; ``message_id`` names it up
+    front."""
+    extra = {"id": message_id} if message_id is not None else {}
+    # Nothing recovers from a failure here: inside a caller's transaction it rolls back the
+    # whole, with no savepoint's two round trips.
+    with transaction.atomic(savepoint=False):
         seq = seq_allocate(
             session_id=session_id, message_at=timezone.now(), top_level=parent_id is None
         )
         message = Message.objects.create(
+            **extra,
             session_id=session_id,
             seq=seq,
             author=None,

@@ -13,28 +13,17 @@ from ..content import content_clean
 from ..events import event_append, event_record, seq_allocate
 from ..models import Message, MessageEdit, SessionEvent
 from ..permissions import can_manage, membership_require
-from ..selectors import message_get, message_get_for_member, session_get_for_member
+from ..selectors import (
+    message_get,
+    message_get_for_member,
+    session_get_for_member,
+    thread_root_get,
+)
 from ..serializers import MessageSerializer
 
 
 def render(message: Message) -> dict:
     return MessageSerializer(message).data
-
-
-def _thread_root(*, session_id, parent_id) -> Message | None:
-    """The message a reply hangs under. Threads are one level deep, as in Slack: a reply to
-    a reply joins the same thread."""
-    if parent_id is None:
-        return None
-    parent = Message.objects.filter(pk=parent_id, session_id=session_id).first()
-    if parent is None:
-        raise validation_error(
-            "parentMessageId is not a message of this session.",
-            {"parentMessageId": ["No message of this session has this id."]},
-        )
-    if parent.parent_id is not None:
-        return Message.objects.get(pk=parent.parent_id)
-    return parent
 
 
 def _mark_new(message: Message) -> None:
@@ -63,22 +52,28 @@ def message_send(
     role: str = Message.Role.USER,
     agent_id=None,
     metadata: dict | None = None,
+    message_id=None,
 ) -> Message:
     """Store a message and broadcast ``message:new``. A repeated ``client_id`` from the same
-    author returns the first message instead of storing a duplicate."""
+    author returns the first message instead of storing a duplicate. ``message_id`` names
+    the new message up front (a room stream plans its messages before it stores them)."""
     session = session_get_for_member(user=author, session_id=session_id)
     if existing := _existing_by_client_id(
         session_id=session.pk, author=author, client_id=client_id
     ):
         return existing
     text, flagged = content_clean(content)
-    root = _thread_root(session_id=session.pk, parent_id=parent_id)
+    root = thread_root_get(session_id=session.pk, parent_id=parent_id)
+    extra = {"id": message_id} if message_id is not None else {}
     try:
-        with transaction.atomic():
+        # Inside a caller's transaction (a room stream's request) a savepoint costs two round
+        # trips; it is needed only to recover from a clientId race, below.
+        with transaction.atomic(savepoint=bool(client_id)):
             seq = seq_allocate(
                 session_id=session.pk, message_at=timezone.now(), top_level=root is None
             )
             message = Message.objects.create(
+                **extra,
                 session=session,
                 seq=seq,
                 author=author,

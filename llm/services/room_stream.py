@@ -12,9 +12,11 @@ Any member on any worker can stop it: the task listens on a channel in the group
 request as well, since the channel layer may drop a message. Stopping sets the runner's
 ``stop`` event, which cancels the read from Ollama and so closes the HTTP connection.
 
-The task asks the model as soon as it starts, while the request's handler publishes the
-live record and opens the stop channel (``open``); it tells the room nothing before those
-exist. If they can't be set up the request is refused and the stream ends as failed.
+The task asks the model as soon as it starts, while the request's handler stores the
+request and opens the stop channel, then publishes the live record (``open``); it tells the
+room nothing before those exist. If the request can't be stored, the task ends with nothing
+saved and nothing said; if the rest can't be set up, the request is refused and the stream
+ends as failed.
 
 An optional observer sees every event too, the ending last (after it is saved): that is how
 the ``/ws/ai/`` door relays a conversation's answer to its one listener in its own frames.
@@ -77,7 +79,7 @@ def group_for_stream(stream_id: uuid.UUID) -> str:
 
 
 class _Unopened(Exception):
-    """The live record or the stop channel could not be set up."""
+    """The request could not be stored, or its live record or stop channel set up."""
 
 
 class RoomStream:
@@ -98,6 +100,7 @@ class RoomStream:
         self.started_at = timezone.now()
         self.open_done = asyncio.Event()
         self.open_error: BaseException | None = None
+        self.recorded = False
 
     @property
     def ids(self) -> dict:
@@ -117,15 +120,26 @@ class RoomStream:
         self.task = asyncio.create_task(self._run(), name=f"room-stream-{self.plan.stream_id}")
         return self.task
 
-    async def open(self) -> None:
-        """Publish the (empty) live record and listen for stops, both at once: done before
-        the request is acknowledged, so a join or a stop right after the ack finds the
-        stream. Raises if the stop channel can't be set up; the stream then ends as failed."""
+    async def open(self, record: Awaitable[None]) -> None:
+        """Store the request (``record``) while listening for stops, then publish the (empty)
+        live record: done before the request is acknowledged, so a join or a stop right
+        after the ack finds the stream, and a join never finds a stream whose messages are
+        not stored. Raises what failed; the stream then ends (as failed, if stored)."""
         try:
             layer = get_channel_layer()
-            self.channel = await layer.new_channel()
             group = group_for_stream(self.plan.stream_id)
-            await asyncio.gather(self._publish(None), layer.group_add(group, self.channel))
+
+            async def listen() -> None:
+                self.channel = await layer.new_channel()
+                await layer.group_add(group, self.channel)
+
+            stored, listening = await asyncio.gather(record, listen(), return_exceptions=True)
+            if isinstance(stored, BaseException):
+                raise stored
+            self.recorded = True
+            if isinstance(listening, BaseException):
+                raise listening
+            await self._publish(None)
         except BaseException as exc:
             self.open_error = exc
             raise
@@ -196,7 +210,8 @@ class RoomStream:
                     await self._tell(event)
         except _Unopened:
             # The request was refused: nothing was broadcast, so only the records end.
-            await self._save(self._interrupted("The answer could not be started."))
+            if self.recorded:
+                await self._save(self._interrupted("The answer could not be started."))
             return
         except asyncio.CancelledError:
             # The worker is going away: keep what was said, as a failed answer.

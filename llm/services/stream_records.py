@@ -3,9 +3,11 @@ requester's message, an empty assistant message, the ``Stream`` row) and everyth
 when it ends (the answer and the row's outcome). Nothing in between: the running text lives
 in memory and in the shared state (TRAPS: no write per chunk).
 
-A request is checked, stored and its context read in one call and one transaction: each
-call queues through Channels' one database thread, and each commit waits for PostgreSQL to
-flush its log (~5 ms here), all before the model is asked.
+A request is read first (``stream_draft``: membership, agent, the prompt as it will be
+saved, the context), which is all the model needs, and stored second (``stream_record``: one
+transaction). The model is asked between the two, so its first token is on its way while
+the messages are written and PostgreSQL flushes its log for the commit; nothing reaches the
+room before the commit.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from django.utils import timezone
 from langchain_core.messages import BaseMessage
 
 from accounts.serializers import UserSerializer
+from chat.content import content_clean
 from chat.models import Message
+from chat.selectors import session_get_for_member, thread_root_get
 from chat.services.assistant import assistant_message_create, assistant_message_finish
 from chat.services.messages import message_send
 from chatproject.errors import validation_error
@@ -60,6 +64,8 @@ class StreamPlan:
     requested_by: dict = field(default_factory=dict)
     prompt: str = ""
     """The prompt as saved (the content filter may have masked words)."""
+    parent_id: uuid.UUID | None = None
+    """The thread both messages go in, if any."""
 
 
 def stream_target(*, session, agent_id=None, config: dict | None = None) -> StreamTarget:
@@ -81,7 +87,7 @@ def stream_target(*, session, agent_id=None, config: dict | None = None) -> Stre
     )
 
 
-def stream_prepare(
+def stream_draft(
     *,
     user,
     session_id,
@@ -91,53 +97,66 @@ def stream_prepare(
     parent_id=None,
     config: dict | None = None,
 ) -> StreamPlan:
-    """Save the prompt (``message:new``, role user; NOT_FOUND or FORBIDDEN unless the user
-    is a member), check the agent (``stream_target``), save the empty assistant message
-    (``message:new``) and the ``Stream`` row, and build the model's context: all in one
-    transaction, so a refusal at any step saves nothing and both messages go out when it
-    commits."""
-    with transaction.atomic():
-        user_message = message_send(
-            author=user, session_id=session_id, content=prompt, parent_id=parent_id
-        )
-        # The session message_send checked membership with, already loaded.
-        target = stream_target(session=user_message.session, agent_id=agent_id, config=config)
-        agent_pk = target.agent.pk if target.agent else None
-        assistant = assistant_message_create(
-            session_id=target.session_id,
-            agent_id=agent_pk,
-            parent_id=user_message.parent_id,
-            metadata={"streamId": str(stream_id), "status": Stream.Status.STREAMING},
-        )
-        Stream.objects.create(
-            id=stream_id,
-            session_id=target.session_id,
-            message=assistant,
-            user_message=user_message,
-            requested_by=user,
-            agent=target.agent,
-            model=target.config.model,
-            max_tokens=target.config.max_tokens,
-        )
-        messages = context_messages(
-            session_id=target.session_id,
-            system_prompt=target.agent.system_prompt if target.agent else "",
-            parent_id=user_message.parent_id,
-            exclude_ids=[assistant.pk],
-        )
+    """Check a request and plan its answer, storing nothing: NOT_FOUND or FORBIDDEN unless
+    the user is a member, CONTENT_REJECTED for a refused prompt, a validation error for an
+    unknown agent or parent. The plan names its messages already; ``stream_record`` stores
+    them under those ids."""
+    session = session_get_for_member(user=user, session_id=session_id)
+    text, _flagged = content_clean(prompt)
+    root = thread_root_get(session_id=session.pk, parent_id=parent_id)
+    target = stream_target(session=session, agent_id=agent_id, config=config)
+    root_id = root.pk if root is not None else None
+    messages = context_messages(
+        session_id=session.pk,
+        system_prompt=target.agent.system_prompt if target.agent else "",
+        parent_id=root_id,
+        pending=(user, text),
+    )
     return StreamPlan(
         stream_id=stream_id,
-        session_id=target.session_id,
-        message_id=assistant.pk,
-        user_message_id=user_message.pk,
-        agent_id=agent_pk,
+        session_id=session.pk,
+        message_id=uuid.uuid4(),
+        user_message_id=uuid.uuid4(),
+        agent_id=target.agent.pk if target.agent else None,
         config=target.config,
         tool_names=target.tool_names,
         messages=messages,
         user=user,
         requested_by=UserSerializer(user).data,
-        prompt=user_message.content,
+        prompt=text,
+        parent_id=root_id,
     )
+
+
+def stream_record(*, plan: StreamPlan, prompt: str) -> None:
+    """Store a drafted request in one transaction: the prompt (``message:new``, role user;
+    membership checked again), the empty assistant message (``message:new``) and the
+    ``Stream`` row. A refusal at any step stores nothing; both messages go out on commit."""
+    with transaction.atomic():
+        user_message = message_send(
+            author=plan.user,
+            session_id=plan.session_id,
+            content=prompt,
+            parent_id=plan.parent_id,
+            message_id=plan.user_message_id,
+        )
+        assistant = assistant_message_create(
+            session_id=plan.session_id,
+            agent_id=plan.agent_id,
+            parent_id=user_message.parent_id,
+            metadata={"streamId": str(plan.stream_id), "status": Stream.Status.STREAMING},
+            message_id=plan.message_id,
+        )
+        Stream.objects.create(
+            id=plan.stream_id,
+            session_id=plan.session_id,
+            message=assistant,
+            user_message=user_message,
+            requested_by=plan.user,
+            agent_id=plan.agent_id,
+            model=plan.config.model,
+            max_tokens=plan.config.max_tokens,
+        )
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
 """The two things a member can do to a room stream: request one and stop one.
 
-``stream_request`` takes a slot among ``MAX_CONCURRENT_STREAMS`` across every worker, then
-checks and stores everything (membership, the agent, both messages, the ``Stream`` row) in
-one database call, then starts the answer as its own task, which asks the model at once,
-and returns as soon as the stream can be found (its live record and stop channel); the
-answer reaches the room as ``stream:*`` events. ``stream_stop`` works from any worker: the
+``stream_request`` takes a slot among ``MAX_CONCURRENT_STREAMS`` across every worker, checks
+the request and reads what the model needs (membership, the agent, the context), then
+starts the answer as its own task, which asks the model at once, while it stores both
+messages and the ``Stream`` row and opens the stream's stop channel; it returns once the
+stream can be found (stored, its live record published). The answer reaches the room as
+``stream:*`` events, none before the commit. ``stream_stop`` works from any worker: the
 worker running the stream is told through the channel layer and the shared state.
 """
 
@@ -31,7 +32,7 @@ from .room_stream import (
     running,
 )
 from .slots import slot_acquire, slot_release
-from .stream_records import stream_prepare
+from .stream_records import stream_draft, stream_record
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ async def stream_request(
     # running stream whose slot is gone).
     await slot_acquire(str(stream_id))
     try:
-        plan = await database_sync_to_async(stream_prepare)(
+        plan = await database_sync_to_async(stream_draft)(
             user=user,
             session_id=session_id,
             stream_id=stream_id,
@@ -72,7 +73,9 @@ async def stream_request(
     room = RoomStream(plan, observer=observer)
     room.start()
     try:
-        await room.open()
+        await room.open(database_sync_to_async(stream_record)(plan=plan, prompt=prompt))
+    except DomainError:
+        raise
     except Exception:
         logger.exception("stream %s could not start", stream_id)
         raise DomainError("INTERNAL", "The answer could not be started.") from None

@@ -65,6 +65,7 @@ def test_a_repeated_client_id_is_counted_once(room, alice):
     assert message_count(room) == listed(room) == 1
 
 
+@pytest.mark.django_db(transaction=True)
 def test_a_send_that_rolls_back_leaves_the_count_alone(room, alice, monkeypatch):
     def fail(**kwargs):
         raise RuntimeError("the event log write failed")

@@ -112,3 +112,14 @@ def test_an_answer_made_of_tool_calls_only_is_kept(solo, alice):
     kinds = [type(m).__name__ for m in context_messages(session_id=solo.pk)]
 
     assert kinds == ["HumanMessage", "AIMessage", "ToolMessage"]
+
+
+def test_a_pending_prompt_comes_last_and_takes_one_of_the_places(room, alice):
+    for n in range(CONTEXT_LIMIT + 3):
+        message_send(author=alice, session_id=room.pk, content=f"m{n}")
+
+    history = context_messages(session_id=room.pk, pending=(alice, "not stored yet"))
+
+    assert len(history) == CONTEXT_LIMIT
+    assert history[-1] == HumanMessage("alice: not stored yet")
+    assert history[0].content == f"alice: m{CONTEXT_LIMIT + 3 - (CONTEXT_LIMIT - 1)}"

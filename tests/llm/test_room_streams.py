@@ -559,3 +559,37 @@ async def test_a_stream_that_cannot_listen_for_stops_is_refused_and_ends_as_fail
     assert (await saved(stream.message_id)).metadata["status"] == "failed"
     assert running == {}
     assert ollama_emulator_settings.events("complete") == []
+
+
+async def test_a_request_that_cannot_be_stored_ends_with_nothing_saved_or_said(
+    ws_connect, ollama_emulator_settings, room, alice, bob, settings, monkeypatch
+):
+    """The model is asked while the request is stored: if the requester is removed from the
+    room in between, the request is refused, the model's answer is dropped, and the room
+    hears nothing of it."""
+    from chat.models import Membership
+    from llm.services import streams
+
+    def draft_then_removed(**kwargs):
+        plan = real_draft(**kwargs)
+        Membership.objects.filter(session_id=room.pk, user=alice).delete()
+        return plan
+
+    real_draft = streams.stream_draft
+    monkeypatch.setattr(streams, "stream_draft", draft_then_removed)
+    settings.MAX_CONCURRENT_STREAMS = 1
+    ollama_emulator_settings.configure(**SLOW)
+    a = await ws_connect(alice)
+    b = await joined(ws_connect, bob, room)
+
+    reply = await request(a, "stream:request", {"sessionId": str(room.pk), "prompt": "hi"})
+    await streams_finished()
+
+    assert (reply["event"], reply["data"]["code"]) == ("error", "FORBIDDEN")
+    assert await message_count(room) == 0
+    assert not await database_sync_to_async(Stream.objects.filter(session_id=room.pk).exists)()
+    assert await b.receive_nothing(timeout=0.5)
+    assert running == {}
+    assert ollama_emulator_settings.events("complete") == []
+    monkeypatch.setattr(streams, "stream_draft", real_draft)
+    assert (await ask(b, room))["streamId"], "the slot was given back"

@@ -1,6 +1,6 @@
-"""What a room stream stores when it is requested: checked, saved and its context read in
-one transaction, so a refused request leaves nothing behind and an accepted one costs one
-commit before the model is asked."""
+"""What a room stream stores when it is requested: checked and its context read with nothing
+written (so the model can be asked at once), then stored in one transaction, so a refused
+request leaves nothing behind and an accepted one costs one commit."""
 
 from __future__ import annotations
 
@@ -11,39 +11,60 @@ from django.db import IntegrityError, connection
 from django.test.utils import CaptureQueriesContext
 
 from chat.models import Message, SessionEvent
+from chatproject.errors import DomainError
 from llm.models import Stream
-from llm.services.stream_records import stream_prepare
+from llm.services.stream_records import stream_draft, stream_record
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
-def test_a_request_is_checked_stored_and_read_with_one_commit(room, alice, bob):
+def test_a_draft_reads_the_context_and_writes_nothing(room, alice, bob):
     with CaptureQueriesContext(connection) as queries:
-        plan = stream_prepare(
+        plan = stream_draft(
             user=alice, session_id=room.pk, stream_id=uuid.uuid4(), prompt="hello there"
         )
 
     statements = [q["sql"] for q in queries.captured_queries]
-    assert statements.count("COMMIT") == 1
-    # Three reads: the session (with the membership test), the context, its member count.
-    selects = [sql for sql in statements[: statements.index("COMMIT")] if sql.startswith("SELECT")]
-    assert len(selects) == 3
-    assert sum('FROM "chat_chatsession"' in sql for sql in selects) == 1
-    assert Stream.objects.get(pk=plan.stream_id).message_id == plan.message_id
-    assert [m.role for m in Message.objects.filter(session=room).order_by("seq")] == [
-        "user",
-        "assistant",
-    ]
+    assert all(sql.startswith("SELECT") for sql in statements), statements
+    # The session (with the membership test), the context, its member count.
+    assert len(statements) == 3
     assert [m.content for m in plan.messages] == ["alice: hello there"]
+    assert plan.prompt == "hello there"
+    assert not Message.objects.filter(session=room).exists()
+
+
+def test_a_recorded_draft_stores_both_messages_and_the_stream_under_its_ids(room, alice):
+    plan = stream_draft(user=alice, session_id=room.pk, stream_id=uuid.uuid4(), prompt="hello")
+
+    with CaptureQueriesContext(connection) as queries:
+        stream_record(plan=plan, prompt="hello")
+
+    assert [q["sql"] for q in queries.captured_queries].count("COMMIT") == 1
+    stream = Stream.objects.get(pk=plan.stream_id)
+    assert (stream.message_id, stream.user_message_id) == (plan.message_id, plan.user_message_id)
+    stored = Message.objects.filter(session=room).order_by("seq")
+    assert [(m.pk, m.role, m.content) for m in stored] == [
+        (plan.user_message_id, "user", "hello"),
+        (plan.message_id, "assistant", ""),
+    ]
+
+
+def test_a_draft_is_refused_for_a_non_member(room, carol):
+    with pytest.raises(DomainError) as refused:
+        stream_draft(user=carol, session_id=room.pk, stream_id=uuid.uuid4(), prompt="hi")
+
+    assert refused.value.code == "FORBIDDEN"
 
 
 def test_a_request_failing_half_way_leaves_nothing(room, alice):
     stream_id = uuid.uuid4()
-    stream_prepare(user=alice, session_id=room.pk, stream_id=stream_id, prompt="first")
+    first = stream_draft(user=alice, session_id=room.pk, stream_id=stream_id, prompt="first")
+    stream_record(plan=first, prompt="first")
 
     # The same stream id again: both messages are written, then the Stream row fails.
+    again = stream_draft(user=alice, session_id=room.pk, stream_id=stream_id, prompt="second")
     with pytest.raises(IntegrityError):
-        stream_prepare(user=alice, session_id=room.pk, stream_id=stream_id, prompt="second")
+        stream_record(plan=again, prompt="second")
 
     assert [m.content for m in Message.objects.filter(session=room).order_by("seq")] == [
         "first",

@@ -74,8 +74,9 @@ def plausible(name: str, ids: list[str]) -> st.SearchStrategy:
             {}, optional={"model": texts, "temperature": st.floats(-1, 3), "maxTokens": numbers}
         ),
         "messages": st.lists(
-            st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant", "x"]),
-                                   "content": texts}),
+            st.fixed_dictionaries(
+                {"role": st.sampled_from(["user", "assistant", "x"]), "content": texts}
+            ),
             max_size=3,
         ),
         "metadata": st.dictionaries(st.text(max_size=8), scalars(ids), max_size=3),

@@ -66,7 +66,9 @@ def world(rel_platform, ollama):
         reply = http.post(
             "/api/chat/messages",
             json={
-                "sessionId": room, "content": f"{SECRET} reply", "parentMessageId": message["id"]
+                "sessionId": room,
+                "content": f"{SECRET} reply",
+                "parentMessageId": message["id"],
             },
         ).json()
         http.post(f"/api/chat/messages/{message['id']}/reactions", json={"emoji": "🔒"})
@@ -248,9 +250,10 @@ async def test_a_removed_member_stops_hearing_the_room(world):
         assert joined["event"] == "ack"
         with p.api(w["alice"]) as http:
             http.post("/api/chat/messages", json={"sessionId": w["room"], "content": "before"})
-            assert http.delete(
-                f"/api/chat/sessions/{w['room']}/members/{w['bob']['id']}"
-            ).status_code == 204
+            assert (
+                http.delete(f"/api/chat/sessions/{w['room']}/members/{w['bob']['id']}").status_code
+                == 204
+            )
             await asyncio.sleep(1)
             http.post("/api/chat/messages", json={"sessionId": w["room"], "content": SECRET})
         frames = await drain(bob_ws, 2)

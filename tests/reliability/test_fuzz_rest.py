@@ -72,8 +72,13 @@ def test_no_body_gets_a_5xx(doors, method, template, kind, staff):
     path = template.format(**ids)
     statuses: dict[int, int] = {}
 
-    @settings(max_examples=40, deadline=None, derandomize=True, database=None,
-              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @settings(
+        max_examples=40,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
     @given(body=rest_bodies(kind, id_list), content_type=st.sampled_from(CONTENT_TYPES))
     def check(body: bytes, content_type: str) -> None:  # fmt: skip
         get_state().reset()

@@ -110,9 +110,7 @@ async def test_every_ollama_fault_ends_the_stream_with_an_error_and_keeps_the_pa
     assert not tracebacks(p.log_since(mark))
 
 
-async def test_hanging_up_on_api_stream_closes_the_ollama_request_within_2_s(
-    rel_platform, ollama
-):
+async def test_hanging_up_on_api_stream_closes_the_ollama_request_within_2_s(rel_platform, ollama):
     p = rel_platform
     seeded = await asyncio.to_thread(p.seed, 1, [[0]])
     user, room = seeded.users[0], seeded.rooms[0]

@@ -132,7 +132,8 @@ async def test_a_postgres_restart_keeps_every_acked_message_once(pg_platform, pr
                     {"sessionId": room, "content": "again", "clientId": message["clientId"]},
                 )
                 assert (again["data"]["id"], again["data"]["seq"]) == (
-                    message["id"], message["seq"]
+                    message["id"],
+                    message["seq"],
                 )
         # A restart while the pool sits idle: the next requests must not meet the connections
         # the restart broke.
@@ -157,8 +158,7 @@ async def test_a_postgres_restart_keeps_every_acked_message_once(pg_platform, pr
         after = await asyncio.to_thread(backends, cluster)
         stored = await asyncio.to_thread(
             cluster.execute,
-            "SELECT count(*), count(DISTINCT (session_id, author_id, client_id)) "
-            "FROM chat_message",
+            "SELECT count(*), count(DISTINCT (session_id, author_id, client_id)) FROM chat_message",
             "chat",
         )
     finally:
