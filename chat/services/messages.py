@@ -56,12 +56,11 @@ def message_send(
 ) -> Message:
     """Store a message and broadcast ``message:new``. A repeated ``client_id`` from the same
     author returns the first message instead of storing a duplicate. ``message_id`` names
-    the new message up front (a room stream plans its messages before it stores them)."""
+    the new message up front (a room stream plans its messages before it stores them).
+
+    A repeat is found by the database's unique constraint, not by a read before the write:
+    repeats are rare (a client's retry), and every send would pay for that read."""
     session = session_get_for_member(user=author, session_id=session_id)
-    if existing := _existing_by_client_id(
-        session_id=session.pk, author=author, client_id=client_id
-    ):
-        return existing
     text, flagged = content_clean(content)
     root = thread_root_get(session_id=session.pk, parent_id=parent_id)
     extra = {"id": message_id} if message_id is not None else {}
@@ -96,7 +95,7 @@ def message_send(
                 message_id=message.pk,
             )
     except IntegrityError:
-        # Two sends with one clientId raced; the other committed first.
+        # The clientId was used before (a retry), or two sends with it raced.
         if existing := _existing_by_client_id(
             session_id=session.pk, author=author, client_id=client_id
         ):
