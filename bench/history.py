@@ -877,7 +877,7 @@ def main(argv: list[str] | None = None) -> None:
     started = datetime.now(UTC)
     clock = time.monotonic()
     load_start = os.getloadavg()[0]
-    url, drop = fresh_database(args.postgres_url)
+    url, drop = fresh_database(args.postgres_url, prefix="hist_bench_")
     print(f"history benchmark on {urlparse(url).path.lstrip('/')}", flush=True)
     try:
         migrate(worker_env(database_url=url, redis_url=None))

@@ -1,0 +1,104 @@
+"""Messages loaded with everything ``MessageSerializer`` renders: the author, the reactions
+and the attachments.
+
+On PostgreSQL that is one statement for any number of messages: each message row carries
+its reactions and its attachments as two JSON arrays, built by correlated subqueries that
+read the relations' ``message_id`` indexes, and turned back into model instances here. A
+``prefetch_related`` takes three statements for a page (the page, then each relation for
+the page's ids), and its machinery, more than the rows, was most of a history page's time
+(docs/benchmarks.md). SQLite, the embedded single-process default, keeps the prefetches:
+its JSON aggregate has no ``ORDER BY`` before SQLite 3.44.
+
+The author comes with its id and username only: that is all a message renders of it, and
+the other columns of ``accounts_user`` (the password hash among them) were most of the
+bytes of each row.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from django.db import connection
+from django.db.models import Func, JSONField, Model, OuterRef, Prefetch, QuerySet, Subquery
+
+from .models import Attachment, Message, Reaction
+
+# Oldest first, as the serializers list them (and as both models' Meta.ordering say).
+DETAIL_ORDER = ("created_at", "id")
+
+
+def messages_with_details(queryset: QuerySet[Message]) -> list[Message]:
+    """The messages of ``queryset`` (sliced already if it should be), in its order, each
+    with ``author``, and with its reactions and attachments as the plain lists
+    ``reaction_list`` and ``attachment_list``."""
+    message_fields = [field.name for field in Message._meta.concrete_fields]
+    queryset = queryset.select_related("author").only(*message_fields, "author__username")
+    if connection.vendor != "postgresql":
+        return list(_prefetched(queryset))
+    messages = list(
+        queryset.annotate(reaction_rows=_rows_of(Reaction), attachment_rows=_rows_of(Attachment))
+    )
+    for message in messages:
+        message.reaction_list = _instances(Reaction, message.reaction_rows)
+        message.attachment_list = _instances(Attachment, message.attachment_rows)
+    return messages
+
+
+def _prefetched(queryset: QuerySet[Message]) -> QuerySet[Message]:
+    # ``to_attr`` keeps plain lists: a plain ``prefetch_related`` would give every message
+    # a queryset of its own per relation.
+    return queryset.prefetch_related(
+        Prefetch(
+            "reactions", queryset=Reaction.objects.order_by(*DETAIL_ORDER), to_attr="reaction_list"
+        ),
+        Prefetch(
+            "attachments",
+            queryset=Attachment.objects.order_by(*DETAIL_ORDER),
+            to_attr="attachment_list",
+        ),
+    )
+
+
+@cache
+def _rows_of(model: type[Model]) -> Subquery:
+    """A correlated subquery: the outer message's rows of ``model``, oldest first, as a JSON
+    array of arrays of every column (NULL when there are none).
+
+    Built once: ``annotate`` resolves a copy of it each time, and building the inner
+    queryset anew cost a history page a tenth of its time."""
+    from django.contrib.postgres.aggregates import JSONBAgg
+
+    columns = [field.attname for field in model._meta.concrete_fields]
+    rows = (
+        model.objects.filter(message=OuterRef("pk"))
+        .order_by()
+        .values("message")
+        .annotate(rows=JSONBAgg(_JSONBArray(*columns), order_by=DETAIL_ORDER))
+        .values("rows")
+    )
+    return Subquery(rows)
+
+
+class _JSONBArray(Func):
+    """``jsonb_build_array`` of columns. Django's ``JSONArray`` casts each argument to its
+    field's type, which bound parameters need and columns don't: compiling the casts cost
+    more than the statement's execution."""
+
+    function = "JSONB_BUILD_ARRAY"
+    output_field = JSONField()
+
+
+def _instances(model: type[Model], rows: list[list] | None) -> list[Model]:
+    """``model`` instances from the JSON arrays of ``_rows_of``, as if read from the table:
+    each value goes through its field's ``to_python`` (JSON gives UUIDs and times as
+    strings)."""
+    if not rows:
+        return []
+    fields = model._meta.concrete_fields
+    names = [field.attname for field in fields]
+    return [
+        model.from_db(
+            connection.alias, names, [f.to_python(v) for f, v in zip(fields, row, strict=True)]
+        )
+        for row in rows
+    ]
