@@ -14,8 +14,8 @@ from django.db.models.functions import Coalesce
 
 from chatproject.errors import forbidden, not_found
 
-from .models import ChatSession, Membership, Message, Reaction, SessionEvent
 from .message_details import messages_with_details
+from .models import ChatSession, Membership, Message, Reaction, SessionEvent
 from .search import messages_matching
 
 # Search serves the newest this many matches only, as GitHub's search serves its first 1,000:
@@ -175,10 +175,13 @@ def message_search(*, session: ChatSession, query: str, limit: int = 20, offset:
 
     ``total`` is exact up to the cap and the cap beyond it (one capped ``COUNT``); an
     ``offset`` at or past it gives an empty page. Newest first needs no ranking, which would
-    parse the text of every served match again (the index keeps no vectors to read back):
-    for a common word, most of a search's time (docs/benchmarks.md).
+    read the vector of every match to score it: for a common word, most of a search's time
+    (docs/benchmarks.md).
     """
     matched = _search_matches(session=session, query=query)
+    # The count reads the matches newest first, as the page does: for a common word the
+    # planner then walks the session's own ``seq`` index down to the 1,000th match, where
+    # unordered it read a bitmap of that word's matches in every session, or the table.
     total = matched.order_by("-seq")[:SEARCH_MATCHES_MAX].count()
     end = min(offset + limit, total)
     if offset >= end:
