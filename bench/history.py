@@ -8,20 +8,21 @@ the same SQL sent through psycopg with no ORM.
 Seeding: a fresh PostgreSQL database is migrated (``manage.py migrate``), then the chat
 tables are filled directly with ``COPY`` through psycopg: users, sessions, memberships,
 messages (with thread replies, edits, tombstones and assistant messages), reactions and
-attachments. The messages' words follow a Zipf law over a vocabulary of common English chat
-words and a long tail of rarer made-up ones, so full-text search meets both words found in
-most messages and words found in a handful. Messages are spread over the sessions as they
-would arrive (interleaved in time), so a session's messages are scattered over the table
-as they would be in a live database. For speed, the secondary indexes of the loaded tables
-are dropped before the load and rebuilt after it from their own definitions (the
-migrations' indexes, checked to be the same afterwards), and foreign-key triggers are off
-during the load (``session_replication_role = replica``; the generated rows are consistent
-by construction). ``SessionEvent`` rows are not seeded: neither history nor search reads
-them. Then ``VACUUM (ANALYZE)``.
+attachments; PostgreSQL computes each message's stored search vector (a generated column,
+migration 0004) as its row arrives. The messages' words follow a Zipf law over a vocabulary
+of common English chat words and a long tail of rarer made-up ones, so full-text search
+meets both words found in most messages and words found in a handful. Messages are spread
+over the sessions as they would arrive (interleaved in time), so a session's messages are
+scattered over the table as they would be in a live database. For speed, the secondary
+indexes of the loaded tables are dropped before the load and rebuilt after it from their
+own definitions (the migrations' indexes, checked to be the same afterwards), and foreign-
+key triggers are off during the load (``session_replication_role = replica``; the generated
+rows are consistent by construction). ``SessionEvent`` rows are not seeded: neither history
+nor search reads them. Then ``VACUUM (ANALYZE)``.
 
 Measuring: Django is set up in this process on that database (``bench.settings_bench``,
 ``DEBUG=false``) and ``chat.selectors.message_history`` / ``message_search`` are called
-directly, timed around the call (the queries, the model instances, the prefetches): keyset
+directly, timed around the call (the queries and the model instances): keyset
 pages of 50 with a random ``before_seq``, the newest page (no cursor), and searches for
 common and rare words. Each call's SQL is recorded as it runs and the same statements, with
 the same parameters, are then sent again through psycopg on a connection of their own
@@ -391,35 +392,31 @@ def choose_words(seeded: Seeded, rng: random.Random, n: int) -> tuple[list[str],
 
 
 # A candidate, measured like the service calls; NOT what the platform runs. It keeps to the
-# selector's shape (same filters, same capped count, same select_related / prefetches) and
+# selector's shape (same filters, same capped count, same loading of the page) and
 # changes one thing, so the difference is that thing's cost.
 RANKED = "best match first among the newest 1,000"
 
 
 def what_if_search_ranked(session, query: str):
     """``message_search`` with its served matches (the newest ``SEARCH_MATCHES_MAX``)
-    ranked by ``ts_rank`` instead of listed newest first: what relevance would cost."""
-    from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
+    ranked by ``ts_rank`` on the stored vector instead of listed newest first: what
+    relevance would cost."""
+    from django.contrib.postgres.search import SearchRank
     from django.db.models import Subquery
 
     from chat.models import Message
+    from chat.search import StoredSearchVector, messages_matching, search_query
     from chat.selectors import SEARCH_MATCHES_MAX, Page, messages_with_details
 
-    vector = SearchVector("content", config="simple")
-    ts_query = SearchQuery(query, config="simple", search_type="websearch")
-    matched = (
-        Message.objects.filter(session=session, is_deleted=False)
-        .alias(search=vector)
-        .filter(search=ts_query)
-    )
-    total = matched.order_by()[:SEARCH_MATCHES_MAX].count()
+    matched = messages_matching(Message.objects.filter(session=session, is_deleted=False), query)
+    total = matched.order_by("-seq")[:SEARCH_MATCHES_MAX].count()
     newest = matched.order_by("-seq").values("pk")[:SEARCH_MATCHES_MAX]
     ordered = (
         Message.objects.filter(pk__in=Subquery(newest))
-        .annotate(rank=SearchRank(vector, ts_query))
+        .annotate(rank=SearchRank(StoredSearchVector(), search_query(query)))
         .order_by("-rank", "-seq")
     )
-    return Page(messages=list(messages_with_details(ordered)[:SEARCH_LIMIT]), total=total)
+    return Page(messages=messages_with_details(ordered[:SEARCH_LIMIT]), total=total)
 
 
 def measure_session(label, session, seeded: Seeded, args, rng, raw) -> list[Case]:
@@ -583,6 +580,10 @@ def verdicts(cases: list[Case]) -> list[str]:
     return lines
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def bitmap_rows(plan: str, index: str) -> int | None:
     found = re.search(
         rf"Bitmap Index Scan on {index} .*?actual time=[\d.]+\.\.[\d.]+ rows=(\d+)", plan
@@ -599,12 +600,15 @@ def interpretation(cases: list[Case], plans: list[tuple[str, str, str]]) -> list
         for session in sessions
         for key in ("page", "latest")
     )
+    statements = len(main[(sessions[0], "page")].statements)
     notes.append(
         "- History's `total` is read, not counted: the session's `message_count` (top-level "
         "messages, moved by the `UPDATE` that takes a send's `seq`) or, for a thread, its "
-        "root's `reply_count`. A page is three statements however large the session and "
-        f"wherever the cursor: the page of {PAGE} (an index scan) and the two prefetches. "
-        f"Raw SQL p50: {pages}."
+        f"root's `reply_count`. A page is {plural(statements, 'statement')} however large the "
+        f"session and wherever the cursor: the page of {PAGE} (an index scan), its authors' "
+        "id and username joined, its reactions and attachments as two JSON arrays per "
+        "message from correlated subqueries on their `message_id` indexes "
+        f"(`chat/message_details.py`). Raw SQL p50: {pages}."
     )
     for session in sessions:
         page = main[(session, "page")]
@@ -612,10 +616,8 @@ def interpretation(cases: list[Case], plans: list[tuple[str, str, str]]) -> list
         notes.append(
             f"- ORM overhead, {session} session, page of {PAGE}: {overhead:.1f} ms at p50 "
             f"({ratio(pct(page.orm_ms, 0.5), pct(page.raw_ms, 0.5))} the raw SQL): building "
-            f"three queries, {PAGE} messages with their authors, and the two prefetches, whose "
-            f"rows are stored as plain lists (`Prefetch(..., to_attr=...)`; a plain "
-            f"`prefetch_related` would give every message a queryset of its own per relation, "
-            f"100 queryset clones per page)."
+            f"and compiling the statement, then {PAGE} messages and their authors as model "
+            f"instances, and the reactions and attachments from their JSON."
         )
     for session in sessions:
         common = main[(session, "common")]
@@ -623,15 +625,17 @@ def interpretation(cases: list[Case], plans: list[tuple[str, str, str]]) -> list
         notes.append(
             f"- Search for a common word, {session} session: of {raw:.1f} ms (raw SQL, p50), "
             f"the COUNT, which stops at the 1,000th match, takes {count:.1f}; the rest is the "
-            f"page, newest first with no ranking (it stops at the {SEARCH_LIMIT}th match), "
-            f"and its two prefetches."
+            f"page, newest first with no ranking (it stops at the {SEARCH_LIMIT}th match)."
         )
     notes.append(
-        "- Among the common words, the less common cost the COUNT more: until the planner "
-        "turns to the GIN index, it reads the session's messages in index order and parses "
-        "each with `to_tsvector` (no vector is stored) until the 1,000th match, so a word in "
-        "one message of twenty parses some 20,000. A stored `tsvector` column would spare "
-        "the parsing."
+        "- The count and the page match on the stored vector (`chat_message.search_vector`, "
+        "a generated `tsvector` column, migration 0004; the GIN index `message_content_fts` "
+        "is on it): no message text is parsed at query time. Both read the matches newest "
+        "first: for a common word the planner walks the session's `message_session_seq` index "
+        "down to the 1,000th match, testing each row's stored vector; for a rare word it reads "
+        "the matches from the GIN index and sorts them. Among the common words, the less "
+        "common cost the COUNT more (a word in one message of ten is tested on some 10,000 "
+        "rows), until the planner turns to the GIN index."
     )
     for c in (c for c in cases if c.what_if):
         base = main[(c.session, c.key)]
@@ -764,6 +768,9 @@ def server_facts(url: str) -> str:
 def section(
     cases, seeded, plans, args, command, started, seconds, load, reference, facts, plot_path
 ):
+    main = {(c.session, c.key): c for c in cases if not c.what_if}
+    page_statements = len(main[("large", "page")].statements)
+    search_statements = len(main[("large", "common")].statements)
     busy = ""
     if max(load) > 2.0:
         busy = (
@@ -788,16 +795,18 @@ def section(
         f"Seeded with `COPY` straight into the chat tables after `migrate` (secondary "
         f"indexes dropped and rebuilt from their own definitions"
         + (", found identical afterwards" if seeded.indexes_same else ", NOT identical after")
-        + "; foreign-key triggers off while loading), then `VACUUM (ANALYZE)`. "
+        + "; foreign-key triggers off while loading; PostgreSQL fills the generated search "
+        "vector column as the rows arrive), then `VACUUM (ANALYZE)`. "
         "`SessionEvent` rows are not seeded: neither history nor search reads them.",
         "",
         "Measured at the service layer: `chat.selectors.message_history` and "
         "`message_search` called in this process (Django on that database, `DEBUG=false`), "
-        "timed around the call, which runs the queries, builds the model instances and "
-        "prefetches reactions and attachments: 3 statements for a page of history (the page "
-        "and the two prefetches; its `total` is the counter on the session row the caller "
-        "loaded), 4 for a search (a `COUNT(*)` capped at 1,000 matches for `total`, the page, "
-        f"the two prefetches). Pages: `limit={PAGE}` with a random `before_seq` "
+        "timed around the call, which runs the queries and builds the model instances: "
+        f"{plural(page_statements, 'statement')} for a page of history (the page, with its "
+        "authors, reactions and attachments; its `total` is the counter on the session row "
+        f"the caller loaded), {search_statements} for a search (a `COUNT(*)` capped at 1,000 "
+        f"matches for `total`, newest first, and the page). Pages: `limit={PAGE}` with a "
+        "random `before_seq` "
         f"(keyset, anywhere in the session), and the newest page (no cursor: what opening a "
         f"room asks). Searches: `limit={SEARCH_LIMIT}`, one word each: the vocabulary's "
         f"{args.searches // 2} most frequent words (common) and {args.searches // 2} drawn from "
@@ -807,7 +816,7 @@ def section(
         "uses; rows fetched as tuples, no models); the two alternate which runs first. "
         "`of which COUNT(*)`: the raw time of the count statement alone. Rows in *italics* "
         "are what-ifs: a candidate written in this script with the selector's own filters, "
-        "capped count and prefetches, measured the same way; NOT what the platform runs (see "
+        "capped count and loading, measured the same way; NOT what the platform runs (see "
         "`what_if_search_ranked` in bench/history.py).",
         "",
         f"- Machine: {machine()}; {facts}; the database's data fits the OS page cache",
