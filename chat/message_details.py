@@ -62,9 +62,9 @@ class _RowsOf(Expression):
     oldest first, as one JSON array of arrays of every column; NULL when there are none.
 
     Written as SQL from the model's metadata rather than as a ``Subquery``: the statement is
-    the same for every page, and resolving and compiling an inner queryset cost a page
-    more than PostgreSQL takes to run the whole statement (about 1 ms a page of 50,
-    docs/benchmarks.md). The outer table is named by the alias the compiling query gives it.
+    the same for every page, and resolving and compiling two inner querysets cost a page of
+    50 about 1 ms more (bench/history.py's database), more than PostgreSQL takes to run the
+    whole statement. The outer table is named by the alias the compiling query gives it.
     """
 
     output_field = JSONField()
