@@ -8,20 +8,21 @@ the same SQL sent through psycopg with no ORM.
 Seeding: a fresh PostgreSQL database is migrated (``manage.py migrate``), then the chat
 tables are filled directly with ``COPY`` through psycopg: users, sessions, memberships,
 messages (with thread replies, edits, tombstones and assistant messages), reactions and
-attachments. The messages' words follow a Zipf law over a vocabulary of common English chat
-words and a long tail of rarer made-up ones, so full-text search meets both words found in
-most messages and words found in a handful. Messages are spread over the sessions as they
-would arrive (interleaved in time), so a session's messages are scattered over the table
-as they would be in a live database. For speed, the secondary indexes of the loaded tables
-are dropped before the load and rebuilt after it from their own definitions (the
-migrations' indexes, checked to be the same afterwards), and foreign-key triggers are off
-during the load (``session_replication_role = replica``; the generated rows are consistent
-by construction). ``SessionEvent`` rows are not seeded: neither history nor search reads
-them. Then ``VACUUM (ANALYZE)``.
+attachments; PostgreSQL computes each message's stored search vector (a generated column,
+migration 0004) as its row arrives. The messages' words follow a Zipf law over a vocabulary
+of common English chat words and a long tail of rarer made-up ones, so full-text search
+meets both words found in most messages and words found in a handful. Messages are spread
+over the sessions as they would arrive (interleaved in time), so a session's messages are
+scattered over the table as they would be in a live database. For speed, the secondary
+indexes of the loaded tables are dropped before the load and rebuilt after it from their
+own definitions (the migrations' indexes, checked to be the same afterwards), and foreign-
+key triggers are off during the load (``session_replication_role = replica``; the generated
+rows are consistent by construction). ``SessionEvent`` rows are not seeded: neither history
+nor search reads them. Then ``VACUUM (ANALYZE)``.
 
 Measuring: Django is set up in this process on that database (``bench.settings_bench``,
 ``DEBUG=false``) and ``chat.selectors.message_history`` / ``message_search`` are called
-directly, timed around the call (the queries, the model instances, the prefetches): keyset
+directly, timed around the call (the queries and the model instances): keyset
 pages of 50 with a random ``before_seq``, the newest page (no cursor), and searches for
 common and rare words. Each call's SQL is recorded as it runs and the same statements, with
 the same parameters, are then sent again through psycopg on a connection of their own
@@ -391,35 +392,78 @@ def choose_words(seeded: Seeded, rng: random.Random, n: int) -> tuple[list[str],
 
 
 # A candidate, measured like the service calls; NOT what the platform runs. It keeps to the
-# selector's shape (same filters, same capped count, same select_related / prefetches) and
+# selector's shape (same filters, same capped count, same loading of the page) and
 # changes one thing, so the difference is that thing's cost.
 RANKED = "best match first among the newest 1,000"
 
 
 def what_if_search_ranked(session, query: str):
     """``message_search`` with its served matches (the newest ``SEARCH_MATCHES_MAX``)
-    ranked by ``ts_rank`` instead of listed newest first: what relevance would cost."""
-    from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
+    ranked by ``ts_rank`` on the stored vector instead of listed newest first: what
+    relevance would cost."""
+    from django.contrib.postgres.search import SearchRank
     from django.db.models import Subquery
 
     from chat.models import Message
+    from chat.search import StoredSearchVector, messages_matching, search_query
     from chat.selectors import SEARCH_MATCHES_MAX, Page, messages_with_details
 
-    vector = SearchVector("content", config="simple")
-    ts_query = SearchQuery(query, config="simple", search_type="websearch")
-    matched = (
-        Message.objects.filter(session=session, is_deleted=False)
-        .alias(search=vector)
-        .filter(search=ts_query)
-    )
-    total = matched.order_by()[:SEARCH_MATCHES_MAX].count()
+    matched = messages_matching(Message.objects.filter(session=session, is_deleted=False), query)
+    total = matched.order_by("-seq")[:SEARCH_MATCHES_MAX].count()
     newest = matched.order_by("-seq").values("pk")[:SEARCH_MATCHES_MAX]
     ordered = (
         Message.objects.filter(pk__in=Subquery(newest))
-        .annotate(rank=SearchRank(vector, ts_query))
+        .annotate(rank=SearchRank(StoredSearchVector(), search_query(query)))
         .order_by("-rank", "-seq")
     )
-    return Page(messages=list(messages_with_details(ordered)[:SEARCH_LIMIT]), total=total)
+    return Page(messages=messages_with_details(ordered[:SEARCH_LIMIT]), total=total)
+
+
+# A candidate setting, measured like the platform's own calls; NOT what the platform runs.
+BOUND = "server-side binding, prepared from the 6th run"
+
+
+def use_server_side_binding() -> None:
+    """Reconnect Django with ``OPTIONS["server_side_binding"]``: psycopg sends parameters
+    apart from the SQL and prepares a statement on its sixth run (its ``prepare_threshold``
+    of 5), after which PostgreSQL may stop planning it per call and use one generic plan
+    for every parameter."""
+    from django.db import connection
+
+    connection.close()
+    connection.close_pool()
+    connection.settings_dict["OPTIONS"]["server_side_binding"] = True
+
+
+def measure_bound(label, session, seeded: Seeded, args, rng, raw) -> list[Case]:
+    """The large session's random pages and common words again, server-side bound."""
+    from chat.selectors import message_history, message_search
+
+    page = Case("page", f"page of {PAGE}, random before_seq", label, what_if=BOUND)
+    cursors = [rng.randint(2, session.last_seq + 1) for _ in range(args.pages)]
+    measure_case(
+        page,
+        [lambda c=c: message_history(session=session, limit=PAGE, before_seq=c) for c in cursors],
+        raw,
+    )
+    found = Case("common", "search, common word", label, what_if=BOUND)
+    common, _ = choose_words(seeded, rng, args.searches // 2)
+    measure_case(
+        found,
+        [lambda w=w: message_search(session=session, query=w, limit=SEARCH_LIMIT) for w in common],
+        raw,
+    )
+    return [page, found]
+
+
+def show(cases: list[Case]) -> None:
+    for case in cases:
+        print(
+            f"    {case.title[:60]:<60} ORM p50 {pct(case.orm_ms, 0.5):8.2f} ms  "
+            f"p95 {pct(case.orm_ms, 0.95):8.2f} ms   raw p50 {pct(case.raw_ms, 0.5):8.2f}"
+            f" ms  COUNT p50 {pct(case.count_ms, 0.5):8.2f} ms",
+            flush=True,
+        )
 
 
 def measure_session(label, session, seeded: Seeded, args, rng, raw) -> list[Case]:
@@ -448,13 +492,7 @@ def measure_session(label, session, seeded: Seeded, args, rng, raw) -> list[Case
             cases.append(Case(base.key, base.label, label, what_if=RANKED))
             calls = [lambda w=w: what_if_search_ranked(session, w) for w in words]
             measure_case(cases[-1], calls, raw)
-    for case in cases:
-        print(
-            f"    {case.title[:60]:<60} ORM p50 {pct(case.orm_ms, 0.5):8.2f} ms  "
-            f"p95 {pct(case.orm_ms, 0.95):8.2f} ms   raw p50 {pct(case.raw_ms, 0.5):8.2f}"
-            f" ms  COUNT p50 {pct(case.count_ms, 0.5):8.2f} ms",
-            flush=True,
-        )
+    show(cases)
     return cases
 
 
@@ -480,6 +518,15 @@ def measure(url: str, seeded: Seeded, args) -> list[Case]:
             session = ChatSession.objects.get(pk=session_id)
             print(f"  {label} session: {size:,} messages", flush=True)
             cases += measure_session(label, session, seeded, args, rng, raw)
+        if args.what_if:
+            # Last, as it changes the connection of every call after it.
+            use_server_side_binding()
+            label, (session_id, _) = which[0]
+            print(f"  {label} session, {BOUND}", flush=True)
+            bound = measure_bound(label, ChatSession.objects.get(pk=session_id), seeded, args,
+                                  rng, raw)  # fmt: skip
+            show(bound)
+            cases += bound
     return cases
 
 
@@ -583,6 +630,10 @@ def verdicts(cases: list[Case]) -> list[str]:
     return lines
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def bitmap_rows(plan: str, index: str) -> int | None:
     found = re.search(
         rf"Bitmap Index Scan on {index} .*?actual time=[\d.]+\.\.[\d.]+ rows=(\d+)", plan
@@ -599,12 +650,15 @@ def interpretation(cases: list[Case], plans: list[tuple[str, str, str]]) -> list
         for session in sessions
         for key in ("page", "latest")
     )
+    statements = len(main[(sessions[0], "page")].statements)
     notes.append(
         "- History's `total` is read, not counted: the session's `message_count` (top-level "
         "messages, moved by the `UPDATE` that takes a send's `seq`) or, for a thread, its "
-        "root's `reply_count`. A page is three statements however large the session and "
-        f"wherever the cursor: the page of {PAGE} (an index scan) and the two prefetches. "
-        f"Raw SQL p50: {pages}."
+        f"root's `reply_count`. A page is {plural(statements, 'statement')} however large the "
+        f"session and wherever the cursor: the page of {PAGE} (an index scan), its authors' "
+        "id and username joined, its reactions and attachments as two JSON arrays per "
+        "message from correlated subqueries on their `message_id` indexes "
+        f"(`chat/message_details.py`). Raw SQL p50: {pages}."
     )
     for session in sessions:
         page = main[(session, "page")]
@@ -612,10 +666,8 @@ def interpretation(cases: list[Case], plans: list[tuple[str, str, str]]) -> list
         notes.append(
             f"- ORM overhead, {session} session, page of {PAGE}: {overhead:.1f} ms at p50 "
             f"({ratio(pct(page.orm_ms, 0.5), pct(page.raw_ms, 0.5))} the raw SQL): building "
-            f"three queries, {PAGE} messages with their authors, and the two prefetches, whose "
-            f"rows are stored as plain lists (`Prefetch(..., to_attr=...)`; a plain "
-            f"`prefetch_related` would give every message a queryset of its own per relation, "
-            f"100 queryset clones per page)."
+            f"and compiling the statement, then {PAGE} messages and their authors as model "
+            f"instances, and the reactions and attachments from their JSON."
         )
     for session in sessions:
         common = main[(session, "common")]
@@ -623,23 +675,41 @@ def interpretation(cases: list[Case], plans: list[tuple[str, str, str]]) -> list
         notes.append(
             f"- Search for a common word, {session} session: of {raw:.1f} ms (raw SQL, p50), "
             f"the COUNT, which stops at the 1,000th match, takes {count:.1f}; the rest is the "
-            f"page, newest first with no ranking (it stops at the {SEARCH_LIMIT}th match), "
-            f"and its two prefetches."
+            f"page, newest first with no ranking (it stops at the {SEARCH_LIMIT}th match)."
         )
     notes.append(
-        "- Among the common words, the less common cost the COUNT more: until the planner "
-        "turns to the GIN index, it reads the session's messages in index order and parses "
-        "each with `to_tsvector` (no vector is stored) until the 1,000th match, so a word in "
-        "one message of twenty parses some 20,000. A stored `tsvector` column would spare "
-        "the parsing."
+        "- The count and the page match on the stored vector (`chat_message.search_vector`, "
+        "a generated `tsvector` column, migration 0004; the GIN index `message_content_fts` "
+        "is on it): no message text is parsed at query time. Both read the matches newest "
+        "first: for a common word the planner walks the session's `message_session_seq` index "
+        "down to the 1,000th match, testing each row's stored vector; for a rare word it reads "
+        "the matches from the GIN index and sorts them. Among the common words, the less "
+        "common cost the COUNT more (a word in one message of ten is tested on some 10,000 "
+        "rows), until the planner turns to the GIN index."
     )
     for c in (c for c in cases if c.what_if):
         base = main[(c.session, c.key)]
+        target = TARGET_PAGE_MS if c.key in ("page", "latest") else TARGET_SEARCH_MS
         notes.append(
             f"- What-if, {c.session} session, {c.label}, {c.what_if}: ORM p50 "
             f"{pct(c.orm_ms, 0.5):.2f} ms (p95 {pct(c.orm_ms, 0.95):.2f}) against "
-            f"{pct(base.orm_ms, 0.5):.2f} ms newest first: target "
-            f"{met(pct(c.orm_ms, 0.5), TARGET_SEARCH_MS)}"
+            f"{pct(base.orm_ms, 0.5):.2f} ms as the platform runs it: target "
+            f"{met(pct(c.orm_ms, 0.5), target)}"
+        )
+    bound = {c.key: c for c in cases if c.what_if == BOUND}
+    if bound:
+        changes = ", ".join(
+            f"{c.label} {pct(main[(c.session, key)].orm_ms, 0.5):.2f} -> "
+            f"{pct(c.orm_ms, 0.5):.2f} ms"
+            for key, c in bound.items()
+        )
+        notes.append(
+            "- Server-side binding (Django's `OPTIONS['server_side_binding']`; psycopg "
+            f"prepares a statement from its 6th run), ORM p50 as the platform runs -> bound: "
+            f"{changes}. Once a statement is "
+            "prepared, PostgreSQL may plan it once for every parameter (a generic plan): one "
+            "plan for every word, where the best plan for a common word and for a rare one "
+            "differ. The platform keeps client-side binding."
         )
     notes.append(
         "- What `total` means (README, OpenAPI schema): for history, the size of the page's "
@@ -677,6 +747,9 @@ def interpretation(cases: list[Case], plans: list[tuple[str, str, str]]) -> list
     return notes
 
 
+WHAT_IF_COLORS = {RANKED: "C2", BOUND: "C3"}
+
+
 def plot(cases: list[Case], path: Path) -> bool:
     try:
         import matplotlib
@@ -697,7 +770,7 @@ def plot(cases: list[Case], path: Path) -> bool:
         axis.set_visible(False)
     for axis, key in zip(axes, keys, strict=False):
         for c in (c for c in cases if c.key == key):
-            color = "C2" if c.what_if else ("C0" if c.session == "large" else "C1")
+            color = WHAT_IF_COLORS.get(c.what_if, "C0" if c.session == "large" else "C1")
             series = [(c.orm_ms, "-", "what-if" if c.what_if else "service (ORM)")]
             if not c.what_if:
                 series.append((c.raw_ms, "--", "raw SQL"))
@@ -718,8 +791,8 @@ def plot(cases: list[Case], path: Path) -> bool:
         axis.set_xlabel("ms per call (log scale)")
         axis.set_ylabel("share of calls (CDF)")
         label = next(c.label for c in cases if c.key == key)
-        fix = next((c.what_if for c in cases if c.key == key and c.what_if), "")
-        axis.set_title(label + (f"\nwhat-if: {fix}" if fix else ""), fontsize=10)
+        fixes = "; ".join(dict.fromkeys(c.what_if for c in cases if c.key == key and c.what_if))
+        axis.set_title(label + (f"\nwhat-if: {fixes}" if fixes else ""), fontsize=8)
         axis.grid(alpha=0.3, which="both")
         axis.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
@@ -764,6 +837,9 @@ def server_facts(url: str) -> str:
 def section(
     cases, seeded, plans, args, command, started, seconds, load, reference, facts, plot_path
 ):
+    main = {(c.session, c.key): c for c in cases if not c.what_if}
+    page_statements = len(main[("large", "page")].statements)
+    search_statements = len(main[("large", "common")].statements)
     busy = ""
     if max(load) > 2.0:
         busy = (
@@ -788,16 +864,18 @@ def section(
         f"Seeded with `COPY` straight into the chat tables after `migrate` (secondary "
         f"indexes dropped and rebuilt from their own definitions"
         + (", found identical afterwards" if seeded.indexes_same else ", NOT identical after")
-        + "; foreign-key triggers off while loading), then `VACUUM (ANALYZE)`. "
+        + "; foreign-key triggers off while loading; PostgreSQL fills the generated search "
+        "vector column as the rows arrive), then `VACUUM (ANALYZE)`. "
         "`SessionEvent` rows are not seeded: neither history nor search reads them.",
         "",
         "Measured at the service layer: `chat.selectors.message_history` and "
         "`message_search` called in this process (Django on that database, `DEBUG=false`), "
-        "timed around the call, which runs the queries, builds the model instances and "
-        "prefetches reactions and attachments: 3 statements for a page of history (the page "
-        "and the two prefetches; its `total` is the counter on the session row the caller "
-        "loaded), 4 for a search (a `COUNT(*)` capped at 1,000 matches for `total`, the page, "
-        f"the two prefetches). Pages: `limit={PAGE}` with a random `before_seq` "
+        "timed around the call, which runs the queries and builds the model instances: "
+        f"{plural(page_statements, 'statement')} for a page of history (the page, with its "
+        "authors, reactions and attachments; its `total` is the counter on the session row "
+        f"the caller loaded), {search_statements} for a search (a `COUNT(*)` capped at 1,000 "
+        f"matches for `total`, newest first, and the page). Pages: `limit={PAGE}` with a "
+        "random `before_seq` "
         f"(keyset, anywhere in the session), and the newest page (no cursor: what opening a "
         f"room asks). Searches: `limit={SEARCH_LIMIT}`, one word each: the vocabulary's "
         f"{args.searches // 2} most frequent words (common) and {args.searches // 2} drawn from "
@@ -807,8 +885,8 @@ def section(
         "uses; rows fetched as tuples, no models); the two alternate which runs first. "
         "`of which COUNT(*)`: the raw time of the count statement alone. Rows in *italics* "
         "are what-ifs: a candidate written in this script with the selector's own filters, "
-        "capped count and prefetches, measured the same way; NOT what the platform runs (see "
-        "`what_if_search_ranked` in bench/history.py).",
+        "capped count and loading, measured the same way; NOT what the platform runs (see "
+        "`what_if_search_ranked` and `use_server_side_binding` in bench/history.py).",
         "",
         f"- Machine: {machine()}; {facts}; the database's data fits the OS page cache",
         f"- Command: `{command}`",
@@ -877,7 +955,7 @@ def main(argv: list[str] | None = None) -> None:
     started = datetime.now(UTC)
     clock = time.monotonic()
     load_start = os.getloadavg()[0]
-    url, drop = fresh_database(args.postgres_url)
+    url, drop = fresh_database(args.postgres_url, prefix="hist_bench_")
     print(f"history benchmark on {urlparse(url).path.lstrip('/')}", flush=True)
     try:
         migrate(worker_env(database_url=url, redis_url=None))

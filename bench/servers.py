@@ -33,15 +33,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def fresh_database(postgres_url: str | None) -> tuple[str, Callable[[], None]]:
+def fresh_database(
+    postgres_url: str | None, *, prefix: str = "chat_bench_"
+) -> tuple[str, Callable[[], None]]:
     """A database only this run uses (PostgreSQL if ``postgres_url``, else a SQLite file)
-    and how to drop it afterwards."""
+    and how to drop it afterwards. ``prefix`` starts its name, so that an operator sharing
+    the server can tell whose it is."""
     if not postgres_url:
         folder = tempfile.mkdtemp(prefix="chat-bench-")
         return f"sqlite:///{folder}/db.sqlite3", lambda: shutil.rmtree(folder, ignore_errors=True)
     import psycopg
 
-    name = f"chat_bench_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}{uuid.uuid4().hex[:10]}"
     parsed = urlparse(postgres_url)
     admin = urlunparse(parsed._replace(path="/postgres"))
     with psycopg.connect(admin, autocommit=True) as conn:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from django.db import connection
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, OuterRef, Prefetch, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from chatproject.errors import forbidden, not_found, validation_error
 
-from .models import Attachment, ChatSession, Membership, Message, Reaction, SessionEvent
+from .message_details import messages_with_details
+from .models import ChatSession, Membership, Message, Reaction, SessionEvent
+from .search import messages_matching
 
 # Search serves the newest this many matches only, as GitHub's search serves its first 1,000:
 # its ``total`` counts up to the cap, so neither the count nor a deep page reads every match
@@ -111,33 +112,12 @@ def sessions_for_user(*, user) -> QuerySet[ChatSession]:
     )
 
 
-def messages_with_details(queryset: QuerySet[Message]) -> QuerySet[Message]:
-    """Load everything ``MessageSerializer`` renders: 3 queries for any number of messages.
-
-    Reactions and attachments land in plain lists (``reaction_list``, ``attachment_list``):
-    a plain ``prefetch_related`` gives every message a queryset of its own per relation,
-    which costs a page of 50 more than its rows do (docs/benchmarks.md).
-    """
-    return queryset.select_related("author").prefetch_related(
-        Prefetch(
-            "reactions",
-            queryset=Reaction.objects.order_by("created_at", "id"),
-            to_attr="reaction_list",
-        ),
-        Prefetch(
-            "attachments",
-            queryset=Attachment.objects.order_by("created_at", "id"),
-            to_attr="attachment_list",
-        ),
-    )
-
-
 def message_get(message_id) -> Message:
     message_id = _as_uuid(message_id, "Message")
-    message = messages_with_details(Message.objects.filter(pk=message_id)).first()
-    if message is None:
+    found = messages_with_details(Message.objects.filter(pk=message_id)[:1])
+    if not found:
         raise not_found("Message")
-    return message
+    return found[0]
 
 
 def message_get_for_member(*, user, message_id) -> Message:
@@ -178,9 +158,9 @@ def message_history(
     if before_seq is not None:
         base = base.filter(seq__lt=before_seq)
     if after_seq is not None:
-        page = list(messages_with_details(base.order_by("seq"))[offset : offset + limit])
+        page = messages_with_details(base.order_by("seq")[offset : offset + limit])
     else:
-        page = list(messages_with_details(base.order_by("-seq"))[offset : offset + limit])
+        page = messages_with_details(base.order_by("-seq")[offset : offset + limit])
         page.reverse()
     return Page(messages=page, total=_history_total(session=session, parent_id=parent_id))
 
@@ -203,7 +183,7 @@ def _history_total(*, session: ChatSession, parent_id=None) -> int:
 
 
 def thread_replies(*, parent: Message) -> list[Message]:
-    return list(messages_with_details(Message.objects.filter(parent=parent).order_by("seq")))
+    return messages_with_details(Message.objects.filter(parent=parent).order_by("seq"))
 
 
 def message_search(*, session: ChatSession, query: str, limit: int = 20, offset: int = 0) -> Page:
@@ -212,34 +192,24 @@ def message_search(*, session: ChatSession, query: str, limit: int = 20, offset:
 
     ``total`` is exact up to the cap and the cap beyond it (one capped ``COUNT``); an
     ``offset`` at or past it gives an empty page. Newest first needs no ranking, which would
-    parse the text of every served match again (the index keeps no vectors to read back):
-    for a common word, most of a search's time (docs/benchmarks.md).
+    read the vector of every match to score it: for a common word, most of a search's time
+    (docs/benchmarks.md).
     """
     matched = _search_matches(session=session, query=query)
-    total = matched.order_by()[:SEARCH_MATCHES_MAX].count()
+    # The count reads the matches newest first, as the page does: for a common word the
+    # planner then walks the session's own ``seq`` index down to the 1,000th match, where
+    # unordered it read a bitmap of that word's matches in every session, or the table.
+    total = matched.order_by("-seq")[:SEARCH_MATCHES_MAX].count()
     end = min(offset + limit, total)
     if offset >= end:
         return Page(messages=[], total=total)
-    page = messages_with_details(matched.order_by("-seq"))[offset:end]
-    return Page(messages=list(page), total=total)
+    page = messages_with_details(matched.order_by("-seq")[offset:end])
+    return Page(messages=page, total=total)
 
 
 def _search_matches(*, session: ChatSession, query: str) -> QuerySet[Message]:
-    """The session's live messages matching ``query``: full-text on PostgreSQL, every word
-    (case-insensitive substring) on SQLite."""
-    base = Message.objects.filter(session=session, is_deleted=False)
-    if connection.vendor == "postgresql":
-        from django.contrib.postgres.search import SearchQuery, SearchVector
-
-        # The very expression the GIN index ``message_content_fts`` holds (migration 0002):
-        # any other would scan the table. ``alias`` filters on it without selecting it.
-        vector = SearchVector("content", config="simple")
-        ts_query = SearchQuery(query, config="simple", search_type="websearch")
-        return base.alias(search=vector).filter(search=ts_query)
-    condition = Q()
-    for word in query.split():
-        condition &= Q(content__icontains=word)
-    return base.filter(condition)
+    """The session's live messages matching ``query`` (``chat.search``)."""
+    return messages_matching(Message.objects.filter(session=session, is_deleted=False), query)
 
 
 def reactions_for_message(*, message: Message) -> list[Reaction]:

@@ -5,8 +5,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from chat.models import Attachment, Membership, Reaction
+from chat.selectors import message_history
 from chat.services.messages import message_send
 from chat.services.sessions import session_create
+from tests.conftest import on_postgres
 
 pytestmark = pytest.mark.django_db
 
@@ -134,3 +136,25 @@ def test_presence_queries_do_not_grow_with_the_members(client_for, room, alice, 
 
     assert len(members) == 12
     assert many == few
+
+
+def test_a_history_page_is_one_statement_on_postgresql_and_three_on_sqlite(room, alice, crowd):
+    """On PostgreSQL the page's reactions and attachments ride in its own statement
+    (``chat.message_details``); SQLite prefetches them."""
+    fill(room, alice, crowd, 3)
+    room.refresh_from_db()
+
+    with CaptureQueriesContext(connection) as captured:
+        page = message_history(session=room, limit=50)
+
+    assert len(page.messages) == 3
+    assert len(captured.captured_queries) == (1 if on_postgres() else 3)
+
+
+def test_history_loads_only_the_authors_id_and_username(room, alice, crowd):
+    fill(room, alice, crowd, 1)
+
+    (message,) = message_history(session=room, limit=1).messages
+
+    assert message.author.get_deferred_fields() >= {"password", "email"}
+    assert "username" not in message.author.get_deferred_fields()

@@ -1,0 +1,76 @@
+"""``chat.message_details``: on PostgreSQL a page's reactions and attachments come back as
+JSON from the page's own statement and are turned into model instances again. They must
+render exactly as the rows read by ``prefetch_related`` do (SQLite's path, and the one
+PostgreSQL used before), or clients would see the history change shape."""
+
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+
+from chat.message_details import _prefetched, messages_with_details
+from chat.models import Attachment, Message, Reaction
+from chat.serializers import MessageSerializer
+from chat.services.attachments import attachment_add_file, attachment_add_url
+from chat.services.messages import message_send
+
+pytestmark = pytest.mark.django_db
+
+PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
+    b"\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00"
+    b"\x00\x00IEND\xaeB`\x82"
+)
+
+
+def rendered(messages) -> bytes:
+    return orjson.dumps(MessageSerializer(messages, many=True).data)
+
+
+@pytest.fixture
+def detailed(room, alice, bob):
+    """Messages with and without reactions and attachments of every kind."""
+    plain = message_send(author=alice, session_id=room.pk, content="plain")
+    rich = message_send(author=alice, session_id=room.pk, content="rich")
+    message_send(author=bob, session_id=room.pk, content="a reply", parent_id=rich.pk)
+    Reaction.objects.create(message=rich, user=bob, emoji="🎉")
+    Reaction.objects.create(message=rich, user=alice, emoji="👍")
+    Reaction.objects.create(message=rich, user=bob, emoji="👍")
+    attachment_add_url(
+        user=alice, message_id=rich.pk, file_name="spec.pdf",
+        file_url="https://example.com/spec.pdf?v=1&x=é", mime_type="application/pdf",
+        file_size=12_345_678_901, metadata={"pages": 3, "tags": ["a", None], "nested": {"k": 1.5}},
+    )  # fmt: skip
+    attachment_add_file(
+        user=alice, message_id=rich.pk, upload=SimpleUploadedFile("dot.png", PNG, "image/png")
+    )
+    # A time with no microseconds: JSON writes it without a fraction.
+    Attachment.objects.filter(file_name="spec.pdf").update(
+        created_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    )
+    return [plain, rich]
+
+
+def test_a_page_renders_as_the_prefetched_rows_do(room, detailed):
+    page = Message.objects.filter(session=room).order_by("seq")
+
+    loaded = messages_with_details(page)
+    prefetched = list(_prefetched(page))
+
+    assert rendered(loaded) == rendered(prefetched)
+    rich = loaded[1]
+    assert [r.emoji for r in rich.reaction_list] == ["🎉", "👍", "👍"]
+    assert [a.file_name for a in rich.attachment_list] == ["spec.pdf", "dot.png"]
+
+
+def test_reactions_and_attachments_are_model_instances_as_read_from_the_table(room, detailed):
+    (rich,) = messages_with_details(Message.objects.filter(pk=detailed[1].pk))
+
+    for loaded in (*rich.reaction_list, *rich.attachment_list):
+        stored = type(loaded).objects.get(pk=loaded.pk)
+        assert not loaded._state.adding and loaded._state.db == connection.alias
+        assert {f.attname: getattr(loaded, f.attname) for f in stored._meta.concrete_fields} == {
+            f.attname: getattr(stored, f.attname) for f in stored._meta.concrete_fields
+        }
