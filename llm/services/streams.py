@@ -11,6 +11,7 @@ worker running the stream is told through the channel layer and the shared state
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 
@@ -70,10 +71,14 @@ async def stream_request(
     except BaseException:
         await slot_release(str(stream_id))
         raise
+    # The write is handed to the database thread before the task that asks the model runs:
+    # that task's first steps (building the client, sending the request) would hold the
+    # loop first.
+    record = asyncio.ensure_future(database_sync_to_async(stream_record)(plan=plan, prompt=prompt))
     room = RoomStream(plan, observer=observer)
     room.start()
     try:
-        await room.open(database_sync_to_async(stream_record)(plan=plan, prompt=prompt))
+        await room.open(record)
     except DomainError:
         raise
     except Exception:
