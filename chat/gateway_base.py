@@ -35,7 +35,7 @@ from chatproject import metrics
 from chatproject.errors import DomainError, outage_error, validation_error
 
 # 4503: the database or Redis can't be reached, come back in a moment.
-from chatproject.ws_outage import CLOSE_UNAVAILABLE
+from chatproject.ws_outage import CLOSE_UNAVAILABLE, refuse_unavailable
 
 from . import event_types
 from .events import group_for_user
@@ -67,6 +67,11 @@ class GatewayConsumer(AsyncWebsocketConsumer):
 
     routes: dict[str, Route] = {}
     extra_routes: dict[str, Route] = {}
+    # Channels' consumers make a list per instance unless a class names its groups; the
+    # groups a socket is in are joined by hand here.
+    groups = ()
+    # What ended the consumer from the channel layer's side, if anything (``_from_layer``).
+    _layer_failure: BaseException | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -75,26 +80,45 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         messages are read in the application's own task and the channel layer's in one
         more, each dispatched in turn (one message at a time, as in Channels), where
         Channels keeps two reader tasks and an ``asyncio.wait`` per connection (about
-        2 KiB of an idle connection)."""
+        2 KiB of an idle connection).
+
+        A backend outage that ends the consumer (the channel layer can't subscribe the
+        socket's channel, a handler reaches a database that is down) is answered with an
+        ``error`` frame and close 4503, never an HTTP 500 or a silent 1011."""
         self.scope = scope
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        self.channel_name = await self.channel_layer.new_channel()
         self.base_send = send
+        try:
+            self.channel_name = await self.channel_layer.new_channel()
+        except Exception as exc:
+            if (outage := outage_error(exc)) is None:
+                raise
+            await refuse_unavailable(send, outage, exc)
+            return
         self._turn = asyncio.Lock()
-        self._layer_failure: BaseException | None = None
         from_layer = asyncio.create_task(self._from_layer(asyncio.current_task()))
         try:
-            while True:
-                message = await receive()
-                async with self._turn:
-                    await self.dispatch(message)
-        except StopConsumer:
-            pass
-        except asyncio.CancelledError:
-            if self._layer_failure is None:
+            try:
+                while True:
+                    message = await receive()
+                    async with self._turn:
+                        await self.dispatch(message)
+            except StopConsumer:
+                pass
+            except asyncio.CancelledError:
+                if self._layer_failure is None:
+                    raise
+                if not isinstance(self._layer_failure, StopConsumer):
+                    raise self._layer_failure from None
+        except Exception as exc:
+            if (outage := outage_error(exc)) is None:
                 raise
-            if not isinstance(self._layer_failure, StopConsumer):
-                raise self._layer_failure from None
+            # Accepted by now (``connect`` accepts first); on a socket already closed
+            # these sends are dropped.
+            logger.warning("connection ended: %s (%s: %s)", outage.message,
+                           type(exc).__name__, exc)  # fmt: skip
+            await self._send_error(None, outage)
+            await self.close(code=CLOSE_UNAVAILABLE)
         finally:
             from_layer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
