@@ -1,0 +1,82 @@
+"""channels-redis' pub/sub channel layer, with a lighter mailbox per channel.
+
+Why: the layer keeps, for each channel of the process (one per open WebSocket), an
+``asyncio.Queue`` it fills from its Redis subscription and a consumer reads with ``receive``.
+An empty ``asyncio.Queue`` is four deques and an ``asyncio.Event``, 3.2 KiB, the largest
+single allocation of an idle connection (docs/benchmarks.md, "Idle connections"). A channel
+here has one reader, the consumer, and is empty nearly all its life; ``Mailbox`` holds
+nothing but two empty slots then, and a deque only while messages wait.
+
+How: channels-redis has no setting for the queue, so the two classes below override the two
+methods that make it (``_get_layer`` builds the per-loop layer, ``_subscribe_to_channel``
+makes the queue), each a copy of the original but for the class it names; what the layer
+does with a mailbox (``put_nowait`` from its Redis reader, ``await get()`` in ``receive``)
+is unchanged. ``tests/chatproject/test_pubsub_layer.py`` pins that against the installed
+version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer
+from channels_redis.utils import _wrap_close
+
+
+class Mailbox:
+    """A FIFO with one reader: what ``asyncio.Queue`` is to the layer, without a capacity,
+    ``join`` or concurrent readers, none of which the layer uses."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: deque | None = None
+        self._waiter: asyncio.Future | None = None
+
+    def put_nowait(self, item) -> None:
+        if self._items is None:
+            self._items = deque()
+        self._items.append(item)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def get(self):
+        """The oldest item, once there is one. An item stays here until it is returned, so
+        a reader cancelled while waking up loses nothing."""
+        while not self._items:
+            if self._waiter is not None:
+                raise RuntimeError("A mailbox has one reader at a time.")
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        item = self._items.popleft()
+        if not self._items:
+            self._items = None
+        return item
+
+    def qsize(self) -> int:
+        return len(self._items) if self._items else 0
+
+
+class MailboxLoopLayer(RedisPubSubLoopLayer):
+    async def _subscribe_to_channel(self, channel):
+        self.channels[channel] = Mailbox()
+        shard = self._get_shard(channel)
+        await shard.subscribe(channel)
+
+
+class MailboxPubSubChannelLayer(RedisPubSubChannelLayer):
+    """The ``CHANNEL_LAYER=pubsub`` backend (``chatproject.settings``)."""
+
+    def _get_layer(self):
+        loop = asyncio.get_running_loop()
+        try:
+            layer = self._layers[loop]
+        except KeyError:
+            layer = MailboxLoopLayer(*self._args, **self._kwargs, channel_layer=self)
+            self._layers[loop] = layer
+            _wrap_close(self, loop)
+        return layer
