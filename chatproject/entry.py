@@ -13,6 +13,8 @@ one scope, with ``user``, ``token_exp`` and ``auth_error`` (``accounts.auth``) a
 
 from __future__ import annotations
 
+import asyncio
+
 from channels.security.websocket import WebsocketDenier
 
 from accounts.auth import authenticate
@@ -44,7 +46,10 @@ class Application:
         if consumer is None or not scope_origin_allowed(scope):
             return await WebsocketDenier()(scope, receive, send)
         try:
-            credentials = await authenticate(scope)
+            # In a task of its own: asgiref copies the context variables set in the
+            # database thread back into the awaiting task's context, which would keep
+            # them as long as the connection.
+            credentials = await asyncio.create_task(authenticate(scope))
         except Exception as exc:
             outage = outage_error(exc)
             if outage is None:

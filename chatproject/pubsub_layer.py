@@ -11,7 +11,7 @@ How: channels-redis has no setting for the queue, so the two classes below overr
 methods that make it (``_get_layer`` builds the per-loop layer, ``_subscribe_to_channel``
 makes the queue), each a copy of the original but for the class it names; what the layer
 does with a mailbox (``put_nowait`` from its Redis reader, ``await get()`` in ``receive``)
-is unchanged. ``tests/chatproject/test_pubsub_layer.py`` pins that against the installed
+is unchanged. ``receive`` skips the proxy coroutine the original waits in. ``tests/chatproject/test_pubsub_layer.py`` pins that against the installed
 version.
 """
 
@@ -70,6 +70,12 @@ class MailboxLoopLayer(RedisPubSubLoopLayer):
 
 class MailboxPubSubChannelLayer(RedisPubSubChannelLayer):
     """The ``CHANNEL_LAYER=pubsub`` backend (``chatproject.settings``)."""
+
+    def receive(self, channel):
+        """The per-loop layer's ``receive``, handed out as it is: the original reaches it
+        through ``__getattr__`` and a proxy coroutine, one more suspended frame for every
+        socket waiting on its channel."""
+        return self._get_layer().receive(channel)
 
     def _get_layer(self):
         loop = asyncio.get_running_loop()
