@@ -11,8 +11,8 @@ How: channels-redis has no setting for the queue, so the two classes below overr
 methods that make it (``_get_layer`` builds the per-loop layer, ``_subscribe_to_channel``
 makes the queue), each a copy of the original but for the class it names; what the layer
 does with a mailbox (``put_nowait`` from its Redis reader, ``await get()`` in ``receive``)
-is unchanged. ``receive`` skips the proxy coroutine the original waits in. ``tests/chatproject/test_pubsub_layer.py`` pins that against the installed
-version.
+is unchanged. ``receive`` skips the proxy coroutine the original waits in.
+``tests/chatproject/test_pubsub_layer.py`` pins all that against the installed version.
 """
 
 from __future__ import annotations
