@@ -603,17 +603,19 @@ def owners_notes(results: list[Result], args) -> list[str]:
         f"`asyncio.Queue` daphne feeds the application from): {kib.get('server', 0):.1f} "
         f"KiB ({groups.get('server', 0) / total:.0%}). Not this project's to change; another "
         "server is (`--server uvicorn`).",
-        f"- Channels: {kib.get('Channels', 0):.1f} KiB: the application task runs a chain "
-        "of middleware (the project's own, then Channels' cookie, session and auth stack "
-        "the JWT middleware sits in) and the router, each a suspended coroutine, most "
-        "holding a copy of the scope of their own; then the consumer and its channel-layer "
-        "reader.",
+        f"- Channels and asgiref: {kib.get('Channels', 0):.1f} KiB: the consumer's reader of "
+        "the socket and what the handshake's database lookup left behind. The handshake "
+        "(`chatproject/entry.py`: route, origin, token or session, outage refusal) runs and "
+        "returns; while the socket is open only the entry's coroutine and the consumer's "
+        "are suspended in the application task, with one copy of the scope.",
         f"- The channel layer: {kib.get('the channel layer', 0):.1f} KiB: the connection's "
-        "channel, an `asyncio.Queue` (four deques) and its subscription.",
+        "channel, its mailbox (`chatproject/pubsub_layer.py`: two empty slots while no "
+        "message waits) and its Redis subscription.",
         f"- Django, DRF, psycopg, PyJWT: {kib.get('Django, DRF, psycopg, PyJWT', 0):.1f} "
         "KiB, mostly the user loaded for the token (a model instance per connection).",
-        f"- This project's modules: {kib.get('project', 0):.1f} KiB (the consumer's "
-        "attributes, the scope copies of its own middleware, the timers' entries); other: "
+        f"- This project's modules: {kib.get('project', 0):.1f} KiB (the consumer and its "
+        "channel-layer reader task, the one scope copy, the mailbox, the timers' entries); "
+        "other: "
         f"{kib.get('other', 0) + kib.get('Python (standard library only)', 0):.1f} KiB.",
     ]
     if base.kib_per_connection and total:

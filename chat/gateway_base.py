@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import uuid
 from datetime import UTC, datetime
@@ -70,17 +71,20 @@ class GatewayConsumer(AsyncWebsocketConsumer):
     # Channels' consumers make a list per instance unless a class names its groups; the
     # groups a socket is in are joined by hand here.
     groups = ()
-    # What ended the consumer from the channel layer's side, if anything (``_from_layer``).
+    # The task dispatching the channel layer's messages, while there is one, and what ended
+    # the consumer from that side, if anything.
+    _from_layer: asyncio.Task | None = None
     _layer_failure: BaseException | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
 
     async def __call__(self, scope, receive, send) -> None:
         """Channels' ``AsyncConsumer.__call__``, lighter per connection: the socket's
-        messages are read in the application's own task and the channel layer's in one
-        more, each dispatched in turn (one message at a time, as in Channels), where
-        Channels keeps two reader tasks and an ``asyncio.wait`` per connection (about
-        2 KiB of an idle connection).
+        messages are read in the application's own task, and the channel layer's are
+        dispatched in turn with them (one message at a time, as in Channels), where Channels
+        keeps two reader tasks and an ``asyncio.wait`` per connection. A layer that can call
+        back as messages arrive (``listen``, ``chatproject.pubsub_layer``) gets a task only
+        while it has messages to dispatch; any other is read by a task of its own.
 
         A backend outage that ends the consumer (the channel layer can't subscribe the
         socket's channel, a handler reaches a database that is down) is answered with an
@@ -96,7 +100,14 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             await refuse_unavailable(send, outage, exc)
             return
         self._turn = asyncio.Lock()
-        from_layer = asyncio.create_task(self._from_layer(asyncio.current_task()))
+        self._task = asyncio.current_task()
+        pushed = hasattr(self.channel_layer, "listen")
+        if pushed:
+            # The layer calls back from its own reader task: dispatch in this one's context.
+            self._context = contextvars.copy_context()
+            self.channel_layer.listen(self.channel_name, self._layer_ready)
+        else:
+            self._from_layer = asyncio.create_task(self._read_layer())
         try:
             try:
                 while True:
@@ -120,26 +131,53 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             await self._send_error(None, outage)
             await self.close(code=CLOSE_UNAVAILABLE)
         finally:
-            from_layer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await from_layer
+            if self._from_layer is not None:
+                self._from_layer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._from_layer
+            if pushed:
+                await self.channel_layer.discard_channel(self.channel_name)
             # Also when ``disconnect`` never ran (the server killed a consumer slow to close,
             # an error escaped a handler): a forgotten entry would keep its user online.
             if (connection_id := getattr(self, "connection_id", None)) is not None:
                 connection_timers().forget(connection_id)
 
-    async def _from_layer(self, reader: asyncio.Task) -> None:
-        """Dispatch the channel layer's messages. A handler's failure ends the consumer as
-        in Channels: ``reader``, the task reading the socket, is cancelled and raises it."""
+    def _layer_ready(self) -> None:
+        """Called by a listening channel layer when a message arrived for this socket."""
+        if self._from_layer is None and self._layer_failure is None:
+            self._from_layer = asyncio.get_running_loop().create_task(
+                self._drain_layer(), context=self._context
+            )
+
+    async def _drain_layer(self) -> None:
+        """Dispatch the messages waiting in a listening channel layer, then end."""
+        while (message := self.channel_layer.receive_nowait(self.channel_name)) is not None:
+            if not await self._dispatch_from_layer(message):
+                return
+        # Nothing awaited since the layer said it is empty: no message can have come in
+        # between, and the next one starts a task again.
+        self._from_layer = None
+
+    async def _read_layer(self) -> None:
+        """Dispatch the channel layer's messages as they come, for as long as the consumer
+        runs."""
         while True:
             message = await self.channel_layer.receive(self.channel_name)
-            async with self._turn:
-                try:
-                    await self.dispatch(message)
-                except BaseException as exc:
-                    self._layer_failure = exc
-                    reader.cancel()
-                    return
+            if not await self._dispatch_from_layer(message):
+                return
+
+    async def _dispatch_from_layer(self, message) -> bool:
+        """Dispatch one channel-layer message; False if that ended the consumer. A handler's
+        failure ends it as in Channels: the task reading the socket is cancelled and raises
+        it."""
+        async with self._turn:
+            try:
+                await self.dispatch(message)
+            except BaseException as exc:
+                self._layer_failure = exc
+                self._task.cancel()
+                return False
+        return True
 
     async def connect(self) -> None:
         """Called when the handshake arrives (the origin check has passed)."""

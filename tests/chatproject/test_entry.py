@@ -125,3 +125,26 @@ async def test_an_unknown_path_is_refused(alice):
 async def test_the_ai_door_shares_the_handshake(alice):
     _, first, _ = await handshake(f"/ws/ai/?token={AccessToken.for_user(alice)}")
     assert first["event"] == "connection:success" and first["data"]["userId"] == alice.pk
+
+
+# -- a backend that can't be reached: an error frame and 4503, never an HTTP 500 ------------
+
+UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
+
+
+def assert_unavailable(outcome) -> None:
+    accepted, first, close = outcome
+    assert accepted
+    assert first["event"] == "error" and first["data"]["code"] == "INTERNAL", first
+    assert first["data"]["retryAfter"] == 1
+    assert close == 4503
+
+
+async def test_a_channel_layer_unreachable_at_the_handshake_gets_4503(settings, alice):
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "chatproject.pubsub_layer.MailboxPubSubChannelLayer",
+            "CONFIG": {"hosts": [{"address": UNREACHABLE_REDIS}]},
+        }
+    }
+    assert_unavailable(await handshake(token_path(AccessToken.for_user(alice))))

@@ -49,11 +49,25 @@ async def test_a_second_concurrent_reader_is_refused():
     first.cancel()
 
 
-@pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis")
-async def test_the_layer_delivers_channel_and_group_messages_through_mailboxes():
-    layer = MailboxPubSubChannelLayer(
+async def test_a_listener_is_called_per_item_and_pops_them_in_order():
+    box = Mailbox()
+    calls = []
+    box.listen(lambda: calls.append(box.qsize()))
+    box.put_nowait(b"1")
+    box.put_nowait(b"2")
+    assert calls == [1, 2]
+    assert [box.pop(), box.pop(), box.pop()] == [b"1", b"2", None]
+
+
+def pubsub_layer() -> MailboxPubSubChannelLayer:
+    return MailboxPubSubChannelLayer(
         hosts=[{"address": settings.REDIS_URL}], prefix=f"test-mailbox-{uuid.uuid4().hex[:8]}"
     )
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis")
+async def test_the_layer_delivers_channel_and_group_messages_through_mailboxes():
+    layer = pubsub_layer()
     try:
         channel = await layer.new_channel()
         assert isinstance(layer._get_layer().channels[channel], Mailbox)
@@ -69,5 +83,32 @@ async def test_the_layer_delivers_channel_and_group_messages_through_mailboxes()
         with pytest.raises(asyncio.CancelledError):
             await reader
         assert channel not in layer._get_layer().channels
+    finally:
+        await layer.flush()
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis")
+async def test_a_listening_reader_is_called_back_and_discards_its_channel():
+    layer = pubsub_layer()
+    try:
+        channel = await layer.new_channel()
+        arrived = asyncio.Event()
+        layer.listen(channel, arrived.set)
+        await layer.group_add("room", channel)
+        await layer.group_send("room", {"type": "one"})
+        await layer.send(channel, {"type": "two"})
+        await asyncio.wait_for(arrived.wait(), 5)
+        received = []
+        while len(received) < 2:
+            message = layer.receive_nowait(channel)
+            if message is None:
+                arrived.clear()
+                await asyncio.wait_for(arrived.wait(), 5)
+                continue
+            received.append(message["type"])
+        assert received == ["one", "two"] and layer.receive_nowait(channel) is None
+        await layer.discard_channel(channel)
+        assert channel not in layer._get_layer().channels
+        assert layer.receive_nowait(channel) is None
     finally:
         await layer.flush()
