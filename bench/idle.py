@@ -603,19 +603,19 @@ def owners_notes(results: list[Result], args) -> list[str]:
         f"`asyncio.Queue` daphne feeds the application from): {kib.get('server', 0):.1f} "
         f"KiB ({groups.get('server', 0) / total:.0%}). Not this project's to change; another "
         "server is (`--server uvicorn`).",
-        f"- Channels and asgiref: {kib.get('Channels', 0):.1f} KiB: the consumer's reader of "
-        "the socket and what the handshake's database lookup left behind. The handshake "
+        f"- Channels and asgiref: {kib.get('Channels', 0):.1f} KiB. The handshake "
         "(`chatproject/entry.py`: route, origin, token or session, outage refusal) runs and "
         "returns; while the socket is open only the entry's coroutine and the consumer's "
-        "are suspended in the application task, with one copy of the scope.",
+        "are suspended in the application task, with the server's scope (the user added, "
+        "no copies).",
         f"- The channel layer: {kib.get('the channel layer', 0):.1f} KiB: the connection's "
         "channel, its mailbox (`chatproject/pubsub_layer.py`: two empty slots while no "
         "message waits) and its Redis subscription.",
         f"- Django, DRF, psycopg, PyJWT: {kib.get('Django, DRF, psycopg, PyJWT', 0):.1f} "
         "KiB, mostly the user loaded for the token (a model instance per connection).",
-        f"- This project's modules: {kib.get('project', 0):.1f} KiB (the consumer and its "
-        "channel-layer reader task, the one scope copy, the mailbox, the timers' entries); "
-        "other: "
+        f"- This project's modules: {kib.get('project', 0):.1f} KiB (the consumer, the "
+        "suspended entry, the mailbox, the timers' entries, the event loop's binding in the "
+        "connection's context); other: "
         f"{kib.get('other', 0) + kib.get('Python (standard library only)', 0):.1f} KiB.",
     ]
     if base.kib_per_connection and total:
@@ -745,10 +745,10 @@ def interpretation(results: list[Result], args) -> list[str]:
             f"{per(platform, 'collections.deque'):.0f} deques (queues and buffers) against "
             f"the raw server's {per(base, '_asyncio.Task'):.0f}, "
             f"{per(base, 'builtins.coroutine'):.0f} and {per(base, 'collections.deque'):.0f} "
-            "(census below): the application task daphne runs for the connection (the "
-            "middleware chain, the router and the consumer, each a suspended coroutine) and "
-            "the consumer's channel-layer reader; daphne's input queue and the channel "
-            "layer's queue for the connection's channel, four deques each. The presence "
+            "(census below): the application task daphne runs for the connection, where "
+            "the entry (`chatproject/entry.py`) and the consumer wait on daphne's input "
+            "queue (an `asyncio.Queue`, four deques); the channel layer calls the consumer "
+            "back when a message comes, so no reader task waits for it. The presence "
             "heartbeat and token expiry are the worker's (`chat.timers`): one task and one "
             "timer for all its connections."
         )

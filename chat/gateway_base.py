@@ -54,6 +54,11 @@ _CLOSED_SOCKET_ERRORS = frozenset(
      "ConnectionClosedError"}
 )  # fmt: skip
 
+_OPEN_CLOSE_HANDLERS = {
+    "websocket.connect": "websocket_connect",
+    "websocket.disconnect": "websocket_disconnect",
+}
+
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_DEACTIVATED = 4403
 CLOSE_TOO_BIG = 1009
@@ -178,6 +183,18 @@ class GatewayConsumer(AsyncWebsocketConsumer):
                 self._task.cancel()
                 return False
         return True
+
+    async def dispatch(self, message) -> None:
+        # Opening and closing reach the database only through ``database_sync_to_async``,
+        # which closes stale connections itself: skip Channels' per-message
+        # close_old_connections hop through the shared sync thread (TRAPS, Channels 4.2),
+        # which would also leave a context variable of asgiref's in every connection's
+        # context for its whole life.
+        handler = _OPEN_CLOSE_HANDLERS.get(message["type"])
+        if handler is not None:
+            await getattr(self, handler)(message)
+            return
+        await super().dispatch(message)
 
     async def connect(self) -> None:
         """Called when the handshake arrives (the origin check has passed)."""

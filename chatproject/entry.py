@@ -8,7 +8,7 @@ scope of its own, for as long as the connection it let through is open. A worker
 thousands of idle sockets, and that stack was about a third of what this project kept per
 connection (docs/benchmarks.md, "Idle connections"). Here the checks run one after another
 and return; while a socket is open only this coroutine and its consumer's are suspended, and
-one scope, with ``user``, ``token_exp`` and ``auth_error`` (``accounts.auth``) added.
+the server's scope, with ``user``, ``token_exp`` and ``auth_error`` (``accounts.auth``) added.
 """
 
 from __future__ import annotations
@@ -55,8 +55,10 @@ class Application:
             if outage is None:
                 raise
             return await refuse_unavailable(send, outage, exc)
-        # The server's scope is not referenced once this frame lets go of it: one copy lives on.
-        scope = {**scope, "user": credentials.user, "token_exp": credentials.token_exp}
+        # Added to the server's scope, not a copy of it: this is the outermost application,
+        # nothing above it (the server) reads the scope again, and a copy would be one more
+        # dict for every open socket.
+        scope["user"], scope["token_exp"] = credentials.user, credentials.token_exp
         if credentials.error is not None:
             scope["auth_error"] = credentials.error
         del credentials
