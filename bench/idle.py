@@ -606,8 +606,8 @@ def owners_notes(results: list[Result], args) -> list[str]:
         f"- Channels and asgiref: {kib.get('Channels', 0):.1f} KiB. The handshake "
         "(`chatproject/entry.py`: route, origin, token or session, outage refusal) runs and "
         "returns; while the socket is open only the entry's coroutine and the consumer's "
-        "are suspended in the application task, with the server's scope (the user added, "
-        "no copies).",
+        "are suspended in the application task, with the server's scope as it came (no "
+        "copies; the credentials are the consumer's).",
         f"- The channel layer: {kib.get('the channel layer', 0):.1f} KiB: the connection's "
         "channel, its mailbox (`chatproject/pubsub_layer.py`: two empty slots while no "
         "message waits) and its Redis subscription.",

@@ -27,10 +27,11 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
 
-from accounts.auth import user_for_token
+from accounts.auth import Credentials, user_for_token
 from accounts.serializers import UserSerializer
 from chatproject import metrics
 from chatproject.errors import DomainError, outage_error, validation_error
@@ -76,6 +77,8 @@ class GatewayConsumer(AsyncWebsocketConsumer):
     # Channels' consumers make a list per instance unless a class names its groups; the
     # groups a socket is in are joined by hand here.
     groups = ()
+    # Who the handshake authenticated: set by ``chatproject.entry`` before the consumer runs.
+    credentials: Credentials = Credentials(AnonymousUser())
     # The task dispatching the channel layer's messages, while there is one, and what ended
     # the consumer from that side, if anything.
     _from_layer: asyncio.Task | None = None
@@ -198,12 +201,12 @@ class GatewayConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         """Called when the handshake arrives (the origin check has passed)."""
-        self.user = self.scope.get("user")
+        self.user = self.credentials.user
         self.authenticated = False
         self.connection_id = uuid.uuid4().hex
         await self.accept()
-        if self.scope.get("auth_error") or not getattr(self.user, "is_authenticated", False):
-            reason = self.scope.get("auth_error") or "Authenticate with a token or a session."
+        if self.credentials.error or not getattr(self.user, "is_authenticated", False):
+            reason = self.credentials.error or "Authenticate with a token or a session."
             await self._send_error(None, DomainError("UNAUTHORIZED", reason))
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
@@ -222,7 +225,7 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             await self._send_error(None, outage)
             await self.close(code=CLOSE_UNAVAILABLE)
             return
-        self._schedule_expiry(self.scope.get("token_exp"))
+        self._schedule_expiry(self.credentials.token_exp)
 
     async def opened(self) -> None:
         """Called once an authenticated connection is accepted: the first frame goes out."""

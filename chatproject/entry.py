@@ -7,8 +7,8 @@ router): an ASGI middleware stays suspended, a coroutine frame often holding a c
 scope of its own, for as long as the connection it let through is open. A worker holds
 thousands of idle sockets, and that stack was about a third of what this project kept per
 connection (docs/benchmarks.md, "Idle connections"). Here the checks run one after another
-and return; while a socket is open only this coroutine and its consumer's are suspended, and
-the server's scope, with ``user``, ``token_exp`` and ``auth_error`` (``accounts.auth``) added.
+and return; while a socket is open only this coroutine and its consumer's are suspended, with
+the server's scope as it came and the consumer's ``credentials`` (``accounts.auth``).
 """
 
 from __future__ import annotations
@@ -55,13 +55,9 @@ class Application:
             if outage is None:
                 raise
             return await refuse_unavailable(send, outage, exc)
-        # Added to the server's scope, not a copy of it: this is the outermost application,
-        # nothing above it (the server) reads the scope again, and a copy would be one more
-        # dict for every open socket.
-        scope["user"], scope["token_exp"] = credentials.user, credentials.token_exp
-        if credentials.error is not None:
-            scope["auth_error"] = credentials.error
-        del credentials
+        # Handed to the consumer, not added to the scope: daphne's scope fills its dict's
+        # table, and one key more would double the table for every open socket.
+        consumer.credentials = credentials
         return await consumer(scope, receive, send)
 
     def _consumer(self, scope):
