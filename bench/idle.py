@@ -722,7 +722,12 @@ def interpretation(results: list[Result], args) -> list[str]:
                 + "."
             )
         slow = ramp_rates(r)
-        if slow:
+        if slow and slow[1] >= 0.9 * slow[0]:
+            notes.append(
+                f"- The connect rate holds as connections accumulate: {slow[0]:.0f}/s over "
+                f"the first fifth of the connections, {slow[1]:.0f}/s over the last fifth."
+            )
+        elif slow:
             notes.append(
                 f"- The connect rate falls as connections accumulate: {slow[0]:.0f}/s over the "
                 f"first fifth of the connections, {slow[1]:.0f}/s over the last fifth (each "

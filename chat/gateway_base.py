@@ -139,12 +139,13 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             await self._send_error(None, outage)
             await self.close(code=CLOSE_UNAVAILABLE)
         finally:
+            if pushed:
+                # First, so that no message arriving from now on starts a task again.
+                await self.channel_layer.discard_channel(self.channel_name)
             if self._from_layer is not None:
                 self._from_layer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._from_layer
-            if pushed:
-                await self.channel_layer.discard_channel(self.channel_name)
             # Also when ``disconnect`` never ran (the server killed a consumer slow to close,
             # an error escaped a handler): a forgotten entry would keep its user online.
             if (connection_id := getattr(self, "connection_id", None)) is not None:
