@@ -413,7 +413,9 @@ def run_platform(args, log_dir: Path, *, trace_frames: int = 0) -> Result:
     first census on, and the result says whose code holds the memory (``owners``)."""
     result = Result(f"platform ({args.server}, {args.layer})", args.connections)
     uses_redis = args.layer != "memory"
-    database_url, drop = fresh_database(args.postgres_url if uses_redis else None)
+    database_url, drop = fresh_database(
+        args.postgres_url if uses_redis else None, prefix="idle_bench_"
+    )
     media = tempfile.mkdtemp(prefix="chat-bench-media-")
     worker = None
     try:
