@@ -1,23 +1,43 @@
-"""WebSocket authentication: who is on the other end of a socket, set as ``scope["user"]``.
+"""WebSocket authentication: who is on the other end of a socket.
 
 A connection authenticates with an access JWT (``?token=`` or ``Authorization: Bearer``) or,
-for the web app, the Django session cookie. A token that is bad or expired leaves the user
-anonymous and records why in ``scope["auth_error"]``: the consumer then accepts, says
-``UNAUTHORIZED`` and closes with 4401, as the contract asks. ``scope["token_exp"]`` holds the
-token's expiry, after which the consumer closes the connection unless it was refreshed.
+for the web app, the Django session cookie. ``authenticate`` answers with the user (anonymous
+when neither says who), the token's expiry, after which the consumer closes the connection
+unless it was refreshed, and for a bad or expired token why it was refused: the consumer
+then accepts, says ``UNAUTHORIZED`` and closes with 4401, as the contract asks.
+
+Why a function and not Channels' ``AuthMiddlewareStack``: that stack (cookie, session and
+auth middlewares) keeps, for the whole life of every connection, three suspended coroutines,
+three copies of the scope, a cookie dict, a lazy session and a lazy user (about 3 KiB of an
+idle connection, docs/benchmarks.md "Idle connections"). A token-authenticated socket needs
+none of it, and a cookie-authenticated one needs the session only once, to find its user.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from importlib import import_module
 from urllib.parse import parse_qs
 
-from channels.auth import AuthMiddlewareStack
+from channels.auth import get_user
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
+from django.http import parse_cookie
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """Who a handshake authenticated as: ``user`` (anonymous if nobody), ``token_exp``
+    (epoch seconds, None for a session) and ``error`` (why a token was refused)."""
+
+    user: object
+    token_exp: int | None = None
+    error: str | None = None
 
 
 def token_from_scope(scope) -> str | None:
@@ -29,6 +49,13 @@ def token_from_scope(scope) -> str | None:
             scheme, _, credentials = value.decode("latin1").partition(" ")
             if scheme.lower() == "bearer" and credentials:
                 return credentials.strip()
+    return None
+
+
+def session_key_from_scope(scope) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == b"cookie":
+            return parse_cookie(value.decode("latin1")).get(settings.SESSION_COOKIE_NAME)
     return None
 
 
@@ -46,39 +73,25 @@ def user_for_token(raw: str):
     return user, int(token["exp"])
 
 
-class JwtAuthMiddleware:
-    """Sets ``scope["user"]`` from an access JWT when one is given; otherwise leaves the user
-    the session cookie established (``AuthMiddlewareStack`` runs first)."""
-
-    def __init__(self, app) -> None:
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        raw = token_from_scope(scope)
-        scope = dict(scope)
-        scope["token_exp"] = None
-        if raw is not None:
-            try:
-                scope["user"], scope["token_exp"] = await user_for_token(raw)
-            except TokenError as exc:
-                scope["user"] = AnonymousUser()
-                scope["auth_error"] = str(exc)
-        else:
-            user = scope.get("user")
-            if user is not None and hasattr(user, "_wrapped"):
-                # Resolve the lazy session user now, off the event loop, once.
-                scope["user"] = await _resolve(user)
-        return await self.app(scope, receive, send)
+async def user_for_session(session_key: str):
+    """The active user a session cookie is logged in as, or an anonymous user. Channels'
+    ``get_user`` does what Django's does for a request (the session's auth hash checked,
+    a stale session flushed); the session itself is not kept."""
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    user = await get_user({"session": store})
+    return user if getattr(user, "is_active", False) else AnonymousUser()
 
 
-@database_sync_to_async
-def _resolve(lazy_user):
-    user = lazy_user._wrapped if lazy_user._wrapped is not None else lazy_user
-    if getattr(user, "is_active", False):
-        return user
-    return AnonymousUser()
-
-
-def WebsocketAuthStack(app):
-    """Session cookie first (for the web app), then a JWT if the connection carries one."""
-    return AuthMiddlewareStack(JwtAuthMiddleware(app))
+async def authenticate(scope) -> Credentials:
+    """Who the handshake in ``scope`` is: a token wins over a session cookie."""
+    raw = token_from_scope(scope)
+    if raw is not None:
+        try:
+            user, expires = await user_for_token(raw)
+        except TokenError as exc:
+            return Credentials(AnonymousUser(), error=str(exc))
+        return Credentials(user, token_exp=expires)
+    session_key = session_key_from_scope(scope)
+    if session_key:
+        return Credentials(await user_for_session(session_key))
+    return Credentials(AnonymousUser())

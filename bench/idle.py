@@ -413,7 +413,9 @@ def run_platform(args, log_dir: Path, *, trace_frames: int = 0) -> Result:
     first census on, and the result says whose code holds the memory (``owners``)."""
     result = Result(f"platform ({args.server}, {args.layer})", args.connections)
     uses_redis = args.layer != "memory"
-    database_url, drop = fresh_database(args.postgres_url if uses_redis else None)
+    database_url, drop = fresh_database(
+        args.postgres_url if uses_redis else None, prefix="idle_bench_"
+    )
     media = tempfile.mkdtemp(prefix="chat-bench-media-")
     worker = None
     try:
@@ -603,17 +605,19 @@ def owners_notes(results: list[Result], args) -> list[str]:
         f"`asyncio.Queue` daphne feeds the application from): {kib.get('server', 0):.1f} "
         f"KiB ({groups.get('server', 0) / total:.0%}). Not this project's to change; another "
         "server is (`--server uvicorn`).",
-        f"- Channels: {kib.get('Channels', 0):.1f} KiB: the application task runs a chain "
-        "of middleware (the project's own, then Channels' cookie, session and auth stack "
-        "the JWT middleware sits in) and the router, each a suspended coroutine, most "
-        "holding a copy of the scope of their own; then the consumer and its channel-layer "
-        "reader.",
+        f"- Channels and asgiref: {kib.get('Channels', 0):.1f} KiB. The handshake "
+        "(`chatproject/entry.py`: route, origin, token or session, outage refusal) runs and "
+        "returns; while the socket is open only the entry's coroutine and the consumer's "
+        "are suspended in the application task, with the server's scope as it came (no "
+        "copies; the credentials are the consumer's).",
         f"- The channel layer: {kib.get('the channel layer', 0):.1f} KiB: the connection's "
-        "channel, an `asyncio.Queue` (four deques) and its subscription.",
+        "channel, its mailbox (`chatproject/pubsub_layer.py`: two empty slots while no "
+        "message waits) and its Redis subscription.",
         f"- Django, DRF, psycopg, PyJWT: {kib.get('Django, DRF, psycopg, PyJWT', 0):.1f} "
         "KiB, mostly the user loaded for the token (a model instance per connection).",
-        f"- This project's modules: {kib.get('project', 0):.1f} KiB (the consumer's "
-        "attributes, the scope copies of its own middleware, the timers' entries); other: "
+        f"- This project's modules: {kib.get('project', 0):.1f} KiB (the consumer, the "
+        "suspended entry, the mailbox, the timers' entries, the event loop's binding in the "
+        "connection's context); other: "
         f"{kib.get('other', 0) + kib.get('Python (standard library only)', 0):.1f} KiB.",
     ]
     if base.kib_per_connection and total:
@@ -720,7 +724,12 @@ def interpretation(results: list[Result], args) -> list[str]:
                 + "."
             )
         slow = ramp_rates(r)
-        if slow:
+        if slow and slow[1] >= 0.9 * slow[0]:
+            notes.append(
+                f"- The connect rate holds as connections accumulate: {slow[0]:.0f}/s over "
+                f"the first fifth of the connections, {slow[1]:.0f}/s over the last fifth."
+            )
+        elif slow:
             notes.append(
                 f"- The connect rate falls as connections accumulate: {slow[0]:.0f}/s over the "
                 f"first fifth of the connections, {slow[1]:.0f}/s over the last fifth (each "
@@ -743,10 +752,10 @@ def interpretation(results: list[Result], args) -> list[str]:
             f"{per(platform, 'collections.deque'):.0f} deques (queues and buffers) against "
             f"the raw server's {per(base, '_asyncio.Task'):.0f}, "
             f"{per(base, 'builtins.coroutine'):.0f} and {per(base, 'collections.deque'):.0f} "
-            "(census below): the application task daphne runs for the connection (the "
-            "middleware chain, the router and the consumer, each a suspended coroutine) and "
-            "the consumer's channel-layer reader; daphne's input queue and the channel "
-            "layer's queue for the connection's channel, four deques each. The presence "
+            "(census below): the application task daphne runs for the connection, where "
+            "the entry (`chatproject/entry.py`) and the consumer wait on daphne's input "
+            "queue (an `asyncio.Queue`, four deques); the channel layer calls the consumer "
+            "back when a message comes, so no reader task waits for it. The presence "
             "heartbeat and token expiry are the worker's (`chat.timers`): one task and one "
             "timer for all its connections."
         )

@@ -6,7 +6,7 @@ connection. Broadcasting from there with ``async_to_sync(group_send)`` parks tha
 the event loop has published the frame, so every write of the process waited behind every
 broadcast (at fan-out saturation about a fifth of the thread's time).
 
-Instead, the ASGI application records its event loop in a context variable (``LoopBinding``),
+Instead, the ASGI application records its event loop in a context variable (``bind_loop``),
 which those threads inherit. ``publish`` hands the send to that loop and returns at once. On
 the loop, each group has a FIFO drained by one task that lives only while the group has
 something to send: frames reach a group in the order they were issued (a commit's
@@ -45,15 +45,21 @@ _bound_loop: ContextVar[asyncio.AbstractEventLoop | None] = ContextVar(
 )
 
 
+def bind_loop() -> None:
+    """Called by an application instance (an HTTP request, a WebSocket) as it starts: the
+    code it runs, including the sync code it calls through ``sync_to_async``, then knows
+    which event loop sends its broadcasts."""
+    _bound_loop.set(asyncio.get_running_loop())
+
+
 class LoopBinding:
-    """ASGI middleware: the code an application instance runs, including the sync code it
-    calls through ``sync_to_async``, knows which event loop sends its broadcasts."""
+    """ASGI middleware that calls ``bind_loop`` for the application it wraps."""
 
     def __init__(self, app) -> None:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        _bound_loop.set(asyncio.get_running_loop())
+        bind_loop()
         return await self.app(scope, receive, send)
 
 

@@ -83,12 +83,14 @@ class ChatConsumer(GatewayConsumer):
 
     routes = ROUTES
     extra_routes = extra_routes
+    # The sessions this socket joined. Replaced, never changed in place, so the empty one
+    # is shared by every socket that joined none (most of a worker's idle sockets).
+    joined: frozenset = frozenset()
 
     # --- lifecycle -------------------------------------------------------------------------
 
     async def connect(self) -> None:
         """Called when the handshake arrives (the origin check has passed)."""
-        self.joined: set = set()
         self.typing_timers: dict = {}
         await super().connect()
 
@@ -110,7 +112,7 @@ class ChatConsumer(GatewayConsumer):
             timer.cancel()
         for session_id in list(self.typing_timers):
             await self._typing_broadcast(session_id, event_types.TYPING_STOP)
-        for session_id in list(self.joined):
+        for session_id in self.joined:
             await self._leave(session_id)
         if await get_state().presence_disconnect(self.user.pk, self.connection_id):
             await self._announce_presence("offline", await _touch_last_seen(self.user))
@@ -149,7 +151,7 @@ class ChatConsumer(GatewayConsumer):
             user=self.user, session_id=session_id, last_seq=data["lastSeq"]
         )
         if session_id not in self.joined:
-            self.joined.add(session_id)
+            self.joined = self.joined | {session_id}
             await broadcast_async(
                 group_for_session(session_id),
                 {
@@ -233,7 +235,7 @@ class ChatConsumer(GatewayConsumer):
         return session_id
 
     async def _leave(self, session_id) -> None:
-        self.joined.discard(session_id)
+        self.joined = self.joined - {session_id}
         timer = self.typing_timers.pop(session_id, None)
         if timer is not None:
             timer.cancel()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import uuid
 from datetime import UTC, datetime
@@ -26,16 +27,17 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
 
-from accounts.auth import user_for_token
+from accounts.auth import Credentials, user_for_token
 from accounts.serializers import UserSerializer
 from chatproject import metrics
 from chatproject.errors import DomainError, outage_error, validation_error
 
 # 4503: the database or Redis can't be reached, come back in a moment.
-from chatproject.ws_outage import CLOSE_UNAVAILABLE
+from chatproject.ws_outage import CLOSE_UNAVAILABLE, refuse_unavailable
 
 from . import event_types
 from .events import group_for_user
@@ -53,6 +55,11 @@ _CLOSED_SOCKET_ERRORS = frozenset(
      "ConnectionClosedError"}
 )  # fmt: skip
 
+_OPEN_CLOSE_HANDLERS = {
+    "websocket.connect": "websocket_connect",
+    "websocket.disconnect": "websocket_disconnect",
+}
+
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_DEACTIVATED = 4403
 CLOSE_TOO_BIG = 1009
@@ -67,64 +74,140 @@ class GatewayConsumer(AsyncWebsocketConsumer):
 
     routes: dict[str, Route] = {}
     extra_routes: dict[str, Route] = {}
+    # Channels' consumers make a list per instance unless a class names its groups; the
+    # groups a socket is in are joined by hand here.
+    groups = ()
+    # Who the handshake authenticated: set by ``chatproject.entry`` before the consumer runs.
+    credentials: Credentials = Credentials(AnonymousUser())
+    # The task dispatching the channel layer's messages, while there is one, and what ended
+    # the consumer from that side, if anything.
+    _from_layer: asyncio.Task | None = None
+    _layer_failure: BaseException | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
 
     async def __call__(self, scope, receive, send) -> None:
         """Channels' ``AsyncConsumer.__call__``, lighter per connection: the socket's
-        messages are read in the application's own task and the channel layer's in one
-        more, each dispatched in turn (one message at a time, as in Channels), where
-        Channels keeps two reader tasks and an ``asyncio.wait`` per connection (about
-        2 KiB of an idle connection)."""
+        messages are read in the application's own task, and the channel layer's are
+        dispatched in turn with them (one message at a time, as in Channels), where Channels
+        keeps two reader tasks and an ``asyncio.wait`` per connection. A layer that can call
+        back as messages arrive (``listen``, ``chatproject.pubsub_layer``) gets a task only
+        while it has messages to dispatch; any other is read by a task of its own.
+
+        A backend outage that ends the consumer (the channel layer can't subscribe the
+        socket's channel, a handler reaches a database that is down) is answered with an
+        ``error`` frame and close 4503, never an HTTP 500 or a silent 1011."""
         self.scope = scope
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        self.channel_name = await self.channel_layer.new_channel()
         self.base_send = send
-        self._turn = asyncio.Lock()
-        self._layer_failure: BaseException | None = None
-        from_layer = asyncio.create_task(self._from_layer(asyncio.current_task()))
         try:
-            while True:
-                message = await receive()
-                async with self._turn:
-                    await self.dispatch(message)
-        except StopConsumer:
-            pass
-        except asyncio.CancelledError:
-            if self._layer_failure is None:
+            self.channel_name = await self.channel_layer.new_channel()
+        except Exception as exc:
+            if (outage := outage_error(exc)) is None:
                 raise
-            if not isinstance(self._layer_failure, StopConsumer):
-                raise self._layer_failure from None
+            await refuse_unavailable(send, outage, exc)
+            return
+        self._turn = asyncio.Lock()
+        self._task = asyncio.current_task()
+        pushed = hasattr(self.channel_layer, "listen")
+        if pushed:
+            # The layer calls back from its own reader task: dispatch in this one's context.
+            self._context = contextvars.copy_context()
+            self.channel_layer.listen(self.channel_name, self._layer_ready)
+        else:
+            self._from_layer = asyncio.create_task(self._read_layer())
+        try:
+            try:
+                while True:
+                    message = await receive()
+                    async with self._turn:
+                        await self.dispatch(message)
+            except StopConsumer:
+                pass
+            except asyncio.CancelledError:
+                if self._layer_failure is None:
+                    raise
+                if not isinstance(self._layer_failure, StopConsumer):
+                    raise self._layer_failure from None
+        except Exception as exc:
+            if (outage := outage_error(exc)) is None:
+                raise
+            # Accepted by now (``connect`` accepts first); on a socket already closed
+            # these sends are dropped.
+            logger.warning("connection ended: %s (%s: %s)", outage.message,
+                           type(exc).__name__, exc)  # fmt: skip
+            await self._send_error(None, outage)
+            await self.close(code=CLOSE_UNAVAILABLE)
         finally:
-            from_layer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await from_layer
+            if pushed:
+                # First, so that no message arriving from now on starts a task again.
+                await self.channel_layer.discard_channel(self.channel_name)
+            if self._from_layer is not None:
+                self._from_layer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._from_layer
             # Also when ``disconnect`` never ran (the server killed a consumer slow to close,
             # an error escaped a handler): a forgotten entry would keep its user online.
             if (connection_id := getattr(self, "connection_id", None)) is not None:
                 connection_timers().forget(connection_id)
 
-    async def _from_layer(self, reader: asyncio.Task) -> None:
-        """Dispatch the channel layer's messages. A handler's failure ends the consumer as
-        in Channels: ``reader``, the task reading the socket, is cancelled and raises it."""
+    def _layer_ready(self) -> None:
+        """Called by a listening channel layer when a message arrived for this socket."""
+        if self._from_layer is None and self._layer_failure is None:
+            self._from_layer = asyncio.get_running_loop().create_task(
+                self._drain_layer(), context=self._context
+            )
+
+    async def _drain_layer(self) -> None:
+        """Dispatch the messages waiting in a listening channel layer, then end."""
+        while (message := self.channel_layer.receive_nowait(self.channel_name)) is not None:
+            if not await self._dispatch_from_layer(message):
+                return
+        # Nothing awaited since the layer said it is empty: no message can have come in
+        # between, and the next one starts a task again.
+        self._from_layer = None
+
+    async def _read_layer(self) -> None:
+        """Dispatch the channel layer's messages as they come, for as long as the consumer
+        runs."""
         while True:
             message = await self.channel_layer.receive(self.channel_name)
-            async with self._turn:
-                try:
-                    await self.dispatch(message)
-                except BaseException as exc:
-                    self._layer_failure = exc
-                    reader.cancel()
-                    return
+            if not await self._dispatch_from_layer(message):
+                return
+
+    async def _dispatch_from_layer(self, message) -> bool:
+        """Dispatch one channel-layer message; False if that ended the consumer. A handler's
+        failure ends it as in Channels: the task reading the socket is cancelled and raises
+        it."""
+        async with self._turn:
+            try:
+                await self.dispatch(message)
+            except BaseException as exc:
+                self._layer_failure = exc
+                self._task.cancel()
+                return False
+        return True
+
+    async def dispatch(self, message) -> None:
+        # Opening and closing reach the database only through ``database_sync_to_async``,
+        # which closes stale connections itself: skip Channels' per-message
+        # close_old_connections hop through the shared sync thread (TRAPS, Channels 4.2),
+        # which would also leave a context variable of asgiref's in every connection's
+        # context for its whole life.
+        handler = _OPEN_CLOSE_HANDLERS.get(message["type"])
+        if handler is not None:
+            await getattr(self, handler)(message)
+            return
+        await super().dispatch(message)
 
     async def connect(self) -> None:
         """Called when the handshake arrives (the origin check has passed)."""
-        self.user = self.scope.get("user")
+        self.user = self.credentials.user
         self.authenticated = False
         self.connection_id = uuid.uuid4().hex
         await self.accept()
-        if self.scope.get("auth_error") or not getattr(self.user, "is_authenticated", False):
-            reason = self.scope.get("auth_error") or "Authenticate with a token or a session."
+        if self.credentials.error or not getattr(self.user, "is_authenticated", False):
+            reason = self.credentials.error or "Authenticate with a token or a session."
             await self._send_error(None, DomainError("UNAUTHORIZED", reason))
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
@@ -143,7 +226,7 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             await self._send_error(None, outage)
             await self.close(code=CLOSE_UNAVAILABLE)
             return
-        self._schedule_expiry(self.scope.get("token_exp"))
+        self._schedule_expiry(self.credentials.token_exp)
 
     async def opened(self) -> None:
         """Called once an authenticated connection is accepted: the first frame goes out."""

@@ -100,9 +100,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Redis: channel layer and cache ---------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "")
 # Which channels-redis layer serves REDIS_URL: "pubsub" (default) or "core" (bench/fanout.py
-# measures both).
+# measures both). The pub/sub one with a lighter queue per channel (chatproject.pubsub_layer).
 CHANNEL_LAYER_BACKENDS = {
-    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+    "pubsub": "chatproject.pubsub_layer.MailboxPubSubChannelLayer",
     "core": "channels_redis.core.RedisChannelLayer",
 }
 CHANNEL_LAYER = env_str("CHANNEL_LAYER", "pubsub").strip().lower()

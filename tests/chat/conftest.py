@@ -1,5 +1,6 @@
 """Fixtures for gateway tests: connect a user to ``/ws/chat/`` through the whole ASGI stack
-(origin check, auth middleware, router) with Channels' ``WebsocketCommunicator``."""
+(route, origin check, authentication: ``chatproject.entry``) with Channels'
+``WebsocketCommunicator``."""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ import orjson
 import pytest
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
 from rest_framework_simplejwt.tokens import AccessToken
 
 from chat import consumer as consumer_module
@@ -52,3 +53,19 @@ async def test_a_failing_layer_handler_ends_the_consumer_as_in_channels(ws_app, 
     with pytest.raises(ValueError, match=r"No handler for message type no\.such\.handler"):
         await ws.receive_output(timeout=5)
     assert connection_id not in connection_timers()
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="the pub/sub layer calls back (needs Redis)")
+async def test_an_idle_socket_keeps_no_task_for_the_layer_and_leaves_no_channel(ws_connect, alice):
+    layer = get_channel_layer()
+    await ws_connect(alice)  # the worker's own tasks (timers, the layer's reader) start
+    channels_before = set(layer._get_layer().channels)
+    tasks_before = len(asyncio.all_tasks())
+    ws = await ws_connect(alice)
+    # The application task only: nothing waits on the layer while no message comes.
+    assert len(asyncio.all_tasks()) == tasks_before + 1
+    frame = orjson.dumps({"event": "broadcast", "data": {}}).decode()
+    await layer.group_send(group_for_user(alice.pk), {"type": FRAME_MESSAGE_TYPE, "text": frame})
+    assert (await ws.receive_json_from(timeout=5))["event"] == "broadcast"
+    await ws.disconnect()
+    assert set(layer._get_layer().channels) == channels_before

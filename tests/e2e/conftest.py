@@ -43,15 +43,16 @@ def free_port() -> int:
 
 
 def _database_for_run() -> tuple[str, callable]:
-    """A database URL only this test run uses, and how to drop it afterwards."""
+    """A database URL only this test run uses, and how to drop it afterwards. It is named
+    after the database ``DATABASE_URL`` names, so runs sharing a server keep to their own."""
     base = os.environ.get("DATABASE_URL")
     if not base:
         path = Path(tempfile.mkdtemp(prefix="chat-e2e-")) / "db.sqlite3"
         return f"sqlite:///{path}", lambda: None
     import psycopg
 
-    name = f"chat_e2e_{uuid.uuid4().hex[:10]}"
     parsed = urlparse(base)
+    name = f"{parsed.path.strip('/') or 'chat'}_e2e_{uuid.uuid4().hex[:10]}"
     admin = urlunparse(parsed._replace(path="/postgres"))
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')

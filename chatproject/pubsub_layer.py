@@ -1,0 +1,144 @@
+"""channels-redis' pub/sub channel layer, with a lighter mailbox per channel.
+
+Why: the layer keeps, for each channel of the process (one per open WebSocket), an
+``asyncio.Queue`` it fills from its Redis subscription and a consumer reads with ``receive``.
+An empty ``asyncio.Queue`` is four deques and an ``asyncio.Event``, 3.2 KiB, the largest
+single allocation of an idle connection (docs/benchmarks.md, "Idle connections"). A channel
+here has one reader, the consumer, and is empty nearly all its life; ``Mailbox`` holds
+nothing but two empty slots then, and a deque only while messages wait.
+
+How: channels-redis has no setting for the queue, so the two classes below override the two
+methods that make it (``_get_layer`` builds the per-loop layer, ``_subscribe_to_channel``
+makes the queue), each a copy of the original but for the class it names; what the layer
+does with a mailbox (``put_nowait`` from its Redis reader, ``await get()`` in ``receive``)
+is unchanged. ``receive`` skips the proxy coroutine the original waits in.
+
+Push delivery (``listen``, ``receive_nowait``, ``discard_channel``): a reader waiting in
+``receive`` is a suspended task, with its coroutines and a future, for every idle socket.
+The gateway's consumer (``chat.gateway_base``) asks to be called back instead and runs a
+task only while it has messages to dispatch. ``tests/chatproject/test_pubsub_layer.py``
+pins all this against the installed channels-redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+
+from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer
+from channels_redis.utils import _wrap_close
+
+logger = logging.getLogger(__name__)
+
+
+class Mailbox:
+    """A FIFO with one reader: what ``asyncio.Queue`` is to the layer, without a capacity,
+    ``join`` or concurrent readers, none of which the layer uses. The reader either waits
+    in ``get`` or, once it has called ``listen``, is called back as items arrive."""
+
+    __slots__ = ("_items", "_listener", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: deque | None = None
+        self._waiter: asyncio.Future | None = None
+        self._listener = None
+
+    def put_nowait(self, item) -> None:
+        if self._items is None:
+            self._items = deque()
+        self._items.append(item)
+        if self._listener is not None:
+            self._listener()
+        elif self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def listen(self, callback) -> None:
+        """Call ``callback()`` (on the loop, with no arguments) as each item arrives."""
+        self._listener = callback
+
+    def pop(self):
+        """The oldest item, or None if there is none."""
+        if not self._items:
+            return None
+        item = self._items.popleft()
+        if not self._items:
+            self._items = None
+        return item
+
+    async def get(self):
+        """The oldest item, once there is one. An item stays here until it is returned, so
+        a reader cancelled while waking up loses nothing."""
+        while not self._items:
+            if self._waiter is not None:
+                raise RuntimeError("A mailbox has one reader at a time.")
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self.pop()
+
+    def qsize(self) -> int:
+        return len(self._items) if self._items else 0
+
+
+class MailboxLoopLayer(RedisPubSubLoopLayer):
+    async def _subscribe_to_channel(self, channel):
+        self.channels[channel] = Mailbox()
+        shard = self._get_shard(channel)
+        await shard.subscribe(channel)
+
+    def listen(self, channel, callback) -> None:
+        self.channels[channel].listen(callback)
+
+    def receive_nowait(self, channel):
+        mailbox = self.channels.get(channel)
+        message = mailbox.pop() if mailbox is not None else None
+        return None if message is None else self.channel_layer.deserialize(message)
+
+    async def discard_channel(self, channel) -> None:
+        if self.channels.pop(channel, None) is None:
+            return
+        try:
+            await self._get_shard(channel).unsubscribe(channel)
+        except Exception:
+            # As channels-redis does when a reader of its own leaves: the channel is gone
+            # here either way, and the cause is logged, not raised at a closing socket.
+            logger.exception("could not unsubscribe channel %s", channel)
+
+
+class MailboxPubSubChannelLayer(RedisPubSubChannelLayer):
+    """The ``CHANNEL_LAYER=pubsub`` backend (``chatproject.settings``)."""
+
+    def receive(self, channel):
+        """The per-loop layer's ``receive``, handed out as it is: the original reaches it
+        through ``__getattr__`` and a proxy coroutine, one more suspended frame for every
+        socket waiting on its channel."""
+        return self._get_layer().receive(channel)
+
+    # --- push delivery, for readers that would rather not wait in a task of their own ------
+
+    def listen(self, channel, callback) -> None:
+        """Call ``callback()`` on the event loop whenever a message arrives on ``channel``
+        (made by ``new_channel``); the reader then takes them with ``receive_nowait``."""
+        self._get_layer().listen(channel, callback)
+
+    def receive_nowait(self, channel):
+        """The oldest message of a listened-to ``channel``, or None if none is waiting."""
+        return self._get_layer().receive_nowait(channel)
+
+    async def discard_channel(self, channel) -> None:
+        """The reader of ``channel`` is done with it: drop it and its Redis subscription
+        (what ``receive`` does when its reader is cancelled)."""
+        await self._get_layer().discard_channel(channel)
+
+    def _get_layer(self):
+        loop = asyncio.get_running_loop()
+        try:
+            layer = self._layers[loop]
+        except KeyError:
+            layer = MailboxLoopLayer(*self._args, **self._kwargs, channel_layer=self)
+            self._layers[loop] = layer
+            _wrap_close(self, loop)
+        return layer

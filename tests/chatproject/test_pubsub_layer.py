@@ -1,0 +1,114 @@
+"""The pub/sub channel layer's per-channel mailbox (``chatproject.pubsub_layer``): a FIFO with
+one reader, and, against a real Redis, the layer delivering through it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from django.conf import settings
+
+from chatproject.pubsub_layer import Mailbox, MailboxPubSubChannelLayer
+
+
+async def test_items_come_out_in_the_order_they_went_in():
+    box = Mailbox()
+    for item in (b"1", b"2", b"3"):
+        box.put_nowait(item)
+    assert [await box.get() for _ in range(3)] == [b"1", b"2", b"3"]
+    assert box.qsize() == 0
+
+
+async def test_a_waiting_reader_is_woken_by_the_next_item():
+    box = Mailbox()
+    reader = asyncio.create_task(box.get())
+    await asyncio.sleep(0)
+    assert not reader.done()
+    box.put_nowait(b"hello")
+    assert await asyncio.wait_for(reader, 1) == b"hello"
+
+
+async def test_a_reader_cancelled_as_it_wakes_loses_nothing():
+    box = Mailbox()
+    reader = asyncio.create_task(box.get())
+    await asyncio.sleep(0)
+    box.put_nowait(b"kept")
+    reader.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reader
+    assert await asyncio.wait_for(box.get(), 1) == b"kept"
+
+
+async def test_a_second_concurrent_reader_is_refused():
+    box = Mailbox()
+    first = asyncio.create_task(box.get())
+    await asyncio.sleep(0)
+    with pytest.raises(RuntimeError):
+        await box.get()
+    first.cancel()
+
+
+async def test_a_listener_is_called_per_item_and_pops_them_in_order():
+    box = Mailbox()
+    calls = []
+    box.listen(lambda: calls.append(box.qsize()))
+    box.put_nowait(b"1")
+    box.put_nowait(b"2")
+    assert calls == [1, 2]
+    assert [box.pop(), box.pop(), box.pop()] == [b"1", b"2", None]
+
+
+def pubsub_layer() -> MailboxPubSubChannelLayer:
+    return MailboxPubSubChannelLayer(
+        hosts=[{"address": settings.REDIS_URL}], prefix=f"test-mailbox-{uuid.uuid4().hex[:8]}"
+    )
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis")
+async def test_the_layer_delivers_channel_and_group_messages_through_mailboxes():
+    layer = pubsub_layer()
+    try:
+        channel = await layer.new_channel()
+        assert isinstance(layer._get_layer().channels[channel], Mailbox)
+        await layer.group_add("room", channel)
+        await layer.send(channel, {"type": "direct", "n": 1})
+        await layer.group_send("room", {"type": "grouped", "n": 2})
+        received = [await asyncio.wait_for(layer.receive(channel), 5) for _ in range(2)]
+        assert [m["type"] for m in received] == ["direct", "grouped"]
+        # A reader that goes away takes its channel with it, as with channels-redis' queue.
+        reader = asyncio.create_task(layer.receive(channel))
+        await asyncio.sleep(0.05)
+        reader.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reader
+        assert channel not in layer._get_layer().channels
+    finally:
+        await layer.flush()
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis")
+async def test_a_listening_reader_is_called_back_and_discards_its_channel():
+    layer = pubsub_layer()
+    try:
+        channel = await layer.new_channel()
+        arrived = asyncio.Event()
+        layer.listen(channel, arrived.set)
+        await layer.group_add("room", channel)
+        await layer.group_send("room", {"type": "one"})
+        await layer.send(channel, {"type": "two"})
+        await asyncio.wait_for(arrived.wait(), 5)
+        received = []
+        while len(received) < 2:
+            message = layer.receive_nowait(channel)
+            if message is None:
+                arrived.clear()
+                await asyncio.wait_for(arrived.wait(), 5)
+                continue
+            received.append(message["type"])
+        assert received == ["one", "two"] and layer.receive_nowait(channel) is None
+        await layer.discard_channel(channel)
+        assert channel not in layer._get_layer().channels
+        assert layer.receive_nowait(channel) is None
+    finally:
+        await layer.flush()
