@@ -4,6 +4,7 @@
     python bench/fanout.py --write docs/benchmarks.md   # ... and record the numbers
     python bench/fanout.py --variants pubsub:2,core:2 --scenarios a --duration 8
     python bench/fanout.py --variants pubsub,pubsub@uvicorn   # daphne against uvicorn
+    python bench/fanout.py --variants pubsub,pubsub+unthrottled  # with and without throttle
 
 Scenarios: (a) 1 room x 100 members, (b) 20 rooms x 10 members. Every member is a client of
 its own (a registered user with a JWT) and every member sends: ``message:send`` over the
@@ -27,11 +28,14 @@ sender's room: no auth, no persistence, no channel layer. Its frames are padded 
 of the platform's ``message:new`` frames.
 
 Throttles: the platform allows 30 ``message:send`` per user per minute (CONTRACT section 3).
-Nothing is raised for the benchmark: each user stays within that budget (at most 30 sends
-per run of a variant, whose throttle counters start fresh under their own
-``REALTIME_PREFIX``); with 100 or 200 distinct senders that is far more traffic than the
-platform can carry in the measuring windows. A sender that runs out of budget stops, and
-the report says so (``budget`` column), as it does any ``RATE_LIMITED`` reply.
+A plain variant keeps that: each user stays within that budget (at most 30 sends per run of
+a variant, whose throttle counters start fresh under their own ``REALTIME_PREFIX``). A
+sender that runs out of budget stops, and the report says so (``budget`` column), as it
+does any ``RATE_LIMITED`` reply: such a run measures the throttle, 50 msgs/s for 100
+senders, 100 for 200. A ``+unthrottled`` variant starts its workers with
+``BENCH_UNTHROTTLED=1``, which the benchmark settings (``bench/settings_bench.py``) read to
+raise every per-user limit out of reach, and its senders have no budget: it measures what
+the workers carry, as the raw relay, which has no throttle, does.
 
 Variants: ``pubsub`` and ``core`` run the workers on a fresh PostgreSQL database and Redis
 with ``CHANNEL_LAYER=pubsub|core``; ``memory`` is the embedded default (SQLite, in-memory
@@ -124,11 +128,14 @@ class Variant:
     layer: str  # pubsub | core | memory | raw
     workers: int = 1
     server: str = "daphne"  # daphne | uvicorn
+    throttled: bool = True  # False: every per-user limit raised (``+unthrottled``)
 
     @property
     def label(self) -> str:
         label = self.layer if self.workers == 1 else f"{self.layer} x{self.workers}"
-        return label if self.server == "daphne" else f"{label} {self.server}"
+        if self.server != "daphne":
+            label = f"{label} {self.server}"
+        return label if self.throttled else f"{label} unthrottled"
 
 
 @dataclass
@@ -497,7 +504,8 @@ async def run_scenario(
     database: str | None = None,
 ) -> Result:
     result = Result(variant=variant, scenario=scenario)
-    budget = SEND_BUDGET if isinstance(system, Platform) else float("inf")
+    throttled = isinstance(system, Platform) and variant.throttled
+    budget = SEND_BUDGET if throttled else float("inf")
     run = Run(system, members, server_pids, database)
     try:
         await run.open_all()
@@ -663,6 +671,8 @@ def run_platform_group(
             env = dict(base_env, REALTIME_PREFIX=f"chat-bench-{uuid.uuid4().hex[:8]}")
             if uses_redis:
                 env["CHANNEL_LAYER"] = variant.layer
+            if not variant.throttled:
+                env["BENCH_UNTHROTTLED"] = "1"
             command = uvicorn_command if variant.server == "uvicorn" else server_command
             workers = [start_worker(env, log_dir, command) for _ in range(variant.workers)]
             try:
@@ -956,6 +966,9 @@ def section(
 def parse_variants(text: str) -> list[Variant]:
     variants = []
     for item in filter(None, (part.strip() for part in text.split(","))):
+        item, _, flag = item.partition("+")
+        if flag not in ("", "unthrottled"):
+            raise SystemExit(f"unknown flag {flag!r}: +unthrottled")
         item, _, server = item.partition("@")
         layer, _, workers = item.partition(":")
         if layer not in ("pubsub", "core", "memory"):
@@ -965,7 +978,7 @@ def parse_variants(text: str) -> list[Variant]:
         count = int(workers or 1)
         if layer == "memory" and count != 1:
             raise SystemExit("the in-memory layer serves one worker only")
-        variants.append(Variant(layer, count, server or "daphne"))
+        variants.append(Variant(layer, count, server or "daphne", throttled=not flag))
     return variants
 
 
@@ -974,8 +987,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--variants",
         default="pubsub,core,memory",
-        help="comma list of pubsub|core|memory, each with an optional :WORKERS and @uvicorn "
-        "(default: daphne)",
+        help="comma list of pubsub|core|memory, each with an optional :WORKERS, @uvicorn "
+        "(default: daphne) and +unthrottled",
     )
     parser.add_argument("--scenarios", default="a,b", help="a (1 x 100) and/or b (20 x 10)")
     parser.add_argument("--members", type=int, help="members per room (overrides scenarios)")

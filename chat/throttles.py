@@ -3,9 +3,9 @@ user gets one budget across every worker, and across both doors: a REST write th
 WebSocket twin (``POST /api/chat/messages`` is ``message:send``) spends the twin's budget
 through ``EventThrottle``, so REST is no way around the WebSocket limit.
 
-Each rule is a fixed window: ``limit`` events per ``window_ms``. ``session:join`` is counted
-per session; events with no rule of their own share ``WS_THROTTLE_LIMIT`` per
-``WS_THROTTLE_TTL``.
+Each rule is a fixed window: ``limit`` events per ``window_ms``: ``WS_EVENT_LIMITS`` a
+minute for the events named there (the contract's defaults), ``session:join`` counted per
+session; every other event shares ``WS_THROTTLE_LIMIT`` per ``WS_THROTTLE_TTL``.
 """
 
 from __future__ import annotations
@@ -29,17 +29,15 @@ class Rule:
     per_session: bool = False
 
 
-RULES = {
-    "session:join": Rule(5, per_session=True),
-    "message:send": Rule(30),
-    "message:edit": Rule(20),
-    "typing:start": Rule(100),
-    "stream:request": Rule(10),
-}
+# Counted per session rather than per user.
+PER_SESSION = frozenset({"session:join"})
 
 
 def rule_for(event: str) -> Rule:
-    return RULES.get(event) or Rule(settings.WS_THROTTLE_LIMIT, settings.WS_THROTTLE_TTL)
+    limit = settings.WS_EVENT_LIMITS.get(event)
+    if limit is None:
+        return Rule(settings.WS_THROTTLE_LIMIT, settings.WS_THROTTLE_TTL)
+    return Rule(limit, per_session=event in PER_SESSION)
 
 
 async def throttle_check(*, user_id: int, event: str, session_id=None) -> None:

@@ -168,6 +168,16 @@ CORS_ALLOW_CREDENTIALS = True
 # --- Real-time ------------------------------------------------------------------------------
 WS_THROTTLE_TTL = env_int("WS_THROTTLE_TTL", 60000)
 WS_THROTTLE_LIMIT = env_int("WS_THROTTLE_LIMIT", 60)
+# Events with a rule of their own, per user per minute: the contract's defaults (section 3).
+# Not read from the environment; only the benchmarks' settings raise them, to measure what a
+# worker carries rather than what the throttle lets through (bench/settings_bench.py).
+WS_EVENT_LIMITS = {
+    "session:join": 5,
+    "message:send": 30,
+    "message:edit": 20,
+    "typing:start": 100,
+    "stream:request": 10,
+}
 WS_MAX_FRAME_BYTES = 65536
 
 # --- LLM ------------------------------------------------------------------------------------
