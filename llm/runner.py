@@ -14,7 +14,8 @@ What it guarantees:
 - a chunk is handed over as soon as it is due, and while the caller deals with it (a
   broadcast: Redis round trips) the reading gives the event loop back after every line: a
   response already waiting in the socket is otherwise read without giving the loop to
-  anyone, which would hold the caller's writes until much of the answer had been read;
+  anyone, which would hold the caller's writes until much of the answer had been read; a
+  chunk due that the caller has not taken yet stops the reading until it does;
 - chunks are numbered from 0 without gaps, and their deltas add up to the final content:
   text still buffered is flushed as a chunk before any ending;
 - the answer is complete at Ollama's ``done`` line: the last chunk goes out then, without
@@ -153,8 +154,11 @@ class _Round:
     whole HTTP exchange lives in that task, and cancelling it closes the connection).
 
     The reader turns each line into text for the answer's buffer and, when that makes a
-    chunk due, queues the chunk (``ready``); while a chunk waits there or the caller of
-    ``next_chunk`` is dealing with one (``busy``), it lets the event loop run between lines.
+    chunk due, queues the chunk (``ready``) and stops reading until ``next_chunk`` takes it:
+    a caller not ready yet (a room stream still storing its request) does not have the rest
+    of a fast answer parsed meanwhile on the loop it shares with the database thread. While
+    the caller of ``next_chunk`` is dealing with a chunk (``busy``), it reads on, letting the
+    event loop run between lines.
     ``next_chunk`` waits on the reader, on ``stop`` and on the coalescing deadline together.
     Both run on one event loop, so each step of either is atomic.
     """
@@ -176,6 +180,8 @@ class _Round:
         self.untimed = False
         # The caller has the last chunk ``next_chunk`` returned, and has not asked again.
         self.busy = False
+        # Set while the reader waits for the chunk due to be taken.
+        self.taken: asyncio.Future | None = None
         self.reader = asyncio.create_task(self._read(model_stream(llm, history, tools=tools)))
 
     async def _read(self, stream: AsyncGenerator[ChatGenerationChunk, None]) -> None:
@@ -185,6 +191,8 @@ class _Round:
                     if (chunk := self._absorb(piece)) is not None:
                         self.ready.append(chunk)
                         self._wake()
+                        self.taken = asyncio.get_running_loop().create_future()
+                        await self.taken
                     elif self.untimed and self.answer.buffer:
                         # Text now waits in the buffer: ``next_chunk`` must set its deadline.
                         self._wake()
@@ -231,6 +239,8 @@ class _Round:
         while True:
             if self.ready:
                 self.busy = True
+                if self.taken is not None and not self.taken.done():
+                    self.taken.set_result(None)
                 return self.ready.popleft()
             if stop_wait is not None and stop_wait.done():
                 raise _Stopped
