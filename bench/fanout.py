@@ -10,7 +10,7 @@ Scenarios: (a) 1 room x 100 members, (b) 20 rooms x 10 members. Every member is 
 its own (a registered user with a JWT) and every member sends: ``message:send`` over the
 WebSocket, so each message goes through the service, the database, the session event log
 and the channel layer, and comes back to every member of the room (the sender included) as
-``message:new``. The content carries the sender's clock, so each receiver measures
+``message:new``. The clientId carries the sender's clock, so each receiver measures
 send-to-receive latency itself (all clients live in this process: one clock).
 
 Two phases per scenario and system:
@@ -227,13 +227,15 @@ class Platform:
             raise RuntimeError(f"session:join failed: {reply}")
 
     async def send(self, member: Member, phase: int, k: int) -> None:
-        content = f"fanout {phase} {member.index} {k} {perf():.6f}"
+        # The numbers travel in the clientId, which comes back as it was sent: the content
+        # goes through the profanity filter, which masks some runs of digits as leetspeak
+        # ("71 71" reads as a word it knows).
         frame = {
             "event": "message:send",
             "data": {
                 "sessionId": member.room_key,
-                "content": content,
-                "clientId": f"{self.tag}-{phase}-{member.index}-{k}",
+                "content": f"fanout {phase} {member.index} {k}",
+                "clientId": f"{self.tag}-{phase}-{member.index}-{k}-{perf():.6f}",
             },
             "ref": f"{phase}:{k}",
         }
@@ -244,9 +246,9 @@ class Platform:
         frame = orjson.loads(raw)
         event = frame.get("event")
         if event == "message:new":
-            content = frame["data"]["message"]["content"]
-            if content.startswith("fanout "):
-                _, phase, sender, k, sent_at = content.split()
+            client_id = frame["data"]["message"].get("clientId") or ""
+            if client_id.count("-") == 4:
+                _, phase, sender, k, sent_at = client_id.split("-")
                 return int(phase), int(sender), int(k), float(sent_at)
         elif event == "ack":
             if frame.get("ref") == "join" and member.join and not member.join.done():
