@@ -915,7 +915,12 @@ def machine() -> str:
 
 
 def section(
-    results: list[Result], command: str, started: datetime, seconds: float, load: tuple
+    results: list[Result],
+    command: str,
+    started: datetime,
+    seconds: float,
+    load: tuple,
+    plot_link: str | None = None,
 ) -> str:
     busy = ""
     if max(load) > 1.0:
@@ -939,10 +944,11 @@ def section(
         "in-memory layer); `xN`: N daphne workers, else one. Workers run "
         "`bench.settings_bench` (the local settings with a fast password hasher, so "
         "registering the users is quick, and Redis key prefixes of their own) with "
-        "`AUTH_RATE=off` and `DEBUG=false`; the "
-        "`message:send` throttle (30 per user per minute) is left as it is: every member "
-        "sends and each stays under its budget. All clients run in one process on the same "
-        "machine (loopback).",
+        "`AUTH_RATE=off` and `DEBUG=false`. The `message:send` throttle (30 per user per "
+        "minute) is left as it is in the plain variants, whose members each stay under that "
+        "budget; `unthrottled` variants run with every per-user limit raised through the "
+        "benchmark settings (`BENCH_UNTHROTTLED=1`) and no budget, to measure what the "
+        "workers carry. All clients run in one process on the same machine (loopback).",
         "",
         f"- Machine: {machine()}",
         f"- Command: `{command}`",
@@ -952,6 +958,7 @@ def section(
         "",
         table(results),
         "",
+        *([f"![Fan-out: deliveries/s and latency]({plot_link})", ""] if plot_link else []),
         "Targets (issue): at least 30% of the baseline's deliveries/s; p99 <= 50 ms at half load.",
         "",
         *verdicts(results),
@@ -960,6 +967,50 @@ def section(
         "",
     ]
     return "\n".join(parts)
+
+
+def plot(results: list[Result], path: Path) -> bool:
+    """Deliveries/s (log scale, the target at 30% of the raw relay) and half-load latency
+    (p50 bar, p99 tick, the 50 ms target) for each system, one column per scenario."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed (pip install matplotlib): no plot")
+        return False
+    scenarios = list(dict.fromkeys(r.scenario.label for r in results))
+    fig, grid = plt.subplots(2, len(scenarios), figsize=(6 * len(scenarios), 8), squeeze=False)
+    for column, label in enumerate(scenarios):
+        rows = [r for r in results if r.scenario.label == label]
+        names = [r.variant.label for r in rows]
+        colors = ["grey" if r.variant.layer == "raw" else "C0" for r in rows]
+        top, bottom = grid[0][column], grid[1][column]
+        top.barh(names, [r.deliveries_per_s for r in rows], color=colors)
+        raw = next((r.deliveries_per_s for r in rows if r.variant.layer == "raw"), None)
+        if raw:
+            top.axvline(raw * TARGET_RATIO, color="red", linestyle="--", label="target: 30% of raw")
+            top.legend(fontsize=8, loc="lower right")
+        top.set_xscale("log")
+        top.set_xlabel("deliveries/s at saturation (log scale)")
+        top.set_title(f"{label}: deliveries/s", fontsize=10)
+        bottom.barh(names, [r.p50_ms for r in rows], color=colors, alpha=0.6, label="p50")
+        bottom.scatter([r.p99_ms for r in rows], names, color="black", marker="|", s=200,
+                       label="p99")  # fmt: skip
+        bottom.axvline(TARGET_P99_MS, color="red", linestyle="--", label="target p99")
+        bottom.set_xlabel("send-to-receive ms at half load")
+        bottom.set_title(f"{label}: latency at half the saturated rate", fontsize=10)
+        bottom.legend(fontsize=8, loc="lower right")
+        for axis in (top, bottom):
+            axis.invert_yaxis()
+            axis.tick_params(axis="y", labelsize=8)
+            axis.grid(alpha=0.3, axis="x", which="both")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
 
 
 # --- command line ---------------------------------------------------------------------------
@@ -1007,6 +1058,10 @@ def main(argv: list[str] | None = None) -> None:
         const="py-spy",
         help="record worker 0 with py-spy (this executable) during each saturation window",
     )
+    parser.add_argument(
+        "--plot", type=Path, default=ROOT / "docs" / "plots" / "fanout.png",
+        help="where to draw the plot, with --write (needs matplotlib)",
+    )  # fmt: skip
     parser.add_argument("--serve-baseline", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -1052,7 +1107,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nrun time {seconds:.0f} s; load average at start / end {load[0]:.2f} / {load[1]:.2f}")
     if args.write:
         command = shlex.join(["python", "bench/fanout.py", *(argv or sys.argv[1:])])
-        write_section(args.write, "## Fan-out", section(results, command, started, seconds, load))
+        link = None
+        if plot(results, args.plot):
+            link = os.path.relpath(args.plot, Path(args.write).resolve().parent)
+        text = section(results, command, started, seconds, load, link)
+        write_section(args.write, "## Fan-out", text)
         print(f"wrote the Fan-out section of {args.write}")
 
 

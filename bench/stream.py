@@ -1105,7 +1105,59 @@ def machine_line() -> str:
     return f"{machine()}, {extra}"
 
 
-def section(results, settings: dict, command: str, started, seconds, load) -> str:
+def plot(throughput: Throughput, first_token: FirstToken, path: Path) -> bool:
+    """Time to first token as a CDF, room against direct (with the room's target: the
+    direct p50 plus the allowed addition), and each round's tokens/s."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed (pip install matplotlib): no plot")
+        return False
+    fig, (first, rate) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for name, answers, color in (
+        ("direct ChatOllama", first_token.direct, "grey"),
+        ("room client", first_token.room, "C0"),
+    ):
+        values = sorted(a.ttft_ms for a in answers)
+        shares = [(i + 1) / len(values) for i in range(len(values))]
+        first.step(values, shares, where="post", color=color, label=name)
+    direct_p50 = pct([a.ttft_ms for a in first_token.direct], 0.5)
+    first.axvline(direct_p50 + TARGET_ADDED_MS, color="red", linestyle="--",
+                  label=f"target: direct p50 + {TARGET_ADDED_MS:.0f} ms")  # fmt: skip
+    first.axhline(0.5, color="grey", linewidth=0.5)
+    first.set_xlabel(f"ms from the request to the first chunk ({first_token.tokens}-token answers)")
+    first.set_ylabel("share of requests (CDF)")
+    first.set_title("Time to first token", fontsize=10)
+    first.legend(fontsize=8, loc="lower right")
+    for name, answers, color in (
+        ("direct ChatOllama", throughput.direct, "grey"),
+        ("room client", throughput.room, "C0"),
+    ):
+        rate.plot(range(1, len(answers) + 1), [a.tokens_per_s for a in answers], marker="o",
+                  color=color, label=name)  # fmt: skip
+    direct_median = median([a.tokens_per_s for a in throughput.direct])
+    rate.axhline(direct_median * TARGET_RATIO, color="red", linestyle="--",
+                 label=f"target: {TARGET_RATIO:.0%} of direct (median)")  # fmt: skip
+    rate.set_xlabel(f"round ({throughput.tokens}-token answers, no delay in the emulator)")
+    rate.set_ylabel("tokens/s, request to last token")
+    rate.set_ylim(bottom=0)
+    rate.set_title("Throughput", fontsize=10)
+    rate.legend(fontsize=8, loc="lower right")
+    for axis in (first, rate):
+        axis.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def section(
+    results, settings: dict, command: str, started, seconds, load, plot_link: str | None = None
+) -> str:
     throughput, first_token, concurrency, issues = results
     busy = ""
     if max(load) > 1.0:
@@ -1167,6 +1219,11 @@ def section(results, settings: dict, command: str, started, seconds, load) -> st
             "",
             concurrency_table(concurrency, settings["STREAM_DELAY"]),
             "",
+            *(
+                [f"![Stream passthrough: first token and throughput]({plot_link})", ""]
+                if plot_link
+                else []
+            ),
             f"Targets (issue): room tokens/s >= {TARGET_RATIO:.0%} of the direct client's; "
             f"added time to first token <= {TARGET_ADDED_MS:.0f} ms at p50; 100 concurrent "
             "streams with 2 listeners each on one worker, no chunk lost.",
@@ -1200,6 +1257,10 @@ def main(argv: list[str] | None = None) -> None:
         "--max-streams", type=int, default=200, help="MAX_CONCURRENT_STREAMS of the worker"
     )
     parser.add_argument("--layer", choices=("pubsub", "core"), default="pubsub")
+    parser.add_argument(
+        "--plot", type=Path, default=ROOT / "docs" / "plots" / "stream.png",
+        help="where to draw the plot, with --write (needs matplotlib)",
+    )  # fmt: skip
     add_service_options(parser)
     parser.add_argument(
         "--profile",
@@ -1246,10 +1307,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.write:
         command = shlex.join(["python", "bench/stream.py", *(argv or sys.argv[1:])])
         results = (throughput, first_token, concurrency, issues)
+        link = None
+        if plot(throughput, first_token, args.plot):
+            link = os.path.relpath(args.plot, Path(args.write).resolve().parent)
         write_section(
             args.write,
             "## Stream passthrough",
-            section(results, settings, command, started, seconds, load),
+            section(results, settings, command, started, seconds, load, link),
         )
         print(f"wrote the Stream passthrough section of {args.write}")
 
