@@ -3,12 +3,19 @@
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from chatproject.reused_serializer import ReusedSerializer
+
 User = get_user_model()
 
 
 class UserSerializer(serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
     username = serializers.CharField(read_only=True)
+
+
+# A user as frames show it, without making a serializer each time
+# (``chatproject.reused_serializer``).
+render_user = ReusedSerializer(UserSerializer)
 
 
 class MeSerializer(UserSerializer):

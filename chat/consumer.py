@@ -32,9 +32,9 @@ from .serializers import (
     MessageEditFrameInput,
     MessageRefInput,
     MessageSendInput,
-    MessageSerializer,
     ReactionFrameInput,
     iso,
+    render_message,
 )
 from .services.messages import message_delete, message_edit, message_send
 from .services.reactions import reaction_toggle
@@ -60,10 +60,6 @@ ROUTES: dict[str, Route] = {
     "auth:refresh": Route(AuthRefreshInput, "on_auth_refresh"),
     "ping": Route(EmptyInput, "on_ping"),
 }
-
-
-def _render(message) -> dict:
-    return MessageSerializer(message).data
 
 
 @database_sync_to_async
@@ -179,13 +175,13 @@ class ChatConsumer(GatewayConsumer):
             parent_id=data["parentMessageId"],
             client_id=data["clientId"],
         )
-        return _render(message)
+        return render_message(message)
 
     async def on_message_edit(self, data) -> dict:
         return await database_sync_to_async(self._edit_message)(data)
 
     def _edit_message(self, data) -> dict:
-        return _render(
+        return render_message(
             message_edit(user=self.user, message_id=data["messageId"], content=data["content"])
         )
 

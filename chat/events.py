@@ -12,7 +12,7 @@ Frames are encoded to JSON once here; consumers forward the text as it is.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from django.db import transaction
@@ -35,23 +35,43 @@ def group_for_user(user_id: int) -> str:
     return f"user-{user_id}"
 
 
-_SEQ_SQL = "UPDATE {table} SET last_seq = last_seq + 1{touch} WHERE id = %s RETURNING last_seq"
+class Allocated(NamedTuple):
+    """A seq just taken, and who was a member of the session when it was taken."""
+
+    seq: int
+    member_ids: list[int]
 
 
-def seq_allocate(*, session_id, message_at=None, top_level: bool = False) -> int:
+_SEQ_SQL = (
+    "UPDATE {session} SET last_seq = last_seq + 1{touch} WHERE id = %s{guard} "
+    "RETURNING last_seq, (SELECT {members} FROM {membership} WHERE session_id = %s)"
+)
+_SENDER_GUARD = " AND EXISTS (SELECT 1 FROM {membership} WHERE session_id = %s AND user_id = %s)"
+# The members as one JSON array, an aggregate both databases have under different names.
+_MEMBERS_AGGREGATE = {"postgresql": "json_agg(user_id)", "sqlite": "json_group_array(user_id)"}
+
+
+def seq_allocate(*, session_id, message_at=None, top_level: bool = False, sender=None) -> Allocated:
     """Take the session's next seq. Must run inside the transaction that uses it.
 
     The UPDATE locks the session row until commit, so concurrent writers are serialised and
     seqs appear in commit order with no duplicates and no gaps. ``RETURNING`` (PostgreSQL,
-    SQLite >= 3.35) reads the new value in the same statement. With ``message_at`` the
-    session's ``last_message_at`` moves too, and with ``top_level`` (the seq is a new
-    top-level message's) its ``message_count`` goes up by one, in that one statement: the
-    counter commits or rolls back with the message.
+    SQLite >= 3.35) reads the new value in the same statement, and the session's members
+    with it (whom the event is queued for while they have no connection). With
+    ``message_at`` the session's ``last_message_at`` moves too, and with ``top_level`` (the
+    seq is a new top-level message's) its ``message_count`` goes up by one, in that one
+    statement: the counter commits or rolls back with the message.
+
+    With ``sender``, the statement also checks that the sender is a member, so a send needs
+    no read before it: None if not (or if there is no such session), and nothing changed.
+    The caller raises ``permissions.sender_refusal`` once out of its transaction: raised
+    inside a block with no savepoint, it would doom an enclosing transaction too.
     """
     connection = transaction.get_connection()
     if not connection.in_atomic_block:
         raise RuntimeError("seq_allocate() must be called inside transaction.atomic()")
-    table = connection.ops.quote_name(ChatSession._meta.db_table)
+    membership = connection.ops.quote_name(Membership._meta.db_table)
+    session_pk = ChatSession._meta.pk.get_db_prep_value(session_id, connection)
     params: list = []
     touch = ""
     if message_at is not None:
@@ -61,13 +81,30 @@ def seq_allocate(*, session_id, message_at=None, top_level: bool = False) -> int
         )
     if top_level:
         touch += ", message_count = message_count + 1"
-    params.append(ChatSession._meta.pk.get_db_prep_value(session_id, connection))
+    params.append(session_pk)
+    guard = ""
+    if sender is not None:
+        guard = _SENDER_GUARD.format(membership=membership)
+        params += [session_pk, sender.pk]
+    params.append(session_pk)
+    sql = _SEQ_SQL.format(
+        session=connection.ops.quote_name(ChatSession._meta.db_table),
+        touch=touch,
+        guard=guard,
+        members=_MEMBERS_AGGREGATE[connection.vendor],
+        membership=membership,
+    )
     with connection.cursor() as cursor:
-        cursor.execute(_SEQ_SQL.format(table=table, touch=touch), params)
+        cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
+        if sender is not None:
+            return None
         raise ChatSession.DoesNotExist(f"No session {session_id}")
-    return row[0]
+    seq, members = row
+    if isinstance(members, str):
+        members = orjson.loads(members)
+    return Allocated(seq=seq, member_ids=members or [])
 
 
 def encode(frame: dict[str, Any]) -> str:
@@ -75,55 +112,67 @@ def encode(frame: dict[str, Any]) -> str:
 
 
 def event_append(
-    *, session_id, seq: int, event: str, data: dict[str, Any], message_id=None
+    *, session_id, allocated: Allocated, event: str, data: dict[str, Any], message_id=None
 ) -> dict[str, Any]:
-    """Store a durable event under ``seq`` and broadcast it to the session after commit."""
+    """Store a durable event under the ``allocated`` seq and broadcast it to the session
+    after commit, queued for the members it names that have no connection then."""
+    seq = allocated.seq
     frame = {"event": event, "data": data, "seq": seq}
     SessionEvent.objects.create(
         session_id=session_id, seq=seq, event=event, frame=frame, message_id=message_id
     )
-    broadcast_on_commit(group_for_session(session_id), frame, queue_for_session=session_id)
+    broadcast_on_commit(group_for_session(session_id), frame, queue_for=allocated.member_ids)
     return frame
 
 
 def event_record(*, session_id, event: str, data: dict[str, Any], message_id=None) -> dict:
     """Allocate the next seq and append the event under it."""
-    seq = seq_allocate(session_id=session_id)
     return event_append(
-        session_id=session_id, seq=seq, event=event, data=data, message_id=message_id
+        session_id=session_id,
+        allocated=seq_allocate(session_id=session_id),
+        event=event,
+        data=data,
+        message_id=message_id,
     )
 
 
-def broadcast_on_commit(group: str, frame: dict[str, Any], *, queue_for_session=None) -> None:
+def broadcast_on_commit(
+    group: str, frame: dict[str, Any], *, queue_for_session=None, queue_for=None
+) -> None:
     """Send ``frame`` to ``group`` once the current transaction commits (now, if none).
 
-    With ``queue_for_session``, members of that session with no open connection also get
-    the frame in their offline queue, delivered when they next connect.
+    The members with no open connection then also get the frame in their offline queue,
+    delivered when they next connect: those of ``queue_for`` (user ids), or, with
+    ``queue_for_session``, the members of that session read after the commit.
     """
     text = encode(frame)
-    transaction.on_commit(lambda: broadcast_now(group, text, queue_for_session=queue_for_session))
+    transaction.on_commit(
+        lambda: broadcast_now(group, text, queue_for_session=queue_for_session, queue_for=queue_for)
+    )
 
 
-def broadcast_now(group: str, text: str, *, queue_for_session=None) -> None:
+def broadcast_now(group: str, text: str, *, queue_for_session=None, queue_for=None) -> None:
     """Send an encoded frame to a group from sync code; failures are logged, not raised.
 
     The write it reports is already committed: a client that misses it replays by seq.
     The send and the offline queueing leave this thread at once (``chat.broadcaster``):
-    only the members are read here, through this thread's database connection.
+    at most the members are read here, through this thread's database connection.
     """
-    then = None
-    if queue_for_session is not None:
+    if queue_for is None and queue_for_session is not None:
         try:
-            then = _offline_queueing(queue_for_session, text)
+            queue_for = list(
+                Membership.objects.filter(session_id=queue_for_session).values_list(
+                    "user_id", flat=True
+                )
+            )
         except Exception:
             logger.warning("offline queueing for %s failed", group, exc_info=True)
+    then = _offline_queueing(queue_for, text) if queue_for else None
     broadcaster.publish(group, {"type": FRAME_MESSAGE_TYPE, "text": text}, then=then)
 
 
-def _offline_queueing(session_id, text: str):
-    """The follow-up that queues ``text`` for the session's members with no connection."""
-    members = Membership.objects.filter(session_id=session_id).values_list("user_id", flat=True)
-    member_ids = list(members)
+def _offline_queueing(member_ids: list[int], text: str):
+    """The follow-up that queues ``text`` for those of ``member_ids`` with no connection."""
 
     async def queue() -> None:
         await get_state().queue_for_offline(member_ids, text)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from chatproject.errors import forbidden
+from chatproject.errors import DomainError, forbidden
 
 from .models import Membership
+from .selectors import session_get_for_member
 
 
 def membership_require(*, user, session_id) -> Membership:
@@ -23,3 +24,10 @@ def can_manage(*, user, membership: Membership | None) -> bool:
         Membership.Role.OWNER,
         Membership.Role.ADMIN,
     )
+
+
+def sender_refusal(*, user, session_id) -> DomainError:
+    """Why ``user`` may not write in the session: NOT_FOUND for an unknown one, else
+    FORBIDDEN, as ``session_get_for_member`` answers."""
+    session_get_for_member(user=user, session_id=session_id)
+    return forbidden("You are not a member of this session.")

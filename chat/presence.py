@@ -7,7 +7,7 @@ killed worker can't leave a user stuck online.
 
 from __future__ import annotations
 
-from accounts.serializers import UserSerializer
+from accounts.serializers import render_user
 
 from .models import ChatSession
 from .serializers import iso
@@ -16,7 +16,7 @@ from .state import get_state
 
 def presence_entry(user, *, online: bool) -> dict:
     return {
-        "user": UserSerializer(user).data,
+        "user": render_user(user),
         "status": "online" if online else "offline",
         "lastSeenAt": iso(user.last_seen_at),
     }

@@ -15,6 +15,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from accounts.serializers import UserSerializer
+from chatproject.reused_serializer import ReusedSerializer
 
 from .models import Attachment, ChatSession, Membership, Message
 from .selectors import SEARCH_MATCHES_MAX
@@ -87,6 +88,10 @@ class MessageSerializer(serializers.ModelSerializer):
             # A tombstone: the row keeps its text for moderators, clients never see it.
             data.update(content="", metadata={}, reactions=[], attachments=[])
         return data
+
+
+# What every broadcast of a message renders it with (``chatproject.reused_serializer``).
+render_message = ReusedSerializer(MessageSerializer)
 
 
 class HistoryPageSerializer(serializers.Serializer):

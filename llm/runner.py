@@ -10,7 +10,9 @@ What it guarantees:
   does with the start (a broadcast) overlaps the model's work rather than preceding it;
 - deltas are coalesced: a delta goes out at once if no chunk went out in the last
   ``stream_delay_ms`` (so the first one is never delayed), otherwise with the others that
-  arrive within that window, at most ``stream_delay_ms`` late;
+  arrive within that window, at most ``stream_delay_ms`` late. A chunk "goes out" when the
+  caller takes it: a caller slower than the delay (a loaded worker) gets what arrived in
+  the window after it took the last one, not a chunk per token;
 - a chunk is handed over as soon as it is due, and while the caller deals with it (a
   broadcast: Redis round trips) the reading gives the event loop back after every line: a
   response already waiting in the socket is otherwise read without giving the loop to
@@ -126,6 +128,10 @@ class _Answer:
             content=self.content if complete else None,
         )
         self.index += 1
+        return chunk
+
+    def handed_over(self, chunk: StreamChunk) -> StreamChunk:
+        """``chunk`` goes to the caller now: the next one is due ``delay_s`` from here."""
         self.last_sent_at = time.monotonic()
         return chunk
 
@@ -241,7 +247,7 @@ class _Round:
                 self.busy = True
                 if self.taken is not None and not self.taken.done():
                     self.taken.set_result(None)
-                return self.ready.popleft()
+                return self.answer.handed_over(self.ready.popleft())
             if stop_wait is not None and stop_wait.done():
                 raise _Stopped
             if self.done_reason is not None:
@@ -259,7 +265,7 @@ class _Round:
             )
             if not done and (chunk := self.answer.flush()):
                 self.busy = True
-                return chunk
+                return self.answer.handed_over(chunk)
 
     async def close(self) -> None:
         """Stop reading (closing the HTTP response if it is still open)."""

@@ -18,7 +18,7 @@ from .. import event_types
 from ..events import event_append, event_record, seq_allocate
 from ..models import Message
 from ..selectors import message_get
-from ..serializers import MessageSerializer
+from ..serializers import render_message
 
 
 def assistant_message_create(
@@ -31,13 +31,13 @@ def assistant_message_create(
     # Nothing recovers from a failure here: inside a caller's transaction it rolls back the
     # whole, with no savepoint's two round trips.
     with transaction.atomic(savepoint=False):
-        seq = seq_allocate(
+        allocated = seq_allocate(
             session_id=session_id, message_at=timezone.now(), top_level=parent_id is None
         )
         message = Message.objects.create(
             **extra,
             session_id=session_id,
-            seq=seq,
+            seq=allocated.seq,
             author=None,
             agent_id=agent_id,
             role=Message.Role.ASSISTANT,
@@ -52,9 +52,9 @@ def assistant_message_create(
         message.attachment_list = []
         event_append(
             session_id=session_id,
-            seq=seq,
+            allocated=allocated,
             event=event_types.MESSAGE_NEW,
-            data=event_types.message_new(MessageSerializer(message).data),
+            data=event_types.message_new(render_message(message)),
             message_id=message.pk,
         )
     return message
@@ -77,7 +77,7 @@ def assistant_message_finish(
         event_record(
             session_id=message.session_id,
             event=event_types.MESSAGE_EDITED,
-            data=event_types.message_edited(MessageSerializer(message).data),
+            data=event_types.message_edited(render_message(message)),
             message_id=message.pk,
         )
     return message

@@ -32,7 +32,7 @@ from ..events import event_record
 from ..models import Attachment, Message
 from ..permissions import can_manage, membership_require
 from ..selectors import message_get, message_get_for_member
-from .messages import render
+from ..serializers import render_message
 
 # Canonical type -> (label for error messages, the MIME names puremagic uses for it).
 ALLOWED_TYPES: dict[str, tuple[str, frozenset[str]]] = {
@@ -245,7 +245,7 @@ def _broadcast_change(message_id) -> None:
     event_record(
         session_id=message.session_id,
         event=event_types.MESSAGE_EDITED,
-        data=event_types.message_edited(render(message)),
+        data=event_types.message_edited(render_message(message)),
         message_id=message.pk,
     )
 

@@ -10,20 +10,16 @@ from chatproject.errors import forbidden, validation_error
 
 from .. import event_types
 from ..content import content_clean
-from ..events import event_append, event_record, seq_allocate
+from ..events import Allocated, event_append, event_record, seq_allocate
 from ..models import Message, MessageEdit, SessionEvent
-from ..permissions import can_manage, membership_require
+from ..permissions import can_manage, membership_require, sender_refusal
 from ..selectors import (
     message_get,
     message_get_for_member,
     session_get_for_member,
     thread_root_get,
 )
-from ..serializers import MessageSerializer
-
-
-def render(message: Message) -> dict:
-    return MessageSerializer(message).data
+from ..serializers import render_message
 
 
 def _mark_new(message: Message) -> None:
@@ -58,50 +54,69 @@ def message_send(
     author returns the first message instead of storing a duplicate. ``message_id`` names
     the new message up front (a room stream plans its messages before it stores them).
 
-    A repeat is found by the database's unique constraint, not by a read before the write:
-    repeats are rare (a client's retry), and every send would pay for that read."""
-    session = session_get_for_member(user=author, session_id=session_id)
+    A top-level send reads nothing first: the statement that takes the seq also checks the
+    membership (``seq_allocate``), and a repeat is found by the database's unique
+    constraint: repeats are rare (a client's retry), and every send would pay for a read.
+    A reply checks the membership before it reads the thread, so a non-member learns
+    nothing of the session's messages."""
     text, flagged = content_clean(content)
-    root = thread_root_get(session_id=session.pk, parent_id=parent_id)
-    extra = {"id": message_id} if message_id is not None else {}
+    root = None
+    if parent_id is not None:
+        session_get_for_member(user=author, session_id=session_id)
+        root = thread_root_get(session_id=session_id, parent_id=parent_id)
     try:
         # Inside a caller's transaction (a room stream's request) a savepoint costs two round
         # trips; it is needed only to recover from a clientId race, below.
         with transaction.atomic(savepoint=bool(client_id)):
-            seq = seq_allocate(
-                session_id=session.pk, message_at=timezone.now(), top_level=root is None
+            allocated = seq_allocate(
+                session_id=session_id,
+                message_at=timezone.now(),
+                top_level=root is None,
+                sender=author,
             )
-            message = Message.objects.create(
-                **extra,
-                session=session,
-                seq=seq,
-                author=author,
-                agent_id=agent_id,
-                role=role,
-                content=text,
-                metadata=metadata or {},
-                parent=root,
-                is_flagged=flagged,
-                client_id=client_id or None,
-            )
-            if root is not None:
-                Message.objects.filter(pk=root.pk).update(reply_count=F("reply_count") + 1)
-            _mark_new(message)
-            event_append(
-                session_id=session.pk,
-                seq=seq,
-                event=event_types.MESSAGE_NEW,
-                data=event_types.message_new(render(message)),
-                message_id=message.pk,
-            )
+            if allocated is None:
+                message = None
+            else:
+                message = Message(
+                    session_id=session_id,
+                    seq=allocated.seq,
+                    author=author,
+                    agent_id=agent_id,
+                    role=role,
+                    content=text,
+                    metadata=metadata or {},
+                    parent=root,
+                    is_flagged=flagged,
+                    client_id=client_id or None,
+                    **({"id": message_id} if message_id is not None else {}),
+                )
+                _message_store(message, allocated=allocated)
     except IntegrityError:
         # The clientId was used before (a retry), or two sends with it raced.
         if existing := _existing_by_client_id(
-            session_id=session.pk, author=author, client_id=client_id
+            session_id=session_id, author=author, client_id=client_id
         ):
             return existing
         raise
+    if message is None:
+        raise sender_refusal(user=author, session_id=session_id)
     return message
+
+
+def _message_store(message: Message, *, allocated: Allocated) -> None:
+    """Insert a new message under its allocated seq, count it in its thread and log its
+    ``message:new``."""
+    message.save(force_insert=True)
+    if message.parent_id is not None:
+        Message.objects.filter(pk=message.parent_id).update(reply_count=F("reply_count") + 1)
+    _mark_new(message)
+    event_append(
+        session_id=message.session_id,
+        allocated=allocated,
+        event=event_types.MESSAGE_NEW,
+        data=event_types.message_new(render_message(message)),
+        message_id=message.pk,
+    )
 
 
 def message_edit(*, user, message_id, content: str) -> Message:
@@ -126,7 +141,7 @@ def message_edit(*, user, message_id, content: str) -> Message:
         event_record(
             session_id=message.session_id,
             event=event_types.MESSAGE_EDITED,
-            data=event_types.message_edited(render(message)),
+            data=event_types.message_edited(render_message(message)),
             message_id=message.pk,
         )
     return message
@@ -182,7 +197,7 @@ def message_restore(*, moderator, message_id) -> Message:
         event_record(
             session_id=message.session_id,
             event=event_types.MESSAGE_EDITED,
-            data=event_types.message_edited(render(message)),
+            data=event_types.message_edited(render_message(message)),
             message_id=message.pk,
         )
     return message

@@ -39,7 +39,7 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-from accounts.serializers import UserSerializer
+from accounts.serializers import render_user
 from accounts.services import USER_DEACTIVATED
 from chat.events import (
     FRAME_MESSAGE_TYPE,
@@ -267,7 +267,7 @@ class StreamFollower:
                 duration_ms=round(duration.total_seconds() * 1000) if duration else 0,
             )
         if row.status == Stream.Status.STOPPED:
-            stopped_by = UserSerializer(row.stopped_by).data if row.stopped_by else None
+            stopped_by = render_user(row.stopped_by) if row.stopped_by else None
             return sse_events.STOPPED, event_types.stream_stopped(
                 **self.ids, content=content, tokens=row.tokens_generated, stopped_by=stopped_by
             )

@@ -21,7 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 from langchain_core.messages import BaseMessage
 
-from accounts.serializers import UserSerializer
+from accounts.serializers import render_user
 from chat.content import content_clean
 from chat.models import Message
 from chat.selectors import session_get_for_member, thread_root_get
@@ -122,7 +122,7 @@ def stream_draft(
         tool_names=target.tool_names,
         messages=messages,
         user=user,
-        requested_by=UserSerializer(user).data,
+        requested_by=render_user(user),
         prompt=text,
         parent_id=root_id,
     )

@@ -18,7 +18,7 @@ import uuid
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-from accounts.serializers import UserSerializer
+from accounts.serializers import render_user
 from chat.state import get_state
 from chatproject.errors import DomainError
 
@@ -97,7 +97,7 @@ async def stream_stop(*, user, stream_id) -> dict:
     stream = await database_sync_to_async(stream_get_for_member)(user=user, stream_id=stream_id)
     if stream.status in Stream.FINAL:
         return {"streamId": str(stream.pk), "status": stream.status, "stopRequested": False}
-    by = UserSerializer(user).data
+    by = render_user(user)
     local = running.get(stream.pk)
     if local is not None:
         local.request_stop(by)

@@ -20,8 +20,9 @@ from rest_framework_simplejwt.tokens import AccessToken
 from chat import event_types
 from chat.models import Attachment, Message
 from chat.selectors import message_get
+from chat.serializers import render_message as render
 from chat.services.attachments import attachment_add_file
-from chat.services.messages import message_delete, message_send, render
+from chat.services.messages import message_delete, message_send
 from chatproject.errors import DomainError
 
 pytestmark = pytest.mark.django_db(transaction=True)

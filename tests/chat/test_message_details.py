@@ -10,11 +10,12 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 
+from accounts.serializers import UserSerializer, render_user
 from chat.message_details import _prefetched, messages_with_details
 from chat.models import Attachment, Message, Reaction
-from chat.serializers import MessageSerializer
+from chat.serializers import MessageSerializer, render_message
 from chat.services.attachments import attachment_add_file, attachment_add_url
-from chat.services.messages import message_send
+from chat.services.messages import message_delete, message_send
 
 pytestmark = pytest.mark.django_db
 
@@ -74,3 +75,15 @@ def test_reactions_and_attachments_are_model_instances_as_read_from_the_table(ro
         assert {f.attname: getattr(loaded, f.attname) for f in stored._meta.concrete_fields} == {
             f.attname: getattr(stored, f.attname) for f in stored._meta.concrete_fields
         }
+
+
+def test_the_broadcast_renderer_renders_as_a_new_serializer_does(room, alice, detailed):
+    message_delete(user=alice, message_id=detailed[0].pk)
+    messages = messages_with_details(Message.objects.filter(session=room).order_by("seq"))
+    assert any(m.is_deleted for m in messages) and any(m.attachment_list for m in messages)
+
+    for message in messages:
+        assert orjson.dumps(render_message(message)) == orjson.dumps(
+            MessageSerializer(message).data
+        )
+    assert render_user(alice) == dict(UserSerializer(alice).data)

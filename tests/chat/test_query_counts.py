@@ -158,3 +158,18 @@ def test_history_loads_only_the_authors_id_and_username(room, alice, crowd):
 
     assert message.author.get_deferred_fields() >= {"password", "email"}
     assert "username" not in message.author.get_deferred_fields()
+
+
+def test_a_send_takes_three_statements_and_reads_nothing_after_its_commit(
+    room, alice, django_capture_on_commit_callbacks
+):
+    with (
+        CaptureQueriesContext(connection) as captured,
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+    ):
+        message_send(author=alice, session_id=room.pk, content="hello")
+
+    statements = [q["sql"].split()[0] for q in captured.captured_queries]
+    # The seq (with the membership check and the members), the message, its logged event.
+    assert statements == ["UPDATE", "INSERT", "INSERT"]
+    assert len(callbacks) == 1
