@@ -64,6 +64,36 @@ def session_get_for_member(*, user, session_id) -> ChatSession:
     return session
 
 
+@dataclass(frozen=True)
+class SessionBrief:
+    """What an answer needs of a session: its id, its default agent's, and whether people
+    other than the caller are members (the model is then told who says what)."""
+
+    id: uuid.UUID
+    agent_id: uuid.UUID | None
+    shared: bool
+
+
+def session_brief_for_member(*, user, session_id) -> SessionBrief:
+    """``session_get_for_member``'s check and answers (NOT_FOUND, FORBIDDEN), reading only
+    what a room stream's request needs, in one query."""
+    session_id = _as_uuid(session_id, "Session")
+    mine = Membership.objects.filter(session=OuterRef("pk"), user_id=user.pk)
+    others = Membership.objects.filter(session=OuterRef("pk")).exclude(user_id=user.pk)
+    row = (
+        ChatSession.objects.filter(pk=session_id)
+        .annotate(caller_is_member=Exists(mine), shared=Exists(others))
+        .values_list("agent_id", "caller_is_member", "shared")
+        .first()
+    )
+    if row is None:
+        raise not_found("Session")
+    agent_id, caller_is_member, shared = row
+    if not caller_is_member:
+        raise forbidden("You are not a member of this session.")
+    return SessionBrief(id=session_id, agent_id=agent_id, shared=shared)
+
+
 def thread_root_get(*, session_id, parent_id) -> Message | None:
     """The message a reply to ``parent_id`` hangs under (None for no parent). Threads are one
     level deep, as in Slack: a reply to a reply joins the same thread. The caller has

@@ -12,7 +12,9 @@ tell them apart. An assistant message that called tools goes back as the calls i
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 from django.db.models import Q
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
@@ -22,6 +24,16 @@ from chat.models import Membership, Message
 CONTEXT_LIMIT = 25
 
 
+class _Said(NamedTuple):
+    """What the model is shown of one message: the few columns it reads."""
+
+    pk: uuid.UUID | None
+    role: str
+    content: str
+    metadata: dict
+    author_name: str | None
+
+
 def context_messages(
     *,
     session_id,
@@ -29,13 +41,18 @@ def context_messages(
     parent_id=None,
     exclude_ids: Iterable = (),
     pending: tuple[object, str] | None = None,
+    named: bool | None = None,
 ) -> list[BaseMessage]:
     """The conversation to send for an answer in ``session_id`` (in the thread under
     ``parent_id`` when given), without the messages in ``exclude_ids``.
 
     ``pending`` is a prompt not stored yet, ``(author, text)``: it comes last, in one of the
     ``CONTEXT_LIMIT`` places, as it will read once stored. A room stream asks the model
-    while its prompt is being saved."""
+    while its prompt is being saved. ``named``: whether the session has several members
+    (authors are then named), if the caller knows already; else it is counted.
+
+    The messages are read as rows of the five columns used, not as models with their
+    authors: building those was most of the time of a request's context."""
     visible = Message.objects.filter(session_id=session_id, is_deleted=False).exclude(
         pk__in=list(exclude_ids)
     )
@@ -48,37 +65,40 @@ def context_messages(
         Q(role=Message.Role.ASSISTANT, content="") & Q(metadata__toolCalls__0__isnull=True)
     )
     places = CONTEXT_LIMIT - (pending is not None)
-    latest = list(visible.select_related("author").order_by("-seq")[:places])
-    latest.reverse()
+    rows = visible.order_by("-seq").values_list(
+        "pk", "role", "content", "metadata", "author__username"
+    )[:places]
+    latest = [_Said(*row) for row in reversed(rows)]
     if pending is not None:
         author, text = pending
-        latest.append(Message(session_id=session_id, author=author, content=text))
-    named = Membership.objects.filter(session_id=session_id).count() > 1
+        latest.append(_Said(None, Message.Role.USER, text, {}, author.username))
+    if named is None:
+        named = Membership.objects.filter(session_id=session_id).count() > 1
     history: list[BaseMessage] = [SystemMessage(system_prompt)] if system_prompt else []
-    for message in latest:
-        history.extend(_as_model_messages(message, named=named))
+    for said in latest:
+        history.extend(_as_model_messages(said, named=named))
     return history
 
 
-def _as_model_messages(message: Message, *, named: bool) -> list[BaseMessage]:
-    if message.role == Message.Role.ASSISTANT:
-        return _assistant_messages(message)
-    if message.role == Message.Role.SYSTEM:
-        return [SystemMessage(message.content)]
-    if message.role == Message.Role.TOOL:
+def _as_model_messages(said: _Said, *, named: bool) -> list[BaseMessage]:
+    if said.role == Message.Role.ASSISTANT:
+        return _assistant_messages(said)
+    if said.role == Message.Role.SYSTEM:
+        return [SystemMessage(said.content)]
+    if said.role == Message.Role.TOOL:
         # A tool result only means something after the call that asked for it, which the
         # assistant message that made the call carries.
         return []
-    if named and message.author is not None:
-        return [HumanMessage(f"{message.author.username}: {message.content}")]
-    return [HumanMessage(message.content)]
+    if named and said.author_name is not None:
+        return [HumanMessage(f"{said.author_name}: {said.content}")]
+    return [HumanMessage(said.content)]
 
 
-def _assistant_messages(message: Message) -> list[BaseMessage]:
-    calls = (message.metadata or {}).get("toolCalls") or []
+def _assistant_messages(said: _Said) -> list[BaseMessage]:
+    calls = (said.metadata or {}).get("toolCalls") or []
     out: list[BaseMessage] = []
     if calls:
-        ids = [f"call_{message.pk.hex[:12]}_{i}" for i in range(len(calls))]
+        ids = [f"call_{said.pk.hex[:12]}_{i}" for i in range(len(calls))]
         out.append(
             AIMessage(
                 "",
@@ -92,8 +112,8 @@ def _assistant_messages(message: Message) -> list[BaseMessage]:
             ToolMessage(_as_text(call.get("result")), tool_call_id=call_id, name=call.get("name"))
             for call, call_id in zip(calls, ids, strict=True)
         )
-    if message.content:
-        out.append(AIMessage(message.content))
+    if said.content:
+        out.append(AIMessage(said.content))
     return out
 
 

@@ -24,7 +24,7 @@ from langchain_core.messages import BaseMessage
 from accounts.serializers import render_user
 from chat.content import content_clean
 from chat.models import Message
-from chat.selectors import session_get_for_member, thread_root_get
+from chat.selectors import session_brief_for_member, thread_root_get
 from chat.services.assistant import assistant_message_create, assistant_message_finish
 from chat.services.messages import message_send
 from chatproject.errors import validation_error
@@ -68,19 +68,22 @@ class StreamPlan:
     """The thread both messages go in, if any."""
 
 
-def stream_target(*, session, agent_id=None, config: dict | None = None) -> StreamTarget:
-    """The agent of an answer in ``session`` (the requested one, else the session's) and
-    its model settings."""
+def stream_target(
+    *, session_id, session_agent_id=None, agent_id=None, config: dict | None = None
+) -> StreamTarget:
+    """The agent of an answer in a session (the requested one, else the session's
+    ``session_agent_id``) and its model settings."""
+    agent = None
     if agent_id is not None:
         agent = Agent.objects.filter(pk=agent_id).first()
         if agent is None:
             raise validation_error("No such agent.", {"agentId": ["No agent has this id."]})
-    else:
-        agent = session.agent
+    elif session_agent_id is not None:
+        agent = Agent.objects.filter(pk=session_agent_id).first()
     # Without an agent every built-in tool is offered; an agent offers the ones it names.
     tool_names = tuple(agent.tools) if agent is not None else TOOL_NAMES
     return StreamTarget(
-        session_id=session.pk,
+        session_id=session_id,
         agent=agent,
         config=model_config(agent=agent, config=config),
         tool_names=tool_names,
@@ -101,20 +104,26 @@ def stream_draft(
     the user is a member, CONTENT_REJECTED for a refused prompt, a validation error for an
     unknown agent or parent. The plan names its messages already; ``stream_record`` stores
     them under those ids."""
-    session = session_get_for_member(user=user, session_id=session_id)
+    session = session_brief_for_member(user=user, session_id=session_id)
     text, _flagged = content_clean(prompt)
-    root = thread_root_get(session_id=session.pk, parent_id=parent_id)
-    target = stream_target(session=session, agent_id=agent_id, config=config)
+    root = thread_root_get(session_id=session.id, parent_id=parent_id)
+    target = stream_target(
+        session_id=session.id,
+        session_agent_id=session.agent_id,
+        agent_id=agent_id,
+        config=config,
+    )
     root_id = root.pk if root is not None else None
     messages = context_messages(
-        session_id=session.pk,
+        session_id=session.id,
         system_prompt=target.agent.system_prompt if target.agent else "",
         parent_id=root_id,
         pending=(user, text),
+        named=session.shared,
     )
     return StreamPlan(
         stream_id=stream_id,
-        session_id=session.pk,
+        session_id=session.id,
         message_id=uuid.uuid4(),
         user_message_id=uuid.uuid4(),
         agent_id=target.agent.pk if target.agent else None,

@@ -26,8 +26,8 @@ def test_a_draft_reads_the_context_and_writes_nothing(room, alice, bob):
 
     statements = [q["sql"] for q in queries.captured_queries]
     assert all(sql.startswith("SELECT") for sql in statements), statements
-    # The session (with the membership test), the context, its member count.
-    assert len(statements) == 3
+    # The session (with the membership test and whether others are members), the context.
+    assert len(statements) == 2
     assert [m.content for m in plan.messages] == ["alice: hello there"]
     assert plan.prompt == "hello there"
     assert not Message.objects.filter(session=room).exists()
