@@ -529,7 +529,7 @@ async def run_scenario(
 
 
 SYNC_PARTS = (
-    ("post-commit members read and hand-off to the loop", ("broadcast_now",)),
+    ("post-commit hand-off to the loop", ("broadcast_now",)),
     ("profanity filter", ("better_profanity",)),
     ("SQL, including waiting for the database", ("psycopg", "sqlite3", "CursorWrapper")),
     ("ORM, serializers and other Python", ("",)),  # the rest

@@ -455,7 +455,7 @@ LOOP_PARTS = (
     ("event loop and other", ("",)),
 )
 SYNC_PARTS = (
-    ("post-commit broadcasts", ("broadcast_now",)),
+    ("post-commit hand-off to the loop", ("broadcast_now",)),
     ("profanity filter", ("better_profanity",)),
     ("SQL, including waiting for PostgreSQL", ("psycopg",)),
     ("ORM, serializers and other Python", ("",)),
@@ -1032,15 +1032,17 @@ def interpretation(t: Throughput, f: FirstToken, c: Concurrency, issues: Counter
         f"{direct_first:.1f} ms direct. Before the worker asks the model, a request is "
         "throttled and takes a slot (Redis, a round trip each), then one read-only call in "
         "Channels' one shared database thread (`stream_draft` in "
-        "`llm/services/stream_records.py`) checks the membership and the agent and reads the "
-        "context. The stream's task then asks the model while a second call in that thread "
-        "(`stream_record`) saves the prompt, the empty assistant message and the `Stream` "
-        "row in one transaction (one commit, which waits for PostgreSQL to flush its log; "
-        "after it, in that thread, each message's members are read and the message is handed "
-        "to the event loop to broadcast and queue for the members with no connection) and "
-        "the stop channel opens (Redis); then the live record is published and the request "
-        "acked. The task broadcasts `stream:start` once all that is done, and the first "
-        "chunk (a shared-state write and a broadcast) as soon as the first token is in. The "
+        "`llm/services/stream_records.py`) checks the membership and the agent (one query) "
+        "and reads the context (one query). The stream's task then asks the model while a "
+        "second call in that thread (`stream_record`) saves the prompt, the empty assistant "
+        "message and the `Stream` row in one transaction (7 statements and one commit, "
+        "which waits for PostgreSQL to flush its log; each message's seq statement also "
+        "checks the membership and returns the members, and after the commit each message "
+        "is handed to the event loop to broadcast and queue for the members with no "
+        "connection) and the stop channel opens (Redis); then the live record is published "
+        "and the request acked. The task broadcasts `stream:start` once all that is done, "
+        "and the first chunk (a shared-state write and a broadcast) as soon as the first "
+        "token is in. The "
         f"ack reached the requester {ack:.0f} ms after the request and the first chunk "
         f"{short_first - ack:.0f} ms after the ack (p50s): most of the added time is spent "
         "before the ack, storing the request. Making a `ChatOllama` took the direct client "

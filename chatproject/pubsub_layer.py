@@ -13,6 +13,14 @@ makes the queue), each a copy of the original but for the class it names; what t
 does with a mailbox (``put_nowait`` from its Redis reader, ``await get()`` in ``receive``)
 is unchanged. ``receive`` skips the proxy coroutine the original waits in.
 
+Local delivery first (``group_send``): the original publishes a group message to Redis and
+delivers it to this process's members of the group only when Redis sends it back, a round
+trip and a parse later, on every hop of every broadcast (a room stream's first chunk makes
+two). Here the members on this event loop get it at once, and the copy Redis sends back is
+recognised by a tag of this loop's layer and dropped (``OriginShard``); other processes (and
+other loops of this one) strip the tag and deliver as before. A message to one channel
+(``send``) still goes through Redis: the health check proves the round trip with it.
+
 Push delivery (``listen``, ``receive_nowait``, ``discard_channel``): a reader waiting in
 ``receive`` is a suspended task, with its coroutines and a future, for every idle socket.
 The gateway's consumer (``chat.gateway_base``) asks to be called back instead and runs a
@@ -24,9 +32,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections import deque
 
-from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer
+from channels_redis.pubsub import (
+    RedisPubSubChannelLayer,
+    RedisPubSubLoopLayer,
+    RedisSingleShardConnection,
+)
 from channels_redis.utils import _wrap_close
 
 logger = logging.getLogger(__name__)
@@ -83,7 +96,48 @@ class Mailbox:
         return len(self._items) if self._items else 0
 
 
+# A group message on Redis starts with the tag of the loop layer that published it.
+ORIGIN_BYTES = 8
+
+
+class OriginShard(RedisSingleShardConnection):
+    """A shard connection that drops the group messages its own layer published (delivered
+    to its members already) and strips the tag from the others'."""
+
+    def _receive_message(self, message):
+        if message is None:
+            return
+        name = message["channel"]
+        data = message["data"]
+        if isinstance(name, bytes):
+            name = name.decode()
+        layer = self.channel_layer
+        if name in layer.channels:
+            layer.channels[name].put_nowait(data)
+        elif name in layer.groups:
+            if data[:ORIGIN_BYTES] == layer.origin:
+                return
+            layer.deliver_to_group(name, data[ORIGIN_BYTES:])
+
+
 class MailboxLoopLayer(RedisPubSubLoopLayer):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.origin = os.urandom(ORIGIN_BYTES)
+        self._shards = [OriginShard(shard.host, self) for shard in self._shards]
+
+    async def group_send(self, group, message):
+        group_channel = self._get_group_channel_name(group)
+        data = self.channel_layer.serialize(message)
+        self.deliver_to_group(group_channel, data)
+        await self._get_shard(group_channel).publish(group_channel, self.origin + data)
+
+    def deliver_to_group(self, group_channel: str, data: bytes) -> None:
+        """Put ``data`` in the mailbox of each of this loop's members of the group."""
+        for channel in self.groups.get(group_channel, ()):
+            if (mailbox := self.channels.get(channel)) is not None:
+                mailbox.put_nowait(data)
+
     async def _subscribe_to_channel(self, channel):
         self.channels[channel] = Mailbox()
         shard = self._get_shard(channel)

@@ -39,7 +39,13 @@ def test_a_recorded_draft_stores_both_messages_and_the_stream_under_its_ids(room
     with CaptureQueriesContext(connection) as queries:
         stream_record(plan=plan, prompt="hello")
 
-    assert [q["sql"] for q in queries.captured_queries].count("COMMIT") == 1
+    statements = [q["sql"].split()[0] for q in queries.captured_queries]
+    # Per message: its seq (checking the membership, returning the members), the row, its
+    # logged event; then the stream's row. Nothing is read first, and one commit.
+    assert [s for s in statements if s not in ("BEGIN", "COMMIT")] == [
+        "UPDATE", "INSERT", "INSERT", "UPDATE", "INSERT", "INSERT", "INSERT",
+    ]  # fmt: skip
+    assert statements.count("COMMIT") == 1
     stream = Stream.objects.get(pk=plan.stream_id)
     assert (stream.message_id, stream.user_message_id) == (plan.message_id, plan.user_message_id)
     stored = Message.objects.filter(session=room).order_by("seq")
