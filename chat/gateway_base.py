@@ -55,8 +55,9 @@ _CLOSED_SOCKET_ERRORS = frozenset(
      "ConnectionClosedError"}
 )  # fmt: skip
 
-_OPEN_CLOSE_HANDLERS = {
+_SOCKET_HANDLERS = {
     "websocket.connect": "websocket_connect",
+    "websocket.receive": "websocket_receive",
     "websocket.disconnect": "websocket_disconnect",
 }
 
@@ -189,12 +190,13 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         return True
 
     async def dispatch(self, message) -> None:
-        # Opening and closing reach the database only through ``database_sync_to_async``,
-        # which closes stale connections itself: skip Channels' per-message
-        # close_old_connections hop through the shared sync thread (TRAPS, Channels 4.2),
-        # which would also leave a context variable of asgiref's in every connection's
-        # context for its whole life.
-        handler = _OPEN_CLOSE_HANDLERS.get(message["type"])
+        # Opening, client frames and closing reach the database only through
+        # ``database_sync_to_async``, which closes stale connections itself: skip Channels'
+        # per-message close_old_connections hop through the shared sync thread (TRAPS,
+        # Channels 4.2). For a client frame that hop queued in that one thread ahead of the
+        # frame's own work, a second hop per ``message:send``; for opening it would also
+        # leave a context variable of asgiref's in every connection's context for its life.
+        handler = _SOCKET_HANDLERS.get(message["type"])
         if handler is not None:
             await getattr(self, handler)(message)
             return

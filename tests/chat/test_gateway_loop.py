@@ -69,3 +69,31 @@ async def test_an_idle_socket_keeps_no_task_for_the_layer_and_leaves_no_channel(
     assert (await ws.receive_json_from(timeout=5))["event"] == "broadcast"
     await ws.disconnect()
     assert set(layer._get_layer().channels) == channels_before
+
+
+async def test_socket_events_skip_channels_per_message_hop_through_the_database_thread(
+    ws_connect, alice, room, monkeypatch
+):
+    # Channels' dispatch awaits close_old_connections (a call in the one shared database
+    # thread) before each handler; frames, opening and closing reach the database only
+    # through database_sync_to_async, which does that itself.
+    import channels.consumer
+
+    hops = []
+    original = channels.consumer.aclose_old_connections
+
+    async def counted():
+        hops.append(1)
+        await original()
+
+    monkeypatch.setattr(channels.consumer, "aclose_old_connections", counted)
+    ws = await ws_connect(alice)
+    await ws.send_json_to({"event": "ping", "data": {}, "ref": "p"})
+    await ws.send_json_to(
+        {"event": "message:send", "data": {"sessionId": str(room.pk), "content": "hi"}, "ref": "s"}
+    )
+    replies = [await ws.receive_json_from(timeout=5) for _ in range(2)]
+    await ws.disconnect()
+
+    assert [(r["event"], r["ref"]) for r in replies] == [("ack", "p"), ("ack", "s")]
+    assert hops == []
