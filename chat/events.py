@@ -152,7 +152,9 @@ def broadcast_on_commit(
 
 
 def broadcast_now(group: str, text: str, *, queue_for_session=None, queue_for=None) -> None:
-    """Send an encoded frame to a group from sync code; failures are logged, not raised.
+    """Send an encoded frame to a group from sync code, or from the loop without waiting
+    for it (after the sends already queued for that group); failures are logged, not
+    raised.
 
     The write it reports is already committed: a client that misses it replays by seq.
     The send and the offline queueing leave this thread at once (``chat.broadcaster``):

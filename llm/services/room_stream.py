@@ -36,7 +36,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.utils import timezone
 
-from chat.events import broadcast_async, encode, group_for_session
+from chat.events import broadcast_async, broadcast_now, encode, group_for_session
 from chat.state import get_state
 
 from .. import event_types
@@ -236,15 +236,19 @@ class RoomStream:
         )
 
     async def _start(self, event: StreamStart) -> None:
-        await self._broadcast(
-            event_types.STREAM_START,
-            event_types.stream_start(
+        # Queued for the session's group without waiting for Redis to take it: the first
+        # chunk's shared-state write then overlaps that round trip, and the group's queue
+        # still sends the start first (``chat.broadcaster``).
+        frame = {
+            "event": event_types.STREAM_START,
+            "data": event_types.stream_start(
                 **self.ids,
                 agent_id=self.plan.agent_id,
                 model=event.model,
                 requested_by=self.plan.requested_by,
             ),
-        )
+        }
+        broadcast_now(group_for_session(self.plan.session_id), encode(frame))
 
     async def _chunk(self, chunk: StreamChunk) -> None:
         if self.first_token_at is None:
