@@ -316,7 +316,7 @@ async def run_stream(
                 yield answer.end(StreamComplete, finish_reason=current.done_reason)
                 return
             if chunk := answer.flush():
-                yield chunk
+                yield answer.handed_over(chunk)
             history.append(AIMessage("".join(current.text), tool_calls=current.calls))
             for call in current.calls:
                 result = await _call_tool(by_name, call, answer)
