@@ -5,14 +5,14 @@ from __future__ import annotations
 from chatproject.errors import DomainError, forbidden
 
 from .models import Membership
-from .selectors import session_get_for_member
+from .selectors import NOT_A_MEMBER, session_get_for_member
 
 
 def membership_require(*, user, session_id) -> Membership:
     """The caller's membership, or FORBIDDEN. The session is assumed to exist."""
     membership = Membership.objects.filter(session_id=session_id, user_id=user.pk).first()
     if membership is None:
-        raise forbidden("You are not a member of this session.")
+        raise forbidden(NOT_A_MEMBER)
     return membership
 
 
@@ -30,4 +30,4 @@ def sender_refusal(*, user, session_id) -> DomainError:
     """Why ``user`` may not write in the session: NOT_FOUND for an unknown one, else
     FORBIDDEN, as ``session_get_for_member`` answers."""
     session_get_for_member(user=user, session_id=session_id)
-    return forbidden("You are not a member of this session.")
+    return forbidden(NOT_A_MEMBER)

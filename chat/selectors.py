@@ -44,23 +44,33 @@ def session_get(*, session_id) -> ChatSession:
     return session
 
 
-def session_get_for_member(*, user, session_id) -> ChatSession:
-    """The session, if ``user`` is a member: NOT_FOUND if unknown, FORBIDDEN if not a member.
+NOT_A_MEMBER = "You are not a member of this session."
 
-    One query: the membership test rides along as an annotation.
-    """
+
+def _with_membership(*, user, session_id, **annotations) -> QuerySet[ChatSession]:
+    """The session ``session_id`` (NOT_FOUND for a malformed id) with ``caller_is_member``
+    annotated: the membership test rides along in the session's query."""
     session_id = _as_uuid(session_id, "Session")
-    member = Membership.objects.filter(session=OuterRef("pk"), user_id=user.pk)
-    session = (
-        ChatSession.objects.filter(pk=session_id)
-        .select_related("created_by")
-        .annotate(caller_is_member=Exists(member))
-        .first()
+    mine = Membership.objects.filter(session=OuterRef("pk"), user_id=user.pk)
+    return ChatSession.objects.filter(pk=session_id).annotate(
+        caller_is_member=Exists(mine), **annotations
     )
-    if session is None:
+
+
+def _admit(caller_is_member: bool | None) -> None:
+    """Refuse unless the caller is a member; None: there is no such session."""
+    if caller_is_member is None:
         raise not_found("Session")
-    if not session.caller_is_member:
-        raise forbidden("You are not a member of this session.")
+    if not caller_is_member:
+        raise forbidden(NOT_A_MEMBER)
+
+
+def session_get_for_member(*, user, session_id) -> ChatSession:
+    """The session, if ``user`` is a member: NOT_FOUND if unknown, FORBIDDEN if not a
+    member. One query."""
+    found = _with_membership(user=user, session_id=session_id).select_related("created_by")
+    session = found.first()
+    _admit(session.caller_is_member if session is not None else None)
     return session
 
 
@@ -75,23 +85,17 @@ class SessionBrief:
 
 
 def session_brief_for_member(*, user, session_id) -> SessionBrief:
-    """``session_get_for_member``'s check and answers (NOT_FOUND, FORBIDDEN), reading only
-    what a room stream's request needs, in one query."""
-    session_id = _as_uuid(session_id, "Session")
-    mine = Membership.objects.filter(session=OuterRef("pk"), user_id=user.pk)
+    """``session_get_for_member``'s check and answers, reading only what a room stream's
+    request needs, in one query."""
     others = Membership.objects.filter(session=OuterRef("pk")).exclude(user_id=user.pk)
     row = (
-        ChatSession.objects.filter(pk=session_id)
-        .annotate(caller_is_member=Exists(mine), shared=Exists(others))
-        .values_list("agent_id", "caller_is_member", "shared")
+        _with_membership(user=user, session_id=session_id, shared=Exists(others))
+        .values_list("pk", "agent_id", "caller_is_member", "shared")
         .first()
     )
-    if row is None:
-        raise not_found("Session")
-    agent_id, caller_is_member, shared = row
-    if not caller_is_member:
-        raise forbidden("You are not a member of this session.")
-    return SessionBrief(id=session_id, agent_id=agent_id, shared=shared)
+    _admit(row[2] if row is not None else None)
+    session_pk, agent_id, _, shared = row
+    return SessionBrief(id=session_pk, agent_id=agent_id, shared=shared)
 
 
 def thread_root_get(*, session_id, parent_id) -> Message | None:
