@@ -12,6 +12,7 @@ Frames are encoded to JSON once here; consumers forward the text as it is.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import orjson
@@ -36,14 +37,28 @@ def group_for_user(user_id: int) -> str:
 
 
 class Allocated(NamedTuple):
-    """A seq just taken, and who was a member of the session when it was taken."""
+    """The seqs just taken (``count`` of them, ending at ``seq``), and who was a member of
+    the session when they were taken."""
 
     seq: int
     member_ids: list[int]
+    count: int = 1
+
+    @property
+    def seqs(self) -> range:
+        return range(self.seq - self.count + 1, self.seq + 1)
+
+
+class Event(NamedTuple):
+    """A durable event to append: its name, its data and the message it is about."""
+
+    name: str
+    data: dict[str, Any]
+    message_id: Any = None
 
 
 _SEQ_SQL = (
-    "UPDATE {session} SET last_seq = last_seq + 1{touch} WHERE id = %s{guard} "
+    "UPDATE {session} SET last_seq = last_seq + %s{touch} WHERE id = %s{guard} "
     "RETURNING last_seq, (SELECT {members} FROM {membership} WHERE session_id = %s)"
 )
 _SENDER_GUARD = " AND EXISTS (SELECT 1 FROM {membership} WHERE session_id = %s AND user_id = %s)"
@@ -51,16 +66,19 @@ _SENDER_GUARD = " AND EXISTS (SELECT 1 FROM {membership} WHERE session_id = %s A
 _MEMBERS_AGGREGATE = {"postgresql": "json_agg(user_id)", "sqlite": "json_group_array(user_id)"}
 
 
-def seq_allocate(*, session_id, message_at=None, top_level: bool = False, sender=None) -> Allocated:
-    """Take the session's next seq. Must run inside the transaction that uses it.
+def seq_allocate(
+    *, session_id, message_at=None, top_level: bool = False, sender=None, count: int = 1
+) -> Allocated:
+    """Take the session's next seq, or its next ``count`` seqs. Must run inside the
+    transaction that uses them.
 
     The UPDATE locks the session row until commit, so concurrent writers are serialised and
     seqs appear in commit order with no duplicates and no gaps. ``RETURNING`` (PostgreSQL,
     SQLite >= 3.35) reads the new value in the same statement, and the session's members
     with it (whom the event is queued for while they have no connection). With
     ``message_at`` the session's ``last_message_at`` moves too, and with ``top_level`` (the
-    seq is a new top-level message's) its ``message_count`` goes up by one, in that one
-    statement: the counter commits or rolls back with the message.
+    seqs are new top-level messages') its ``message_count`` goes up by ``count``, in that
+    one statement: the counter commits or rolls back with the messages.
 
     With ``sender``, the statement also checks that the sender is a member, so a send needs
     no read before it: None if not (or if there is no such session), and nothing changed.
@@ -72,7 +90,7 @@ def seq_allocate(*, session_id, message_at=None, top_level: bool = False, sender
         raise RuntimeError("seq_allocate() must be called inside transaction.atomic()")
     membership = connection.ops.quote_name(Membership._meta.db_table)
     session_pk = ChatSession._meta.pk.get_db_prep_value(session_id, connection)
-    params: list = []
+    params: list = [count]
     touch = ""
     if message_at is not None:
         touch = ", last_message_at = %s"
@@ -80,7 +98,8 @@ def seq_allocate(*, session_id, message_at=None, top_level: bool = False, sender
             ChatSession._meta.get_field("last_message_at").get_db_prep_value(message_at, connection)
         )
     if top_level:
-        touch += ", message_count = message_count + 1"
+        touch += ", message_count = message_count + %s"
+        params.append(count)
     params.append(session_pk)
     guard = ""
     if sender is not None:
@@ -104,24 +123,46 @@ def seq_allocate(*, session_id, message_at=None, top_level: bool = False, sender
     seq, members = row
     if isinstance(members, str):
         members = orjson.loads(members)
-    return Allocated(seq=seq, member_ids=members or [])
+    return Allocated(seq=seq, member_ids=members or [], count=count)
 
 
 def encode(frame: dict[str, Any]) -> str:
     return orjson.dumps(frame).decode()
 
 
+def events_append(
+    *, session_id, allocated: Allocated, events: Sequence[Event]
+) -> list[dict[str, Any]]:
+    """Store durable events under the ``allocated`` seqs, one each in order, in one
+    statement, and broadcast them to the session in that order after commit, queued for the
+    members it names that have no connection then."""
+    frames = [
+        {"event": event.name, "data": event.data, "seq": seq}
+        for event, seq in zip(events, allocated.seqs, strict=True)
+    ]
+    SessionEvent.objects.bulk_create(
+        SessionEvent(
+            session_id=session_id,
+            seq=frame["seq"],
+            event=frame["event"],
+            frame=frame,
+            message_id=event.message_id,
+        )
+        for event, frame in zip(events, frames, strict=True)
+    )
+    group = group_for_session(session_id)
+    for frame in frames:
+        broadcast_on_commit(group, frame, queue_for=allocated.member_ids)
+    return frames
+
+
 def event_append(
     *, session_id, allocated: Allocated, event: str, data: dict[str, Any], message_id=None
 ) -> dict[str, Any]:
-    """Store a durable event under the ``allocated`` seq and broadcast it to the session
-    after commit, queued for the members it names that have no connection then."""
-    seq = allocated.seq
-    frame = {"event": event, "data": data, "seq": seq}
-    SessionEvent.objects.create(
-        session_id=session_id, seq=seq, event=event, frame=frame, message_id=message_id
+    """``events_append`` for one event."""
+    (frame,) = events_append(
+        session_id=session_id, allocated=allocated, events=[Event(event, data, message_id)]
     )
-    broadcast_on_commit(group_for_session(session_id), frame, queue_for=allocated.member_ids)
     return frame
 
 

@@ -11,14 +11,28 @@ as edited: nobody changed what was said.
 from __future__ import annotations
 
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from .. import event_types
-from ..events import event_append, event_record, seq_allocate
+from ..events import event_record
 from ..models import Message
+from ..permissions import sender_refusal
 from ..selectors import message_get
 from ..serializers import render_message
+from .messages import message_prepare, messages_store
+
+
+def _assistant_message(*, session_id, agent_id, parent_id, metadata, message_id) -> Message:
+    return Message(
+        **({"id": message_id} if message_id is not None else {}),
+        session_id=session_id,
+        author=None,
+        agent_id=agent_id,
+        role=Message.Role.ASSISTANT,
+        content="",
+        metadata=metadata or {},
+        parent_id=parent_id,
+    )
 
 
 def assistant_message_create(
@@ -27,37 +41,54 @@ def assistant_message_create(
     """An empty assistant message (no author) in the session, or in the thread under
     ``parent_id`` (a thread root), broadcast as ``message:new``; ``message_id`` names it up
     front."""
-    extra = {"id": message_id} if message_id is not None else {}
+    message = _assistant_message(
+        session_id=session_id,
+        agent_id=agent_id,
+        parent_id=parent_id,
+        metadata=metadata,
+        message_id=message_id,
+    )
     # Nothing recovers from a failure here: inside a caller's transaction it rolls back the
     # whole, with no savepoint's two round trips.
     with transaction.atomic(savepoint=False):
-        allocated = seq_allocate(
-            session_id=session_id, message_at=timezone.now(), top_level=parent_id is None
-        )
-        message = Message.objects.create(
-            **extra,
-            session_id=session_id,
-            seq=allocated.seq,
-            author=None,
-            agent_id=agent_id,
-            role=Message.Role.ASSISTANT,
-            content="",
-            metadata=metadata or {},
-            parent_id=parent_id,
-        )
-        if parent_id is not None:
-            Message.objects.filter(pk=parent_id).update(reply_count=F("reply_count") + 1)
-        # Just created, so nothing to read back: it has no author, reactions or attachments.
-        message.reaction_list = []
-        message.attachment_list = []
-        event_append(
-            session_id=session_id,
-            allocated=allocated,
-            event=event_types.MESSAGE_NEW,
-            data=event_types.message_new(render_message(message)),
-            message_id=message.pk,
-        )
+        messages_store([message])
     return message
+
+
+def assistant_exchange_open(
+    *,
+    author,
+    session_id,
+    prompt: str,
+    parent_id=None,
+    agent_id=None,
+    metadata: dict | None = None,
+    prompt_id=None,
+    answer_id=None,
+) -> tuple[Message, Message]:
+    """A member's prompt and the empty assistant message that will answer it, stored
+    together (a room stream's request): ``message_send`` then ``assistant_message_create``,
+    with the same checks, seqs and ``message:new`` events, in three statements instead of
+    six. ``prompt_id`` and ``answer_id`` name them up front."""
+    question = message_prepare(
+        author=author,
+        session_id=session_id,
+        content=prompt,
+        parent_id=parent_id,
+        message_id=prompt_id,
+    )
+    answer = _assistant_message(
+        session_id=session_id,
+        agent_id=agent_id,
+        parent_id=question.parent_id,
+        metadata=metadata,
+        message_id=answer_id,
+    )
+    with transaction.atomic(savepoint=False):
+        stored = messages_store([question, answer], sender=author)
+    if not stored:
+        raise sender_refusal(user=author, session_id=session_id)
+    return question, answer
 
 
 def assistant_message_finish(

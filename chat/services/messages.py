@@ -10,7 +10,7 @@ from chatproject.errors import forbidden, validation_error
 
 from .. import event_types
 from ..content import content_clean
-from ..events import Allocated, event_append, event_record, seq_allocate
+from ..events import Event, event_record, events_append, seq_allocate
 from ..models import Message, MessageEdit, SessionEvent
 from ..permissions import can_manage, membership_require, sender_refusal
 from ..selectors import (
@@ -38,6 +38,41 @@ def _existing_by_client_id(*, session_id, author, client_id) -> Message | None:
     return message_get(found[0]) if found else None
 
 
+def message_prepare(
+    *,
+    author,
+    session_id,
+    content: str,
+    parent_id=None,
+    client_id: str | None = None,
+    role: str = Message.Role.USER,
+    agent_id=None,
+    metadata: dict | None = None,
+    message_id=None,
+) -> Message:
+    """A member's message as ``messages_store`` will store it: its text through the content
+    filter and, for a reply, its thread root. A reply checks the membership before it reads
+    the thread, so a non-member learns nothing of the session's messages; a top-level
+    message reads nothing (its seq statement checks the membership)."""
+    text, flagged = content_clean(content)
+    root = None
+    if parent_id is not None:
+        session_get_for_member(user=author, session_id=session_id)
+        root = thread_root_get(session_id=session_id, parent_id=parent_id)
+    return Message(
+        session_id=session_id,
+        author=author,
+        agent_id=agent_id,
+        role=role,
+        content=text,
+        metadata=metadata or {},
+        parent=root,
+        is_flagged=flagged,
+        client_id=client_id or None,
+        **({"id": message_id} if message_id is not None else {}),
+    )
+
+
 def message_send(
     *,
     author,
@@ -52,45 +87,27 @@ def message_send(
 ) -> Message:
     """Store a message and broadcast ``message:new``. A repeated ``client_id`` from the same
     author returns the first message instead of storing a duplicate. ``message_id`` names
-    the new message up front (a room stream plans its messages before it stores them).
+    the new message up front.
 
     A top-level send reads nothing first: the statement that takes the seq also checks the
     membership (``seq_allocate``), and a repeat is found by the database's unique
-    constraint: repeats are rare (a client's retry), and every send would pay for a read.
-    A reply checks the membership before it reads the thread, so a non-member learns
-    nothing of the session's messages."""
-    text, flagged = content_clean(content)
-    root = None
-    if parent_id is not None:
-        session_get_for_member(user=author, session_id=session_id)
-        root = thread_root_get(session_id=session_id, parent_id=parent_id)
+    constraint: repeats are rare (a client's retry), and every send would pay for a read."""
+    message = message_prepare(
+        author=author,
+        session_id=session_id,
+        content=content,
+        parent_id=parent_id,
+        client_id=client_id,
+        role=role,
+        agent_id=agent_id,
+        metadata=metadata,
+        message_id=message_id,
+    )
     try:
-        # Inside a caller's transaction (a room stream's request) a savepoint costs two round
-        # trips; it is needed only to recover from a clientId race, below.
+        # Inside a caller's transaction a savepoint costs two round trips; it is needed only
+        # to recover from a clientId race, below.
         with transaction.atomic(savepoint=bool(client_id)):
-            allocated = seq_allocate(
-                session_id=session_id,
-                message_at=timezone.now(),
-                top_level=root is None,
-                sender=author,
-            )
-            if allocated is None:
-                message = None
-            else:
-                message = Message(
-                    session_id=session_id,
-                    seq=allocated.seq,
-                    author=author,
-                    agent_id=agent_id,
-                    role=role,
-                    content=text,
-                    metadata=metadata or {},
-                    parent=root,
-                    is_flagged=flagged,
-                    client_id=client_id or None,
-                    **({"id": message_id} if message_id is not None else {}),
-                )
-                _message_store(message, allocated=allocated)
+            stored = messages_store([message], sender=author)
     except IntegrityError:
         # The clientId was used before (a retry), or two sends with it raced.
         if existing := _existing_by_client_id(
@@ -98,25 +115,44 @@ def message_send(
         ):
             return existing
         raise
-    if message is None:
+    if not stored:
         raise sender_refusal(user=author, session_id=session_id)
     return message
 
 
-def _message_store(message: Message, *, allocated: Allocated) -> None:
-    """Insert a new message under its allocated seq, count it in its thread and log its
-    ``message:new``."""
-    message.save(force_insert=True)
-    if message.parent_id is not None:
-        Message.objects.filter(pk=message.parent_id).update(reply_count=F("reply_count") + 1)
-    _mark_new(message)
-    event_append(
-        session_id=message.session_id,
-        allocated=allocated,
-        event=event_types.MESSAGE_NEW,
-        data=event_types.message_new(render_message(message)),
-        message_id=message.pk,
+def messages_store(messages: list[Message], *, sender=None) -> bool:
+    """Insert new messages of one session, all top-level or all replies in one thread, under
+    its next seqs in order, and log their ``message:new``: one seq statement, one INSERT for
+    the messages and one for their events, however many there are (and one to count them in
+    their thread). Must run inside the transaction that stores them.
+
+    With ``sender``, the seq statement checks that the sender is a member: False if not, and
+    nothing stored. The caller raises ``permissions.sender_refusal`` once out of its
+    transaction (``seq_allocate`` says why)."""
+    first = messages[0]
+    allocated = seq_allocate(
+        session_id=first.session_id,
+        message_at=timezone.now(),
+        top_level=first.parent_id is None,
+        sender=sender,
+        count=len(messages),
     )
+    if allocated is None:
+        return False
+    for message, seq in zip(messages, allocated.seqs, strict=True):
+        message.seq = seq
+    Message.objects.bulk_create(messages)
+    if first.parent_id is not None:
+        Message.objects.filter(pk=first.parent_id).update(
+            reply_count=F("reply_count") + len(messages)
+        )
+    events = []
+    for message in messages:
+        _mark_new(message)
+        data = event_types.message_new(render_message(message))
+        events.append(Event(event_types.MESSAGE_NEW, data, message.pk))
+    events_append(session_id=first.session_id, allocated=allocated, events=events)
+    return True
 
 
 def message_edit(*, user, message_id, content: str) -> Message:

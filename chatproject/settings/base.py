@@ -73,15 +73,18 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------------
 DATABASE_URL = env_str("DATABASE_URL", "")
 if DATABASE_URL:
-    # Health checks make Django give the psycopg pool its ``check``: a pooled connection a
-    # database restart broke is replaced when taken, instead of failing the request that
-    # takes it (tests/reliability/test_postgres_restart.py).
+    # Health checks: a connection a database restart broke is replaced when taken, instead of
+    # failing the request that takes it (tests/reliability/test_postgres_restart.py).
     DATABASES = {
         "default": dj_database_url.parse(DATABASE_URL, conn_max_age=0, conn_health_checks=True)
     }
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # Async code must not keep connections across calls (TRAPS: CONN_MAX_AGE leaks);
-        # psycopg's pool gives the reuse back without the leak.
+        # psycopg's pool gives the reuse back without the leak. The pool checks what it
+        # hands out, with no round trip when the socket shows nothing wrong
+        # (``chatproject.postgres``); Django's setting would install a check that makes one.
+        DATABASES["default"]["ENGINE"] = "chatproject.postgres"
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": env_int("DATABASE_POOL_MIN", 2),
             "max_size": env_int("DATABASE_POOL_MAX", 20),

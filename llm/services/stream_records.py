@@ -25,8 +25,7 @@ from accounts.serializers import render_user
 from chat.content import content_clean
 from chat.models import Message
 from chat.selectors import session_brief_for_member, thread_root_get
-from chat.services.assistant import assistant_message_create, assistant_message_finish
-from chat.services.messages import message_send
+from chat.services.assistant import assistant_exchange_open, assistant_message_finish
 from chatproject.errors import validation_error
 
 from ..context import context_messages
@@ -139,22 +138,19 @@ def stream_draft(
 
 def stream_record(*, plan: StreamPlan, prompt: str) -> None:
     """Store a drafted request in one transaction: the prompt (``message:new``, role user;
-    membership checked again), the empty assistant message (``message:new``) and the
-    ``Stream`` row. A refusal at any step stores nothing; both messages go out on commit."""
+    membership checked again) and the empty assistant message (``message:new``) together,
+    then the ``Stream`` row. A refusal at any step stores nothing; both messages go out on
+    commit."""
     with transaction.atomic():
-        user_message = message_send(
+        user_message, assistant = assistant_exchange_open(
             author=plan.user,
             session_id=plan.session_id,
-            content=prompt,
+            prompt=prompt,
             parent_id=plan.parent_id,
-            message_id=plan.user_message_id,
-        )
-        assistant = assistant_message_create(
-            session_id=plan.session_id,
             agent_id=plan.agent_id,
-            parent_id=user_message.parent_id,
             metadata={"streamId": str(plan.stream_id), "status": Stream.Status.STREAMING},
-            message_id=plan.message_id,
+            prompt_id=plan.user_message_id,
+            answer_id=plan.message_id,
         )
         Stream.objects.create(
             id=plan.stream_id,

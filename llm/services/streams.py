@@ -1,7 +1,7 @@
 """The two things a member can do to a room stream: request one and stop one.
 
-``stream_request`` takes a slot among ``MAX_CONCURRENT_STREAMS`` across every worker, checks
-the request and reads what the model needs (membership, the agent, the context), then
+``stream_request`` takes a slot among ``MAX_CONCURRENT_STREAMS`` across every worker while it
+checks the request and reads what the model needs (membership, the agent, the context), then
 starts the answer as its own task, which asks the model at once, while it stores both
 messages and the ``Stream`` row and opens the stream's stop channel; it returns once the
 stream can be found (stored, its live record published). The answer reaches the room as
@@ -12,6 +12,8 @@ worker running the stream is told through the channel layer and the shared state
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextvars
 import logging
 import uuid
 
@@ -33,7 +35,7 @@ from .room_stream import (
     running,
 )
 from .slots import slot_acquire, slot_release
-from .stream_records import stream_draft, stream_record
+from .stream_records import StreamPlan, stream_draft, stream_record
 
 logger = logging.getLogger(__name__)
 
@@ -53,13 +55,51 @@ async def stream_request(
     STREAM_LIMIT when ``MAX_CONCURRENT_STREAMS`` answers already run (nothing is saved);
     Ollama's own failures (an unknown model, a server down) come later, as ``stream:error``.
     ``observer`` also sees every event of the answer (the ``/ws/ai/`` door relays them).
+
+    Once read, a request runs to its end even if its requester goes away meanwhile, as its
+    answer would: a half-started stream would hold its slot and rows with nobody to end it.
     """
+    starting = asyncio.ensure_future(
+        _start(
+            user=user,
+            session_id=session_id,
+            prompt=prompt,
+            agent_id=agent_id,
+            parent_id=parent_id,
+            config=config,
+            observer=observer,
+        )
+    )
+    # Retrieved here, so a refusal nobody waits for any more is not logged as lost.
+    starting.add_done_callback(lambda task: task.cancelled() or task.exception())
+    return await asyncio.shield(starting)
+
+
+async def _start(*, user, session_id, prompt, agent_id, parent_id, config, observer) -> dict:
     stream_id = uuid.uuid4()
-    # The slot comes first, so a stream row never exists without one (the sweeper fails a
-    # running stream whose slot is gone).
-    await slot_acquire(str(stream_id))
-    try:
-        plan = await database_sync_to_async(stream_draft)(
+    key = str(stream_id)
+    loop = asyncio.get_running_loop()
+    # The slot is taken while the request is read, and nothing is stored before both are
+    # done: a stream row never exists without a slot (the sweeper fails a running stream
+    # whose slot is gone), and neither waits for the other's round trip.
+    slot: concurrent.futures.Future[None] = concurrent.futures.Future()
+    taking = asyncio.ensure_future(_slot_take(key, slot))
+    begun: asyncio.Future[RoomStream] = loop.create_future()
+    # The answer's task runs in this context, not in the database thread's (where asgiref
+    # marks its one thread as busy, so the task's own database calls would be refused).
+    context = contextvars.copy_context()
+
+    def begin(plan: StreamPlan) -> None:
+        room = RoomStream(plan, observer=observer)
+        room.start()
+        begun.set_result(room)
+
+    def read_then_store() -> None:
+        # One call in the database thread, on one connection: the answer begins on the loop
+        # (its task asks the model) as soon as the request is read and the slot taken, while
+        # this thread goes on to store the request. A second call would queue behind the
+        # loop's work of asking the model, then take a connection from the pool again.
+        plan = stream_draft(
             user=user,
             session_id=session_id,
             stream_id=stream_id,
@@ -68,27 +108,42 @@ async def stream_request(
             parent_id=parent_id,
             config=config,
         )
-    except BaseException:
-        await slot_release(str(stream_id))
-        raise
-    # The write is handed to the database thread before the task that asks the model runs:
-    # that task's first steps (building the client, sending the request) would hold the
-    # loop first.
-    record = asyncio.ensure_future(database_sync_to_async(stream_record)(plan=plan, prompt=prompt))
-    room = RoomStream(plan, observer=observer)
-    room.start()
+        slot.result()
+        loop.call_soon_threadsafe(begin, plan, context=context)
+        stream_record(plan=plan, prompt=prompt)
+
+    stored = asyncio.ensure_future(database_sync_to_async(read_then_store)())
+    await asyncio.wait([begun, stored], return_when=asyncio.FIRST_COMPLETED)
+    if not begun.done():
+        # Refused before the answer began, so nothing was stored: a request that is wrong
+        # is refused as such (the draft's error comes first), else there was no slot.
+        await asyncio.wait([taking])
+        if taking.exception() is None:
+            await slot_release(key)
+        raise stored.exception()
+    room = begun.result()
     try:
-        await room.open(record)
+        await room.open(stored)
     except DomainError:
         raise
     except Exception:
         logger.exception("stream %s could not start", stream_id)
         raise DomainError("INTERNAL", "The answer could not be started.") from None
     return {
-        "streamId": str(stream_id),
-        "messageId": str(plan.message_id),
-        "userMessageId": str(plan.user_message_id),
+        "streamId": key,
+        "messageId": str(room.plan.message_id),
+        "userMessageId": str(room.plan.user_message_id),
     }
+
+
+async def _slot_take(key: str, outcome: concurrent.futures.Future) -> None:
+    """Take the slot and tell the database thread waiting for it, whatever happens."""
+    try:
+        await slot_acquire(key)
+    except BaseException as exc:
+        outcome.set_exception(exc)
+        raise
+    outcome.set_result(None)
 
 
 async def stream_stop(*, user, stream_id) -> dict:

@@ -70,7 +70,7 @@ def test_a_send_that_rolls_back_leaves_the_count_alone(room, alice, monkeypatch)
     def fail(**kwargs):
         raise RuntimeError("the event log write failed")
 
-    monkeypatch.setattr("chat.services.messages.event_append", fail)
+    monkeypatch.setattr("chat.services.messages.events_append", fail)
     with pytest.raises(RuntimeError):
         message_send(author=alice, session_id=room.pk, content="lost")
 

@@ -509,6 +509,40 @@ async def test_past_max_concurrent_streams_a_request_gets_stream_limit(
     assert (await frames_until_end(a, again["streamId"]))[-1]["event"] == "stream:complete"
 
 
+async def test_a_refused_request_gives_back_the_slot_it_took(
+    ws_connect, ollama_emulator_settings, room, alice, carol, settings
+):
+    settings.MAX_CONCURRENT_STREAMS = 1
+    outsider = await ws_connect(carol)
+
+    refused = await request(
+        outsider, "stream:request", {"sessionId": str(room.pk), "prompt": "hi"}, ref="x"
+    )
+    a = await joined(ws_connect, alice, room)
+    answered = await ask(a, room)
+
+    assert refused["event"] == "error" and refused["data"]["code"] == "FORBIDDEN"
+    assert (await frames_until_end(a, answered["streamId"]))[-1]["event"] == "stream:complete"
+
+
+async def test_at_the_limit_a_wrong_request_is_refused_as_wrong(
+    ws_connect, ollama_emulator_settings, room, alice, carol, settings
+):
+    settings.MAX_CONCURRENT_STREAMS = 1
+    ollama_emulator_settings.configure(**SLOW)
+    a = await joined(ws_connect, alice, room)
+    first = await ask(a, room)
+    outsider = await ws_connect(carol)
+
+    refused = await request(
+        outsider, "stream:request", {"sessionId": str(room.pk), "prompt": "hi"}, ref="x"
+    )
+
+    assert refused["event"] == "error" and refused["data"]["code"] == "FORBIDDEN"
+    await request(a, "stream:stop", {"streamId": first["streamId"]}, ref="stop")
+    await frames_until_end(a, first["streamId"])
+
+
 @pytest.mark.parametrize(
     "data",
     [

@@ -1,0 +1,2 @@
+"""Django's PostgreSQL backend with a pool that checks connections without a round trip
+(``base``)."""
