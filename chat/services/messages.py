@@ -45,15 +45,13 @@ def message_prepare(
     content: str,
     parent_id=None,
     client_id: str | None = None,
-    role: str = Message.Role.USER,
-    agent_id=None,
-    metadata: dict | None = None,
     message_id=None,
 ) -> Message:
     """A member's message as ``messages_store`` will store it: its text through the content
-    filter and, for a reply, its thread root. A reply checks the membership before it reads
-    the thread, so a non-member learns nothing of the session's messages; a top-level
-    message reads nothing (its seq statement checks the membership)."""
+    filter and, for a reply, its thread root; ``message_id`` names it up front. A reply
+    checks the membership before it reads the thread, so a non-member learns nothing of the
+    session's messages; a top-level message reads nothing (its seq statement checks the
+    membership)."""
     text, flagged = content_clean(content)
     root = None
     if parent_id is not None:
@@ -62,10 +60,7 @@ def message_prepare(
     return Message(
         session_id=session_id,
         author=author,
-        agent_id=agent_id,
-        role=role,
         content=text,
-        metadata=metadata or {},
         parent=root,
         is_flagged=flagged,
         client_id=client_id or None,
@@ -74,20 +69,10 @@ def message_prepare(
 
 
 def message_send(
-    *,
-    author,
-    session_id,
-    content: str,
-    parent_id=None,
-    client_id: str | None = None,
-    role: str = Message.Role.USER,
-    agent_id=None,
-    metadata: dict | None = None,
-    message_id=None,
+    *, author, session_id, content: str, parent_id=None, client_id: str | None = None
 ) -> Message:
     """Store a message and broadcast ``message:new``. A repeated ``client_id`` from the same
-    author returns the first message instead of storing a duplicate. ``message_id`` names
-    the new message up front.
+    author returns the first message instead of storing a duplicate.
 
     A top-level send reads nothing first: the statement that takes the seq also checks the
     membership (``seq_allocate``), and a repeat is found by the database's unique
@@ -98,10 +83,6 @@ def message_send(
         content=content,
         parent_id=parent_id,
         client_id=client_id,
-        role=role,
-        agent_id=agent_id,
-        metadata=metadata,
-        message_id=message_id,
     )
     try:
         # Inside a caller's transaction a savepoint costs two round trips; it is needed only
