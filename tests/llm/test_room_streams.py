@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from django.db import connection, transaction
 
-from chat.models import Message
+from chat.models import ChatSession, Message
 from chat.services.sessions import session_create
 from chat.state import get_state
 from llm import event_types
 from llm.models import Agent, Stream
 from llm.services import room_stream
 from llm.services.room_stream import STOP_MESSAGE_TYPE, group_for_stream, running
+from llm.services.streams import stream_request
 
 from ..chat.conftest import request
 from .streams import (
@@ -379,6 +382,42 @@ async def test_the_stream_goes_on_when_its_requester_disconnects(
     message = await saved(ack["messageId"])
     assert len(message.content.split()) == 30 and message.metadata["status"] == "completed"
     assert ollama_emulator_settings.events("disconnect") == []
+
+
+async def test_a_request_whose_requester_goes_away_before_the_ack_still_runs_to_its_end(
+    ollama_emulator_settings, room, alice
+):
+    ollama_emulator_settings.configure(num_tokens=5, delay_ms=5)
+    release, held = threading.Event(), threading.Event()
+
+    def another_writer_holds_the_room() -> None:
+        with transaction.atomic():
+            ChatSession.objects.select_for_update().get(pk=room.pk)
+            held.set()
+            release.wait(WITHIN_S)
+        connection.close()
+
+    writer = threading.Thread(target=another_writer_holds_the_room)
+    writer.start()
+    await asyncio.to_thread(held.wait, WITHIN_S)
+    requesting = asyncio.create_task(
+        stream_request(user=alice, session_id=room.pk, prompt="still there?")
+    )
+    # The answer has begun (the model is asked) while its request waits to be stored.
+    await ollama_emulator_settings.await_event("request")
+
+    requesting.cancel()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await requesting
+    await asyncio.to_thread(writer.join)
+    (started,) = running.values()
+    await streams_finished()
+
+    assert (await stream_row(started.plan.stream_id)).status == Stream.Status.COMPLETED
+    answer = await saved(started.plan.message_id)
+    assert len(answer.content.split()) == 5 and answer.metadata["status"] == "completed"
+    assert await get_state().stream_slot_acquire("next", limit=1, ttl=5), "its slot is free"
 
 
 async def test_joining_mid_stream_continues_exactly_where_the_snapshot_ends(
