@@ -94,11 +94,13 @@ async def _start(*, user, session_id, prompt, agent_id, parent_id, config, obser
         room.start()
         begun.set_result(room)
 
-    def read_then_store() -> None:
+    def read_then_store() -> StreamPlan | None:
         # One call in the database thread, on one connection: the answer begins on the loop
-        # (its task asks the model) as soon as the request is read and the slot taken, while
-        # this thread goes on to store the request. A second call would queue behind the
-        # loop's work of asking the model, then take a connection from the pool again.
+        # (its task asks the model) as soon as the request is read, while this thread goes
+        # on to store it. A second call would queue behind the loop's work of asking the
+        # model, then take a connection from the pool again. The plan comes back unstored
+        # if the slot's answer is not in yet: the thread every connection of this worker
+        # shares never waits for Redis.
         plan = stream_draft(
             user=user,
             session_id=session_id,
@@ -108,19 +110,30 @@ async def _start(*, user, session_id, prompt, agent_id, parent_id, config, obser
             parent_id=parent_id,
             config=config,
         )
+        if not slot.done():
+            return plan
         slot.result()
         loop.call_soon_threadsafe(begin, plan, context=context)
         stream_record(plan=plan, prompt=prompt)
+        return None
 
     stored = asyncio.ensure_future(database_sync_to_async(read_then_store)())
     await asyncio.wait([begun, stored], return_when=asyncio.FIRST_COMPLETED)
     if not begun.done():
-        # Refused before the answer began, so nothing was stored: a request that is wrong
-        # is refused as such (the draft's error comes first), else there was no slot.
+        # Nothing is stored yet. A request that is wrong is refused as such (the draft's
+        # error comes first), else the slot decides.
         await asyncio.wait([taking])
-        if taking.exception() is None:
-            await slot_release(key)
-        raise stored.exception()
+        if stored.exception() is not None:
+            if taking.exception() is None:
+                await slot_release(key)
+            raise stored.exception()
+        if taking.exception() is not None:
+            raise taking.exception()
+        plan = stored.result()
+        begin(plan)
+        stored = asyncio.ensure_future(
+            database_sync_to_async(stream_record)(plan=plan, prompt=prompt)
+        )
     room = begun.result()
     try:
         await room.open(stored)
@@ -137,7 +150,7 @@ async def _start(*, user, session_id, prompt, agent_id, parent_id, config, obser
 
 
 async def _slot_take(key: str, outcome: concurrent.futures.Future) -> None:
-    """Take the slot and tell the database thread waiting for it, whatever happens."""
+    """Take the slot and tell the database thread looking for it, whatever happens."""
     try:
         await slot_acquire(key)
     except BaseException as exc:

@@ -10,7 +10,9 @@ import threading
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import connection, transaction
+from redis.asyncio import Redis
 
 from chat.models import ChatSession, Message
 from chat.services.sessions import session_create
@@ -418,6 +420,33 @@ async def test_a_request_whose_requester_goes_away_before_the_ack_still_runs_to_
     answer = await saved(started.plan.message_id)
     assert len(answer.content.split()) == 5 and answer.metadata["status"] == "completed"
     assert await get_state().stream_slot_acquire("next", limit=1, ttl=5), "its slot is free"
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="pauses Redis (the embedded state is memory)")
+async def test_a_slot_slower_than_the_request_s_reading_never_holds_the_database_thread(
+    ollama_emulator_settings, room, alice
+):
+    ollama_emulator_settings.configure(num_tokens=3, delay_ms=0)
+    redis = Redis.from_url(settings.REDIS_URL)
+    # Redis holds every write (the slot's script among them) for a second.
+    await redis.execute_command("CLIENT", "PAUSE", 1000, "WRITE")
+    try:
+        requesting = asyncio.create_task(
+            stream_request(user=alice, session_id=room.pk, prompt="anyone?")
+        )
+        await asyncio.sleep(0.05)
+
+        # The one thread every connection of the worker shares is free meanwhile.
+        count = await asyncio.wait_for(message_count(room), 0.5)
+        ack = await requesting
+    finally:
+        await redis.execute_command("CLIENT", "UNPAUSE")
+        await redis.aclose()
+    await streams_finished()
+
+    assert count == 0, "nothing is stored before the slot is taken"
+    assert (await stream_row(ack["streamId"])).status == Stream.Status.COMPLETED
+    assert (await saved(ack["messageId"])).content
 
 
 async def test_joining_mid_stream_continues_exactly_where_the_snapshot_ends(
