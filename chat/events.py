@@ -156,25 +156,14 @@ def events_append(
     return frames
 
 
-def event_append(
-    *, session_id, allocated: Allocated, event: str, data: dict[str, Any], message_id=None
-) -> dict[str, Any]:
-    """``events_append`` for one event."""
-    (frame,) = events_append(
-        session_id=session_id, allocated=allocated, events=[Event(event, data, message_id)]
-    )
-    return frame
-
-
 def event_record(*, session_id, event: str, data: dict[str, Any], message_id=None) -> dict:
     """Allocate the next seq and append the event under it."""
-    return event_append(
+    (frame,) = events_append(
         session_id=session_id,
         allocated=seq_allocate(session_id=session_id),
-        event=event,
-        data=data,
-        message_id=message_id,
+        events=[Event(event, data, message_id)],
     )
+    return frame
 
 
 def broadcast_on_commit(

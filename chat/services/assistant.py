@@ -22,7 +22,7 @@ from ..serializers import render_message
 from .messages import message_prepare, messages_store
 
 
-def _assistant_message(*, session_id, agent_id, parent_id, metadata, message_id) -> Message:
+def _assistant_message(*, session_id, agent_id, parent_id, metadata, message_id=None) -> Message:
     return Message(
         **({"id": message_id} if message_id is not None else {}),
         session_id=session_id,
@@ -36,17 +36,15 @@ def _assistant_message(*, session_id, agent_id, parent_id, metadata, message_id)
 
 
 def assistant_message_create(
-    *, session_id, agent_id=None, parent_id=None, metadata: dict | None = None, message_id=None
+    *, session_id, agent_id=None, parent_id=None, metadata: dict | None = None
 ) -> Message:
     """An empty assistant message (no author) in the session, or in the thread under
-    ``parent_id`` (a thread root), broadcast as ``message:new``; ``message_id`` names it up
-    front."""
+    ``parent_id`` (a thread root), broadcast as ``message:new``."""
     message = _assistant_message(
         session_id=session_id,
         agent_id=agent_id,
         parent_id=parent_id,
         metadata=metadata,
-        message_id=message_id,
     )
     # Nothing recovers from a failure here: inside a caller's transaction it rolls back the
     # whole, with no savepoint's two round trips.

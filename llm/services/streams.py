@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import functools
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -40,6 +42,21 @@ from .stream_records import StreamPlan, stream_draft, stream_record
 logger = logging.getLogger(__name__)
 
 
+def _runs_to_its_end(start: Callable[..., Awaitable[dict]]) -> Callable[..., Awaitable[dict]]:
+    """Once read, a request runs to its end even if its caller goes away meanwhile, as its
+    answer would: a half-started stream would hold its slot and rows with nobody to end it."""
+
+    @functools.wraps(start)
+    async def shielded(**request) -> dict:
+        starting = asyncio.ensure_future(start(**request))
+        # Retrieved here, so a refusal nobody waits for any more is not logged as lost.
+        starting.add_done_callback(lambda task: task.cancelled() or task.exception())
+        return await asyncio.shield(starting)
+
+    return shielded
+
+
+@_runs_to_its_end
 async def stream_request(
     *,
     user,
@@ -55,27 +72,7 @@ async def stream_request(
     STREAM_LIMIT when ``MAX_CONCURRENT_STREAMS`` answers already run (nothing is saved);
     Ollama's own failures (an unknown model, a server down) come later, as ``stream:error``.
     ``observer`` also sees every event of the answer (the ``/ws/ai/`` door relays them).
-
-    Once read, a request runs to its end even if its requester goes away meanwhile, as its
-    answer would: a half-started stream would hold its slot and rows with nobody to end it.
     """
-    starting = asyncio.ensure_future(
-        _start(
-            user=user,
-            session_id=session_id,
-            prompt=prompt,
-            agent_id=agent_id,
-            parent_id=parent_id,
-            config=config,
-            observer=observer,
-        )
-    )
-    # Retrieved here, so a refusal nobody waits for any more is not logged as lost.
-    starting.add_done_callback(lambda task: task.cancelled() or task.exception())
-    return await asyncio.shield(starting)
-
-
-async def _start(*, user, session_id, prompt, agent_id, parent_id, config, observer) -> dict:
     stream_id = uuid.uuid4()
     key = str(stream_id)
     loop = asyncio.get_running_loop()
