@@ -59,7 +59,7 @@ class Event(NamedTuple):
 
 _SEQ_SQL = (
     "UPDATE {session} SET last_seq = last_seq + %s{touch} WHERE id = %s{guard} "
-    "RETURNING last_seq, (SELECT {members} FROM {membership} WHERE session_id = %s)"
+    "RETURNING last_seq, (SELECT {members} FROM {membership} WHERE session_id = %s) AS members"
 )
 _SENDER_GUARD = " AND EXISTS (SELECT 1 FROM {membership} WHERE session_id = %s AND user_id = %s)"
 # The members as one JSON array, an aggregate both databases have under different names.
@@ -88,6 +88,32 @@ def seq_allocate(
     connection = transaction.get_connection()
     if not connection.in_atomic_block:
         raise RuntimeError("seq_allocate() must be called inside transaction.atomic()")
+    sql, params = seq_statement(
+        session_id=session_id,
+        message_at=message_at,
+        top_level=top_level,
+        sender=sender,
+        count=count,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        if sender is not None:
+            return None
+        raise ChatSession.DoesNotExist(f"No session {session_id}")
+    seq, members = row
+    if isinstance(members, str):
+        members = orjson.loads(members)
+    return Allocated(seq=seq, member_ids=members or [], count=count)
+
+
+def seq_statement(
+    *, session_id, message_at=None, top_level: bool = False, sender=None, count: int = 1
+) -> tuple[str, list]:
+    """The SQL and parameters of ``seq_allocate``'s statement, whose row is ``last_seq``
+    and ``members`` (``chat.append_statement`` runs it as part of a larger one)."""
+    connection = transaction.get_connection()
     membership = connection.ops.quote_name(Membership._meta.db_table)
     session_pk = ChatSession._meta.pk.get_db_prep_value(session_id, connection)
     params: list = [count]
@@ -113,17 +139,7 @@ def seq_allocate(
         members=_MEMBERS_AGGREGATE[connection.vendor],
         membership=membership,
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    if row is None:
-        if sender is not None:
-            return None
-        raise ChatSession.DoesNotExist(f"No session {session_id}")
-    seq, members = row
-    if isinstance(members, str):
-        members = orjson.loads(members)
-    return Allocated(seq=seq, member_ids=members or [], count=count)
+    return sql, params
 
 
 def encode(frame: dict[str, Any]) -> str:

@@ -10,7 +10,9 @@ as edited: nobody changed what was said.
 
 from __future__ import annotations
 
-from django.db import transaction
+from collections.abc import Sequence
+
+from django.db import models, transaction
 from django.utils import timezone
 
 from .. import event_types
@@ -46,10 +48,7 @@ def assistant_message_create(
         parent_id=parent_id,
         metadata=metadata,
     )
-    # Nothing recovers from a failure here: inside a caller's transaction it rolls back the
-    # whole, with no savepoint's two round trips.
-    with transaction.atomic(savepoint=False):
-        messages_store([message])
+    messages_store([message])
     return message
 
 
@@ -63,11 +62,12 @@ def assistant_exchange_open(
     metadata: dict | None = None,
     prompt_id=None,
     answer_id=None,
+    also: Sequence[models.Model] = (),
 ) -> tuple[Message, Message]:
     """A member's prompt and the empty assistant message that will answer it, stored
     together (a room stream's request): ``message_send`` then ``assistant_message_create``,
-    with the same checks, seqs and ``message:new`` events, in three statements instead of
-    six. ``prompt_id`` and ``answer_id`` name them up front."""
+    with the same checks, seqs and ``message:new`` events, in one write (``messages_store``)
+    with ``also``'s rows. ``prompt_id`` and ``answer_id`` name them up front."""
     question = message_prepare(
         author=author,
         session_id=session_id,
@@ -82,9 +82,7 @@ def assistant_exchange_open(
         metadata=metadata,
         message_id=answer_id,
     )
-    with transaction.atomic(savepoint=False):
-        stored = messages_store([question, answer], sender=author)
-    if not stored:
+    if not messages_store([question, answer], sender=author, also=also):
         raise sender_refusal(user=author, session_id=session_id)
     return question, answer
 

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
-from django.db import IntegrityError, transaction
+from collections.abc import Sequence
+
+from django.db import IntegrityError, models, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from chatproject.errors import forbidden, validation_error
 
 from .. import event_types
+from ..append_statement import Increment, Row, append_execute, row_prepare
 from ..content import content_clean
-from ..events import Event, event_record, events_append, seq_allocate
+from ..events import (
+    Event,
+    broadcast_on_commit,
+    event_record,
+    events_append,
+    group_for_session,
+    seq_allocate,
+    seq_statement,
+)
 from ..models import Message, MessageEdit, SessionEvent
 from ..permissions import can_manage, membership_require, sender_refusal
 from ..selectors import (
@@ -87,8 +98,7 @@ def message_send(
     try:
         # Inside a caller's transaction a savepoint costs two round trips; it is needed only
         # to recover from a clientId race, below.
-        with transaction.atomic(savepoint=bool(client_id)):
-            stored = messages_store([message], sender=author)
+        stored = messages_store([message], sender=author, savepoint=bool(client_id))
     except IntegrityError:
         # The clientId was used before (a retry), or two sends with it raced.
         if existing := _existing_by_client_id(
@@ -101,15 +111,39 @@ def message_send(
     return message
 
 
-def messages_store(messages: list[Message], *, sender=None) -> bool:
+def messages_store(
+    messages: list[Message],
+    *,
+    sender=None,
+    also: Sequence[models.Model] = (),
+    savepoint: bool = False,
+) -> bool:
     """Insert new messages of one session, all top-level or all replies in one thread, under
-    its next seqs in order, and log their ``message:new``: one seq statement, one INSERT for
-    the messages and one for their events, however many there are (and one to count them in
-    their thread). Must run inside the transaction that stores them.
+    its next seqs in order, log their ``message:new``, and insert ``also`` (new rows of
+    other models that belong with them, such as a stream's). Atomic by itself, or part of
+    the caller's transaction if there is one; their broadcasts follow its commit.
+
+    On PostgreSQL that is one statement (``chat.append_statement``). Elsewhere it is a
+    transaction of one seq statement, one INSERT for the messages and one for their events
+    however many there are (one to count them in their thread, one per row of ``also``).
 
     With ``sender``, the seq statement checks that the sender is a member: False if not, and
-    nothing stored. The caller raises ``permissions.sender_refusal`` once out of its
-    transaction (``seq_allocate`` says why)."""
+    nothing stored. The caller raises ``permissions.sender_refusal`` (``seq_allocate`` says
+    why). With ``savepoint``, a failure (a repeated clientId) leaves the caller's
+    transaction usable."""
+    for message in messages:
+        _mark_new(message)
+    connection = transaction.get_connection()
+    if connection.vendor != "postgresql":
+        with transaction.atomic(savepoint=savepoint):
+            return _store_statement_by_statement(messages, sender=sender, also=also)
+    if savepoint and connection.in_atomic_block:
+        with transaction.atomic():
+            return _store_in_one_statement(messages, sender=sender, also=also)
+    return _store_in_one_statement(messages, sender=sender, also=also)
+
+
+def _store_statement_by_statement(messages: list[Message], *, sender, also) -> bool:
     first = messages[0]
     allocated = seq_allocate(
         session_id=first.session_id,
@@ -127,12 +161,57 @@ def messages_store(messages: list[Message], *, sender=None) -> bool:
         Message.objects.filter(pk=first.parent_id).update(
             reply_count=F("reply_count") + len(messages)
         )
-    events = []
-    for message in messages:
-        _mark_new(message)
-        data = event_types.message_new(render_message(message))
-        events.append(Event(event_types.MESSAGE_NEW, data, message.pk))
+    events = [
+        Event(event_types.MESSAGE_NEW, event_types.message_new(render_message(message)), message.pk)
+        for message in messages
+    ]
     events_append(session_id=first.session_id, allocated=allocated, events=events)
+    for row in also:
+        type(row).objects.bulk_create([row])
+    return True
+
+
+# Where a ``message:new`` frame carries its seq: its own, and its message's.
+_MESSAGE_NEW_SEQ_PATHS = (("seq",), ("data", "message", "seq"))
+
+
+def _store_in_one_statement(messages: list[Message], *, sender, also) -> bool:
+    first = messages[0]
+    count = len(messages)
+    seq_sql, seq_params = seq_statement(
+        session_id=first.session_id,
+        message_at=timezone.now(),
+        top_level=first.parent_id is None,
+        sender=sender,
+        count=count,
+    )
+    rows, frames = [], []
+    for index, message in enumerate(messages):
+        row_prepare(message)
+        rows.append(Row(message, seq=index))
+    for index, message in enumerate(messages):
+        data = event_types.message_new(render_message(message))
+        frame = {"event": event_types.MESSAGE_NEW, "data": data, "seq": None}
+        frames.append(frame)
+        event = SessionEvent(
+            session_id=first.session_id,
+            event=event_types.MESSAGE_NEW,
+            frame=frame,
+            message_id=message.pk,
+        )
+        rows.append(Row(event, seq=index, seq_in={"frame": _MESSAGE_NEW_SEQ_PATHS}))
+    rows += [Row(row) for row in also]
+    increments = []
+    if first.parent_id is not None:
+        increments.append(Increment(Message, first.parent_id, "reply_count", count))
+    allocated = append_execute(
+        seq_sql=seq_sql, seq_params=seq_params, count=count, rows=rows, increments=increments
+    )
+    if allocated is None:
+        return False
+    group = group_for_session(first.session_id)
+    for frame in frames:
+        broadcast_on_commit(group, frame, queue_for=allocated.member_ids)
     return True
 
 

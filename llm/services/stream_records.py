@@ -137,31 +137,30 @@ def stream_draft(
 
 
 def stream_record(*, plan: StreamPlan, prompt: str) -> None:
-    """Store a drafted request in one transaction: the prompt (``message:new``, role user;
-    membership checked again) and the empty assistant message (``message:new``) together,
-    then the ``Stream`` row. A refusal at any step stores nothing; both messages go out on
-    commit."""
-    with transaction.atomic():
-        user_message, assistant = assistant_exchange_open(
-            author=plan.user,
-            session_id=plan.session_id,
-            prompt=prompt,
-            parent_id=plan.parent_id,
-            agent_id=plan.agent_id,
-            metadata={"streamId": str(plan.stream_id), "status": Stream.Status.STREAMING},
-            prompt_id=plan.user_message_id,
-            answer_id=plan.message_id,
-        )
-        Stream.objects.create(
-            id=plan.stream_id,
-            session_id=plan.session_id,
-            message=assistant,
-            user_message=user_message,
-            requested_by=plan.user,
-            agent_id=plan.agent_id,
-            model=plan.config.model,
-            max_tokens=plan.config.max_tokens,
-        )
+    """Store a drafted request in one write: the prompt (``message:new``, role user;
+    membership checked again), the empty assistant message (``message:new``) and the
+    ``Stream`` row. A refusal stores nothing; both messages go out once stored."""
+    stream = Stream(
+        id=plan.stream_id,
+        session_id=plan.session_id,
+        message_id=plan.message_id,
+        user_message_id=plan.user_message_id,
+        requested_by=plan.user,
+        agent_id=plan.agent_id,
+        model=plan.config.model,
+        max_tokens=plan.config.max_tokens,
+    )
+    assistant_exchange_open(
+        author=plan.user,
+        session_id=plan.session_id,
+        prompt=prompt,
+        parent_id=plan.parent_id,
+        agent_id=plan.agent_id,
+        metadata={"streamId": str(plan.stream_id), "status": Stream.Status.STREAMING},
+        prompt_id=plan.user_message_id,
+        answer_id=plan.message_id,
+        also=[stream],
+    )
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,153 @@
+"""A session append written as one PostgreSQL statement: the seqs, the rows that carry them
+and the logged events, in one round trip.
+
+In a transaction a send is five round trips in a row (``BEGIN``, the seq ``UPDATE``, the
+message ``INSERT``, the event ``INSERT``, ``COMMIT``), and a worker runs every one of them in
+its one database thread (docs/scaling.md). As one statement with data-modifying ``WITH``
+parts, run in autocommit, it is one round trip and atomic by itself:
+
+* ``taken`` is the seq statement (``chat.events.seq_statement``), which also checks the
+  sender's membership; every ``INSERT`` selects ``FROM taken``, so when it finds no row (not
+  a member, no session) nothing is written;
+* a row's ``seq`` is an expression of the seq it took, and so is the ``seq`` written into
+  its JSON columns at the paths given (an event's frame carries its seq);
+* the foreign keys between the new rows are checked at the statement's end (Django makes
+  them ``DEFERRABLE INITIALLY DEFERRED``), when all of them exist.
+
+Values are cast to their columns' types: in ``INSERT ... SELECT`` a parameter has no
+column to take its type from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import orjson
+from django.db import models, transaction
+
+from .events import Allocated
+
+_TAKEN = "taken"
+
+
+class Row(NamedTuple):
+    """A model instance to insert. With ``seq`` (the index of one of the seqs taken, from
+    0), its ``seq`` column gets that seq, and so does each of its JSON columns named in
+    ``seq_in``, at each path given (a path is a tuple of keys)."""
+
+    instance: models.Model
+    seq: int | None = None
+    seq_in: dict[str, tuple[tuple[str, ...], ...]] = {}
+
+
+class Increment(NamedTuple):
+    """``field`` of the ``model`` row ``pk`` goes up by ``by``, if the seqs are taken."""
+
+    model: type[models.Model]
+    pk: Any
+    field: str
+    by: int
+
+
+def append_execute(
+    *,
+    seq_sql: str,
+    seq_params: list,
+    count: int,
+    rows: Sequence[Row],
+    increments: Sequence[Increment] = (),
+) -> Allocated | None:
+    """Run the seq statement and the inserts as one statement; the seqs taken and the
+    members, or None if the seq statement found no row (and nothing was written).
+
+    The instances get their seqs, and their JSON documents the seq at the paths given."""
+    connection = transaction.get_connection()
+    quote = connection.ops.quote_name
+    last = f"{_TAKEN}.last_seq"
+    parts = [f"{_TAKEN} AS ({seq_sql})"]
+    params = list(seq_params)
+    by_model: dict[type[models.Model], list[Row]] = {}
+    for row in rows:
+        by_model.setdefault(type(row.instance), []).append(row)
+    for n, (model, model_rows) in enumerate(by_model.items()):
+        columns = _columns(model, model_rows[0].instance)
+        selects = []
+        for row in model_rows:
+            values = []
+            for field in columns:
+                value = field.get_db_prep_save(_value(field, row.instance), connection)
+                cast = f"CAST(%s AS {field.db_type(connection)})"
+                params.append(value)
+                if row.seq is not None:
+                    offset = count - 1 - row.seq
+                    if field.attname == "seq":
+                        cast = f"{last} - {offset}"
+                        params.pop()
+                    for path in row.seq_in.get(field.attname, ()):
+                        cast = f"jsonb_set({cast}, CAST(%s AS text[]), to_jsonb({last} - {offset}))"
+                        params.append(list(path))
+                values.append(cast)
+            selects.append(f"SELECT {', '.join(values)} FROM {_TAKEN}")
+        names = ", ".join(quote(field.column) for field in columns)
+        union = " UNION ALL ".join(selects)
+        parts.append(f"insert_{n} AS (INSERT INTO {quote(model._meta.db_table)} ({names}) {union})")
+    for n, increment in enumerate(increments):
+        meta = increment.model._meta
+        column = quote(meta.get_field(increment.field).column)
+        parts.append(
+            f"increment_{n} AS (UPDATE {quote(meta.db_table)} SET {column} = {column} + %s "
+            f"FROM {_TAKEN} WHERE {quote(meta.db_table)}.{quote(meta.pk.column)} = %s)"
+        )
+        params += [increment.by, meta.pk.get_db_prep_value(increment.pk, connection)]
+    sql = f"WITH {', '.join(parts)} SELECT last_seq, members FROM {_TAKEN}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        found = cursor.fetchone()
+    if found is None:
+        return None
+    seq, members = found
+    if isinstance(members, str):
+        members = orjson.loads(members)
+    allocated = Allocated(seq=seq, member_ids=members or [], count=count)
+    for row in rows:
+        if row.seq is not None:
+            _place_seq(row, allocated.seqs[row.seq])
+    return allocated
+
+
+def row_prepare(instance: models.Model) -> None:
+    """Give a new instance the values its insert will write (its ``auto_now`` timestamps),
+    so that it can be rendered before the statement runs."""
+    for field in instance._meta.concrete_fields:
+        field.pre_save(instance, True)
+
+
+def _value(field, instance: models.Model):
+    # A prepared instance keeps the timestamps it was rendered with.
+    value = getattr(instance, field.attname)
+    return field.pre_save(instance, True) if value is None else value
+
+
+def _columns(model: type[models.Model], instance: models.Model) -> list:
+    """The columns an insert writes: every concrete one, but a primary key the database
+    numbers itself."""
+    meta = model._meta
+    return [
+        field
+        for field in meta.concrete_fields
+        if not (field.primary_key and field.db_returning and instance.pk is None)
+    ]
+
+
+def _place_seq(row: Row, seq: int) -> None:
+    instance = row.instance
+    if hasattr(instance, "seq"):
+        instance.seq = seq
+    for name, paths in row.seq_in.items():
+        document = getattr(instance, name)
+        for path in paths:
+            target = document
+            for key in path[:-1]:
+                target = target[key]
+            target[path[-1]] = seq
