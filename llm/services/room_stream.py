@@ -13,10 +13,11 @@ request as well, since the channel layer may drop a message. Stopping sets the r
 ``stop`` event, which cancels the read from Ollama and so closes the HTTP connection.
 
 The task asks the model as soon as it starts, while the request's handler stores the
-request and opens the stop channel, then publishes the live record (``open``); it tells the
-room nothing before those exist. If the request can't be stored, the task ends with nothing
-saved and nothing said; if the rest can't be set up, the request is refused and the stream
-ends as failed.
+request and opens the stop channel (``open``); the task then publishes the live record,
+with the first chunk if the model's is in by then (``_go_live``), and the request is
+acknowledged. It tells the room nothing before those exist. If the request can't be
+stored, the task ends with nothing saved and nothing said; if the rest can't be set up, the
+request is refused and the stream ends as failed.
 
 An optional observer sees every event too, the ending last (after it is saved): that is how
 the ``/ws/ai/`` door relays a conversation's answer to its one listener in its own frames.
@@ -100,6 +101,8 @@ class RoomStream:
         self.started_at = timezone.now()
         self.open_done = asyncio.Event()
         self.open_error: BaseException | None = None
+        # Resolved once the live record is published (by the task: ``_go_live``).
+        self.live: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.recorded = False
 
     @property
@@ -121,10 +124,10 @@ class RoomStream:
         return self.task
 
     async def open(self, record: Awaitable[None]) -> None:
-        """Store the request (``record``) while listening for stops, then publish the (empty)
-        live record: done before the request is acknowledged, so a join or a stop right
-        after the ack finds the stream, and a join never finds a stream whose messages are
-        not stored. Raises what failed; the stream then ends (as failed, if stored)."""
+        """Store the request (``record``) while listening for stops, then have the live
+        record published: done before the request is acknowledged, so a join or a stop
+        right after the ack finds the stream, and a join never finds a stream whose messages
+        are not stored. Raises what failed; the stream then ends (as failed, if stored)."""
         try:
             layer = get_channel_layer()
             group = group_for_stream(self.plan.stream_id)
@@ -139,12 +142,12 @@ class RoomStream:
             self.recorded = True
             if isinstance(listening, BaseException):
                 raise listening
-            await self._publish(None)
         except BaseException as exc:
             self.open_error = exc
             raise
         finally:
             self.open_done.set()
+        await self.live
 
     def request_stop(self, by: dict | None) -> None:
         """Called when a member asks to stop: the first one asking is ``stoppedBy``."""
@@ -156,6 +159,10 @@ class RoomStream:
         try:
             await self._stream()
         finally:
+            if not self.live.done():
+                self.live.set_exception(_Unopened("The stream ended before it was published."))
+                # Retrieved here: ``open`` may have raised already and never waits for it.
+                self.live.exception()
             if self.watcher is not None:
                 self.watcher.cancel()
                 await asyncio.wait([self.watcher])
@@ -196,18 +203,31 @@ class RoomStream:
                 await self.open_done.wait()
                 if self.open_error is not None:
                     raise _Unopened
-                self.watcher = asyncio.create_task(self._watch())
-                await self._start(start)
-                await self._tell(start)
-                async for event in events:
-                    if isinstance(event, StreamChunk):
-                        await self._chunk(event)
-                    elif isinstance(event, StreamTool):
-                        await self._tool(event)
-                    else:
-                        ending = event
-                        continue
-                    await self._tell(event)
+                upcoming = asyncio.ensure_future(anext(events))
+                try:
+                    first = await self._go_live(upcoming)
+                    self.watcher = asyncio.create_task(self._watch())
+                    await self._start(start)
+                    await self._tell(start)
+                    if first is not None:
+                        await self._send_chunk(first)
+                        await self._tell(first)
+                        upcoming = None
+                    while (event := await self._next(events, upcoming)) is not None:
+                        upcoming = None
+                        if isinstance(event, StreamChunk):
+                            await self._chunk(event)
+                        elif isinstance(event, StreamTool):
+                            await self._tool(event)
+                        else:
+                            ending = event
+                            continue
+                        await self._tell(event)
+                finally:
+                    if upcoming is not None and not upcoming.done():
+                        # The answer can't be closed while a read of it is under way.
+                        upcoming.cancel()
+                        await asyncio.wait([upcoming])
         except _Unopened:
             # The request was refused: nothing was broadcast, so only the records end.
             if self.recorded:
@@ -221,6 +241,31 @@ class RoomStream:
             logger.exception("room stream %s failed", plan.stream_id)
             ending = self._interrupted()
         await self._end(ending or self._interrupted())
+
+    async def _go_live(self, upcoming: asyncio.Future) -> StreamChunk | None:
+        """Publish the live record, which lets the request be acknowledged. If the answer's
+        next event (``upcoming``) is its first chunk and already in (the model is often
+        quicker than storing the request), it goes in the same write, one round trip to the
+        shared state fewer before the first chunk, and is returned."""
+        # One turn of the loop: a chunk at hand is handed over at once (``llm.runner``).
+        await asyncio.sleep(0)
+        first = None
+        ready = upcoming.done() and upcoming.exception() is None
+        if ready and isinstance(upcoming.result(), StreamChunk):
+            first = upcoming.result()
+            self._take(first)
+        try:
+            await self._publish(first.delta if first is not None else None)
+        finally:
+            self.live.set_result(None)
+        return first
+
+    async def _next(self, events, upcoming: asyncio.Future | None) -> StreamEvent | None:
+        """The answer's next event (``upcoming`` if one is being read); None at the end."""
+        try:
+            return await (upcoming if upcoming is not None else anext(events))
+        except StopAsyncIteration:
+            return None
 
     def _interrupted(self, message: str = "The answer was interrupted.") -> StreamError:
         return StreamError(
@@ -251,11 +296,19 @@ class RoomStream:
         broadcast_now(group_for_session(self.plan.session_id), encode(frame))
 
     async def _chunk(self, chunk: StreamChunk) -> None:
+        """Add a chunk to the live record, then send it: a joiner gets it in its snapshot
+        or live (or both)."""
+        self._take(chunk)
+        await self._publish(chunk.delta)
+        await self._send_chunk(chunk)
+
+    def _take(self, chunk: StreamChunk) -> None:
         if self.first_token_at is None:
             self.first_token_at = timezone.now()
         self.deltas.append(chunk.delta)
         self.tokens = chunk.tokens
-        await self._publish(chunk.delta)
+
+    async def _send_chunk(self, chunk: StreamChunk) -> None:
         self.bytes_sent += await self._broadcast(
             event_types.STREAM_CHUNK,
             event_types.stream_chunk(

@@ -422,6 +422,46 @@ async def test_a_request_whose_requester_goes_away_before_the_ack_still_runs_to_
     assert await get_state().stream_slot_acquire("next", limit=1, ttl=5), "its slot is free"
 
 
+async def test_a_first_chunk_in_before_the_request_is_stored_goes_out_with_the_live_record(
+    ollama_emulator_settings, room, alice, monkeypatch
+):
+    ollama_emulator_settings.configure(tokens=["first", " second"], delay_ms=300)
+    state = get_state()
+    publish = state.stream_publish
+    deltas = []
+
+    async def published(session_id, stream_id, *, meta, delta, ttl):
+        deltas.append(delta)
+        await publish(session_id, stream_id, meta=meta, delta=delta, ttl=ttl)
+
+    monkeypatch.setattr(state, "stream_publish", published)
+    release, held = threading.Event(), threading.Event()
+
+    def another_writer_holds_the_room() -> None:
+        with transaction.atomic():
+            ChatSession.objects.select_for_update().get(pk=room.pk)
+            held.set()
+            release.wait(WITHIN_S)
+        connection.close()
+
+    writer = threading.Thread(target=another_writer_holds_the_room)
+    writer.start()
+    await asyncio.to_thread(held.wait, WITHIN_S)
+    requesting = asyncio.create_task(stream_request(user=alice, session_id=room.pk, prompt="go"))
+    await ollama_emulator_settings.await_event("request")
+    # The first token is read while the request waits to be stored.
+    await asyncio.sleep(0.15)
+    release.set()
+    ack = await requesting
+    await asyncio.to_thread(writer.join)
+    await streams_finished()
+
+    # One write for the live record and the first chunk: none without a chunk's text.
+    assert None not in deltas
+    assert deltas[:2] == ["first", " second"]
+    assert (await saved(ack["messageId"])).content == "first second"
+
+
 @pytest.mark.skipif(not settings.REDIS_URL, reason="pauses Redis (the embedded state is memory)")
 async def test_a_slot_slower_than_the_request_s_reading_never_holds_the_database_thread(
     ollama_emulator_settings, room, alice
