@@ -111,6 +111,9 @@ def append_execute(
         members = orjson.loads(members)
     allocated = Allocated(seq=seq, member_ids=members or [], count=count)
     for row in rows:
+        # Stored, as ``bulk_create`` leaves its instances: a later ``save`` updates them.
+        row.instance._state.adding = False
+        row.instance._state.db = connection.alias
         if row.seq is not None:
             _place_seq(row, allocated.seqs[row.seq])
     return allocated

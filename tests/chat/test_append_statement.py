@@ -68,3 +68,12 @@ def test_a_repeated_client_id_outside_a_transaction_takes_no_seq(room, alice):
     assert again.pk == first.pk
     assert ChatSession.objects.get(pk=room.pk).last_seq == 1
     assert SessionEvent.objects.count() == 1
+
+
+def test_a_sent_message_saved_again_is_updated_not_inserted_twice(room, alice):
+    message = message_send(author=alice, session_id=room.pk, content="draft")
+    message.content = "final"
+
+    message.save(update_fields=["content"])
+
+    assert list(Message.objects.values_list("content", flat=True)) == ["final"]
