@@ -23,12 +23,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-import orjson
 from django.db import models, transaction
 
 from .events import Allocated
 
 _TAKEN = "taken"
+_LAST = f"{_TAKEN}.last_seq"
 
 
 class Row(NamedTuple):
@@ -58,58 +58,26 @@ def append_execute(
     rows: Sequence[Row],
     increments: Sequence[Increment] = (),
 ) -> Allocated | None:
-    """Run the seq statement and the inserts as one statement; the seqs taken and the
-    members, or None if the seq statement found no row (and nothing was written).
-
-    The instances get their seqs, and their JSON documents the seq at the paths given."""
+    """Run the seq statement, the inserts and the increments as one statement; the seqs
+    taken and the members, or None if the seq statement found no row (and nothing was
+    written). The instances get their seqs, and their JSON documents the seq at the paths
+    given."""
     connection = transaction.get_connection()
-    quote = connection.ops.quote_name
-    last = f"{_TAKEN}.last_seq"
     parts = [f"{_TAKEN} AS ({seq_sql})"]
     params = list(seq_params)
     by_model: dict[type[models.Model], list[Row]] = {}
     for row in rows:
         by_model.setdefault(type(row.instance), []).append(row)
     for n, (model, model_rows) in enumerate(by_model.items()):
-        columns = _columns(model, model_rows[0].instance)
-        selects = []
-        for row in model_rows:
-            values = []
-            for field in columns:
-                value = field.get_db_prep_save(_value(field, row.instance), connection)
-                cast = f"CAST(%s AS {field.db_type(connection)})"
-                params.append(value)
-                if row.seq is not None:
-                    offset = count - 1 - row.seq
-                    if field.attname == "seq":
-                        cast = f"{last} - {offset}"
-                        params.pop()
-                    for path in row.seq_in.get(field.attname, ()):
-                        cast = f"jsonb_set({cast}, CAST(%s AS text[]), to_jsonb({last} - {offset}))"
-                        params.append(list(path))
-                values.append(cast)
-            selects.append(f"SELECT {', '.join(values)} FROM {_TAKEN}")
-        names = ", ".join(quote(field.column) for field in columns)
-        union = " UNION ALL ".join(selects)
-        parts.append(f"insert_{n} AS (INSERT INTO {quote(model._meta.db_table)} ({names}) {union})")
+        parts.append(f"insert_{n} AS ({_insert(model, model_rows, count, params, connection)})")
     for n, increment in enumerate(increments):
-        meta = increment.model._meta
-        column = quote(meta.get_field(increment.field).column)
-        parts.append(
-            f"increment_{n} AS (UPDATE {quote(meta.db_table)} SET {column} = {column} + %s "
-            f"FROM {_TAKEN} WHERE {quote(meta.db_table)}.{quote(meta.pk.column)} = %s)"
-        )
-        params += [increment.by, meta.pk.get_db_prep_value(increment.pk, connection)]
-    sql = f"WITH {', '.join(parts)} SELECT last_seq, members FROM {_TAKEN}"
+        parts.append(f"increment_{n} AS ({_increment(increment, params, connection)})")
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(f"WITH {', '.join(parts)} SELECT last_seq, members FROM {_TAKEN}", params)
         found = cursor.fetchone()
     if found is None:
         return None
-    seq, members = found
-    if isinstance(members, str):
-        members = orjson.loads(members)
-    allocated = Allocated(seq=seq, member_ids=members or [], count=count)
+    allocated = Allocated.of(*found, count=count)
     for row in rows:
         # Stored, as ``bulk_create`` leaves its instances: a later ``save`` updates them.
         row.instance._state.adding = False
@@ -117,6 +85,42 @@ def append_execute(
         if row.seq is not None:
             _place_seq(row, allocated.seqs[row.seq])
     return allocated
+
+
+def _insert(model, rows: list[Row], count: int, params: list, connection) -> str:
+    """``INSERT ... SELECT`` of the rows, one ``SELECT ... FROM taken`` each."""
+    quote = connection.ops.quote_name
+    columns = _columns(model, rows[0].instance)
+    selects = []
+    for row in rows:
+        values = [_value_sql(field, row, count, params, connection) for field in columns]
+        selects.append(f"SELECT {', '.join(values)} FROM {_TAKEN}")
+    names = ", ".join(quote(field.column) for field in columns)
+    return f"INSERT INTO {quote(model._meta.db_table)} ({names}) {' UNION ALL '.join(selects)}"
+
+
+def _value_sql(field, row: Row, count: int, params: list, connection) -> str:
+    """One value of a row: a parameter cast to its column's type, or the seq it took."""
+    offset = None if row.seq is None else count - 1 - row.seq
+    if offset is not None and field.attname == "seq":
+        return f"{_LAST} - {offset}"
+    params.append(field.get_db_prep_save(_value(field, row.instance), connection))
+    sql = f"CAST(%s AS {field.db_type(connection)})"
+    for path in row.seq_in.get(field.attname, ()) if offset is not None else ():
+        params.append(list(path))
+        sql = f"jsonb_set({sql}, CAST(%s AS text[]), to_jsonb({_LAST} - {offset}))"
+    return sql
+
+
+def _increment(increment: Increment, params: list, connection) -> str:
+    quote = connection.ops.quote_name
+    meta = increment.model._meta
+    table, column = quote(meta.db_table), quote(meta.get_field(increment.field).column)
+    params += [increment.by, meta.pk.get_db_prep_value(increment.pk, connection)]
+    return (
+        f"UPDATE {table} SET {column} = {column} + %s"
+        f" FROM {_TAKEN} WHERE {table}.{quote(meta.pk.column)} = %s"
+    )
 
 
 def row_prepare(instance: models.Model) -> None:

@@ -48,6 +48,14 @@ class Allocated(NamedTuple):
     def seqs(self) -> range:
         return range(self.seq - self.count + 1, self.seq + 1)
 
+    @classmethod
+    def of(cls, seq: int, members, *, count: int) -> Allocated:
+        """From the seq statement's row: the members come as a JSON array (as text from
+        SQLite), NULL when there are none."""
+        if isinstance(members, str):
+            members = orjson.loads(members)
+        return cls(seq=seq, member_ids=members or [], count=count)
+
 
 class Event(NamedTuple):
     """A durable event to append: its name, its data and the message it is about."""
@@ -102,10 +110,7 @@ def seq_allocate(
         if sender is not None:
             return None
         raise ChatSession.DoesNotExist(f"No session {session_id}")
-    seq, members = row
-    if isinstance(members, str):
-        members = orjson.loads(members)
-    return Allocated(seq=seq, member_ids=members or [], count=count)
+    return Allocated.of(*row, count=count)
 
 
 def seq_statement(
