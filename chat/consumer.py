@@ -22,7 +22,7 @@ from django.utils import timezone
 from chatproject.errors import DomainError
 
 from . import event_types
-from .events import FRAME_MESSAGE_TYPE, broadcast_async, group_for_session
+from .events import FRAME_MESSAGE_TYPE, broadcast_async, frame_texts, group_for_session
 from .extensions import Route, extra_routes
 from .gateway_base import GatewayConsumer
 from .join import session_join_snapshot
@@ -125,7 +125,8 @@ class ChatConsumer(GatewayConsumer):
         """Called with a frame broadcast to a group this socket is in."""
         if message.get("exclude") == self.user.pk:
             return
-        await self.send(text_data=message["text"])
+        for text in frame_texts(message):
+            await self.send(text_data=text)
 
     async def session_removed(self, message) -> None:
         """Called when this user was removed from a session: leave its group now, so not

@@ -28,6 +28,13 @@ logger = logging.getLogger(__name__)
 FRAME_MESSAGE_TYPE = "chat.frame"
 
 
+def frame_texts(message: dict[str, Any]) -> list[str]:
+    """The encoded frames a ``chat.frame`` message carries: its ``text``, or the ``texts``
+    of several the broadcaster sent as one (``chat.broadcaster``)."""
+    texts = message.get("texts")
+    return texts if texts is not None else [message["text"]]
+
+
 def group_for_session(session_id) -> str:
     return f"session-{session_id.hex}"
 

@@ -13,7 +13,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
-from chat.events import group_for_session
+from chat.events import frame_texts, group_for_session
 from chat.services.sessions import session_create
 from chat.state import get_state
 
@@ -98,7 +98,7 @@ def listen():
                     message = await asyncio.wait_for(layer.receive(channel), timeout=0.3)
                 except TimeoutError:
                     return frames
-                frames.append(orjson.loads(message["text"]))
+                frames.extend(orjson.loads(text) for text in frame_texts(message))
 
         return lambda: loop.run_until_complete(_drain())
 

@@ -44,6 +44,7 @@ from accounts.services import USER_DEACTIVATED
 from chat.events import (
     FRAME_MESSAGE_TYPE,
     SESSION_REMOVED_TYPE,
+    frame_texts,
     group_for_session,
     group_for_user,
 )
@@ -184,7 +185,15 @@ class StreamFollower:
             return [self._refused(DEACTIVATED)], True
         if kind != FRAME_MESSAGE_TYPE:
             return [], False
-        frame = orjson.loads(message["text"])
+        events: list[bytes] = []
+        for text in frame_texts(message):
+            more, ended = await self._on_frame(orjson.loads(text))
+            events += more
+            if ended:
+                return events, True
+        return events, False
+
+    async def _on_frame(self, frame: dict) -> tuple[list[bytes], bool]:
         data = frame.get("data") or {}
         if data.get("streamId") != str(self.stream.pk):
             return [], False

@@ -9,6 +9,7 @@ from channels.layers import get_channel_layer
 
 from chat import broadcaster
 from chat.broadcaster import LoopBinding
+from chat.events import group_for_user
 
 
 async def bound(call):
@@ -154,3 +155,61 @@ def test_a_follow_up_with_no_event_loop_runs_before_publish_returns():
     broadcaster.publish("session-none", {"type": "chat.frame", "n": 1}, then=then)
 
     assert steps == ["queued"]
+
+
+async def test_frames_queued_behind_a_send_go_out_together_in_order(monkeypatch):
+    gate = asyncio.Event()
+    sent = []
+
+    class GatedLayer:
+        async def group_send(self, group, message):
+            sent.append(message)
+            await gate.wait()
+
+    monkeypatch.setattr(broadcaster, "get_channel_layer", GatedLayer)
+    followed = []
+
+    def follow(n):
+        async def then():
+            followed.append(n)
+
+        return then
+
+    async def issue():
+        for n in range(4):
+            broadcaster.publish(
+                "session-b", {"type": "chat.frame", "text": f"t{n}"}, then=follow(n)
+            )
+            if n == 0:
+                await asyncio.sleep(0)  # t0 is on its way: the next ones queue behind it
+        # Not combined: it carries more than a text, and what comes after it goes alone too.
+        broadcaster.publish("session-b", {"type": "chat.frame", "text": "t4", "exclude": 7})
+        broadcaster.publish("session-b", {"type": "session.removed", "text": "t5"})
+        await asyncio.sleep(0)
+        gate.set()
+        for _ in range(100):
+            if len(sent) == 4:
+                break
+            await asyncio.sleep(0.01)
+
+    await bound(issue)
+
+    assert sent == [
+        # The first goes at once; the three queued while it was on its way go as one.
+        {"type": "chat.frame", "text": "t0"},
+        {"type": "chat.frame", "texts": ["t1", "t2", "t3"]},
+        {"type": "chat.frame", "text": "t4", "exclude": 7},
+        {"type": "session.removed", "text": "t5"},
+    ]
+    assert followed == [0, 1, 2, 3]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_consumer_sends_each_frame_of_a_combined_message(ws_connect, alice):
+    ws = await ws_connect(alice)
+
+    await get_channel_layer().group_send(
+        group_for_user(alice.pk), {"type": "chat.frame", "texts": ['{"n":1}', '{"n":2}']}
+    )
+
+    assert [await ws.receive_json_from(timeout=5) for _ in range(2)] == [{"n": 1}, {"n": 2}]
