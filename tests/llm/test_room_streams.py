@@ -4,6 +4,7 @@ what every member sees, stopping, leaving, joining mid-stream, failures and the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 
@@ -386,33 +387,45 @@ async def test_the_stream_goes_on_when_its_requester_disconnects(
     assert ollama_emulator_settings.events("disconnect") == []
 
 
-async def test_a_request_whose_requester_goes_away_before_the_ack_still_runs_to_its_end(
-    ollama_emulator_settings, room, alice
-):
-    ollama_emulator_settings.configure(num_tokens=5, delay_ms=5)
+@contextlib.asynccontextmanager
+async def another_writer_holding(room):
+    """Another transaction holds the room's row, as a concurrent send would, until the
+    ``threading.Event`` it yields is set (or the block ends): a stream request waits to be
+    stored meanwhile."""
     release, held = threading.Event(), threading.Event()
 
-    def another_writer_holds_the_room() -> None:
+    def hold() -> None:
         with transaction.atomic():
             ChatSession.objects.select_for_update().get(pk=room.pk)
             held.set()
             release.wait(WITHIN_S)
         connection.close()
 
-    writer = threading.Thread(target=another_writer_holds_the_room)
+    writer = threading.Thread(target=hold)
     writer.start()
     await asyncio.to_thread(held.wait, WITHIN_S)
-    requesting = asyncio.create_task(
-        stream_request(user=alice, session_id=room.pk, prompt="still there?")
-    )
-    # The answer has begun (the model is asked) while its request waits to be stored.
-    await ollama_emulator_settings.await_event("request")
+    try:
+        yield release
+    finally:
+        release.set()
+        await asyncio.to_thread(writer.join)
 
-    requesting.cancel()
-    release.set()
-    with pytest.raises(asyncio.CancelledError):
-        await requesting
-    await asyncio.to_thread(writer.join)
+
+async def test_a_request_whose_requester_goes_away_before_the_ack_still_runs_to_its_end(
+    ollama_emulator_settings, room, alice
+):
+    ollama_emulator_settings.configure(num_tokens=5, delay_ms=5)
+    async with another_writer_holding(room) as release:
+        requesting = asyncio.create_task(
+            stream_request(user=alice, session_id=room.pk, prompt="still there?")
+        )
+        # The answer has begun (the model is asked) while its request waits to be stored.
+        await ollama_emulator_settings.await_event("request")
+
+        requesting.cancel()
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await requesting
     (started,) = running.values()
     await streams_finished()
 
@@ -435,25 +448,15 @@ async def test_a_first_chunk_in_before_the_request_is_stored_goes_out_with_the_l
         await publish(session_id, stream_id, meta=meta, delta=delta, ttl=ttl)
 
     monkeypatch.setattr(state, "stream_publish", published)
-    release, held = threading.Event(), threading.Event()
-
-    def another_writer_holds_the_room() -> None:
-        with transaction.atomic():
-            ChatSession.objects.select_for_update().get(pk=room.pk)
-            held.set()
-            release.wait(WITHIN_S)
-        connection.close()
-
-    writer = threading.Thread(target=another_writer_holds_the_room)
-    writer.start()
-    await asyncio.to_thread(held.wait, WITHIN_S)
-    requesting = asyncio.create_task(stream_request(user=alice, session_id=room.pk, prompt="go"))
-    await ollama_emulator_settings.await_event("request")
-    # The first token is read while the request waits to be stored.
-    await asyncio.sleep(0.15)
-    release.set()
-    ack = await requesting
-    await asyncio.to_thread(writer.join)
+    async with another_writer_holding(room) as release:
+        requesting = asyncio.create_task(
+            stream_request(user=alice, session_id=room.pk, prompt="go")
+        )
+        await ollama_emulator_settings.await_event("request")
+        # The first token is read while the request waits to be stored.
+        await asyncio.sleep(0.15)
+        release.set()
+        ack = await requesting
     await streams_finished()
 
     # One write for the live record and the first chunk: none without a chunk's text.
