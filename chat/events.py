@@ -158,30 +158,47 @@ def encode(frame: dict[str, Any]) -> str:
     return orjson.dumps(frame).decode()
 
 
+# Where a logged frame carries its seq.
+FRAME_SEQ_PATH = ("seq",)
+
+
+def event_log_rows(*, session_id, events: Sequence[Event], seqs) -> list[SessionEvent]:
+    """The log rows of ``events`` under ``seqs``, one each in order; each row's ``frame`` is
+    the frame its event is broadcast as. A seq of None is written into the row and its frame
+    by the statement that stores them (``chat.append_statement``)."""
+    rows = []
+    for event, seq in zip(events, seqs, strict=True):
+        frame = {"event": event.name, "data": event.data, "seq": seq}
+        rows.append(
+            SessionEvent(
+                session_id=session_id,
+                seq=seq,
+                event=event.name,
+                frame=frame,
+                message_id=event.message_id,
+            )
+        )
+    return rows
+
+
+def logged_broadcast_on_commit(*, session_id, rows: Sequence[SessionEvent], member_ids) -> None:
+    """Broadcast logged events to the session in order once stored, queued for those of
+    ``member_ids`` with no connection then."""
+    group = group_for_session(session_id)
+    for row in rows:
+        broadcast_on_commit(group, row.frame, queue_for=member_ids)
+
+
 def events_append(
     *, session_id, allocated: Allocated, events: Sequence[Event]
 ) -> list[dict[str, Any]]:
     """Store durable events under the ``allocated`` seqs, one each in order, in one
     statement, and broadcast them to the session in that order after commit, queued for the
     members it names that have no connection then."""
-    frames = [
-        {"event": event.name, "data": event.data, "seq": seq}
-        for event, seq in zip(events, allocated.seqs, strict=True)
-    ]
-    SessionEvent.objects.bulk_create(
-        SessionEvent(
-            session_id=session_id,
-            seq=frame["seq"],
-            event=frame["event"],
-            frame=frame,
-            message_id=event.message_id,
-        )
-        for event, frame in zip(events, frames, strict=True)
-    )
-    group = group_for_session(session_id)
-    for frame in frames:
-        broadcast_on_commit(group, frame, queue_for=allocated.member_ids)
-    return frames
+    rows = event_log_rows(session_id=session_id, events=events, seqs=allocated.seqs)
+    SessionEvent.objects.bulk_create(rows)
+    logged_broadcast_on_commit(session_id=session_id, rows=rows, member_ids=allocated.member_ids)
+    return [row.frame for row in rows]
 
 
 def event_record(*, session_id, event: str, data: dict[str, Any], message_id=None) -> dict:

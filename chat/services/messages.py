@@ -14,11 +14,12 @@ from .. import event_types
 from ..append_statement import Increment, Row, append_execute, row_prepare
 from ..content import content_clean
 from ..events import (
+    FRAME_SEQ_PATH,
     Event,
-    broadcast_on_commit,
+    event_log_rows,
     event_record,
     events_append,
-    group_for_session,
+    logged_broadcast_on_commit,
     seq_allocate,
     seq_statement,
 )
@@ -161,18 +162,16 @@ def _store_statement_by_statement(messages: list[Message], *, sender, also) -> b
         Message.objects.filter(pk=first.parent_id).update(
             reply_count=F("reply_count") + len(messages)
         )
-    events = [
-        Event(event_types.MESSAGE_NEW, event_types.message_new(render_message(message)), message.pk)
-        for message in messages
-    ]
-    events_append(session_id=first.session_id, allocated=allocated, events=events)
+    events_append(
+        session_id=first.session_id, allocated=allocated, events=_new_message_events(messages)
+    )
     for row in also:
         type(row).objects.bulk_create([row])
     return True
 
 
 # Where a ``message:new`` frame carries its seq: its own, and its message's.
-_MESSAGE_NEW_SEQ_PATHS = (("seq",), ("data", "message", "seq"))
+_MESSAGE_NEW_SEQ_PATHS = (FRAME_SEQ_PATH, ("data", "message", "seq"))
 
 
 def _store_in_one_statement(messages: list[Message], *, sender, also) -> bool:
@@ -185,21 +184,17 @@ def _store_in_one_statement(messages: list[Message], *, sender, also) -> bool:
         sender=sender,
         count=count,
     )
-    rows, frames = [], []
-    for index, message in enumerate(messages):
+    for message in messages:
+        # Rendered below before it is stored: with the timestamps it will be stored with.
         row_prepare(message)
-        rows.append(Row(message, seq=index))
-    for index, message in enumerate(messages):
-        data = event_types.message_new(render_message(message))
-        frame = {"event": event_types.MESSAGE_NEW, "data": data, "seq": None}
-        frames.append(frame)
-        event = SessionEvent(
-            session_id=first.session_id,
-            event=event_types.MESSAGE_NEW,
-            frame=frame,
-            message_id=message.pk,
-        )
-        rows.append(Row(event, seq=index, seq_in={"frame": _MESSAGE_NEW_SEQ_PATHS}))
+    logged = event_log_rows(
+        session_id=first.session_id, events=_new_message_events(messages), seqs=[None] * count
+    )
+    rows = [Row(message, seq=index) for index, message in enumerate(messages)]
+    rows += [
+        Row(row, seq=index, seq_in={"frame": _MESSAGE_NEW_SEQ_PATHS})
+        for index, row in enumerate(logged)
+    ]
     rows += [Row(row) for row in also]
     increments = []
     if first.parent_id is not None:
@@ -209,10 +204,17 @@ def _store_in_one_statement(messages: list[Message], *, sender, also) -> bool:
     )
     if allocated is None:
         return False
-    group = group_for_session(first.session_id)
-    for frame in frames:
-        broadcast_on_commit(group, frame, queue_for=allocated.member_ids)
+    logged_broadcast_on_commit(
+        session_id=first.session_id, rows=logged, member_ids=allocated.member_ids
+    )
     return True
+
+
+def _new_message_events(messages: list[Message]) -> list[Event]:
+    return [
+        Event(event_types.MESSAGE_NEW, event_types.message_new(render_message(message)), message.pk)
+        for message in messages
+    ]
 
 
 def message_edit(*, user, message_id, content: str) -> Message:
