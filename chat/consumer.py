@@ -82,6 +82,9 @@ class ChatConsumer(GatewayConsumer):
     # The sessions this socket joined. Replaced, never changed in place, so the empty one
     # is shared by every socket that joined none (most of a worker's idle sockets).
     joined: frozenset = frozenset()
+    # A join's reply carries the session's snapshot (members, missed events): the session's
+    # live frames must not overtake it.
+    frames_wait_for = frozenset({"session:join"})
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -127,6 +130,15 @@ class ChatConsumer(GatewayConsumer):
             return
         for text in frame_texts(message):
             await self.send(text_data=text)
+
+    def write_now(self, message) -> bool:
+        """A broadcast frame goes to the socket as ``chat_frame`` would send it, written
+        once framed for all the worker's sockets (``chatproject.daphne_wire``)."""
+        if message["type"] != FRAME_MESSAGE_TYPE:
+            return False
+        if message.get("exclude") == self.user.pk:
+            return True
+        return self._wire.write(frame_texts(message))
 
     async def session_removed(self, message) -> None:
         """Called when this user was removed from a session: leave its group now, so not

@@ -21,6 +21,7 @@ from django.db import transaction
 from . import broadcaster
 from .models import ChatSession, Membership, SessionEvent
 from .state import get_state
+from .timers import connection_timers
 
 logger = logging.getLogger(__name__)
 
@@ -249,10 +250,15 @@ def broadcast_now(group: str, text: str, *, queue_for_session=None, queue_for=No
 
 
 def _offline_queueing(member_ids: list[int], text: str):
-    """The follow-up that queues ``text`` for those of ``member_ids`` with no connection."""
+    """The follow-up that queues ``text`` for those of ``member_ids`` with no connection.
+    Members with a connection on this worker are online without asking the shared state:
+    in a room whose members are all here, a message costs no round trip for this."""
 
     async def queue() -> None:
-        await get_state().queue_for_offline(member_ids, text)
+        here = connection_timers()
+        elsewhere = [user_id for user_id in member_ids if not here.connected_here(user_id)]
+        if elsewhere:
+            await get_state().queue_for_offline(elsewhere, text)
 
     return queue
 

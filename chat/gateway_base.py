@@ -34,6 +34,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 from accounts.auth import Credentials, user_for_token
 from accounts.serializers import render_user
 from chatproject import metrics
+from chatproject.daphne_wire import Wire
 from chatproject.errors import DomainError, outage_error, validation_error
 
 # 4503: the database or Redis can't be reached, come back in a moment.
@@ -84,6 +85,12 @@ class GatewayConsumer(AsyncWebsocketConsumer):
     # the consumer from that side, if anything.
     _from_layer: asyncio.Task | None = None
     _layer_failure: BaseException | None = None
+    # Daphne's socket under this connection (``chatproject.daphne_wire``), if it runs there.
+    _wire: Wire | None = None
+    # Client events during whose handling broadcast frames wait (``_layer_direct``), and
+    # whether the client frame being handled now lets them pass.
+    frames_wait_for: frozenset[str] = frozenset()
+    _frames_pass = False
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -114,7 +121,9 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         if pushed:
             # The layer calls back from its own reader task: dispatch in this one's context.
             self._context = contextvars.copy_context()
-            self.channel_layer.listen(self.channel_name, self._layer_ready)
+            self._wire = Wire.of(send)
+            direct = self._layer_direct if self._wire is not None else None
+            self.channel_layer.listen(self.channel_name, self._layer_ready, direct)
         else:
             self._from_layer = asyncio.create_task(self._read_layer())
         try:
@@ -158,6 +167,26 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             self._from_layer = asyncio.get_running_loop().create_task(
                 self._drain_layer(), context=self._context
             )
+
+    def _layer_direct(self, message) -> bool:
+        """Offered a group message by a listening channel layer before it is queued: True
+        if ``write_now`` wrote it to the socket there and then. Never ahead of a layer
+        message waiting or being dispatched, so layer messages keep their order; nor while
+        the socket is opening or closing, or while a client frame in ``frames_wait_for``
+        is handled (a ``session:join``, whose reply the session's frames must follow).
+        While any other client frame is handled (a send waiting for the database, say) a
+        frame goes out at once rather than after that frame's reply."""
+        if self._from_layer is not None or self._layer_failure is not None:
+            return False
+        if self._turn.locked() and not self._frames_pass:
+            return False
+        return self.write_now(message)
+
+    def write_now(self, message) -> bool:
+        """Deal with a channel-layer message by writing to ``self._wire`` alone, with no
+        await, and return True; or return False to have it dispatched as usual. Consumers
+        that forward broadcast frames say how."""
+        return False
 
     async def _drain_layer(self) -> None:
         """Dispatch the messages waiting in a listening channel layer, then end."""
@@ -270,6 +299,12 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         """Called with each client frame: parse, route, reply exactly once."""
         if not self.authenticated:
             return
+        try:
+            await self._receive(text_data, bytes_data)
+        finally:
+            self._frames_pass = False
+
+    async def _receive(self, text_data, bytes_data) -> None:
         raw = text_data if text_data is not None else bytes_data
         size = len(raw.encode()) if isinstance(raw, str) else len(raw or b"")
         if size > settings.WS_MAX_FRAME_BYTES:
@@ -281,6 +316,7 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             route = self.routes.get(event) or self.extra_routes.get(event)
             if route is None:
                 raise DomainError("UNKNOWN_EVENT", f"Unknown event {event!r}.")
+            self._frames_pass = event not in self.frames_wait_for
             metrics.WS_EVENTS.labels(event).inc()
             validated = route.serializer(data=data)
             if not validated.is_valid():

@@ -17,6 +17,7 @@ import heapq
 import logging
 import time
 import weakref
+from collections import Counter
 from typing import Protocol
 
 from .state import PRESENCE_HEARTBEAT, get_state
@@ -36,6 +37,7 @@ class ConnectionTimers:
 
     def __init__(self) -> None:
         self._presence: dict[str, int] = {}  # connection id -> user id
+        self._users: Counter[int] = Counter()  # user id -> connections registered here
         self._heartbeat: asyncio.Task | None = None
         self._expiring: dict[str, tuple[float, Expiring]] = {}  # id -> (deadline, conn)
         # (deadline, connection id); an entry whose deadline is no longer the connection's
@@ -49,6 +51,8 @@ class ConnectionTimers:
 
     def presence_add(self, user_id: int, connection_id: str) -> None:
         """Keep this connection's presence entry alive while it is registered."""
+        if connection_id not in self._presence:
+            self._users[user_id] += 1
         self._presence[connection_id] = user_id
         if self._heartbeat is None:
             self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
@@ -134,9 +138,18 @@ class ConnectionTimers:
 
     def forget(self, connection_id: str) -> None:
         """The connection is closing: no more refreshes, no expiry."""
-        self._presence.pop(connection_id, None)
+        user_id = self._presence.pop(connection_id, None)
+        if user_id is not None:
+            self._users[user_id] -= 1
+            if not self._users[user_id]:
+                del self._users[user_id]
         if self._expiring.pop(connection_id, None) is not None:
             self._compact()
+
+    def connected_here(self, user_id: int) -> bool:
+        """Whether the user has a connection registered on this loop: online, whatever the
+        shared presence says, so nothing needs queueing for them."""
+        return user_id in self._users
 
     def __contains__(self, connection_id: str) -> bool:
         """Whether a connection still has a timer here."""

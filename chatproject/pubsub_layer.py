@@ -50,12 +50,13 @@ class Mailbox:
     ``join`` or concurrent readers, none of which the layer uses. The reader either waits
     in ``get`` or, once it has called ``listen``, is called back as items arrive."""
 
-    __slots__ = ("_items", "_listener", "_waiter")
+    __slots__ = ("_items", "_listener", "_waiter", "direct")
 
     def __init__(self) -> None:
         self._items: deque | None = None
         self._waiter: asyncio.Future | None = None
         self._listener = None
+        self.direct = None
 
     def put_nowait(self, item) -> None:
         if self._items is None:
@@ -66,9 +67,12 @@ class Mailbox:
         elif self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
-    def listen(self, callback) -> None:
-        """Call ``callback()`` (on the loop, with no arguments) as each item arrives."""
+    def listen(self, callback, direct=None) -> None:
+        """Call ``callback()`` (on the loop, with no arguments) as each item arrives. A
+        ``direct(message)`` is offered a group message first, decoded, while nothing waits
+        here: True if it took it, False to have it queued as any other."""
         self._listener = callback
+        self.direct = direct
 
     def pop(self):
         """The oldest item, or None if there is none."""
@@ -133,18 +137,27 @@ class MailboxLoopLayer(RedisPubSubLoopLayer):
         await self._get_shard(group_channel).publish(group_channel, self.origin + data)
 
     def deliver_to_group(self, group_channel: str, data: bytes) -> None:
-        """Put ``data`` in the mailbox of each of this loop's members of the group."""
+        """Hand ``data`` to each of this loop's members of the group: to its reader's
+        ``direct`` if it has one and takes it (decoded once for all of them), else to its
+        mailbox."""
+        message = None
         for channel in self.groups.get(group_channel, ()):
-            if (mailbox := self.channels.get(channel)) is not None:
-                mailbox.put_nowait(data)
+            if (mailbox := self.channels.get(channel)) is None:
+                continue
+            if mailbox.direct is not None and not mailbox.qsize():
+                if message is None:
+                    message = self.channel_layer.deserialize(data)
+                if mailbox.direct(message):
+                    continue
+            mailbox.put_nowait(data)
 
     async def _subscribe_to_channel(self, channel):
         self.channels[channel] = Mailbox()
         shard = self._get_shard(channel)
         await shard.subscribe(channel)
 
-    def listen(self, channel, callback) -> None:
-        self.channels[channel].listen(callback)
+    def listen(self, channel, callback, direct=None) -> None:
+        self.channels[channel].listen(callback, direct)
 
     def receive_nowait(self, channel):
         mailbox = self.channels.get(channel)
@@ -173,10 +186,13 @@ class MailboxPubSubChannelLayer(RedisPubSubChannelLayer):
 
     # --- push delivery, for readers that would rather not wait in a task of their own ------
 
-    def listen(self, channel, callback) -> None:
+    def listen(self, channel, callback, direct=None) -> None:
         """Call ``callback()`` on the event loop whenever a message arrives on ``channel``
-        (made by ``new_channel``); the reader then takes them with ``receive_nowait``."""
-        self._get_layer().listen(channel, callback)
+        (made by ``new_channel``); the reader then takes them with ``receive_nowait``.
+        ``direct(message)``, if given, is offered each group message first while nothing
+        waits for the reader, and returns True if it dealt with it there and then: a
+        broadcast to a big room is then handled without a task per member."""
+        self._get_layer().listen(channel, callback, direct)
 
     def receive_nowait(self, channel):
         """The oldest message of a listened-to ``channel``, or None if none is waiting."""
