@@ -19,6 +19,7 @@ import uuid
 from channels.db import database_sync_to_async
 from django.utils import timezone
 
+from chatproject import metrics
 from chatproject.errors import DomainError
 
 from . import event_types
@@ -138,7 +139,11 @@ class ChatConsumer(GatewayConsumer):
             return False
         if message.get("exclude") == self.user.pk:
             return True
-        return self._wire.write(frame_texts(message))
+        texts = frame_texts(message)
+        if not self._wire.write(texts):
+            return False
+        metrics.WS_FRAMES_DIRECT.inc(len(texts))
+        return True
 
     async def session_removed(self, message) -> None:
         """Called when this user was removed from a session: leave its group now, so not

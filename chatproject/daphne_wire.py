@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import functools
 import struct
+import sys
 
-from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
 from twisted.internet import tcp
 
@@ -58,16 +58,17 @@ class Wire:
 
     @classmethod
     def of(cls, send) -> Wire | None:
-        """The wire under an ASGI ``send`` callable, if daphne made it; else None."""
-        if not isinstance(send, functools.partial) or len(send.args) != 1:
+        """The wire under an ASGI ``send`` callable, if daphne made it; else None. Looked up
+        only if daphne's server module is loaded (it is whenever daphne serves): importing
+        it installs twisted's reactor, which no other server or command should get."""
+        server_module = sys.modules.get("daphne.server")
+        if server_module is None or not isinstance(send, functools.partial):
             return None
-        server = getattr(send.func, "__self__", None)
+        handle_reply = server_module.Server.handle_reply
+        if getattr(send.func, "__func__", None) is not handle_reply or len(send.args) != 1:
+            return None
         protocol = send.args[0]
-        if not isinstance(server, Server) or not isinstance(protocol, WebSocketProtocol):
-            return None
-        if getattr(send.func, "__func__", None) is not Server.handle_reply:
-            return None
-        return cls(protocol)
+        return cls(protocol) if isinstance(protocol, WebSocketProtocol) else None
 
     def write(self, texts) -> bool:
         """Write each of ``texts`` as a frame now, if autobahn would have written exactly

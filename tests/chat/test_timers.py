@@ -146,3 +146,17 @@ async def test_a_connection_closed_during_a_refresh_is_not_left_online(monkeypat
 
     assert removed == [(2, "leaves")]
     timers.forget("stays")
+
+
+async def test_a_user_is_connected_here_while_any_of_their_connections_is_registered():
+    timers = ConnectionTimers()
+    timers.presence_add(1, "first")
+    timers.presence_add(1, "second")
+    timers.presence_add(1, "second")  # registered again: still one connection
+
+    timers.forget("first")
+    assert timers.connected_here(1)
+    timers.forget("second")
+    timers.forget("second")
+    assert not timers.connected_here(1)
+    assert not timers.connected_here(2)

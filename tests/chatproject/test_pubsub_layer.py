@@ -150,3 +150,54 @@ async def test_a_group_message_reaches_each_member_once_here_and_in_other_proces
     finally:
         await here.flush()
         await there.flush()
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis")
+async def test_a_group_message_is_offered_decoded_to_a_direct_reader_before_its_mailbox():
+    # Two workers: the group message reaches ``there`` through Redis, ``here`` at once.
+    prefix = f"test-mailbox-{uuid.uuid4().hex[:8]}"
+    here, there = pubsub_layer(prefix), pubsub_layer(prefix)
+    try:
+        taken = {"here": [], "there": []}
+        channels = {}
+        for name, layer in (("here", here), ("there", there)):
+            channel = channels[name] = await layer.new_channel()
+            layer.listen(channel, lambda: None, lambda m, name=name: taken[name].append(m) or True)
+            await layer.group_add("room", channel)
+
+        await here.group_send("room", {"type": "chat.frame", "text": "hello"})
+        for _ in range(50):
+            if taken["there"]:
+                break
+            await asyncio.sleep(0.05)
+
+        frame = {"type": "chat.frame", "text": "hello"}
+        assert taken == {"here": [frame], "there": [frame]}
+        assert here.receive_nowait(channels["here"]) is None, "taken, so not queued too"
+        assert there.receive_nowait(channels["there"]) is None
+    finally:
+        await here.flush()
+        await there.flush()
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis")
+async def test_a_declined_message_and_any_behind_a_waiting_one_are_queued_in_order():
+    layer = pubsub_layer()
+    try:
+        channel = await layer.new_channel()
+        offered = []
+        # The reader declines what is not a frame, and takes frames.
+        layer.listen(channel, lambda: None, lambda m: offered.append(m["n"]) or m["n"] != 1)
+        await layer.group_add("room", channel)
+
+        for n in (1, 2, 3):
+            await layer.group_send("room", {"type": "chat.frame", "n": n})
+
+        # 1 was declined and waits in the mailbox: 2 and 3 may not overtake it, so they are
+        # queued behind it without being offered.
+        assert offered == [1]
+        assert [layer.receive_nowait(channel)["n"] for _ in range(3)] == [1, 2, 3]
+        await layer.group_send("room", {"type": "chat.frame", "n": 4})
+        assert offered == [1, 4] and layer.receive_nowait(channel) is None
+    finally:
+        await layer.flush()

@@ -215,3 +215,40 @@ async def test_a_ban_closes_the_users_sockets_on_every_worker(two_workers):
     with pytest.raises(websockets.ConnectionClosed) as closed:
         await asyncio.wait_for(again.recv(), 10)
     assert closed.value.rcvd.code == 4401
+
+
+def frames_written_direct(worker) -> float:
+    """The worker's ``chat_ws_frames_direct_total``."""
+    text = httpx.get(f"{worker.url}/metrics", timeout=10).text
+    name = "chat_ws_frames_direct_total"
+    return float(next(line for line in text.splitlines() if line.startswith(name)).split()[1])
+
+
+async def test_broadcast_frames_reach_daphne_sockets_without_asgi_and_intact(two_workers):
+    # Under daphne with the pub/sub layer (the shared configuration), a frame broadcast to
+    # a room is written to each idle member's socket at once (chatproject.daphne_wire).
+    p = two_workers
+    alice, bob, carol = p.user("alice"), p.user("bob"), p.user("carol")
+    room = p.room(alice, bob, carol)
+    a, b, c = await p.connect(alice, 0), await p.connect(bob, 0), await p.connect(carol, 1)
+    try:
+        for ws in (a, b, c):
+            await reply_to(ws, "session:join", {"sessionId": room})
+        for ws in (a, b):  # carol's join reaches worker 0 through Redis: let it land first
+            while (await next_event(ws, "user:joined"))["data"]["user"]["id"] != carol["id"]:
+                pass
+        before = [frames_written_direct(p.worker(i)) for i in (0, 1)]
+        content = "é" * 200 + " long enough for a two-byte length"
+
+        ack = await reply_to(a, "message:send", {"sessionId": room, "content": content})
+        seen = [await next_event(ws, "message:new") for ws in (b, c)]
+
+        assert [frame["data"]["message"]["id"] for frame in seen] == [ack["data"]["id"]] * 2
+        assert [frame["data"]["message"]["content"] for frame in seen] == [content] * 2
+        after = [frames_written_direct(p.worker(i)) for i in (0, 1)]
+        # Worker 0: alice's and bob's copies (alice's while her send is still being
+        # handled); worker 1: carol's, which came through Redis.
+        assert (after[0] - before[0], after[1] - before[1]) == (2, 1)
+    finally:
+        for ws in (a, b, c):
+            await ws.close()
