@@ -37,6 +37,12 @@ senders, 100 for 200. A ``+unthrottled`` variant starts its workers with
 raise every per-user limit out of reach, and its senders have no budget: it measures what
 the workers carry, as the raw relay, which has no throttle, does.
 
+Floors (``--floors``): what the fixed stack costs before any of the platform's own work.
+``bench/floor_asgi.py`` on one daphne worker relays each frame as it came, driven as the raw
+relay is: a stock Channels consumer through the channels-redis pub/sub layer (``channels``),
+or writing straight to the room's daphne sockets (``wire``), each without and with one
+``INSERT`` per message through Django's database layer (``+ insert``).
+
 Variants: ``pubsub`` and ``core`` run the workers on a fresh PostgreSQL database and Redis
 with ``CHANNEL_LAYER=pubsub|core``; ``memory`` is the embedded default (SQLite, in-memory
 layer). A ``:N`` suffix runs N daphne workers (members spread over them, so frames cross
@@ -122,16 +128,27 @@ class Scenario:
 
 SCENARIOS = {"a": Scenario("a", 1, 100), "b": Scenario("b", 20, 10)}
 
+# The stack's floors (``--floors``, bench/floor_asgi.py): label -> its FLOOR_WIRE, FLOOR_STORE.
+FLOORS = {
+    "channels": ("0", "0"),
+    "channels + insert": ("0", "1"),
+    "wire": ("1", "0"),
+    "wire + insert": ("1", "1"),
+}
+
 
 @dataclass(frozen=True)
 class Variant:
-    layer: str  # pubsub | core | memory | raw
+    layer: str  # pubsub | core | memory | raw | floor
     workers: int = 1
     server: str = "daphne"  # daphne | uvicorn
     throttled: bool = True  # False: every per-user limit raised (``+unthrottled``)
+    floor: str = ""  # a key of FLOORS, for layer "floor"
 
     @property
     def label(self) -> str:
+        if self.layer == "floor":
+            return f"floor: {self.floor}"
         label = self.layer if self.workers == 1 else f"{self.layer} x{self.workers}"
         if self.server != "daphne":
             label = f"{label} {self.server}"
@@ -723,6 +740,54 @@ def run_baseline(scenarios: list[Scenario], frame_bytes: int, args) -> list[Resu
     return results
 
 
+def run_floors(scenarios: list[Scenario], frame_bytes: int, args, log_dir: Path) -> list[Result]:
+    """The stack's floors: bench/floor_asgi.py on one daphne worker, on a fresh PostgreSQL
+    database and Redis, driven as the raw relay is (the same frames, relayed as they came)."""
+    import psycopg
+
+    database_url, drop = fresh_database(args.postgres_url)
+    database = urlparse(database_url).path.lstrip("/")
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE floor_message (id bigserial PRIMARY KEY, room text NOT NULL, "
+            "body text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
+        )
+    results = []
+    try:
+        for name, (wire, store) in FLOORS.items():
+            variant = Variant("floor", floor=name)
+            port = free_port()
+            env = dict(
+                os.environ, FLOOR_DATABASE_URL=database_url, FLOOR_REDIS_URL=args.redis_url,
+                FLOOR_PREFIX=f"chat-bench-floor-{uuid.uuid4().hex[:8]}", FLOOR_WIRE=wire,
+                FLOOR_STORE=store,
+            )  # fmt: skip
+            command = [
+                sys.executable, "-m", "daphne", "--bind", "127.0.0.1", "--port", str(port),
+                "--websocket-max-message-size", "262144", "bench.floor_asgi:application",
+            ]  # fmt: skip
+            with open(log_dir / f"floor-{port}.log", "wb") as log:
+                process = subprocess.Popen(
+                    command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+                )
+            try:
+                wait_for_port(port, process)
+                for scenario in scenarios:
+                    keys = [f"room{room}" for room in range(scenario.rooms)]
+                    members = members_for(scenario, keys, None)
+                    result = _run(
+                        Raw(port, frame_bytes), variant, scenario, members, [process.pid], args,
+                        database,
+                    )  # fmt: skip
+                    results.append(result)
+                    _progress(result)
+            finally:
+                stop_process(process)
+    finally:
+        drop()
+    return results
+
+
 def _run(system, variant, scenario, members, pids, args, database=None) -> Result:
     async def main() -> Result:
         return await run_scenario(system, variant, scenario, members, pids, args, database)
@@ -770,7 +835,7 @@ def table(results: list[Result]) -> str:
             ratio = percent(r.deliveries_per_s / baseline.deliveries_per_s)
             if r.server_us_per_delivery:
                 per_cpu = percent(baseline.server_us_per_delivery / r.server_us_per_delivery)
-        db = f"{r.db_cpu:.0%}" if r.variant.layer in ("pubsub", "core") else "-"
+        db = f"{r.db_cpu:.0%}" if r.variant.layer in ("pubsub", "core", "floor") else "-"
         lines.append(
             f"| {r.variant.label} | {r.scenario.label} | {r.msgs_per_s:.0f} "
             f"| {r.deliveries_per_s:.0f} | {ratio} | {r.paced_rate:.0f} "
@@ -791,7 +856,7 @@ def verdicts(results: list[Result]) -> list[str]:
     lines = []
     for r in results:
         baseline = raw.get(r.scenario.key)
-        if r.variant.layer == "raw" or not baseline or not baseline.deliveries_per_s:
+        if r.variant.layer in ("raw", "floor") or not baseline or not baseline.deliveries_per_s:
             continue
         ratio = r.deliveries_per_s / baseline.deliveries_per_s
         ok_ratio = "met" if ratio >= TARGET_RATIO else "NOT met"
@@ -824,7 +889,7 @@ def interpretation(results: list[Result]) -> list[str]:
         )
     by_variant: dict[Variant, list[Result]] = defaultdict(list)
     for r in results:
-        if r.variant.layer != "raw":
+        if r.variant.layer not in ("raw", "floor"):
             by_variant[r.variant].append(r)
     spans = [
         f"{variant.label} {min(r.msgs_per_s for r in rows):.0f}-"
@@ -853,6 +918,21 @@ def interpretation(results: list[Result]) -> list[str]:
             + (f" The raw relay: {raw_costs}." if raw else "")
             + " Measured in CPU rather than wall time, the comparison (`vs raw per CPU`) "
             "depends much less on what else the machine is doing."
+        )
+    floors = [r for r in results if r.variant.layer == "floor"]
+    raw_by_scenario = {r.scenario.key: r for r in raw}
+    if floors and raw_by_scenario:
+        notes.append(
+            "- The stack's floors (`--floors`, bench/floor_asgi.py: no authentication, "
+            "validation, throttle or event log; relayed as the raw relay relays) against the "
+            "raw relay: "
+            + ", ".join(
+                f"{r.variant.label} {r.scenario.label}: "
+                f"{percent(r.deliveries_per_s / raw_by_scenario[r.scenario.key].deliveries_per_s)}"
+                for r in floors
+                if raw_by_scenario.get(r.scenario.key)
+            )
+            + "."
         )
     profiled = [r for r in results if r.profile]
     if profiled:
@@ -948,7 +1028,13 @@ def section(
         "minute) is left as it is in the plain variants, whose members each stay under that "
         "budget; `unthrottled` variants run with every per-user limit raised through the "
         "benchmark settings (`BENCH_UNTHROTTLED=1`) and no budget, to measure what the "
-        "workers carry. All clients run in one process on the same machine (loopback).",
+        "workers carry. `floor: ...` rows (`--floors`) are not the platform but the "
+        "stack's floors, bench/floor_asgi.py on one daphne worker: a stock Channels consumer "
+        "relaying each frame as it came through the channels-redis pub/sub layer "
+        "(`channels`) or written straight to the room's daphne sockets (`wire`), each "
+        "without and with one `INSERT` per message (`+ insert`); no authentication, "
+        "validation, throttle or event log. All clients run in one process on the same "
+        "machine (loopback).",
         "",
         f"- Machine: {machine()}",
         f"- Command: `{command}`",
@@ -985,7 +1071,7 @@ def plot(results: list[Result], path: Path) -> bool:
     for column, label in enumerate(scenarios):
         rows = [r for r in results if r.scenario.label == label]
         names = [r.variant.label for r in rows]
-        colors = ["grey" if r.variant.layer == "raw" else "C0" for r in rows]
+        colors = [{"raw": "grey", "floor": "C1"}.get(r.variant.layer, "C0") for r in rows]
         top, bottom = grid[0][column], grid[1][column]
         top.barh(names, [r.deliveries_per_s for r in rows], color=colors)
         raw = next((r.deliveries_per_s for r in rows if r.variant.layer == "raw"), None)
@@ -1051,6 +1137,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--paced", type=float, default=5.0, help="half-load phase, s")
     parser.add_argument("--settle", type=float, default=1.0, help="pause between phases, s")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument(
+        "--floors",
+        action="store_true",
+        help="also run the stack's floors (bench/floor_asgi.py): a stock Channels relay, "
+        "and one writing frames straight to daphne's sockets, each without and with an INSERT",
+    )
     add_service_options(parser)
     parser.add_argument(
         "--profile",
@@ -1092,9 +1184,11 @@ def main(argv: list[str] | None = None) -> None:
         results += run_platform_group(redis_variants, scenarios, args, log_dir)
     for variant in (v for v in variants if v.layer == "memory"):
         results += run_platform_group([variant], scenarios, args, log_dir)
+    sizes = [r.frame_bytes for r in results if r.frame_bytes]
+    frame_bytes = round(sum(sizes) / len(sizes)) if sizes else 600
+    if args.floors:
+        results += run_floors(scenarios, frame_bytes, args, log_dir)
     if not args.no_baseline:
-        sizes = [r.frame_bytes for r in results if r.frame_bytes]
-        frame_bytes = round(sum(sizes) / len(sizes)) if sizes else 600
         results += run_baseline(scenarios, frame_bytes, args)
 
     seconds = time.monotonic() - clock

@@ -147,8 +147,13 @@ class MailboxLoopLayer(RedisPubSubLoopLayer):
             if mailbox.direct is not None and not mailbox.qsize():
                 if message is None:
                     message = self.channel_layer.deserialize(data)
-                if mailbox.direct(message):
-                    continue
+                try:
+                    if mailbox.direct(message):
+                        continue
+                except Exception:
+                    # Called from the broadcaster's or the Redis reader's task: one reader's
+                    # failure must not stop the others' delivery. Its mailbox gets it.
+                    logger.exception("a direct reader of %s failed", channel)
             mailbox.put_nowait(data)
 
     async def _subscribe_to_channel(self, channel):

@@ -201,3 +201,26 @@ async def test_a_declined_message_and_any_behind_a_waiting_one_are_queued_in_ord
         assert offered == [1, 4] and layer.receive_nowait(channel) is None
     finally:
         await layer.flush()
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis")
+async def test_a_failing_direct_reader_gets_the_message_in_its_mailbox_and_others_still_do():
+    layer = pubsub_layer()
+    try:
+        broken, fine = await layer.new_channel(), await layer.new_channel()
+        taken = []
+
+        def fail(message):
+            raise RuntimeError("boom")
+
+        layer.listen(broken, lambda: None, fail)
+        layer.listen(fine, lambda: None, lambda m: taken.append(m) or True)
+        for channel in (broken, fine):
+            await layer.group_add("room", channel)
+
+        await layer.group_send("room", {"type": "chat.frame", "text": "x"})
+
+        assert layer.receive_nowait(broken) == {"type": "chat.frame", "text": "x"}
+        assert taken == [{"type": "chat.frame", "text": "x"}]
+    finally:
+        await layer.flush()
