@@ -23,9 +23,10 @@ from django.conf import settings
 
 settings.configure(
     DATABASES={
-        "default": dj_database_url.parse(
-            os.environ["FLOOR_DATABASE_URL"], conn_max_age=0, conn_health_checks=True
-        )
+        # Pooled as the platform's connections are (psycopg's pool, through Django's own
+        # support): a new connection per message would measure PostgreSQL's connect.
+        "default": dj_database_url.parse(os.environ["FLOOR_DATABASE_URL"], conn_max_age=0)
+        | {"OPTIONS": {"pool": {"min_size": 2, "max_size": 20, "timeout": 10}}}
     },
     CHANNEL_LAYERS={
         "default": {

@@ -26,3 +26,9 @@ application = Application(websocket_urlpatterns, http=LoopBinding(BodyLimitGuard
 # keep it out of the collector's full passes, which with 10,000 open sockets paused the
 # event loop for seconds (docs/benchmarks.md, idle connections).
 gc.freeze()
+# A full collection still walks everything made since (every socket's objects, Django's lazy
+# caches): 60-150 ms here with 200 sockets open, and at the default pace (one per 10 passes
+# of the middle generation) it came about once a second under load, the worst of a
+# message's delivery times (bench/fanout.py, 22 Nov: 11 full passes over 20 ms in a run, 1
+# at one per 100). Young garbage is still collected as often as before.
+gc.set_threshold(700, 10, 100)
