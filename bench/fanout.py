@@ -938,9 +938,11 @@ def interpretation(results: list[Result]) -> list[str]:
     if profiled:
         notes.append(
             "- Where worker 0 spent the saturation window (`--profile`: py-spy sampling it "
-            f"{PROFILE_RATE} times a second, which costs it a few per cent; shares of wall "
-            "time, the sync thread being the one that runs every `database_sync_to_async` "
-            "call of the process):"
+            f"{PROFILE_RATE} times a second, pausing it to read its stacks, which lowers its "
+            "rates: on 22 Nov the same code carried about twice as much in the next run "
+            "without it, so take the shares here, and the rates from a run without "
+            "`--profile`; shares of wall time, the sync thread being the one that runs every "
+            "`database_sync_to_async` call of the process):"
         )
         notes += [f"  - {r.variant.label} {r.scenario.label}: {r.profile}" for r in profiled]
     seen = set()
