@@ -724,19 +724,26 @@ def run_baseline(scenarios: list[Scenario], frame_bytes: int, args) -> list[Resu
     process = subprocess.Popen(
         [sys.executable, str(Path(__file__).resolve()), "--serve-baseline", str(port)], cwd=ROOT
     )
-    results = []
     try:
-        wait_for_port(port, process)
-        for scenario in scenarios:
-            keys = [f"room{room}" for room in range(scenario.rooms)]
-            members = members_for(scenario, keys, None)
-            result = _run(
-                Raw(port, frame_bytes), Variant("raw"), scenario, members, [process.pid], args
-            )
-            results.append(result)
-            _progress(result)
+        return _run_relayed(port, process, Variant("raw"), scenarios, frame_bytes, args)
     finally:
         stop_process(process)
+
+
+def _run_relayed(
+    port, process, variant, scenarios, frame_bytes, args, database=None
+) -> list[Result]:
+    """Each scenario against a server that relays every frame to the sender's room as it
+    came (the raw relay, a floor), once it listens on ``port``."""
+    wait_for_port(port, process)
+    results = []
+    for scenario in scenarios:
+        keys = [f"room{room}" for room in range(scenario.rooms)]
+        members = members_for(scenario, keys, None)
+        system = Raw(port, frame_bytes)
+        result = _run(system, variant, scenario, members, [process.pid], args, database)
+        results.append(result)
+        _progress(result)
     return results
 
 
@@ -771,16 +778,9 @@ def run_floors(scenarios: list[Scenario], frame_bytes: int, args, log_dir: Path)
                     command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
                 )
             try:
-                wait_for_port(port, process)
-                for scenario in scenarios:
-                    keys = [f"room{room}" for room in range(scenario.rooms)]
-                    members = members_for(scenario, keys, None)
-                    result = _run(
-                        Raw(port, frame_bytes), variant, scenario, members, [process.pid], args,
-                        database,
-                    )  # fmt: skip
-                    results.append(result)
-                    _progress(result)
+                results += _run_relayed(
+                    port, process, variant, scenarios, frame_bytes, args, database
+                )
             finally:
                 stop_process(process)
     finally:
