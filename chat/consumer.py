@@ -127,7 +127,7 @@ class ChatConsumer(GatewayConsumer):
 
     async def chat_frame(self, message) -> None:
         """Called with a frame broadcast to a group this socket is in."""
-        if message.get("exclude") == self.user.pk:
+        if not self._frame_is_for_me(message):
             return
         for text in frame_texts(message):
             await self.send(text_data=text)
@@ -137,13 +137,18 @@ class ChatConsumer(GatewayConsumer):
         once framed for all the worker's sockets (``chatproject.daphne_wire``)."""
         if message["type"] != FRAME_MESSAGE_TYPE:
             return False
-        if message.get("exclude") == self.user.pk:
+        if not self._frame_is_for_me(message):
             return True
         texts = frame_texts(message)
         if not self._wire.write(texts):
             return False
         metrics.WS_FRAMES_DIRECT.inc(len(texts))
         return True
+
+    def _frame_is_for_me(self, message) -> bool:
+        """Whether a broadcast frame goes to this socket: all do, but those that keep
+        away from their own user (a typist does not see their own typing)."""
+        return message.get("exclude") != self.user.pk
 
     async def session_removed(self, message) -> None:
         """Called when this user was removed from a session: leave its group now, so not

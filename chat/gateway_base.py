@@ -299,12 +299,6 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         """Called with each client frame: parse, route, reply exactly once."""
         if not self.authenticated:
             return
-        try:
-            await self._receive(text_data, bytes_data)
-        finally:
-            self._frames_pass = False
-
-    async def _receive(self, text_data, bytes_data) -> None:
         raw = text_data if text_data is not None else bytes_data
         size = len(raw.encode()) if isinstance(raw, str) else len(raw or b"")
         if size > settings.WS_MAX_FRAME_BYTES:
@@ -341,6 +335,8 @@ class GatewayConsumer(AsyncWebsocketConsumer):
                 return
             logger.exception("unhandled error in %s", self.__class__.__name__)
             await self.reply_error(event, ref, DomainError("INTERNAL", "Something went wrong."))
+        finally:
+            self._frames_pass = False
 
     def throttle_event(self, event: str) -> str:
         """The throttle rule and budget an event counts against: its own, unless a door

@@ -89,7 +89,7 @@ class Wire:
         limit = protocol.maxMessagePayloadSize
         if limit and any(len(frame) > limit for frame in frames):
             return False
-        _write(protocol.transport, frames[0] if len(frames) == 1 else b"".join(frames))
+        _write(protocol.transport, b"".join(frames))
         return True
 
 

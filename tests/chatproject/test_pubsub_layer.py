@@ -66,54 +66,54 @@ def pubsub_layer(prefix: str | None = None) -> MailboxPubSubChannelLayer:
     )
 
 
-@pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis")
-async def test_the_layer_delivers_channel_and_group_messages_through_mailboxes():
+@pytest.fixture
+async def layer():
+    """A pub/sub layer on the test Redis, under a prefix of its own, flushed afterwards."""
     layer = pubsub_layer()
-    try:
-        channel = await layer.new_channel()
-        assert isinstance(layer._get_layer().channels[channel], Mailbox)
-        await layer.group_add("room", channel)
-        await layer.send(channel, {"type": "direct", "n": 1})
-        await layer.group_send("room", {"type": "grouped", "n": 2})
-        received = [await asyncio.wait_for(layer.receive(channel), 5) for _ in range(2)]
-        # The group message is delivered here at once, the direct one through Redis.
-        assert sorted(m["type"] for m in received) == ["direct", "grouped"]
-        # A reader that goes away takes its channel with it, as with channels-redis' queue.
-        reader = asyncio.create_task(layer.receive(channel))
-        await asyncio.sleep(0.05)
-        reader.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await reader
-        assert channel not in layer._get_layer().channels
-    finally:
-        await layer.flush()
+    yield layer
+    await layer.flush()
 
 
 @pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis")
-async def test_a_listening_reader_is_called_back_and_discards_its_channel():
-    layer = pubsub_layer()
-    try:
-        channel = await layer.new_channel()
-        arrived = asyncio.Event()
-        layer.listen(channel, arrived.set)
-        await layer.group_add("room", channel)
-        await layer.group_send("room", {"type": "one"})
-        await layer.send(channel, {"type": "two"})
-        await asyncio.wait_for(arrived.wait(), 5)
-        received = []
-        while len(received) < 2:
-            message = layer.receive_nowait(channel)
-            if message is None:
-                arrived.clear()
-                await asyncio.wait_for(arrived.wait(), 5)
-                continue
-            received.append(message["type"])
-        assert received == ["one", "two"] and layer.receive_nowait(channel) is None
-        await layer.discard_channel(channel)
-        assert channel not in layer._get_layer().channels
-        assert layer.receive_nowait(channel) is None
-    finally:
-        await layer.flush()
+async def test_the_layer_delivers_channel_and_group_messages_through_mailboxes(layer):
+    channel = await layer.new_channel()
+    assert isinstance(layer._get_layer().channels[channel], Mailbox)
+    await layer.group_add("room", channel)
+    await layer.send(channel, {"type": "direct", "n": 1})
+    await layer.group_send("room", {"type": "grouped", "n": 2})
+    received = [await asyncio.wait_for(layer.receive(channel), 5) for _ in range(2)]
+    # The group message is delivered here at once, the direct one through Redis.
+    assert sorted(m["type"] for m in received) == ["direct", "grouped"]
+    # A reader that goes away takes its channel with it, as with channels-redis' queue.
+    reader = asyncio.create_task(layer.receive(channel))
+    await asyncio.sleep(0.05)
+    reader.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reader
+    assert channel not in layer._get_layer().channels
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis")
+async def test_a_listening_reader_is_called_back_and_discards_its_channel(layer):
+    channel = await layer.new_channel()
+    arrived = asyncio.Event()
+    layer.listen(channel, arrived.set)
+    await layer.group_add("room", channel)
+    await layer.group_send("room", {"type": "one"})
+    await layer.send(channel, {"type": "two"})
+    await asyncio.wait_for(arrived.wait(), 5)
+    received = []
+    while len(received) < 2:
+        message = layer.receive_nowait(channel)
+        if message is None:
+            arrived.clear()
+            await asyncio.wait_for(arrived.wait(), 5)
+            continue
+        received.append(message["type"])
+    assert received == ["one", "two"] and layer.receive_nowait(channel) is None
+    await layer.discard_channel(channel)
+    assert channel not in layer._get_layer().channels
+    assert layer.receive_nowait(channel) is None
 
 
 async def _drain(layer, channel, wait_s: float = 0.3) -> list:
@@ -181,46 +181,38 @@ async def test_a_group_message_is_offered_decoded_to_a_direct_reader_before_its_
 
 
 @pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis")
-async def test_a_declined_message_and_any_behind_a_waiting_one_are_queued_in_order():
-    layer = pubsub_layer()
-    try:
-        channel = await layer.new_channel()
-        offered = []
-        # The reader declines what is not a frame, and takes frames.
-        layer.listen(channel, lambda: None, lambda m: offered.append(m["n"]) or m["n"] != 1)
-        await layer.group_add("room", channel)
+async def test_a_declined_message_and_any_behind_a_waiting_one_are_queued_in_order(layer):
+    channel = await layer.new_channel()
+    offered = []
+    # The reader declines what is not a frame, and takes frames.
+    layer.listen(channel, lambda: None, lambda m: offered.append(m["n"]) or m["n"] != 1)
+    await layer.group_add("room", channel)
 
-        for n in (1, 2, 3):
-            await layer.group_send("room", {"type": "chat.frame", "n": n})
+    for n in (1, 2, 3):
+        await layer.group_send("room", {"type": "chat.frame", "n": n})
 
-        # 1 was declined and waits in the mailbox: 2 and 3 may not overtake it, so they are
-        # queued behind it without being offered.
-        assert offered == [1]
-        assert [layer.receive_nowait(channel)["n"] for _ in range(3)] == [1, 2, 3]
-        await layer.group_send("room", {"type": "chat.frame", "n": 4})
-        assert offered == [1, 4] and layer.receive_nowait(channel) is None
-    finally:
-        await layer.flush()
+    # 1 was declined and waits in the mailbox: 2 and 3 may not overtake it, so they are
+    # queued behind it without being offered.
+    assert offered == [1]
+    assert [layer.receive_nowait(channel)["n"] for _ in range(3)] == [1, 2, 3]
+    await layer.group_send("room", {"type": "chat.frame", "n": 4})
+    assert offered == [1, 4] and layer.receive_nowait(channel) is None
 
 
 @pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis")
-async def test_a_failing_direct_reader_gets_the_message_in_its_mailbox_and_others_still_do():
-    layer = pubsub_layer()
-    try:
-        broken, fine = await layer.new_channel(), await layer.new_channel()
-        taken = []
+async def test_a_failing_direct_reader_gets_the_message_in_its_mailbox_and_others_still_do(layer):
+    broken, fine = await layer.new_channel(), await layer.new_channel()
+    taken = []
 
-        def fail(message):
-            raise RuntimeError("boom")
+    def fail(message):
+        raise RuntimeError("boom")
 
-        layer.listen(broken, lambda: None, fail)
-        layer.listen(fine, lambda: None, lambda m: taken.append(m) or True)
-        for channel in (broken, fine):
-            await layer.group_add("room", channel)
+    layer.listen(broken, lambda: None, fail)
+    layer.listen(fine, lambda: None, lambda m: taken.append(m) or True)
+    for channel in (broken, fine):
+        await layer.group_add("room", channel)
 
-        await layer.group_send("room", {"type": "chat.frame", "text": "x"})
+    await layer.group_send("room", {"type": "chat.frame", "text": "x"})
 
-        assert layer.receive_nowait(broken) == {"type": "chat.frame", "text": "x"}
-        assert taken == [{"type": "chat.frame", "text": "x"}]
-    finally:
-        await layer.flush()
+    assert layer.receive_nowait(broken) == {"type": "chat.frame", "text": "x"}
+    assert taken == [{"type": "chat.frame", "text": "x"}]
