@@ -32,13 +32,14 @@ Throttles: the platform allows 30 ``message:send`` per user per minute (CONTRACT
 and so does the socketio peer. Against a system that applies it (a plain platform variant,
 whose throttle counters start fresh under their own ``REALTIME_PREFIX``, and the peer), each
 user sends at most 30 messages in a scenario: 22 at saturation, 8 at half load (with 20
-rooms x 10 members, at most 220 messages a room at saturation). Where the turns run out before a phase's
-planned end, the phase ends there and the report says so (``budget`` column): the
-saturation window is cut at that moment and its rate measured over what it lasted, so a
-fast system is measured, not the throttle. A ``+unthrottled`` variant starts its workers
-with ``BENCH_UNTHROTTLED=1``, which the benchmark settings (``bench/settings_bench.py``) read
-to raise every per-user limit out of reach, and its senders have no budget: it measures what
-the workers carry, as the raw relay, which has no throttle, does.
+rooms x 10 members, at most 220 messages a room at saturation). Where the turns run out
+before a phase's planned end, the phase ends there and the report says so (``budget``
+column): the saturation window is cut at that moment and its rate measured over what it
+lasted, so a fast system is measured, not the throttle. A ``+unthrottled`` variant starts
+its workers with ``BENCH_UNTHROTTLED=1``, which the benchmark settings
+(``bench/settings_bench.py``) read to raise every per-user limit out of reach, and its
+senders have no budget: it measures what the workers carry, as the raw relay, which has no
+throttle, does.
 
 Peers (``--peers``, ``socketio`` by default): another stack doing the same job on the same
 machine. ``socketio`` is bench/socketio_peer.py (python-socketio's ASGI server under
@@ -1414,6 +1415,8 @@ def main(argv: list[str] | None = None) -> None:
     peers = [name.strip() for name in args.peers.split(",") if name.strip()]
     if unknown := set(peers) - set(PEERS):
         raise SystemExit(f"unknown peer {', '.join(sorted(unknown))}: {', '.join(PEERS)}")
+    if "socketio" in peers and not _installed("python-socketio"):
+        raise SystemExit('the socketio peer needs python-socketio: pip install -e ".[bench]"')
     started = datetime.now(UTC)
     clock = time.monotonic()
     log_dir = Path(tempfile.mkdtemp(prefix="chat-bench-logs-"))

@@ -29,6 +29,7 @@ here if missing) and ``PEER_USERS``. One process: python-socketio needs a messag
 """
 
 import json
+import math
 import os
 import time
 import uuid
@@ -109,7 +110,11 @@ async def message_send(sid, data):
     wait = throttled(user["id"])
     if wait:
         return {
-            "error": {"code": "RATE_LIMITED", "message": "too many messages", "retryAfter": wait}
+            "error": {
+                "code": "RATE_LIMITED",
+                "message": "too many messages",
+                "retryAfter": math.ceil(wait),
+            }
         }
     room, content = data.get("sessionId"), data.get("content")
     if room not in user["rooms"] or not isinstance(content, str):
