@@ -183,7 +183,6 @@ class Result:
     deliveries_per_s: float = 0.0
     sat_lost: int = 0
     sat_expected: int = 0
-    budget_hit: int = 0  # rooms (saturation) or phases (half load) whose senders ran out
     sat_window: float = 0.0  # seconds the saturation window lasted (cut when budgets ran out)
     sat_cut: bool = False
     paced_rate: float = 0.0
@@ -215,7 +214,6 @@ class Phase:
     expected: int = 0
     received: int = 0
     in_window: int = 0
-    budget_hit: int = 0
     latencies: list[float] = field(default_factory=list)
     closed: asyncio.Event = field(default_factory=asyncio.Event)  # the window ended early
 
@@ -241,7 +239,6 @@ class Rotation:
     def __init__(self, members: list[Member]) -> None:
         self.members = members
         self.cursor = 0
-        self.spent = False
 
     def next(self, budget: float) -> Member | None:
         for _ in range(len(self.members)):
@@ -249,7 +246,6 @@ class Rotation:
             self.cursor += 1
             if member.sent < budget:
                 return member
-        self.spent = True
         return None
 
 
@@ -515,7 +511,6 @@ class Run:
         while perf() < end and not phase.closed.is_set():
             member = rotation.next(budget)
             if member is None:
-                phase.budget_hit += 1
                 self._close(phase)
                 return
             echo = await self._send(member, phase)
@@ -592,7 +587,7 @@ class Run:
         await asyncio.gather(sample(), *slots)
         await self._drain(phase)
         (c0, s0, d0, (b0, t0), w0), (c1, s1, d1, (b1, t1), w1) = samples
-        wall = w1 - w0
+        wall = max(w1 - w0, 1e-6)  # a window that the budget ended during the warm-up is empty
         db = sum(seconds - d0.get(pid, 0.0) for pid, seconds in d1.items())
         window = phase.window[1] - phase.window[0]
         result.sat_window = window
@@ -601,7 +596,6 @@ class Run:
         result.msgs_per_s = result.deliveries_per_s / result.scenario.members
         result.sat_expected = phase.expected
         result.sat_lost = max(0, phase.expected - phase.received)
-        result.budget_hit = phase.budget_hit
         result.client_cpu = (c1 - c0) / wall
         result.server_cpu = (s1 - s0) / wall
         result.db_cpu = db / wall
@@ -621,7 +615,6 @@ class Run:
                 await asyncio.sleep(delay)
             member = rotation.next(budget)
             if member is None:
-                phase.budget_hit += 1
                 result.paced_cut = True
                 break
             await self._send(member, phase)
@@ -631,7 +624,6 @@ class Run:
         result.paced_rate = rate
         result.paced_expected = phase.expected
         result.paced_lost = max(0, phase.expected - phase.received)
-        result.budget_hit += phase.budget_hit
         if latencies:
             result.p50_ms = latencies[len(latencies) // 2] * 1000
             result.p99_ms = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
@@ -976,7 +968,7 @@ def _run(system, variant, scenario, members, pids, args, database=None) -> Resul
 
 def _progress(result: Result) -> None:
     print(
-        f"  {result.variant.label:<16} {result.scenario.label:<9} "
+        f"  {result.variant.label:<24} {result.scenario.label:<9} "
         f"{result.deliveries_per_s:9.0f} deliveries/s  p99 {result.p99_ms:7.1f} ms "
         f"at {result.paced_rate:.0f} msg/s",
         flush=True,
