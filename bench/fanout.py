@@ -1094,8 +1094,8 @@ def interpretation(results: list[Result]) -> list[str]:
         )
         raw_costs = ", ".join(f"{r.scenario.label}: {r.server_us_per_delivery:.0f} µs" for r in raw)
         notes.append(
-            "- CPU per delivered frame at saturation (daphne workers plus, on PostgreSQL, this "
-            f"run's database backends; Redis, shared with other users, not counted): {costs}."
+            "- CPU per delivered frame at saturation (the server processes plus, on PostgreSQL, "
+            f"this run's database backends; Redis, shared with other users, not counted): {costs}."
             + (f" The raw relay: {raw_costs}." if raw else "")
             + " Measured in CPU rather than wall time, the comparison (`vs raw per CPU`) "
             "depends much less on what else the machine is doing."
@@ -1113,8 +1113,9 @@ def interpretation(results: list[Result]) -> list[str]:
         if against:
             notes.append(
                 f"- The platform against the {name} peer (the same clients, rooms and sender "
-                "rotation, the same 30/min throttle; one INSERT and a room emit per message, "
-                "no event log, no channel layer, one process): " + "; ".join(against) + "."
+                "rotation; the peer applies the platform's 30/min throttle, stores each message "
+                "with one INSERT and emits it to the room: no event log, no channel layer, one "
+                "process): " + "; ".join(against) + "."
             )
     floors = [r for r in results if r.variant.layer == "floor"]
     raw_by_scenario = {r.scenario.key: r for r in raw}
