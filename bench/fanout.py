@@ -1,10 +1,12 @@
-"""Message fan-out through the real platform, against a raw ``websockets`` broadcast server.
+"""Message fan-out through the real platform, against a python-socketio peer and a raw
+``websockets`` broadcast server, in one run with the same clients.
 
-    python bench/fanout.py                              # pubsub, core and in-memory layers
+    python bench/fanout.py                              # platform, socketio peer, raw relay
     python bench/fanout.py --write docs/benchmarks.md   # ... and record the numbers
-    python bench/fanout.py --variants pubsub:2,core:2 --scenarios a --duration 8
+    python bench/fanout.py --variants pubsub,pubsub:2   # ... one and two daphne workers
     python bench/fanout.py --variants pubsub,pubsub@uvicorn   # daphne against uvicorn
     python bench/fanout.py --variants pubsub,pubsub+unthrottled  # with and without throttle
+    python bench/fanout.py --variants pubsub --peers "" --no-baseline --floors  # the floor
 
 Scenarios: (a) 1 room x 100 members, (b) 20 rooms x 10 members. Every member is a client of
 its own (a registered user with a JWT) and every member sends: ``message:send`` over the
@@ -15,41 +17,61 @@ send-to-receive latency itself (all clients live in this process: one clock).
 
 Two phases per scenario and system:
 
-* saturation: every member sends in a closed loop (the next message once its own copy came
-  back), so members x 1 messages are always in flight. Deliveries/s is the number of
-  ``message:new`` frames all members received inside the measuring window (after a warm-up)
-  divided by its length.
-* half load: messages paced at half the saturated message rate, round-robin over members;
+* saturation: each room keeps as many messages in flight as it has members, each slot
+  sending the room's next message once the copy of its last one came back to its sender.
+  Deliveries/s is the number of ``message:new`` frames all members received inside the
+  measuring window (after a warm-up) divided by its length.
+* half load: messages paced at half the saturated message rate, from the rooms in turn;
   p50/p99/max of send-to-receive latency over every delivery after a short warm-up.
+
+Senders: in both phases a room's members take turns (``Rotation``): each message of the
+room goes from its next member, so all of them send equally often, whichever of them the
+room's frames reach first. Every system is driven so, with or without a throttle.
+
+Throttles: the platform allows 30 ``message:send`` per user per minute (CONTRACT section 3),
+and so does the socketio peer. Against a system that applies it (a plain platform variant,
+whose throttle counters start fresh under their own ``REALTIME_PREFIX``, and the peer), each
+user sends at most 30 messages in a scenario: 22 at saturation, 8 at half load (with 20
+rooms x 10 members, at most 220 messages a room at saturation). Where the turns run out
+before a phase's planned end, the phase ends there and the report says so (``budget``
+column): the saturation window is cut at that moment and its rate measured over what it
+lasted, so a fast system is measured, not the throttle. A ``+unthrottled`` variant starts
+its workers with ``BENCH_UNTHROTTLED=1``, which the benchmark settings
+(``bench/settings_bench.py``) read to raise every per-user limit out of reach, and its
+senders have no budget: it measures what the workers carry, as the raw relay, which has no
+throttle, does.
+
+Peers (``--peers``, ``socketio`` by default): another stack doing the same job on the same
+machine. ``socketio`` is bench/socketio_peer.py (python-socketio's ASGI server under
+uvicorn, one process, the stack Open WebUI runs): a token table for authentication, rooms
+entered on connect, the same throttle counted in memory, one ``INSERT`` per message through
+psycopg's async pool on a fresh PostgreSQL database, then one ``emit`` to the room; its
+message objects have the platform's fields, so a delivery carries about as many bytes.
+Its clients are not ``socketio.AsyncClient`` but Engine.IO v4 / Socket.IO v5 framing spoken
+over the same ``websockets`` client the platform's and the raw relay's clients use
+(``SocketIO``): the load generator shares two cores with the server under test, and the
+AsyncClient (aiohttp underneath, a session and handler dispatch per client) spent clearly
+more CPU per received frame than this client when both drove the peer at the same paced
+rate, which would have lowered the peer's ceiling by the client's cost, not the peer's.
+With one client for every system, what differs between the rows is the server.
 
 The baseline is the same shape against a minimal ``websockets`` server (started from this
 script in a process of its own) that relays each frame it receives to everyone in the
 sender's room: no auth, no persistence, no channel layer. Its frames are padded to the size
 of the platform's ``message:new`` frames.
 
-Throttles: the platform allows 30 ``message:send`` per user per minute (CONTRACT section 3).
-A plain variant keeps that: each user stays within that budget (at most 30 sends per run of
-a variant, whose throttle counters start fresh under their own ``REALTIME_PREFIX``). A
-sender that runs out of budget stops, and the report says so (``budget`` column), as it
-does any ``RATE_LIMITED`` reply: such a run measures the throttle, 50 msgs/s for 100
-senders, 100 for 200. A ``+unthrottled`` variant starts its workers with
-``BENCH_UNTHROTTLED=1``, which the benchmark settings (``bench/settings_bench.py``) read to
-raise every per-user limit out of reach, and its senders have no budget: it measures what
-the workers carry, as the raw relay, which has no throttle, does.
-
 Floors (``--floors``): what the fixed stack costs before any of the platform's own work.
 ``bench/floor_asgi.py`` on one daphne worker relays each frame as it came, driven as the raw
-relay is: a stock Channels consumer through the channels-redis pub/sub layer (``channels``),
-or writing straight to the room's daphne sockets (``wire``), each without and with one
-``INSERT`` per message through Django's database layer (``+ insert``).
+relay is, through a stock Channels consumer and the channels-redis pub/sub layer, without
+and with one ``INSERT`` per message through Django's database layer (``+ insert``).
 
 Variants: ``pubsub`` and ``core`` run the workers on a fresh PostgreSQL database and Redis
 with ``CHANNEL_LAYER=pubsub|core``; ``memory`` is the embedded default (SQLite, in-memory
 layer). A ``:N`` suffix runs N daphne workers (members spread over them, so frames cross
-workers through Redis); otherwise one worker, the same process count as the baseline.
-``--profile`` samples worker 0 with py-spy (``pip install py-spy``) during each saturation
-window and says where its time went. Loopback only; everything started here is stopped here;
-the defaults take three to four minutes.
+workers through Redis; ``pubsub:2`` for two); otherwise one worker, the same process count
+as the peer and the baseline. ``--profile`` samples worker 0 with py-spy (``pip install
+py-spy``) during each saturation window and says where its time went. Loopback only;
+everything started here is stopped here; the defaults take about two minutes.
 """
 
 from __future__ import annotations
@@ -60,6 +82,7 @@ import contextlib
 import os
 import platform as host
 import re
+import secrets
 import shlex
 import shutil
 import subprocess
@@ -128,27 +151,24 @@ class Scenario:
 
 SCENARIOS = {"a": Scenario("a", 1, 100), "b": Scenario("b", 20, 10)}
 
-# The stack's floors (``--floors``, bench/floor_asgi.py): label -> its FLOOR_WIRE, FLOOR_STORE.
-FLOORS = {
-    "channels": ("0", "0"),
-    "channels + insert": ("0", "1"),
-    "wire": ("1", "0"),
-    "wire + insert": ("1", "1"),
-}
+# The stack's floors (``--floors``, bench/floor_asgi.py): label -> its FLOOR_STORE.
+FLOORS = {"channels": "0", "channels + insert": "1"}
+# Peers (``--peers``): other stacks doing the platform's job, driven as the platform is.
+PEERS = ("socketio",)
 
 
 @dataclass(frozen=True)
 class Variant:
-    layer: str  # pubsub | core | memory | raw | floor
+    layer: str  # pubsub | core | memory | raw | floor | peer
     workers: int = 1
     server: str = "daphne"  # daphne | uvicorn
     throttled: bool = True  # False: every per-user limit raised (``+unthrottled``)
-    floor: str = ""  # a key of FLOORS, for layer "floor"
+    name: str = ""  # a key of FLOORS (layer "floor") or one of PEERS (layer "peer")
 
     @property
     def label(self) -> str:
-        if self.layer == "floor":
-            return f"floor: {self.floor}"
+        if self.layer in ("floor", "peer"):
+            return f"{self.layer}: {self.name}"
         label = self.layer if self.workers == 1 else f"{self.layer} x{self.workers}"
         if self.server != "daphne":
             label = f"{label} {self.server}"
@@ -163,8 +183,11 @@ class Result:
     deliveries_per_s: float = 0.0
     sat_lost: int = 0
     sat_expected: int = 0
-    budget_hit: int = 0
+    sat_window: float = 0.0  # seconds the saturation window lasted (cut when budgets ran out)
+    sat_cut: bool = False
     paced_rate: float = 0.0
+    paced_seconds: float = 0.0  # seconds actually paced (cut when budgets ran out)
+    paced_cut: bool = False
     p50_ms: float = 0.0
     p99_ms: float = 0.0
     max_ms: float = 0.0
@@ -191,8 +214,8 @@ class Phase:
     expected: int = 0
     received: int = 0
     in_window: int = 0
-    budget_hit: int = 0
     latencies: list[float] = field(default_factory=list)
+    closed: asyncio.Event = field(default_factory=asyncio.Event)  # the window ended early
 
 
 @dataclass(eq=False)
@@ -205,9 +228,25 @@ class Member:
     ws: object = None
     reader: asyncio.Task | None = None
     sent: int = 0
-    pending: tuple[int, int] | None = None
-    echo: asyncio.Future | None = None
     join: asyncio.Future | None = None
+
+
+class Rotation:
+    """Members taking turns to send: each message goes from the next member that has budget
+    left, so every member sends as often as any other, whichever of them the room's frames
+    reach first, and none meets the throttle before all of them do."""
+
+    def __init__(self, members: list[Member]) -> None:
+        self.members = members
+        self.cursor = 0
+
+    def next(self, budget: float) -> Member | None:
+        for _ in range(len(self.members)):
+            member = self.members[self.cursor % len(self.members)]
+            self.cursor += 1
+            if member.sent < budget:
+                return member
+        return None
 
 
 # --- the systems under test -----------------------------------------------------------------
@@ -299,6 +338,61 @@ class Raw:
         return frame["p"], frame["s"], frame["k"], frame["t"]
 
 
+class SocketIO:
+    """The python-socketio peer (bench/socketio_peer.py), spoken to in Engine.IO v4 /
+    Socket.IO v5 framing over the same ``websockets`` client as the other systems: the
+    token in the namespace connect, ``message:send`` with an ack id that carries the phase
+    and the message number, ``message:new`` back, pings answered."""
+
+    ACK_SPAN = 1_000_000  # ack id = phase * ACK_SPAN + k
+
+    def __init__(self, port: int) -> None:
+        self.url = f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"
+        self.tag = uuid.uuid4().hex[:8]
+        self.pongs: set[asyncio.Task] = set()
+
+    async def open(self, member: Member, run: Run) -> None:
+        ws = await connect(
+            self.url, compression=None, max_size=2**22, ping_interval=None, open_timeout=30
+        )
+        opened = await ws.recv()
+        if not opened.startswith("0"):
+            raise RuntimeError(f"unexpected Engine.IO open packet {opened!r}")
+        await ws.send("40" + orjson.dumps({"token": member.user["token"]}).decode())
+        connected = await ws.recv()
+        if not connected.startswith("40"):
+            raise RuntimeError(f"Socket.IO connect refused: {connected!r}")
+        member.ws = ws
+        member.reader = asyncio.create_task(run.read(member))
+
+    async def send(self, member: Member, phase: int, k: int) -> None:
+        data = {
+            "sessionId": member.room_key,
+            "content": f"fanout {phase} {member.index} {k}",
+            "clientId": f"{self.tag}-{phase}-{member.index}-{k}-{perf():.6f}",
+        }
+        ack = phase * self.ACK_SPAN + k
+        await member.ws.send(f"42{ack}" + orjson.dumps(["message:send", data]).decode())
+
+    def parse(self, raw: bytes, member: Member, run: Run):
+        if raw.startswith(b'42["message:new"'):
+            client_id = orjson.loads(raw[2:])[1]["message"].get("clientId") or ""
+            if client_id.count("-") == 4:
+                _, phase, sender, k, sent_at = client_id.split("-")
+                return int(phase), int(sender), int(k), float(sent_at)
+        elif raw.startswith(b"43"):
+            start = raw.index(b"[")
+            reply = orjson.loads(raw[start:])[0]
+            if "error" in reply:
+                phase, k = divmod(int(raw[2:start]), self.ACK_SPAN)
+                run.on_error(member, {"ref": f"{phase}:{k}", "data": reply["error"]})
+        elif raw == b"2":  # the server's ping: the connection ends unless answered
+            pong = asyncio.create_task(member.ws.send("3"))
+            self.pongs.add(pong)
+            pong.add_done_callback(self.pongs.discard)
+        return None
+
+
 async def serve_baseline(port: int) -> None:
     rooms: dict[str, set] = defaultdict(set)
 
@@ -329,6 +423,8 @@ class Run:
         self.server_pids = server_pids
         self.database = database
         self.phases: dict[int, Phase] = {}
+        # (phase, sender, k) -> resolved when the sender gets its own message back
+        self.echoes: dict[tuple[int, int, int], asyncio.Future] = {}
         self.errors: Counter = Counter()
         self.error_texts: dict[str, str] = {}
         self.frame_bytes = 0
@@ -354,10 +450,10 @@ class Run:
                     phase.in_window += 1
                 if phase.latency_from is not None and sent_at >= phase.latency_from:
                     phase.latencies.append(now - sent_at)
-                if sender == member.index and member.pending == (phase_id, k):
-                    member.pending = None
-                    if member.echo is not None and not member.echo.done():
-                        member.echo.set_result(None)
+                if sender == member.index:
+                    echo = self.echoes.pop((phase_id, sender, k), None)
+                    if echo is not None and not echo.done():
+                        echo.set_result(None)
 
     def on_error(self, member: Member, frame: dict) -> None:
         ref = frame.get("ref")
@@ -365,11 +461,13 @@ class Run:
         self.errors[code] += 1
         self.error_texts.setdefault(code, f"{frame['data'].get('message', '')} (ref {ref!r})")
         if isinstance(ref, str) and ":" in ref:
-            phase = self.phases.get(int(ref.split(":")[0]))
+            phase_id, _, k = ref.partition(":")
+            phase = self.phases.get(int(phase_id))
             if phase is not None:
                 phase.expected -= member.room_size
-            if member.echo is not None and not member.echo.done():
-                member.echo.set_result(None)
+            echo = self.echoes.pop((int(phase_id), member.index, int(k)), None)
+            if echo is not None and not echo.done():
+                echo.set_result(None)
         elif ref == "join" and member.join is not None and not member.join.done():
             member.join.set_result(frame)
 
@@ -396,24 +494,37 @@ class Run:
         self.phases[phase.id] = phase
         return phase
 
-    async def _send(self, member: Member, phase: Phase) -> None:
+    async def _send(self, member: Member, phase: Phase) -> asyncio.Future:
+        """Send the member's next message; the future resolves when its copy is back."""
         k = member.sent
         member.sent += 1
         phase.sent += 1
         phase.expected += member.room_size
-        member.pending = (phase.id, k)
+        echo = asyncio.get_running_loop().create_future()
+        self.echoes[(phase.id, member.index, k)] = echo
         await self.system.send(member, phase.id, k)
+        return echo
 
-    async def _closed_loop(self, member: Member, phase: Phase, end: float, budget: float):
-        loop = asyncio.get_running_loop()
-        while perf() < end:
-            if member.sent >= budget:
-                phase.budget_hit += 1
+    async def _closed_loop(self, rotation: Rotation, phase: Phase, budget: float) -> None:
+        """One message of the room in flight at a time, each from the room's next sender."""
+        end = phase.window[1]
+        while perf() < end and not phase.closed.is_set():
+            member = rotation.next(budget)
+            if member is None:
+                self._close(phase)
                 return
-            member.echo = loop.create_future()
-            await self._send(member, phase)
+            echo = await self._send(member, phase)
             with contextlib.suppress(TimeoutError):  # a lost frame: give up soon after the end
-                await asyncio.wait_for(member.echo, max(0.5, end - perf() + 1))
+                await asyncio.wait_for(echo, max(0.5, end - perf() + 1))
+
+    @staticmethod
+    def _close(phase: Phase) -> None:
+        """End the window now: a room's senders ran out of budget, so the rate from here on
+        would measure the throttle, not the system."""
+        if not phase.closed.is_set():
+            start, end = phase.window
+            phase.window = (start, max(start, min(end, perf())))
+            phase.closed.set()
 
     async def _drain(self, phase: Phase, quiet: float = 3.0, limit: float = 30.0) -> None:
         start = last_change = perf()
@@ -457,24 +568,34 @@ class Run:
                     "--format", "raw", "--output", str(out),
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 )  # fmt: skip
-            await asyncio.sleep(max(0.0, end - perf()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(phase.closed.wait(), max(0.0, end - perf()))
             samples.append(self._cpu())
             if recording is not None:
                 await recording.wait()
                 result.profile = summarise_profile(profile[1])
 
-        await asyncio.gather(
-            sample(), *(self._closed_loop(m, phase, end, budget) for m in self.members)
-        )
+        rooms: dict[int, list[Member]] = defaultdict(list)
+        for member in self.members:
+            rooms[member.room].append(member)
+        # As many messages in flight per room as it has members, the senders taking turns.
+        slots = [
+            self._closed_loop(rotation, phase, budget)
+            for rotation in (Rotation(room) for room in rooms.values())
+            for _ in rotation.members
+        ]
+        await asyncio.gather(sample(), *slots)
         await self._drain(phase)
         (c0, s0, d0, (b0, t0), w0), (c1, s1, d1, (b1, t1), w1) = samples
-        wall = w1 - w0
+        wall = max(w1 - w0, 1e-6)  # a window that the budget ended during the warm-up is empty
         db = sum(seconds - d0.get(pid, 0.0) for pid, seconds in d1.items())
-        result.deliveries_per_s = phase.in_window / duration
+        window = phase.window[1] - phase.window[0]
+        result.sat_window = window
+        result.sat_cut = phase.closed.is_set()
+        result.deliveries_per_s = phase.in_window / window if window > 0 else 0.0
         result.msgs_per_s = result.deliveries_per_s / result.scenario.members
         result.sat_expected = phase.expected
         result.sat_lost = max(0, phase.expected - phase.received)
-        result.budget_hit = phase.budget_hit
         result.client_cpu = (c1 - c0) / wall
         result.server_cpu = (s1 - s0) / wall
         result.db_cpu = db / wall
@@ -487,26 +608,22 @@ class Run:
         count = int(rate * duration)
         start = perf() + 0.05
         phase.latency_from = start + min(0.5, duration / 5)
-        cursor = 0
+        rotation = Rotation(self.members)  # interleaved by room: rooms and members in turn
         for j in range(count):
             delay = start + j / rate - perf()
             if delay > 0:
                 await asyncio.sleep(delay)
-            for _ in range(len(self.members)):
-                member = self.members[cursor % len(self.members)]
-                cursor += 1
-                if member.sent < budget:
-                    break
-            else:
-                phase.budget_hit += 1
+            member = rotation.next(budget)
+            if member is None:
+                result.paced_cut = True
                 break
             await self._send(member, phase)
+        result.paced_seconds = perf() - start
         await self._drain(phase)
         latencies = sorted(phase.latencies)
         result.paced_rate = rate
         result.paced_expected = phase.expected
         result.paced_lost = max(0, phase.expected - phase.received)
-        result.budget_hit += phase.budget_hit
         if latencies:
             result.p50_ms = latencies[len(latencies) // 2] * 1000
             result.p99_ms = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
@@ -523,7 +640,8 @@ async def run_scenario(
     database: str | None = None,
 ) -> Result:
     result = Result(variant=variant, scenario=scenario)
-    throttled = isinstance(system, Platform) and variant.throttled
+    # Systems that apply the contract's throttle get senders that keep within it.
+    throttled = isinstance(system, SocketIO) or (isinstance(system, Platform) and variant.throttled)
     budget = SEND_BUDGET if throttled else float("inf")
     run = Run(system, members, server_pids, database)
     try:
@@ -761,13 +879,12 @@ def run_floors(scenarios: list[Scenario], frame_bytes: int, args, log_dir: Path)
         )
     results = []
     try:
-        for name, (wire, store) in FLOORS.items():
-            variant = Variant("floor", floor=name)
+        for name, store in FLOORS.items():
+            variant = Variant("floor", name=name)
             port = free_port()
             env = dict(
                 os.environ, FLOOR_DATABASE_URL=database_url, FLOOR_REDIS_URL=args.redis_url,
-                FLOOR_PREFIX=f"chat-bench-floor-{uuid.uuid4().hex[:8]}", FLOOR_WIRE=wire,
-                FLOOR_STORE=store,
+                FLOOR_PREFIX=f"chat-bench-floor-{uuid.uuid4().hex[:8]}", FLOOR_STORE=store,
             )  # fmt: skip
             command = [
                 sys.executable, "-m", "daphne", "--bind", "127.0.0.1", "--port", str(port),
@@ -788,6 +905,56 @@ def run_floors(scenarios: list[Scenario], frame_bytes: int, args, log_dir: Path)
     return results
 
 
+def run_peer(scenarios: list[Scenario], args, log_dir: Path) -> list[Result]:
+    """The python-socketio peer (bench/socketio_peer.py) under uvicorn, one process, on a
+    fresh PostgreSQL database; its users, their tokens and rooms handed to it in a file."""
+    database_url, drop = fresh_database(args.postgres_url, prefix="chat_bench_peer_")
+    database = urlparse(database_url).path.lstrip("/")
+    prepared, tokens = {}, {}
+    for scenario in scenarios:
+        keys = [str(uuid.uuid4()) for _ in range(scenario.rooms)]
+        users = []
+        for offset in range(scenario.clients):
+            user = {
+                "id": len(tokens) + 1,
+                "username": f"peer{scenario.key}{offset}",
+                "token": secrets.token_urlsafe(16),
+            }
+            rooms = [keys[offset // scenario.members]]
+            tokens[user["token"]] = {"id": user["id"], "username": user["username"], "rooms": rooms}
+            users.append(user)
+        prepared[scenario.key] = (users, keys)
+    users_file = log_dir / "socketio-peer-users.json"
+    users_file.write_bytes(orjson.dumps(tokens))
+    port = free_port()
+    env = dict(os.environ, PEER_DATABASE_URL=database_url, PEER_USERS=str(users_file))
+    command = [
+        sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port),
+        "--ws-max-size", "262144", "--no-access-log", "--log-level", "warning",
+        "bench.socketio_peer:application",
+    ]  # fmt: skip
+    log_path = log_dir / f"socketio-peer-{port}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    variant = Variant("peer", name="socketio")
+    results = []
+    try:
+        wait_for_port(port, process, timeout=30)
+        for scenario in scenarios:
+            users, keys = prepared[scenario.key]
+            members = members_for(scenario, keys, users)
+            result = _run(SocketIO(port), variant, scenario, members, [process.pid], args, database)
+            results.append(result)
+            _progress(result)
+    finally:
+        stop_process(process)
+        drop()
+    issues = log_issues([log_path])
+    for result in results:
+        result.log_issues = issues
+    return results
+
+
 def _run(system, variant, scenario, members, pids, args, database=None) -> Result:
     async def main() -> Result:
         return await run_scenario(system, variant, scenario, members, pids, args, database)
@@ -801,7 +968,7 @@ def _run(system, variant, scenario, members, pids, args, database=None) -> Resul
 
 def _progress(result: Result) -> None:
     print(
-        f"  {result.variant.label:<10} {result.scenario.label:<9} "
+        f"  {result.variant.label:<24} {result.scenario.label:<9} "
         f"{result.deliveries_per_s:9.0f} deliveries/s  p99 {result.p99_ms:7.1f} ms "
         f"at {result.paced_rate:.0f} msg/s",
         flush=True,
@@ -815,6 +982,17 @@ def percent(ratio: float) -> str:
     return f"{ratio:.1%}" if ratio < 0.1 else f"{ratio:.0%}"
 
 
+def _budget(result: Result) -> str:
+    """Where the senders' budget cut a phase short: the saturation window that was measured,
+    the seconds of half load that were paced."""
+    cuts = []
+    if result.sat_cut:
+        cuts.append(f"window {result.sat_window:.1f} s")
+    if result.paced_cut:
+        cuts.append(f"half load {result.paced_seconds:.1f} s")
+    return ", ".join(cuts) or "-"
+
+
 def _errors(result: Result) -> str:
     return ", ".join(f"{code} {n}" for code, n in sorted(result.errors.items())) or "-"
 
@@ -823,7 +1001,7 @@ def table(results: list[Result]) -> str:
     raw = {r.scenario.key: r for r in results if r.variant.layer == "raw"}
     head = (
         "| system | rooms x members | msgs/s | deliveries/s | vs raw | half-load msgs/s "
-        "| p50 ms | p99 ms | max ms | lost (sat / half) | budget | errors "
+        "| p50 ms | p99 ms | max ms | lost (sat / half) | budget | errors | bytes / delivery "
         "| worker CPU | DB CPU | CPU µs / delivery | vs raw per CPU | load-gen CPU "
         "| machine busy |"
     )
@@ -835,13 +1013,14 @@ def table(results: list[Result]) -> str:
             ratio = percent(r.deliveries_per_s / baseline.deliveries_per_s)
             if r.server_us_per_delivery:
                 per_cpu = percent(baseline.server_us_per_delivery / r.server_us_per_delivery)
-        db = f"{r.db_cpu:.0%}" if r.variant.layer in ("pubsub", "core", "floor") else "-"
+        db = f"{r.db_cpu:.0%}" if r.variant.layer in ("pubsub", "core", "floor", "peer") else "-"
         lines.append(
             f"| {r.variant.label} | {r.scenario.label} | {r.msgs_per_s:.0f} "
             f"| {r.deliveries_per_s:.0f} | {ratio} | {r.paced_rate:.0f} "
             f"| {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.max_ms:.1f} "
-            f"| {r.sat_lost} / {r.paced_lost} | {r.budget_hit or '-'} | {_errors(r)} "
-            f"| {r.server_cpu:.0%} | {db} | {r.server_us_per_delivery:.0f} | {per_cpu} "
+            f"| {r.sat_lost} / {r.paced_lost} | {_budget(r)} | {_errors(r)} "
+            f"| {r.frame_bytes:.0f} | {r.server_cpu:.0%} | {db} "
+            f"| {r.server_us_per_delivery:.0f} | {per_cpu} "
             f"| {r.client_cpu:.0%} | {r.machine_cpu:.0%} |"
         )
     return "\n".join(lines)
@@ -856,7 +1035,9 @@ def verdicts(results: list[Result]) -> list[str]:
     lines = []
     for r in results:
         baseline = raw.get(r.scenario.key)
-        if r.variant.layer in ("raw", "floor") or not baseline or not baseline.deliveries_per_s:
+        if r.variant.layer in ("raw", "floor", "peer") or not baseline:
+            continue
+        if not baseline.deliveries_per_s:
             continue
         ratio = r.deliveries_per_s / baseline.deliveries_per_s
         ok_ratio = "met" if ratio >= TARGET_RATIO else "NOT met"
@@ -889,7 +1070,7 @@ def interpretation(results: list[Result]) -> list[str]:
         )
     by_variant: dict[Variant, list[Result]] = defaultdict(list)
     for r in results:
-        if r.variant.layer not in ("raw", "floor"):
+        if r.variant.layer not in ("raw", "floor", "peer"):
             by_variant[r.variant].append(r)
     spans = [
         f"{variant.label} {min(r.msgs_per_s for r in rows):.0f}-"
@@ -913,12 +1094,29 @@ def interpretation(results: list[Result]) -> list[str]:
         )
         raw_costs = ", ".join(f"{r.scenario.label}: {r.server_us_per_delivery:.0f} µs" for r in raw)
         notes.append(
-            "- CPU per delivered frame at saturation (daphne workers plus, on PostgreSQL, this "
-            f"run's database backends; Redis, shared with other users, not counted): {costs}."
+            "- CPU per delivered frame at saturation (the server processes plus, on PostgreSQL, "
+            f"this run's database backends; Redis, shared with other users, not counted): {costs}."
             + (f" The raw relay: {raw_costs}." if raw else "")
             + " Measured in CPU rather than wall time, the comparison (`vs raw per CPU`) "
             "depends much less on what else the machine is doing."
         )
+    peers = {(r.variant.name, r.scenario.key): r for r in results if r.variant.layer == "peer"}
+    for name in dict.fromkeys(name for name, _ in peers):
+        against = [
+            f"{r.variant.label} {r.scenario.label}: "
+            f"{percent(r.deliveries_per_s / peer.deliveries_per_s)} of its deliveries/s, p99 "
+            f"{r.p99_ms:.1f} ms against {peer.p99_ms:.1f} ms"
+            for rows in by_variant.values()
+            for r in rows
+            if (peer := peers.get((name, r.scenario.key))) and peer.deliveries_per_s
+        ]
+        if against:
+            notes.append(
+                f"- The platform against the {name} peer (the same clients, rooms and sender "
+                "rotation; the peer applies the platform's 30/min throttle, stores each message "
+                "with one INSERT and emits it to the room: no event log, no channel layer, one "
+                "process): " + "; ".join(against) + "."
+            )
     floors = [r for r in results if r.variant.layer == "floor"]
     raw_by_scenario = {r.scenario.key: r for r in raw}
     if floors and raw_by_scenario:
@@ -970,11 +1168,14 @@ def interpretation(results: list[Result]) -> list[str]:
             )
             + "."
         )
-    budget = [r for r in results if r.budget_hit]
+    budget = [r for r in results if r.sat_cut or r.paced_cut]
     if budget:
         notes.append(
-            "- Some senders ran out of their 30/min message:send budget before the window "
-            "ended (budget column): those runs under-state saturation."
+            "- The senders of a throttled system keep within 30 message:send per user per "
+            "minute, taking turns in each room; where that budget ran out before a phase's "
+            "planned end (budget column) the saturation window ended there, so its rate is "
+            "measured over that shorter window, and the half-load phase paced fewer messages "
+            "(its percentiles are over those)."
         )
     return notes
 
@@ -987,13 +1188,60 @@ def machine() -> str:
                 model = line.split(":", 1)[1].strip()
                 break
     versions = ", ".join(
-        f"{name} {metadata.version(name)}"
-        for name in ("django", "channels", "channels-redis", "daphne", "websockets")
+        f"{name} {metadata.version(name)}" for name in VERSIONS if _installed(name)
     )
     return (
         f"{os.cpu_count()} cores ({model or host.machine()}), {host.system()} "
         f"{host.release()}, Python {host.python_version()}; {versions}"
     )
+
+
+VERSIONS = (
+    "django", "channels", "channels-redis", "daphne", "websockets", "uvicorn", "python-socketio",
+    "psycopg",
+)  # fmt: skip
+METHOD = (
+    "Messages sent with `message:send` over the WebSocket by room members go through the "
+    "service, the database, the session event log and the channel layer to every member of "
+    "the room (sender included) as `message:new`. Deliveries/s: `message:new` frames received "
+    "by all members per second at saturation, with as many messages of a room in flight as "
+    "it has members, its members taking turns to send. Latency: send-to-receive at each "
+    "receiver (the clientId carries the sender's clock), with messages paced at half the "
+    "saturated rate. The baseline (`raw`) is a minimal `websockets` server that relays each "
+    "frame to everyone in the sender's room (no auth, no persistence), driven the same way "
+    "with frames of the same size. `pubsub`/`core`: PostgreSQL + Redis with "
+    "`CHANNEL_LAYER=pubsub|core`; `memory`: the embedded default (SQLite, in-memory layer); "
+    "`xN`: N daphne workers, else one. Workers run `bench.settings_bench` (the local settings "
+    "with a fast password hasher, so registering the users is quick, and Redis key prefixes "
+    "of their own) with `AUTH_RATE=off` and `DEBUG=false`. The `message:send` throttle (30 "
+    "per user per minute) is left as it is in the plain variants, whose senders keep within "
+    "it: a room's members take turns, each sending at most 22 messages at saturation and 8 "
+    "at half load, and where that runs out before a phase's planned end the phase ends there "
+    "(`budget` column); `unthrottled` variants run with every per-user limit raised through "
+    "the benchmark settings (`BENCH_UNTHROTTLED=1`) and no budget, to measure what the "
+    "workers carry. `peer: socketio` (`--peers socketio`) is the same job on the stack Open "
+    "WebUI runs, bench/socketio_peer.py: python-socketio's `AsyncServer` (ASGI) under "
+    "uvicorn, one process, authenticating each connection by a token looked up in a table "
+    "the benchmark hands it (held in memory: no JWT, no user row), entering the user's rooms "
+    "on connect, counting the same throttle per user in memory, and storing each message "
+    "with one `INSERT` (psycopg's async pool, autocommit, a fresh PostgreSQL database) before "
+    "one `emit` to the room; its messages have the platform's fields, so a delivery carries "
+    "about as many bytes (`bytes / delivery`); its clients speak Engine.IO/Socket.IO "
+    "framing over the same `websockets` client and senders as the platform's. `floor: ...` "
+    "rows (`--floors`) are not the platform but the stack's floor, bench/floor_asgi.py on "
+    "one daphne worker: a stock Channels consumer relaying each frame as it came through "
+    "the channels-redis pub/sub layer, without and with one `INSERT` per message "
+    "(`+ insert`); no authentication, validation, throttle or event log. All clients run in "
+    "one process on the same machine (loopback)."
+)
+
+
+def _installed(name: str) -> bool:
+    try:
+        metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 def section(
@@ -1014,29 +1262,7 @@ def section(
     parts = [
         "## Fan-out",
         "",
-        "Messages sent with `message:send` over the WebSocket by room members go through the "
-        "service, the database, the session event log and the channel layer to every member "
-        "of the room (sender included) as `message:new`. Deliveries/s: `message:new` frames "
-        "received by all members per second while every member sends in a closed loop "
-        "(saturation). Latency: send-to-receive at each receiver, with messages paced at "
-        "half the saturated rate. The baseline (`raw`) is a minimal `websockets` server that "
-        "relays each frame to everyone in the sender's room (no auth, no persistence), "
-        "driven the same way with frames of the same size. `pubsub`/`core`: PostgreSQL + "
-        "Redis with `CHANNEL_LAYER=pubsub|core`; `memory`: the embedded default (SQLite, "
-        "in-memory layer); `xN`: N daphne workers, else one. Workers run "
-        "`bench.settings_bench` (the local settings with a fast password hasher, so "
-        "registering the users is quick, and Redis key prefixes of their own) with "
-        "`AUTH_RATE=off` and `DEBUG=false`. The `message:send` throttle (30 per user per "
-        "minute) is left as it is in the plain variants, whose members each stay under that "
-        "budget; `unthrottled` variants run with every per-user limit raised through the "
-        "benchmark settings (`BENCH_UNTHROTTLED=1`) and no budget, to measure what the "
-        "workers carry. `floor: ...` rows (`--floors`) are not the platform but the "
-        "stack's floors, bench/floor_asgi.py on one daphne worker: a stock Channels consumer "
-        "relaying each frame as it came through the channels-redis pub/sub layer "
-        "(`channels`) or written straight to the room's daphne sockets (`wire`), each "
-        "without and with one `INSERT` per message (`+ insert`); no authentication, "
-        "validation, throttle or event log. All clients run in one process on the same "
-        "machine (loopback).",
+        METHOD,
         "",
         f"- Machine: {machine()}",
         f"- Command: `{command}`",
@@ -1073,7 +1299,9 @@ def plot(results: list[Result], path: Path) -> bool:
     for column, label in enumerate(scenarios):
         rows = [r for r in results if r.scenario.label == label]
         names = [r.variant.label for r in rows]
-        colors = [{"raw": "grey", "floor": "C1"}.get(r.variant.layer, "C0") for r in rows]
+        colors = [
+            {"raw": "grey", "floor": "C1", "peer": "C2"}.get(r.variant.layer, "C0") for r in rows
+        ]
         top, bottom = grid[0][column], grid[1][column]
         top.barh(names, [r.deliveries_per_s for r in rows], color=colors)
         raw = next((r.deliveries_per_s for r in rows if r.variant.layer == "raw"), None)
@@ -1127,9 +1355,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--variants",
-        default="pubsub,core,memory",
-        help="comma list of pubsub|core|memory, each with an optional :WORKERS, @uvicorn "
-        "(default: daphne) and +unthrottled",
+        default="pubsub",
+        help="comma list of pubsub|core|memory, each with an optional :WORKERS (pubsub:2: "
+        "two daphne workers), @uvicorn (default: daphne) and +unthrottled; empty for none",
+    )
+    parser.add_argument(
+        "--peers",
+        default="socketio",
+        help="comma list of other stacks run alongside (socketio: bench/socketio_peer.py); "
+        "empty for none",
     )
     parser.add_argument("--scenarios", default="a,b", help="a (1 x 100) and/or b (20 x 10)")
     parser.add_argument("--members", type=int, help="members per room (overrides scenarios)")
@@ -1142,8 +1376,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--floors",
         action="store_true",
-        help="also run the stack's floors (bench/floor_asgi.py): a stock Channels relay, "
-        "and one writing frames straight to daphne's sockets, each without and with an INSERT",
+        help="also run the stack's floor (bench/floor_asgi.py): a stock Channels relay, "
+        "without and with an INSERT per message",
     )
     add_service_options(parser)
     parser.add_argument(
@@ -1171,6 +1405,11 @@ def main(argv: list[str] | None = None) -> None:
     if any(s.members > SEND_BUDGET * 1000 for s in scenarios):
         raise SystemExit("too many members")
     variants = parse_variants(args.variants)
+    peers = [name.strip() for name in args.peers.split(",") if name.strip()]
+    if unknown := set(peers) - set(PEERS):
+        raise SystemExit(f"unknown peer {', '.join(sorted(unknown))}: {', '.join(PEERS)}")
+    if "socketio" in peers and not _installed("python-socketio"):
+        raise SystemExit('the socketio peer needs python-socketio: pip install -e ".[bench]"')
     started = datetime.now(UTC)
     clock = time.monotonic()
     log_dir = Path(tempfile.mkdtemp(prefix="chat-bench-logs-"))
@@ -1190,6 +1429,8 @@ def main(argv: list[str] | None = None) -> None:
     frame_bytes = round(sum(sizes) / len(sizes)) if sizes else 600
     if args.floors:
         results += run_floors(scenarios, frame_bytes, args, log_dir)
+    if "socketio" in peers:
+        results += run_peer(scenarios, args, log_dir)
     if not args.no_baseline:
         results += run_baseline(scenarios, frame_bytes, args)
 
@@ -1211,7 +1452,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"wrote the Fan-out section of {args.write}")
 
 
-LOG_RECORD = re.compile(r"^(\d{4}-\d\d-\d\d |\d+\.\d+\.\d+\.\d+:\d+ )")
+# A log record's first line: Django's and daphne's formats, and uvicorn's ("ERROR:    ...").
+LOG_RECORD = re.compile(r"^(\d{4}-\d\d-\d\d |\d+\.\d+\.\d+\.\d+:\d+ |[A-Z]+: )")
 
 
 def log_issues(logs: list[Path]) -> Counter:
@@ -1227,7 +1469,7 @@ def log_issues(logs: list[Path]) -> Counter:
         while i < len(lines):
             line = lines[i]
             i += 1
-            if " WARNING " not in line and " ERROR " not in line:
+            if not re.search(r"(^| )(WARNING|ERROR|CRITICAL)[: ]", line):
                 continue
             if "Unauthorized: /api/auth/me" in line:  # the readiness probe
                 continue
