@@ -9,15 +9,20 @@ cascade into the event log and leave holes in the seqs clients replay. Moderator
 message by soft-deleting it, which also hides its attachments and reactions.
 
 Editable foreign keys are autocomplete widgets and changelists select their related rows, so
-no page loads every user, session or message.
+no page loads every user, session or message. A session's agent, which chat names by id only
+(the LLM app owns agents), is picked by name from the agents ``chat.extensions`` knows.
 """
 
+import uuid
+
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count
 from django.utils.text import Truncator
 
 from chatproject.errors import DomainError
 
+from .extensions import agent_choices
 from .models import (
     Attachment,
     ChatSession,
@@ -51,12 +56,31 @@ class MembershipInline(admin.TabularInline):
     readonly_fields = ("joined_at", "last_seen_seq")
 
 
+class ChatSessionForm(forms.ModelForm):
+    """The session's agent as a choice of the agents there are, by name: only an agent's id
+    can be saved."""
+
+    agent_id = forms.TypedChoiceField(
+        label="Agent", required=False, coerce=uuid.UUID, empty_value=None
+    )
+
+    class Meta:
+        model = ChatSession
+        fields = ("title", "created_by", "agent_id")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        choices = [(str(agent_id), name) for agent_id, name in agent_choices()]
+        self.fields["agent_id"].choices = [("", "---------"), *choices]
+
+
 @admin.register(ChatSession)
 class ChatSessionAdmin(admin.ModelAdmin):
+    form = ChatSessionForm
     list_display = ("title", "created_by", "member_count", "last_message_at", "created_at")
     list_select_related = ("created_by",)
     search_fields = ("title",)
-    autocomplete_fields = ("created_by", "agent")
+    autocomplete_fields = ("created_by",)
     # last_seq and message_count are the session's counters: only seq_allocate may move them.
     readonly_fields = ("id", "last_seq", "message_count", "created_at", "last_message_at")
     inlines = (MembershipInline,)
@@ -112,7 +136,7 @@ class MessageAdmin(admin.ModelAdmin):
         "session",
         "seq",
         "author",
-        "agent",
+        "agent_id",
         "role",
         "content",
         "metadata",

@@ -1,8 +1,9 @@
-"""Where other apps plug into the chat gateway without ``chat`` importing them.
+"""Where other apps plug into chat without ``chat`` importing them.
 
-The LLM app registers its ``stream:*`` events and its ``activeStreams`` part of the
-``session:join`` reply here, from its ``AppConfig.ready()``: ``chat`` never imports
-LangChain, and the gateway stays one table.
+The LLM app registers here, from its ``AppConfig.ready()``: its ``stream:*`` events and its
+``activeStreams`` part of the ``session:join`` reply, so the gateway stays one table; and
+the agents it owns, which sessions and messages name by id only (``agent_id``). ``llm``
+depends on ``chat``, never the reverse (import-linter checks it).
 """
 
 from __future__ import annotations
@@ -43,3 +44,29 @@ def register_active_streams(provider: Callable[[Any], list[dict]]) -> None:
 
 def active_streams(session_id) -> list[dict]:
     return [stream for provider in active_stream_providers for stream in provider(session_id)]
+
+
+@dataclass(frozen=True)
+class AgentDirectory:
+    """What chat may ask about the agents it names by id, called in a sync (database)
+    context: whether an id names an agent, and every agent's (id, name) for forms."""
+
+    exists: Callable[[Any], bool]
+    choices: Callable[[], list[tuple[Any, str]]]
+
+
+agent_directories: list[AgentDirectory] = []
+
+
+def register_agents(directory: AgentDirectory) -> None:
+    if directory not in agent_directories:
+        agent_directories.append(directory)
+
+
+def agent_exists(agent_id) -> bool:
+    """Whether an installed app has an agent with this id; with none installed, none does."""
+    return any(directory.exists(agent_id) for directory in agent_directories)
+
+
+def agent_choices() -> list[tuple[Any, str]]:
+    return [choice for directory in agent_directories for choice in directory.choices()]

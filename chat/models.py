@@ -7,6 +7,11 @@ records: the row lock serialises writers, so seqs are gap-free and increase in c
 ``ChatSession.message_count`` counts the session's top-level messages (tombstones included),
 moved by that same ``UPDATE`` when a top-level message is created: the history's ``total``
 without a ``COUNT(*)`` of the session. ``Message.reply_count`` is its thread's equivalent.
+
+Agents belong to the LLM app, which depends on chat and never the reverse: a session or a
+message names its agent by id only (``agent_id``, no relation). The LLM app checks that an
+id names an agent (``chat.extensions.agent_exists``) and clears the ids of an agent it
+deletes, as ``SET_NULL`` did while these were foreign keys.
 """
 
 import uuid
@@ -22,8 +27,8 @@ class ChatSession(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
-    agent = models.ForeignKey(
-        "llm.Agent", on_delete=models.SET_NULL, null=True, blank=True, related_name="sessions"
+    agent_id = models.UUIDField(
+        null=True, blank=True, db_index=True, help_text="The room's default agent, if any."
     )
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="chat_sessions"
@@ -90,8 +95,8 @@ class Message(models.Model):
         blank=True,
         related_name="messages",
     )
-    agent = models.ForeignKey(
-        "llm.Agent", on_delete=models.SET_NULL, null=True, blank=True, related_name="messages"
+    agent_id = models.UUIDField(
+        null=True, blank=True, db_index=True, help_text="The agent that wrote it, if any."
     )
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.USER)
     content = models.TextField(blank=True)

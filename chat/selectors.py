@@ -111,7 +111,7 @@ def session_brief_for_member(*, user, session_id) -> SessionBrief:
         cursor.execute(sql, [user.pk, user.pk, session_pk])
         row = cursor.fetchone()
     _admit(bool(row[1]) if row is not None else None)
-    agent_id = ChatSession._meta.get_field("agent").to_python(row[0])
+    agent_id = ChatSession._meta.get_field("agent_id").to_python(row[0])
     return SessionBrief(id=session_id, agent_id=agent_id, shared=bool(row[2]))
 
 

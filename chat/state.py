@@ -1,5 +1,4 @@
-"""Shared real-time state: presence, per-user throttles, offline queues, and running LLM
-streams (concurrency slots, text so far for clients joining mid-stream, stop requests).
+"""Shared real-time state: presence, per-user throttles and offline queues.
 
 With ``REDIS_URL`` set it lives in Redis, so every worker sees the same presence, counts
 the same throttle windows and fills the same queues; without it, in this process's memory
@@ -20,21 +19,21 @@ does not need it: presence reads as offline and is not announced, the offline qu
 neither drained nor lost (it stays in Redis), and throttles count in this process's memory
 instead, so the limits still hold per worker. Durable events never depend on Redis: they
 are in the database and replayed by seq. Nothing here raises for an outage except
-``queue_for_offline`` (its caller logs it) and the LLM stream bookkeeping (the LLM app
-decides).
+``queue_for_offline`` (its caller logs it).
+
+Other apps keep their own shared state on the same connections (``shared_redis``): the LLM
+app's running streams live in ``llm.stream_state``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import threading
 import time
 import weakref
 from collections import defaultdict, deque
 
-import orjson
 from django.conf import settings
 
 logger = logging.getLogger(__name__)
@@ -47,19 +46,6 @@ PRESENCE_HEARTBEAT = 15
 PRESENCE_BATCH = 500
 QUEUE_LIMIT = 100
 QUEUE_TTL = 7 * 24 * 3600
-# A stream's live record outlives its slot by this long (seconds): a worker killed mid-answer
-# leaves its text so far for the sweeper (``llm.services.stream_sweeper``) to save.
-STREAM_RECORD_LINGER = 3600
-
-
-class MemoryStreams:
-    """One process's LLM stream bookkeeping (see ``MemoryState.stream_*``)."""
-
-    def __init__(self) -> None:
-        self.slots: dict[str, float] = {}
-        self.records: dict[str, dict] = {}
-        self.by_session: dict[str, set[str]] = defaultdict(set)
-        self.stops: dict[str, tuple[dict, float]] = {}
 
 
 class MemoryState:
@@ -70,7 +56,6 @@ class MemoryState:
         self._presence: dict[int, dict[str, float]] = defaultdict(dict)
         self._windows: dict[str, tuple[int, float]] = {}
         self._queues: dict[int, deque[str]] = defaultdict(lambda: deque(maxlen=QUEUE_LIMIT))
-        self._stream_store = MemoryStreams()
 
     def _live(self, user_id: int, now: float) -> dict[str, float]:
         entries = self._presence[user_id]
@@ -126,107 +111,11 @@ class MemoryState:
                 if not self._live(uid, now):
                     self._queues[uid].append(text)
 
-    # --- LLM streams: concurrency slots, live text for resume, stop requests ---------------
-    #
-    # A running stream holds a slot (stream id -> expiry) that it keeps alive; a worker that
-    # dies without releasing leaves a slot that expires. Its text so far is kept as the list
-    # of chunk deltas (index = position) with a small ``meta`` dict, so a client joining
-    # mid-stream gets exactly the chunks before the next one it will receive.
-
-    def _streams(self) -> MemoryStreams:
-        return self._stream_store
-
-    async def stream_slot_acquire(self, stream_id: str, *, limit: int, ttl: float) -> bool:
-        """Take one of ``limit`` slots for ``stream_id``; False if all are taken."""
-        streams, now = self._streams(), time.time()
-        with self._lock:
-            for sid in [sid for sid, exp in streams.slots.items() if exp <= now]:
-                del streams.slots[sid]
-            if stream_id not in streams.slots and len(streams.slots) >= limit:
-                return False
-            streams.slots[stream_id] = now + ttl
-            return True
-
-    async def stream_keepalive(self, stream_id: str, *, ttl: float, session_id=None) -> None:
-        """Extend a running stream's slot (and, in Redis, its live record) by ``ttl``; a slot
-        the state lost (Redis restarted) is taken again, or the stream would look dead."""
-        streams = self._streams()
-        with self._lock:
-            streams.slots[stream_id] = time.time() + ttl
-
-    async def stream_slot_release(self, stream_id: str) -> None:
-        streams = self._streams()
-        with self._lock:
-            streams.slots.pop(stream_id, None)
-
-    def stream_running(self, stream_id: str) -> bool:
-        """Whether a worker holds the stream's slot: it is kept alive while the stream runs,
-        so a stream whose slot has expired lost its worker."""
-        streams = self._streams()
-        with self._lock:
-            return streams.slots.get(stream_id, 0.0) > time.time()
-
-    async def stream_publish(
-        self, session_id, stream_id: str, *, meta: dict, delta: str | None = None, ttl: float
-    ) -> None:
-        """Store a running stream's ``meta`` and append ``delta`` (a chunk) to its text."""
-        streams = self._streams()
-        with self._lock:
-            record = streams.records.setdefault(stream_id, {"meta": {}, "deltas": []})
-            record["meta"] = dict(meta)
-            if delta is not None:
-                record["deltas"].append(delta)
-            streams.by_session[str(session_id)].add(stream_id)
-
-    async def stream_forget(self, session_id, stream_id: str) -> None:
-        """The stream ended: drop its live record."""
-        streams = self._streams()
-        with self._lock:
-            streams.records.pop(stream_id, None)
-            streams.by_session[str(session_id)].discard(stream_id)
-
-    def stream_snapshot(self, stream_id: str) -> dict | None:
-        """``{**meta, "deltas": [...]}`` of a running stream, or None."""
-        streams = self._streams()
-        with self._lock:
-            record = streams.records.get(stream_id)
-            return None if record is None else {**record["meta"], "deltas": list(record["deltas"])}
-
-    def stream_snapshots(self, session_id) -> list[dict]:
-        """The snapshots of every running stream of a session."""
-        streams = self._streams()
-        with self._lock:
-            ids = sorted(streams.by_session.get(str(session_id), ()))
-        found = [self.stream_snapshot(sid) for sid in ids]
-        return [snapshot for snapshot in found if snapshot is not None]
-
-    async def stream_stop_request(self, stream_id: str, payload: dict, *, ttl: float) -> None:
-        """Ask whichever worker runs ``stream_id`` to stop it (``stream_stop_requested``)."""
-        streams = self._streams()
-        with self._lock:
-            streams.stops[stream_id] = (dict(payload), time.time() + ttl)
-
-    async def stream_stop_requested(self, stream_id: str) -> dict | None:
-        streams = self._streams()
-        with self._lock:
-            payload, expires = streams.stops.get(stream_id, (None, 0.0))
-            return payload if expires > time.time() else None
-
-    def streams_reset(self) -> None:
-        with self._lock:
-            self._stream_store = MemoryStreams()
-
     def reset(self) -> None:
         with self._lock:
             self._presence.clear()
             self._windows.clear()
             self._queues.clear()
-            self._stream_store = MemoryStreams()
-
-
-def _record_ttl(ttl: float) -> int:
-    """Seconds a live record is kept: its slot's ``ttl`` plus ``STREAM_RECORD_LINGER``."""
-    return math.ceil(ttl) + STREAM_RECORD_LINGER
 
 
 def _outage(what: str, exc: Exception) -> None:
@@ -241,22 +130,25 @@ def _by_user(entries) -> dict[int, list[str]]:
     return grouped
 
 
-class RedisState:
-    """State shared by every worker through Redis."""
+class RedisClients:
+    """One process's connections to the shared Redis, and the names of its keys.
+
+    A sync client for page views and sweeps, and an async client per event loop (redis.asyncio
+    clients are bound to the loop that made them), each from a bounded pool that makes a
+    caller wait for a free connection (``REDIS_POOL_TIMEOUT``). Every key starts with the
+    platform's prefix, so ``RedisState.reset`` and two platforms on one Redis stay apart.
+    """
 
     def __init__(self, url: str, prefix: str) -> None:
         import redis
 
-        self._url = url
-        self._prefix = prefix
-        self._sync = redis.Redis.from_pool(
+        self.url = url
+        self.prefix = prefix
+        self.sync = redis.Redis.from_pool(
             redis.BlockingConnectionPool.from_url(url, **self._pool_options())
         )
-        # redis.asyncio clients are bound to the loop that made them.
+        self.errors = (redis.RedisError, OSError)
         self._async_by_loop: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-        # Where throttles count while Redis is unreachable.
-        self._local = MemoryState()
-        self._errors = (redis.RedisError, OSError)
 
     @staticmethod
     def _pool_options() -> dict:
@@ -265,18 +157,36 @@ class RedisState:
             "timeout": settings.REDIS_POOL_TIMEOUT,
         }
 
-    def _async(self):
+    def async_client(self):
+        """The client of the running event loop."""
         import redis.asyncio
 
         loop = asyncio.get_running_loop()
         client = self._async_by_loop.get(loop)
         if client is None:
-            pool = redis.asyncio.BlockingConnectionPool.from_url(self._url, **self._pool_options())
+            pool = redis.asyncio.BlockingConnectionPool.from_url(self.url, **self._pool_options())
             client = self._async_by_loop[loop] = redis.asyncio.Redis.from_pool(pool)
         return client
 
+    def key(self, *parts) -> str:
+        return ":".join((self.prefix, *map(str, parts)))
+
+
+class RedisState:
+    """State shared by every worker through Redis."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self.clients = RedisClients(url, prefix)
+        self._sync = self.clients.sync
+        self._errors = self.clients.errors
+        # Where throttles count while Redis is unreachable.
+        self._local = MemoryState()
+
+    def _async(self):
+        return self.clients.async_client()
+
     def _key(self, *parts) -> str:
-        return ":".join((self._prefix, *map(str, parts)))
+        return self.clients.key(*parts)
 
     async def connection_open(self, user_id: int, conn_id: str) -> tuple[bool, list[str]]:
         """Add the connection's presence entry and take the user's queued frames, in one
@@ -396,102 +306,6 @@ class RedisState:
             self._QUEUE_FOR_OFFLINE, len(keys), *keys, time.time(), text, QUEUE_LIMIT, QUEUE_TTL
         )
 
-    # --- LLM streams (see MemoryState): one sorted set of slots for every worker ----------
-
-    # Drop expired slots, then take one if fewer than the limit are held: atomic in Redis,
-    # so two workers can't both take the last slot.
-    _SLOT_ACQUIRE = """
-    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-    if not redis.call('ZSCORE', KEYS[1], ARGV[3]) and
-       redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
-        return 0
-    end
-    redis.call('ZADD', KEYS[1], ARGV[4], ARGV[3])
-    return 1
-    """
-
-    def _stream_keys(self, stream_id: str) -> tuple[str, str]:
-        return self._key("stream", stream_id, "meta"), self._key("stream", stream_id, "deltas")
-
-    async def stream_slot_acquire(self, stream_id: str, *, limit: int, ttl: float) -> bool:
-        now = time.time()
-        taken = await self._async().eval(
-            self._SLOT_ACQUIRE, 1, self._key("stream-slots"), now, limit, stream_id, now + ttl
-        )
-        return bool(taken)
-
-    async def stream_keepalive(self, stream_id: str, *, ttl: float, session_id=None) -> None:
-        meta, deltas = self._stream_keys(stream_id)
-        pipe = self._async().pipeline(transaction=False)
-        pipe.zadd(self._key("stream-slots"), {stream_id: time.time() + ttl})
-        pipe.expire(meta, _record_ttl(ttl))
-        pipe.expire(deltas, _record_ttl(ttl))
-        if session_id is not None:
-            pipe.expire(self._key("session-streams", session_id), _record_ttl(ttl))
-        await pipe.execute()
-
-    async def stream_slot_release(self, stream_id: str) -> None:
-        await self._async().zrem(self._key("stream-slots"), stream_id)
-
-    def stream_running(self, stream_id: str) -> bool:
-        expires = self._sync.zscore(self._key("stream-slots"), stream_id)
-        return expires is not None and expires > time.time()
-
-    async def stream_publish(
-        self, session_id, stream_id: str, *, meta: dict, delta: str | None = None, ttl: float
-    ) -> None:
-        meta_key, deltas_key = self._stream_keys(stream_id)
-        session_key = self._key("session-streams", session_id)
-        # One transaction: a reader sees the delta and the meta that counts it, or neither.
-        pipe = self._async().pipeline(transaction=True)
-        pipe.set(meta_key, orjson.dumps(meta), ex=_record_ttl(ttl))
-        if delta is not None:
-            pipe.rpush(deltas_key, delta)
-            pipe.expire(deltas_key, _record_ttl(ttl))
-        pipe.sadd(session_key, stream_id)
-        pipe.expire(session_key, _record_ttl(ttl))
-        await pipe.execute()
-
-    async def stream_forget(self, session_id, stream_id: str) -> None:
-        pipe = self._async().pipeline(transaction=True)
-        pipe.delete(*self._stream_keys(stream_id))
-        pipe.srem(self._key("session-streams", session_id), stream_id)
-        await pipe.execute()
-
-    def stream_snapshot(self, stream_id: str) -> dict | None:
-        meta_key, deltas_key = self._stream_keys(stream_id)
-        pipe = self._sync.pipeline(transaction=True)
-        pipe.get(meta_key)
-        pipe.lrange(deltas_key, 0, -1)
-        meta, deltas = pipe.execute()
-        if meta is None:
-            return None
-        return {**orjson.loads(meta), "deltas": [delta.decode() for delta in deltas]}
-
-    def stream_snapshots(self, session_id) -> list[dict]:
-        session_key = self._key("session-streams", session_id)
-        found = []
-        for raw in sorted(self._sync.smembers(session_key)):
-            stream_id = raw.decode()
-            snapshot = self.stream_snapshot(stream_id)
-            if snapshot is None:
-                # Its worker died and the record expired: forget it here too.
-                self._sync.srem(session_key, stream_id)
-            else:
-                found.append(snapshot)
-        return found
-
-    async def stream_stop_request(self, stream_id: str, payload: dict, *, ttl: float) -> None:
-        key = self._key("stream", stream_id, "stop")
-        await self._async().set(key, orjson.dumps(payload), ex=math.ceil(ttl))
-
-    async def stream_stop_requested(self, stream_id: str) -> dict | None:
-        raw = await self._async().get(self._key("stream", stream_id, "stop"))
-        return None if raw is None else orjson.loads(raw)
-
-    def streams_reset(self) -> None:
-        """Nothing of its own: ``reset`` drops every key of this state."""
-
     def reset(self) -> None:
         for key in self._sync.scan_iter(match=self._key("*"), count=1000):
             self._sync.delete(key)
@@ -511,3 +325,10 @@ def get_state() -> MemoryState | RedisState:
             else:
                 _state = MemoryState()
         return _state
+
+
+def shared_redis() -> RedisClients | None:
+    """The Redis connections of this process's state, or None on the embedded default: other
+    apps keep their shared state there too, through the same bounded pools."""
+    state = get_state()
+    return state.clients if isinstance(state, RedisState) else None

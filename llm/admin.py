@@ -4,6 +4,7 @@ record of streams (what each answer cost and how it ended)."""
 from django.contrib import admin
 
 from .models import Agent, Stream
+from .services.agents import agents_remove
 
 
 @admin.register(Agent)
@@ -11,6 +12,12 @@ class AgentAdmin(admin.ModelAdmin):
     list_display = ("name", "model", "temperature", "max_tokens", "tools", "updated_at")
     search_fields = ("name", "model")
     readonly_fields = ("id", "created_at", "updated_at")
+
+    def delete_model(self, request, obj) -> None:
+        agents_remove(agent_ids=[obj.pk])
+
+    def delete_queryset(self, request, queryset) -> None:
+        agents_remove(agent_ids=queryset.values_list("pk", flat=True))
 
 
 @admin.register(Stream)

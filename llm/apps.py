@@ -1,5 +1,6 @@
 """The LLM app: agents, the stream runner and its doors. ``ready()`` plugs the room
-streams into the chat gateway (``chat`` never imports this app)."""
+streams into the chat gateway and tells chat about agents (``chat`` never imports this
+app)."""
 
 from django.apps import AppConfig
 
@@ -10,10 +11,17 @@ class LlmConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from chat.extensions import register_active_streams, register_route
+        from chat.extensions import (
+            AgentDirectory,
+            register_active_streams,
+            register_agents,
+            register_route,
+        )
 
         from .gateway import ROUTES, active_streams
+        from .selectors import agent_choices, agent_exists
 
         for event, route in ROUTES.items():
             register_route(event, route)
         register_active_streams(active_streams)
+        register_agents(AgentDirectory(exists=agent_exists, choices=agent_choices))

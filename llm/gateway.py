@@ -7,13 +7,13 @@ from __future__ import annotations
 import logging
 
 from chat.extensions import Route
-from chat.state import get_state
 
 from . import event_types
 from .inputs import StreamRequestInput, StreamStopInput
 from .models import Stream
 from .services.stream_sweeper import streams_sweep
 from .services.streams import stream_request, stream_stop
+from .stream_state import get_stream_state
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def active_streams(session_id) -> list[dict]:
     if not running:
         return []
     try:
-        snapshots = get_state().stream_snapshots(session_id)
+        snapshots = get_stream_state().stream_snapshots(session_id)
     except Exception:
         logger.warning("active streams of session %s unavailable", session_id, exc_info=True)
         return []

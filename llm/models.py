@@ -31,7 +31,7 @@ class Stream(models.Model):
 
     The row is written when the stream is requested and when it ends, never per chunk
     (TRAPS: a write per chunk collapses throughput); while it runs, its text and counters
-    live in the shared state (``chat.state``).
+    live in the shared state (``llm.stream_state``).
     """
 
     class Status(models.TextChoices):

@@ -12,10 +12,10 @@ from django.utils import timezone
 from chat.models import ChatSession, Membership
 from chat.selectors import membership_get, session_get
 from chat.serializers import iso
-from chat.state import get_state
 from chatproject.errors import forbidden, not_found
 
 from .models import Agent, Stream
+from .stream_state import get_stream_state
 
 
 def _as_uuid(value, what: str) -> uuid.UUID:
@@ -36,6 +36,21 @@ def agent_get(agent_id) -> Agent:
     return agent
 
 
+def agent_find(agent_id) -> Agent | None:
+    """The agent a session or message names (``agent_id``), or None: for no id, or for an
+    id whose agent is gone."""
+    return None if agent_id is None else Agent.objects.filter(pk=agent_id).first()
+
+
+def agent_exists(agent_id) -> bool:
+    return Agent.objects.filter(pk=agent_id).exists()
+
+
+def agent_choices() -> list[tuple[uuid.UUID, str]]:
+    """Every agent's (id, name), by name: what a form offers."""
+    return list(Agent.objects.order_by("name").values_list("pk", "name"))
+
+
 def stream_get_for_member(*, user, stream_id) -> Stream:
     """The stream, if ``user`` is a member of its session: NOT_FOUND, else FORBIDDEN."""
     stream = Stream.objects.filter(pk=_as_uuid(stream_id, "Stream")).first()
@@ -50,7 +65,7 @@ def _live(stream: Stream) -> dict | None:
     """The running stream's counters from the shared state (None once it has ended)."""
     if stream.status in Stream.FINAL:
         return None
-    return get_state().stream_snapshot(str(stream.pk))
+    return get_stream_state().stream_snapshot(str(stream.pk))
 
 
 def _from_timestamp(value) -> datetime | None:

@@ -16,6 +16,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 from chat.events import frame_texts, group_for_session
 from chat.services.sessions import session_create
 from chat.state import get_state
+from llm.stream_state import get_stream_state
 
 pytest_plugins = ["llm.emulator.pytest_plugin"]
 
@@ -24,10 +25,13 @@ _names = itertools.count()
 
 @pytest.fixture(autouse=True)
 def fresh_state():
-    """Presence, throttle windows and offline queues start empty in every test."""
+    """Presence, throttle windows, offline queues and LLM streams (slots, live records, stop
+    requests) start empty in every test."""
     get_state().reset()
+    get_stream_state().streams_reset()
     yield
     get_state().reset()
+    get_stream_state().streams_reset()
 
 
 @pytest.fixture

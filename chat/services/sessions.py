@@ -6,7 +6,6 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from chatproject.errors import forbidden, not_found, validation_error
-from llm.models import Agent
 
 from ..events import SESSION_REMOVED_TYPE, tell_user_on_commit
 from ..models import ChatSession, Membership
@@ -17,19 +16,14 @@ from ..selectors import (
     session_get_for_member,
     session_with_members,
 )
+from .agents import agent_id_check
 
 User = get_user_model()
 
 
-def _agent_check(agent_id):
-    if agent_id is not None and not Agent.objects.filter(pk=agent_id).exists():
-        raise validation_error("No such agent.", {"agentId": ["No agent has this id."]})
-    return agent_id
-
-
 def session_create(*, creator, title: str, member_ids=(), agent_id=None) -> ChatSession:
     """A new session owned by ``creator``, with the named users as members."""
-    _agent_check(agent_id)
+    agent_id_check(agent_id)
     wanted = {int(i) for i in member_ids} - {creator.pk}
     found = set(User.objects.filter(pk__in=wanted, is_active=True).values_list("pk", flat=True))
     if missing := sorted(wanted - found):
@@ -62,8 +56,8 @@ def session_update(*, user, session_id, data: dict) -> ChatSession:
         session.title = data["title"]
         fields.append("title")
     if "agentId" in data:
-        session.agent_id = _agent_check(data["agentId"])
-        fields.append("agent")
+        session.agent_id = agent_id_check(data["agentId"])
+        fields.append("agent_id")
     if fields:
         session.save(update_fields=fields)
     return session_with_members(session.pk)

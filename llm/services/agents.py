@@ -1,10 +1,11 @@
 """Creating, changing and deleting agents: staff only. Sessions and messages that name a
-deleted agent keep working without it (their ``agent`` becomes null)."""
+deleted agent keep working without it (their ``agent_id`` becomes null)."""
 
 from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 
+from chat.services.agents import agent_ids_clear
 from chatproject.errors import forbidden, validation_error
 
 from ..models import Agent
@@ -55,4 +56,14 @@ def agent_update(*, user, agent_id, data: dict) -> Agent:
 
 def agent_delete(*, user, agent_id) -> None:
     _staff_only(user)
-    agent_get(agent_id).delete()
+    agents_remove(agent_ids=[agent_get(agent_id).pk])
+
+
+def agents_remove(*, agent_ids) -> None:
+    """Delete agents (the admin's delete calls this too): chat names them by id only, so
+    their ids are cleared from sessions and messages in the same transaction, as
+    ``ON DELETE SET NULL`` did. Streams keep their rows (``Stream.agent`` is set null)."""
+    agent_ids = list(agent_ids)
+    with transaction.atomic():
+        agent_ids_clear(agent_ids=agent_ids)
+        Agent.objects.filter(pk__in=agent_ids).delete()

@@ -22,6 +22,7 @@ from ..context import context_messages
 from ..models import Agent
 from ..provider import ModelConfig, chat_model, model_closing, model_config
 from ..runner import run_stream
+from ..selectors import agent_find
 from ..stream_events import StreamEnd, StreamError
 from ..tools import TOOL_NAMES, build_tools
 from .slots import slot
@@ -46,7 +47,7 @@ def query_plan(*, user, prompt: str, session_id=None, agent_id=None, config=None
         if agent is None:
             raise validation_error("No such agent.", {"agentId": ["No agent has this id."]})
     else:
-        agent = session.agent if session is not None else None
+        agent = agent_find(session.agent_id) if session is not None else None
     if agent is not None:
         tool_names = tuple(agent.tools)
     else:

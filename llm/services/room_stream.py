@@ -38,7 +38,6 @@ from channels.layers import get_channel_layer
 from django.utils import timezone
 
 from chat.events import broadcast_async, broadcast_now, encode, group_for_session
-from chat.state import get_state
 
 from .. import event_types
 from ..models import Stream
@@ -54,6 +53,7 @@ from ..stream_events import (
     StreamStopped,
     StreamTool,
 )
+from ..stream_state import get_stream_state
 from ..tools import build_tools
 from .stream_records import StreamOutcome, StreamPlan, stream_finish
 
@@ -172,7 +172,7 @@ class RoomStream:
         """Give back what the stream holds: its slot, live record and stop channel."""
         stream_id = self.plan.stream_id
         running.pop(stream_id, None)
-        state = get_state()
+        state = get_stream_state()
         steps = [
             lambda: state.stream_slot_release(str(stream_id)),
             lambda: state.stream_forget(self.plan.session_id, str(stream_id)),
@@ -417,7 +417,7 @@ class RoomStream:
 
     async def _publish(self, delta: str | None) -> None:
         try:
-            await get_state().stream_publish(
+            await get_stream_state().stream_publish(
                 self.plan.session_id,
                 str(self.plan.stream_id),
                 meta=self._meta(),
@@ -439,7 +439,7 @@ class RoomStream:
     async def _watch(self) -> None:
         """Until the stream ends: take stop requests (channel message or shared state) and
         keep the stream's slot and live record from expiring."""
-        layer, state = get_channel_layer(), get_state()
+        layer, state = get_channel_layer(), get_stream_state()
         stream_id = str(self.plan.stream_id)
         receive: asyncio.Future | None = None
         kept_alive = time.monotonic()

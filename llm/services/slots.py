@@ -15,8 +15,9 @@ from collections.abc import AsyncIterator
 
 from django.conf import settings
 
-from chat.state import get_state
 from chatproject.errors import DomainError
+
+from ..stream_state import get_stream_state
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ KEEPALIVE_S = 15
 async def slot_acquire(key: str) -> None:
     """Take a slot for ``key`` (a stream or request id): STREAM_LIMIT if none is free."""
     limit = settings.MAX_CONCURRENT_STREAMS
-    if not await get_state().stream_slot_acquire(key, limit=limit, ttl=SLOT_TTL_S):
+    if not await get_stream_state().stream_slot_acquire(key, limit=limit, ttl=SLOT_TTL_S):
         raise DomainError(
             "STREAM_LIMIT",
             f"{limit} answers are being written already; try again when one has finished.",
@@ -36,7 +37,7 @@ async def slot_acquire(key: str) -> None:
 
 async def slot_release(key: str) -> None:
     try:
-        await get_state().stream_slot_release(key)
+        await get_stream_state().stream_slot_release(key)
     except Exception:
         # It expires on its own; a failed release only delays the next answer a little.
         logger.warning("releasing slot %s failed", key, exc_info=True)
@@ -46,7 +47,7 @@ async def _keep_alive(key: str) -> None:
     while True:
         await asyncio.sleep(KEEPALIVE_S)
         try:
-            await get_state().stream_keepalive(key, ttl=SLOT_TTL_S)
+            await get_stream_state().stream_keepalive(key, ttl=SLOT_TTL_S)
         except Exception:
             logger.warning("keeping slot %s alive failed", key, exc_info=True)
 

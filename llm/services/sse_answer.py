@@ -28,6 +28,7 @@ from .. import sse_events
 from ..context import wire_context
 from ..provider import ModelConfig, chat_model, model_closing, model_config
 from ..runner import run_stream
+from ..selectors import agent_find
 from ..sse_wire import sse_event
 from ..stream_events import StreamChunk, StreamComplete, StreamEnd, StreamError
 from ..tools import build_tools
@@ -59,7 +60,7 @@ def sse_prepare(*, user, data: dict) -> SsePlan:
     session = agent = None
     if data["chatId"] is not None:
         session = session_get_for_member(user=user, session_id=data["chatId"])
-        agent = session.agent
+        agent = agent_find(session.agent_id)
     config = model_config(agent=agent, config={"model": data["model"]})
     system_prompt = data["systemPrompt"] or (agent.system_prompt if agent else "")
     if agent is not None:

@@ -3,7 +3,7 @@
 
 The stream may run on another worker, so this reads only what every worker shares:
 
-- the shared state (``chat.state``): a running stream's text so far as its list of chunk
+- the shared state (``llm.stream_state``): a running stream's text so far as its list of chunk
   deltas, appended before each chunk is broadcast;
 - the session's channel-layer group, where the running stream broadcasts each
   ``stream:chunk`` and its final frame;
@@ -49,11 +49,11 @@ from chat.events import (
     group_for_user,
 )
 from chat.selectors import membership_get
-from chat.state import get_state
 
 from .. import event_types, sse_events
 from ..models import Stream
 from ..sse_wire import KEEPALIVE, sse_event
+from ..stream_state import get_stream_state
 from .stream_sweeper import stream_sweep
 
 logger = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ def _swept_row(stream: Stream) -> Stream | None:
 
 def _snapshot(stream_id: str) -> dict | None:
     try:
-        return get_state().stream_snapshot(stream_id)
+        return get_stream_state().stream_snapshot(stream_id)
     except Exception:
         logger.warning("the live record of stream %s can't be read", stream_id, exc_info=True)
         return None

@@ -1,14 +1,14 @@
 """Ending the streams whose worker died.
 
-A running stream holds a slot in the shared state (``chat.state``) that its worker keeps
-alive, and its row says ``pending`` until the worker saves how it ended. A worker killed
-mid-answer (SIGKILL, out of memory) saves nothing: the row would say it runs forever, the
-answer would stay an empty message and the room would wait for a final frame that never
+A running stream holds a slot in the shared state (``llm.stream_state``) that its worker
+keeps alive, and its row says ``pending`` until the worker saves how it ended. A worker
+killed mid-answer (SIGKILL, out of memory) saves nothing: the row would say it runs forever,
+the answer would stay an empty message and the room would wait for a final frame that never
 comes. Once the slot has expired no worker can be running the stream, so the sweeper ends it
 as any failure ends: the text so far is kept (from the stream's live record, which outlives
-its slot by ``chat.state.STREAM_RECORD_LINGER``), the answer and the row are saved as failed
-(``message:edited``), and the room gets ``stream:error`` (``INTERNAL``, as for an answer
-interrupted by its worker shutting down).
+its slot by ``llm.stream_state.STREAM_RECORD_LINGER``), the answer and the row are saved as
+failed (``message:edited``), and the room gets ``stream:error`` (``INTERNAL``, as for an
+answer interrupted by its worker shutting down).
 
 It runs where it is cheap and certain to happen: reading a stream's status or metrics, a
 ``session:join`` (``activeStreams``), following a stream over SSE, and
@@ -26,11 +26,11 @@ from django.utils import timezone
 
 from chat.events import broadcast_on_commit, group_for_session
 from chat.models import Message
-from chat.state import get_state
 
 from .. import event_types
 from ..models import Stream
 from ..stream_events import StreamError
+from ..stream_state import get_stream_state
 from .stream_records import StreamOutcome, stream_outcome_save
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def stream_sweep(*, stream: Stream) -> Stream:
     the shared state can't tell about (an outage must not fail answers that may be fine)."""
     if stream.status in Stream.FINAL:
         return stream
-    state = get_state()
+    state = get_stream_state()
     try:
         if state.stream_running(str(stream.pk)):
             return stream

@@ -23,11 +23,11 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from accounts.serializers import render_user
-from chat.state import get_state
 from chatproject.errors import DomainError
 
 from ..models import Stream
 from ..selectors import stream_get_for_member
+from ..stream_state import get_stream_state
 from .room_stream import (
     LIVE_TTL_S,
     STOP_MESSAGE_TYPE,
@@ -168,7 +168,7 @@ async def stream_stop(*, user, stream_id) -> dict:
         local.request_stop(by)
     else:
         # The state is read by the running worker's poll even if the message is dropped.
-        await get_state().stream_stop_request(str(stream.pk), {"by": by}, ttl=LIVE_TTL_S)
+        await get_stream_state().stream_stop_request(str(stream.pk), {"by": by}, ttl=LIVE_TTL_S)
         await get_channel_layer().group_send(
             group_for_stream(stream.pk), {"type": STOP_MESSAGE_TYPE, "by": by}
         )

@@ -2,6 +2,8 @@
 message actions go through the services (so clients hear about them with the next seq), and
 the message list costs the same number of queries however many rows it shows."""
 
+import uuid
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
@@ -9,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from chat import event_types
+from chat.admin import ChatSessionForm
 from chat.models import (
     Attachment,
     ChatSession,
@@ -158,6 +161,22 @@ def test_the_user_autocomplete_serves_foreign_key_widgets(staff_client, room, al
 
     assert found.status_code == 200
     assert [r["text"] for r in found.json()["results"]] == ["alice"]
+
+
+def test_a_sessions_agent_is_picked_by_name_and_saved_as_its_id(staff_client, room, alice):
+    """Chat names agents by id only; the admin offers the agents the LLM app has."""
+    agent = Agent.objects.create(name="helper")
+    page = staff_client.get(_change(room))
+    data = {"title": "general", "created_by": alice.pk}
+
+    chosen = ChatSessionForm(data={**data, "agent_id": str(agent.pk)}, instance=room)
+    unknown = ChatSessionForm(data={**data, "agent_id": str(uuid.uuid4())}, instance=room)
+
+    assert f'<option value="{agent.pk}">helper</option>'.encode() in page.content
+    assert chosen.is_valid(), chosen.errors
+    chosen.save()
+    assert ChatSession.objects.get(pk=room.pk).agent_id == agent.pk
+    assert not unknown.is_valid() and "agent_id" in unknown.errors
 
 
 def test_soft_delete_action_marks_messages_deleted_and_broadcasts_each(

@@ -15,8 +15,8 @@ pytestmark = pytest.mark.django_db
 
 def test_a_member_gets_the_sessions_agent_and_whether_others_are_members(room, alice, bob):
     agent = Agent.objects.create(name="helper", model="llama3.2")
-    room.agent = agent
-    room.save(update_fields=["agent"])
+    room.agent_id = agent.pk
+    room.save(update_fields=["agent_id"])
     solo = session_create(creator=alice, title="notes")
 
     brief = session_brief_for_member(user=bob, session_id=str(room.pk))

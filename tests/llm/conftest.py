@@ -8,21 +8,12 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from rest_framework_simplejwt.tokens import AccessToken
 
-from chat.state import get_state
 from llm.emulator.pytest_plugin import (  # noqa: F401  (fixtures are found by name)
     ollama_emulator,
     ollama_emulator_server,
     ollama_emulator_settings,
 )
 from tests.chat.conftest import ws_app, ws_connect  # noqa: F401
-
-
-@pytest.fixture(autouse=True)
-def fresh_streams():
-    """Stream slots and live records start empty (``reset`` clears them only in Redis)."""
-    get_state().streams_reset()
-    yield
-    get_state().streams_reset()
 
 
 @pytest.fixture

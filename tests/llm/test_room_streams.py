@@ -17,12 +17,12 @@ from redis.asyncio import Redis
 
 from chat.models import ChatSession, Message
 from chat.services.sessions import session_create
-from chat.state import get_state
 from llm import event_types
 from llm.models import Agent, Stream
 from llm.services import room_stream
 from llm.services.room_stream import STOP_MESSAGE_TYPE, group_for_stream, running
 from llm.services.streams import stream_request
+from llm.stream_state import get_stream_state
 
 from ..chat.conftest import request
 from .streams import (
@@ -337,7 +337,7 @@ async def test_a_stop_request_left_in_the_shared_state_is_found_too(
     ack = await ask(a, room)
     await until_chunk(a, ack["streamId"], 1)
 
-    await get_state().stream_stop_request(
+    await get_stream_state().stream_stop_request(
         ack["streamId"], {"by": {"id": bob.pk, "username": "bob"}}, ttl=60
     )
     frames = await frames_until_end(a, ack["streamId"])
@@ -432,14 +432,14 @@ async def test_a_request_whose_requester_goes_away_before_the_ack_still_runs_to_
     assert (await stream_row(started.plan.stream_id)).status == Stream.Status.COMPLETED
     answer = await saved(started.plan.message_id)
     assert len(answer.content.split()) == 5 and answer.metadata["status"] == "completed"
-    assert await get_state().stream_slot_acquire("next", limit=1, ttl=5), "its slot is free"
+    assert await get_stream_state().stream_slot_acquire("next", limit=1, ttl=5), "its slot is free"
 
 
 async def test_a_first_chunk_in_before_the_request_is_stored_goes_out_with_the_live_record(
     ollama_emulator_settings, room, alice, monkeypatch
 ):
     ollama_emulator_settings.configure(tokens=["first", " second"], delay_ms=300)
-    state = get_state()
+    state = get_stream_state()
     publish = state.stream_publish
     deltas = []
 

@@ -16,13 +16,13 @@ from chat.models import Membership
 from chat.services.assistant import assistant_message_create
 from chat.services.messages import message_send
 from chat.services.sessions import member_remove, session_create
-from chat.state import get_state
 from llm import event_types, sse_events
 from llm.models import Stream
 from llm.services import stream_follow
 from llm.services.room_stream import running
 from llm.services.stream_follow import StreamFollower
 from llm.services.streams import stream_request, stream_stop
+from llm.stream_state import get_stream_state
 
 from .sse import asgi_client, bearer, parse_sse
 from .streams import WITHIN_S, streams_finished
@@ -92,7 +92,7 @@ def row(stream_id) -> Stream:
 async def chunks_published(stream_id: str, at_least: int) -> None:
     async with asyncio.timeout(WITHIN_S):
         while True:
-            snapshot = get_state().stream_snapshot(stream_id)
+            snapshot = get_stream_state().stream_snapshot(stream_id)
             if snapshot and len(snapshot["deltas"]) >= at_least:
                 return
             await asyncio.sleep(0.01)
@@ -320,7 +320,7 @@ def chunk_frame(stream: Stream, index: int, delta: str) -> dict:
 
 async def publish(stream: Stream, *deltas: str) -> None:
     for delta in deltas:
-        await get_state().stream_publish(
+        await get_stream_state().stream_publish(
             stream.session_id, str(stream.pk), meta={"streamId": str(stream.pk)}, delta=delta,
             ttl=60,
         )  # fmt: skip

@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from chat.services.assistant import assistant_message_create
 from chat.services.messages import message_send
-from chat.state import get_state
 from llm.models import Stream
+from llm.stream_state import get_stream_state
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +28,7 @@ def stream(room, alice):
         session=room, message=answer, user_message=prompt, requested_by=alice,
         model="llama3.2", max_tokens=100,
     )  # fmt: skip
-    assert async_to_sync(get_state().stream_slot_acquire)(str(stream.pk), limit=10, ttl=60)
+    assert async_to_sync(get_stream_state().stream_slot_acquire)(str(stream.pk), limit=10, ttl=60)
     return stream
 
 
@@ -94,7 +94,7 @@ async def _publish(stream, deltas):
             "startedAt": stream.started_at.timestamp(),
             "firstTokenAt": stream.started_at.timestamp() + 0.25,
         }  # fmt: skip
-        await get_state().stream_publish(stream.session_id, str(stream.pk), meta=meta,
+        await get_stream_state().stream_publish(stream.session_id, str(stream.pk), meta=meta,
                                          delta=delta, ttl=60)  # fmt: skip
 
 

@@ -1,17 +1,17 @@
-"""The streams' part of the shared state (memory or Redis, whichever ``REDIS_URL`` picks):
-concurrency slots that survive a crashed worker, the live text a joiner resumes from, and
-stop requests."""
+"""The LLM streams' shared state (``llm.stream_state``: memory or Redis, whichever
+``REDIS_URL`` picks): concurrency slots that survive a crashed worker, the live text a joiner
+resumes from, and stop requests."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 
-from chat.state import get_state
+from llm.stream_state import get_stream_state
 
 
 async def test_slots_are_limited_released_and_idempotent_per_stream():
-    state = get_state()
+    state = get_stream_state()
     assert await state.stream_slot_acquire("s1", limit=2, ttl=60)
     assert await state.stream_slot_acquire("s1", limit=2, ttl=60), "the same stream again"
     assert await state.stream_slot_acquire("s2", limit=2, ttl=60)
@@ -23,7 +23,7 @@ async def test_slots_are_limited_released_and_idempotent_per_stream():
 
 
 async def test_a_slot_left_by_a_dead_worker_expires():
-    state = get_state()
+    state = get_stream_state()
     assert await state.stream_slot_acquire("crashed", limit=1, ttl=0.3)
     assert not await state.stream_slot_acquire("next", limit=1, ttl=60)
 
@@ -33,7 +33,7 @@ async def test_a_slot_left_by_a_dead_worker_expires():
 
 
 async def test_keepalive_holds_a_slot_past_its_first_expiry():
-    state = get_state()
+    state = get_stream_state()
     assert await state.stream_slot_acquire("alive", limit=1, ttl=0.4)
     await state.stream_keepalive("alive", ttl=60)
 
@@ -43,7 +43,7 @@ async def test_keepalive_holds_a_slot_past_its_first_expiry():
 
 
 async def test_live_text_is_the_deltas_in_order_with_their_meta():
-    state, session = get_state(), uuid.uuid4()
+    state, session = get_stream_state(), uuid.uuid4()
     await state.stream_publish(session, "a", meta={"streamId": "a", "tokens": 0}, ttl=60)
     for i, delta in enumerate(["Hel", "lo", "!"]):
         await state.stream_publish(session, "a", meta={"streamId": "a", "tokens": i + 1},
@@ -64,7 +64,7 @@ async def test_live_text_is_the_deltas_in_order_with_their_meta():
 
 
 async def test_a_stop_request_is_read_back():
-    state = get_state()
+    state = get_stream_state()
     assert await state.stream_stop_requested("s") is None
     await state.stream_stop_request("s", {"by": {"id": 1, "username": "a"}}, ttl=60)
     assert await state.stream_stop_requested("s") == {"by": {"id": 1, "username": "a"}}
@@ -72,7 +72,7 @@ async def test_a_stop_request_is_read_back():
 
 async def test_keepalive_keeps_a_silent_streams_live_record():
     """A model may send nothing for a long time (loading): the record must not expire."""
-    state, session = get_state(), uuid.uuid4()
+    state, session = get_stream_state(), uuid.uuid4()
     await state.stream_publish(session, "quiet", meta={"streamId": "quiet"}, delta="a", ttl=1)
     await state.stream_keepalive("quiet", ttl=60, session_id=session)
 
@@ -82,7 +82,7 @@ async def test_keepalive_keeps_a_silent_streams_live_record():
 
 
 async def test_a_dead_workers_text_outlives_its_slot_for_the_sweeper():
-    state, session = get_state(), uuid.uuid4()
+    state, session = get_stream_state(), uuid.uuid4()
     assert await state.stream_slot_acquire("dead", limit=1, ttl=0.3)
     await state.stream_publish(session, "dead", meta={"streamId": "dead"}, delta="so far",
                                ttl=0.3)  # fmt: skip
@@ -97,9 +97,9 @@ async def test_a_dead_workers_text_outlives_its_slot_for_the_sweeper():
 async def test_keepalive_takes_back_a_slot_the_state_lost():
     """Redis restarted under a running stream: the next keepalive holds its slot again, so
     the sweeper does not take it for dead."""
-    state = get_state()
+    state = get_stream_state()
     assert await state.stream_slot_acquire("alive", limit=1, ttl=60)
-    state.reset()
+    state.streams_reset()
     assert not state.stream_running("alive")
 
     await state.stream_keepalive("alive", ttl=60)

@@ -13,10 +13,10 @@ from django.core.management import CommandError, call_command
 
 from chat.services.assistant import assistant_message_create
 from chat.services.messages import message_send
-from chat.state import get_state
 from llm import event_types
 from llm.models import Stream
 from llm.services.stream_sweeper import ORPHAN_CODE, ORPHAN_MESSAGE
+from llm.stream_state import get_stream_state
 from tests.chat.conftest import frames_for
 
 from .streams import request_seeing
@@ -38,7 +38,7 @@ def left_running(room, user, *, deltas=DELTAS, slot: bool = False) -> Stream:
     )
     answer.metadata["streamId"] = str(stream.pk)
     answer.save(update_fields=["metadata"])
-    state = get_state()
+    state = get_stream_state()
     for i, delta in enumerate(deltas):
         meta = {"streamId": str(stream.pk), "sessionId": str(room.pk),
                 "messageId": str(answer.pk), "model": "llama3.2", "status": "streaming",
