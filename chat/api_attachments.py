@@ -77,10 +77,12 @@ class MessageAttachmentsApi(APIView):
 
     def initial(self, request, *args, **kwargs):
         # Before authentication: SessionAuthentication's CSRF check reads request.POST, which
-        # would parse (and spool to disk) the whole multipart body.
+        # would parse (and spool to disk) the whole multipart body. ``upload_handlers`` is
+        # Django's documented list ("Modifying upload handlers on the fly"), which DRF's
+        # Request proxies and its MultiPartParser reads.
         if request.method == "POST":
             _refuse_oversized_body(request)
-            request._request.upload_handlers.insert(0, _SizeLimitHandler(request._request))
+            request.upload_handlers.insert(0, _SizeLimitHandler(request))
         super().initial(request, *args, **kwargs)
 
     @extend_schema(responses={200: AttachmentSerializer(many=True)})

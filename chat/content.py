@@ -24,6 +24,11 @@ class RememberedWordset(list):
     worker's one database thread. The answer depends on the string alone, so it is kept;
     a new string is compared only with the words of its length (better-profanity's
     substitutions are one character for one, so every variant is as long as its word).
+
+    It stands in for the library's public ``CENSOR_WORDSET``, which better-profanity only
+    ever asks ``text in wordset``. tests/chat/test_content.py pins it against the installed
+    version: the same words as the library loads, the same answers, one-character
+    substitutions, and the same censored text.
     """
 
     def __init__(self, words) -> None:

@@ -1,5 +1,6 @@
-"""The OpenAPI schema's view of every operation (drf-spectacular's ``AutoSchema``), plus the
-refusals every REST door can answer with, so the schema documents them all.
+"""The refusals every REST door can answer with, added to each operation of the OpenAPI
+schema by a drf-spectacular postprocessing hook (``POSTPROCESSING_HOOKS``), so the schema
+documents them all.
 
 Every refusal has one shape, ``{code, message, details?, retryAfter?}``
 (``chatproject.errors``); which statuses an operation may answer follows from what it is:
@@ -9,23 +10,25 @@ Every refusal has one shape, ``{code, message, details?, retryAfter?}``
   content type that is not accepted, 429 throttled, 503 a backend (database, Redis,
   Ollama) unavailable right now;
 - one that takes a file: 413 too large.
+
+A response an operation declares itself (``extend_schema``) is kept as it is.
 """
 
 from __future__ import annotations
 
-from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
-from drf_spectacular.utils import OpenApiResponse
-from rest_framework import serializers
+ERROR_COMPONENT = "Error"
 
-
-class ErrorSerializer(serializers.Serializer):
-    """A refusal: a contract code, a sentence, per-field details, seconds to wait."""
-
-    code = serializers.CharField()
-    message = serializers.CharField()
-    details = serializers.JSONField(required=False)
-    retryAfter = serializers.IntegerField(required=False, min_value=1)
-
+ERROR_SCHEMA = {
+    "type": "object",
+    "description": "A refusal: a contract code, a sentence, per-field details, seconds to wait.",
+    "properties": {
+        "code": {"type": "string"},
+        "message": {"type": "string"},
+        "details": {},
+        "retryAfter": {"type": "integer", "minimum": 1},
+    },
+    "required": ["code", "message"],
+}
 
 ERRORS = {
     "400": "Invalid input (VALIDATION_ERROR, with per-field details).",
@@ -38,20 +41,34 @@ ERRORS = {
     "503": "A backend (database, Redis, Ollama) is unavailable right now: retry shortly.",
 }
 
+UPLOAD_METHODS = frozenset({"post", "put", "patch"})
+OPERATIONS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 
-class AutoSchema(SpectacularAutoSchema):
-    def _get_response_bodies(self, direction="response"):
-        responses = super()._get_response_bodies(direction)
-        if direction != "response":
-            return responses
-        for status in self._error_statuses():
-            if status not in responses:
-                error = OpenApiResponse(ErrorSerializer, description=ERRORS[status])
-                responses[status] = self._get_response_for_code(error, status)
-        return responses
 
-    def _error_statuses(self) -> list[str]:
-        statuses = ["400", "401", "403", "404", "415", "429", "503"]
-        if self.method in ("POST", "PUT", "PATCH") and "attachments" in self.path:
-            statuses.append("413")
-        return sorted(statuses)
+def error_statuses(*, path: str, method: str) -> list[str]:
+    """The refusal statuses of one operation (``method`` lower case, as in the schema)."""
+    statuses = ["400", "401", "403", "404", "415", "429", "503"]
+    if method in UPLOAD_METHODS and "attachments" in path:
+        statuses.append("413")
+    return sorted(statuses)
+
+
+def add_error_responses(result, generator, request, public):
+    """Called by drf-spectacular with the generated schema: adds the ``Error`` component and,
+    to each operation, every refusal it may answer that it does not declare itself."""
+    result.setdefault("components", {}).setdefault("schemas", {})[ERROR_COMPONENT] = ERROR_SCHEMA
+    reference = {"$ref": f"#/components/schemas/{ERROR_COMPONENT}"}
+    for path, operations in result.get("paths", {}).items():
+        for method, operation in operations.items():
+            if method not in OPERATIONS:
+                continue
+            responses = operation.setdefault("responses", {})
+            for status in error_statuses(path=path, method=method):
+                responses.setdefault(
+                    status,
+                    {
+                        "description": ERRORS[status],
+                        "content": {"application/json": {"schema": reference}},
+                    },
+                )
+    return result

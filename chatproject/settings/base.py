@@ -80,11 +80,9 @@ if DATABASE_URL:
     }
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # Async code must not keep connections across calls (TRAPS: CONN_MAX_AGE leaks);
-        # psycopg's pool gives the reuse back without the leak. The pool checks what it
-        # hands out, with no round trip when the socket shows nothing wrong
-        # (``chatproject.postgres``); Django's setting would install a check that makes one.
-        DATABASES["default"]["ENGINE"] = "chatproject.postgres"
-        DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
+        # psycopg's pool gives the reuse back without the leak. With CONN_HEALTH_CHECKS the
+        # pool checks each connection it hands out (psycopg_pool's
+        # ``ConnectionPool.check_connection``: one empty query) and replaces a dead one.
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": env_int("DATABASE_POOL_MIN", 2),
             "max_size": env_int("DATABASE_POOL_MAX", 20),
@@ -223,7 +221,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_SCHEMA_CLASS": "chatproject.schema.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "chatproject.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -237,6 +235,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # drf-spectacular's default hook, then the refusals every operation may answer.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "chatproject.schema.add_error_responses",
+    ],
 }
 
 LOGGING = {

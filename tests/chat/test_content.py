@@ -34,6 +34,32 @@ def test_remembered_words_censor_exactly_like_better_profanity(plain, text):
     assert content.profanity.censor(text) == plain.censor(text)
 
 
+def test_the_remembered_wordset_is_what_the_installed_better_profanity_loads(plain):
+    remembered = content.profanity.CENSOR_WORDSET
+
+    assert isinstance(remembered, RememberedWordset)
+    assert [str(word) for word in remembered] == [str(word) for word in plain.CENSOR_WORDSET]
+
+
+def test_every_substitution_of_the_installed_better_profanity_is_one_character(plain):
+    # What lets the remembered wordset compare a string only with the words of its length.
+    assert {len(variant) for variants in plain.CHARS_MAPPING.values() for variant in variants} == {
+        1
+    }
+
+
+def test_the_remembered_wordset_answers_like_the_library_for_every_word_and_a_variant(plain):
+    def variant(word: str) -> str:
+        return "".join(plain.CHARS_MAPPING.get(char, (char,))[-1] for char in word)
+
+    candidates = [str(word) for word in plain.CENSOR_WORDSET]
+    candidates += [variant(word) for word in candidates] + [word + "s" for word in candidates[::8]]
+
+    assert [text in content.profanity.CENSOR_WORDSET for text in candidates] == [
+        text in plain.CENSOR_WORDSET for text in candidates
+    ]
+
+
 def test_a_remembered_wordset_is_still_the_word_list(plain):
     wordset = RememberedWordset(plain.CENSOR_WORDSET)
     assert len(wordset) == len(plain.CENSOR_WORDSET)

@@ -1,71 +1,73 @@
-"""The pooled-connection check: no round trip for a healthy idle connection, psycopg's full
-check (which fails) for one whose server ended it."""
+"""Django's connection pool with ``CONN_HEALTH_CHECKS``: a pooled connection whose server
+ended it is replaced when taken, and the query that takes it never sees it."""
 
 from __future__ import annotations
 
-import select
 import time
 
 import psycopg
 import pytest
 from django.db import connection
 
-from chatproject.postgres.base import check_pooled_connection
+from tests.conftest import on_postgres
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def dsn_params():
-    if connection.vendor != "postgresql":
+def admin():
+    """A connection of its own to the test database, outside the pool."""
+    if not on_postgres():
         pytest.skip("needs PostgreSQL: the embedded default has no connection pool")
     params = connection.get_connection_params()
     params.pop("cursor_factory", None)
-    return {**params, "autocommit": True}
+    params.pop("pool", None)
+    with psycopg.connect(**params, autocommit=True) as conn:
+        yield conn
 
 
-def last_query(pid: int, params: dict) -> str:
-    with psycopg.connect(**params) as observer:
-        return observer.execute(
-            "SELECT query FROM pg_stat_activity WHERE pid = %s", [pid]
-        ).fetchone()[0]
+def backend_pid() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
 
 
-def wait_readable(conn, timeout: float = 5) -> None:
-    poller = select.poll()
-    poller.register(conn.fileno(), select.POLLIN)
-    deadline = time.monotonic() + timeout
-    while not poller.poll(50):
-        assert time.monotonic() < deadline, "the server never closed the connection"
+def end_every_other_backend(admin) -> list[int]:
+    """Ends every connection to the test database but the admin's (only this test process
+    has any), and waits until the server has let them go."""
+    ended = [
+        row[0]
+        for row in admin.execute(
+            "SELECT pid FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    ]
+    admin.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [ended])
+    deadline = time.monotonic() + 10
+    while admin.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", [ended]
+    ).fetchone()[0]:
+        assert time.monotonic() < deadline, "the server never ended the backends"
+        time.sleep(0.05)
+    return ended
 
 
-def test_the_pool_is_given_the_check(dsn_params):
-    assert connection.pool._check is check_pooled_connection
+def test_the_pool_checks_connections_it_hands_out():
+    if not on_postgres():
+        pytest.skip("needs PostgreSQL: the embedded default has no connection pool")
+
+    assert connection.settings_dict["OPTIONS"]["pool"]
+    assert connection.settings_dict["CONN_HEALTH_CHECKS"] is True
 
 
-def test_a_healthy_idle_connection_passes_without_a_round_trip(dsn_params):
-    with psycopg.connect(**dsn_params) as conn:
-        conn.execute("SELECT 'the last thing it ran'")
+def test_a_connection_ended_by_the_server_is_replaced_on_the_next_query(admin):
+    used = backend_pid()
+    connection.close()  # back to the pool
+    lost_before = connection.pool.get_stats().get("connections_lost", 0)
 
-        check_pooled_connection(conn)
+    ended = end_every_other_backend(admin)
 
-        # psycopg's own check would have sent an empty query, which the server shows here.
-        assert last_query(conn.info.backend_pid, dsn_params) == "SELECT 'the last thing it ran'"
-
-
-def test_a_connection_whose_backend_was_ended_fails_the_check(dsn_params):
-    with psycopg.connect(**dsn_params) as conn:
-        with psycopg.connect(**dsn_params) as admin:
-            admin.execute("SELECT pg_terminate_backend(%s)", [conn.info.backend_pid])
-        wait_readable(conn)
-
-        with pytest.raises(psycopg.OperationalError):
-            check_pooled_connection(conn)
-
-
-def test_a_closed_connection_fails_the_check(dsn_params):
-    conn = psycopg.connect(**dsn_params)
-    conn.close()
-
-    with pytest.raises(psycopg.OperationalError):
-        check_pooled_connection(conn)
+    assert used in ended
+    replacement = backend_pid()
+    assert replacement not in ended
+    assert connection.pool.get_stats().get("connections_lost", 0) > lost_before

@@ -38,6 +38,24 @@ def test_the_schema_generates_without_warnings_and_validates(tmp_path):
     assert (tmp_path / "schema.yaml").read_text().startswith("openapi: 3.")
 
 
+def test_every_operation_documents_the_refusals_it_may_answer(client):
+    schema = client.get("/api/schema/", {"format": "json"}).json()
+    error = {"$ref": "#/components/schemas/Error"}
+
+    assert schema["components"]["schemas"]["Error"]["required"] == ["code", "message"]
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            for status in ("400", "401", "403", "404", "415", "429", "503"):
+                content = responses[status]["content"]["application/json"]
+                assert content["schema"] == error, (method, path, status)
+            takes_a_file = method == "post" and "attachments" in path
+            assert ("413" in responses) == takes_a_file, (method, path)
+    upload = schema["paths"]["/api/chat/messages/{message_id}/attachments/"]["post"]
+    # The operation's own success response stays as it declared it.
+    assert "201" in upload["responses"]
+
+
 def test_the_api_docs_page_renders(client):
     assert client.get("/api/docs/").status_code == 200
 

@@ -151,7 +151,7 @@ class ChatClient:
                     if future is not None and not future.done():
                         future.set_result(frame)
                     elif event == "error":
-                        self._error(frame)
+                        self.record_error(frame)
                 elif event in DURABLE and "seq" in frame:
                     self._durable(frame, live=True)
         except websockets.ConnectionClosed:
@@ -209,7 +209,8 @@ class ChatClient:
         finally:
             self._pending.pop(ref, None)
 
-    def _error(self, frame: dict) -> None:
+    def record_error(self, frame: dict) -> None:
+        """Counts an error reply by code and keeps the first few for the test's report."""
         code = frame["data"].get("code")
         if code == "INTERNAL" and "retryAfter" in frame["data"]:
             # The platform's "database / Redis unavailable, retry" refusal.
@@ -227,7 +228,7 @@ class ChatClient:
         Returns the acked message, or None if another error answered (recorded)."""
         tried = False
         while time.monotonic() < deadline:
-            await self._wait_ready(deadline)
+            await self.wait_ready(deadline)
             if tried:
                 self.resends += 1
             tried = True
@@ -242,7 +243,7 @@ class ChatClient:
                 message = reply["data"]
                 self.acked.append(message)
                 return message
-            self._error(reply)
+            self.record_error(reply)
             code = reply["data"].get("code")
             if "retryAfter" in reply["data"]:
                 # RATE_LIMITED, or a backend briefly unavailable: wait as told, send again.
@@ -254,7 +255,8 @@ class ChatClient:
             return None
         raise TimeoutError(f"{self.user['username']}: {client_id} not acked in time")
 
-    async def _wait_ready(self, deadline: float) -> None:
+    async def wait_ready(self, deadline: float) -> None:
+        """Returns once the client is connected and has rejoined its rooms."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError(f"{self.user['username']}: not connected in time")
@@ -273,7 +275,7 @@ class ChatClient:
         while time.monotonic() < deadline:
             reply = await self.request("session:join", {"sessionId": room, "lastSeq": log.last})
             if reply["event"] == "error":
-                self._error(reply)
+                self.record_error(reply)
                 # RATE_LIMITED, or a backend briefly unavailable: both say when to retry.
                 if "retryAfter" in reply["data"]:
                     await asyncio.sleep(reply["data"]["retryAfter"] + 0.1)
@@ -346,7 +348,7 @@ async def final_sync(clients: list[ChatClient], within: float = 150) -> None:
 
     async def one(client: ChatClient) -> None:
         while True:
-            await client._wait_ready(deadline)
+            await client.wait_ready(deadline)
             try:
                 for room in client.rooms:
                     await client.sync(room, deadline=deadline)

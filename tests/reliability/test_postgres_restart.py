@@ -102,7 +102,7 @@ async def test_a_postgres_restart_keeps_every_acked_message_once(pg_platform, pr
                     )
                 except Exception as exc:  # the socket went: retry on the next one
                     replies.append((sent_at, {"code": type(exc).__name__}))
-                    await client._wait_ready(deadline)
+                    await client.wait_ready(deadline)
                     continue
                 if reply["event"] == "ack":
                     client.acked.append(reply["data"])
@@ -141,7 +141,7 @@ async def test_a_postgres_restart_keeps_every_acked_message_once(pg_platform, pr
         time.monotonic()
         quiet = []
         for client in clients:
-            await client._wait_ready(deadline)
+            await client.wait_ready(deadline)
             room = next(iter(client.rooms))
             reply = await client.request(
                 "message:send",

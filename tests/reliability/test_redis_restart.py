@@ -117,7 +117,7 @@ async def test_a_redis_restart_loses_nothing_acked_and_delivery_resumes(
                     client.acked.append(reply["data"])
                     k += 1
                 else:
-                    client._error(reply)
+                    client.record_error(reply)
             except Exception as exc:
                 outcome = type(exc).__name__
             outcomes.append((time.monotonic(), outcome))
