@@ -105,9 +105,7 @@ def test_replies_and_top_level_messages_in_one_batch_move_their_counters(room, a
 
 
 @pytest.mark.skipif(not on_postgres(), reason="needs PostgreSQL: SQLite runs one writer")
-def test_a_client_id_race_on_the_unique_constraint_fails_no_other_request(
-    room, alice, bob, caplog
-):
+def test_a_client_id_race_on_the_unique_constraint_fails_no_other_request(room, alice, bob, caplog):
     caplog.set_level(logging.INFO, logger="chat.services.message_batch")
     inserted, other = threading.Event(), {}
 
