@@ -63,7 +63,7 @@ def messages_send_batch(requests: Sequence[SendRequest]) -> list[Outcome]:
                 parent_id=request.parent_id,
                 client_id=request.client_id,
             )
-        except DomainError as error:
+        except Exception as error:  # the request's own outcome, raised to its caller
             outcomes[index] = error
             continue
         if message.client_id:
@@ -97,11 +97,14 @@ def _without_repeats(prepared, outcomes) -> list[tuple[int, Message]]:
     client_ids = {message.client_id for _index, message in prepared if message.client_id}
     if not client_ids:
         return prepared
-    authors = {message.author_id for _index, message in prepared}
+    # Each column narrowed to the batch's values: the unique constraint's index
+    # (session, author, client_id) answers it.
     used = {
         (session_id, author_id, client_id): pk
         for session_id, author_id, client_id, pk in Message.objects.filter(
-            client_id__in=client_ids, author_id__in=authors
+            session_id__in={message.session_id for _index, message in prepared},
+            author_id__in={message.author_id for _index, message in prepared},
+            client_id__in=client_ids,
         ).values_list("session_id", "author_id", "client_id", "pk")
     }
     fresh = []
