@@ -185,10 +185,11 @@ def events_append_all(appends: Sequence[Append]) -> list[list[dict[str, Any]]]:
     broadcast each session's events to it in that order after commit, queued for the
     members its ``allocated`` names that have no connection then. The frames, per append."""
     logged = [
-        event_log_rows(session_id=append.session_id, events=append.events,
-                       seqs=append.allocated.seqs)
+        event_log_rows(
+            session_id=append.session_id, events=append.events, seqs=append.allocated.seqs
+        )
         for append in appends
-    ]  # fmt: skip
+    ]
     SessionEvent.objects.bulk_create([row for rows in logged for row in rows])
     for append, rows in zip(appends, logged, strict=True):
         group = group_for_session(append.session_id)
