@@ -61,17 +61,17 @@ class _Writer:
                 batch = [self.waiting.popleft() for _ in range(min(BATCH_MAX, len(self.waiting)))]
                 try:
                     outcomes = await database_sync_to_async(messages_send_batch)(
-                        [request for request, _done in batch]
+                        [request for request, _ in batch]
                     )
                 except Exception as exc:
                     outcomes = [exc] * len(batch)
-                for (_request, done), outcome in zip(batch, outcomes, strict=True):
+                for (_, done), outcome in zip(batch, outcomes, strict=True):
                     _settle(done, outcome)
                 batch = []
         finally:
             self.task = None
             # Cancelled with the loop: nobody may wait forever on a send that won't happen.
-            for _request, done in [*batch, *self.waiting]:
+            for _, done in [*batch, *self.waiting]:
                 done.cancel()
             self.waiting.clear()
 

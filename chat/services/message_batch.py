@@ -94,7 +94,7 @@ def _session_id(value) -> uuid.UUID:
 def _without_repeats(prepared, outcomes) -> list[tuple[int, Message]]:
     """The prepared messages whose clientId was not used before, in one read; the others'
     outcome is the message first sent with it."""
-    client_ids = {message.client_id for _index, message in prepared if message.client_id}
+    client_ids = {message.client_id for _, message in prepared if message.client_id}
     if not client_ids:
         return prepared
     # Each column narrowed to the batch's values: the unique constraint's index
@@ -102,8 +102,8 @@ def _without_repeats(prepared, outcomes) -> list[tuple[int, Message]]:
     used = {
         (session_id, author_id, client_id): pk
         for session_id, author_id, client_id, pk in Message.objects.filter(
-            session_id__in={message.session_id for _index, message in prepared},
-            author_id__in={message.author_id for _index, message in prepared},
+            session_id__in={message.session_id for _, message in prepared},
+            author_id__in={message.author_id for _, message in prepared},
             client_id__in=client_ids,
         ).values_list("session_id", "author_id", "client_id", "pk")
     }
@@ -169,13 +169,13 @@ def _store_together(prepared: list[tuple[int, Message]]) -> set[int]:
         )
         if seq is None:
             # The session went away since its members were read.
-            refused |= {index for index, _message in by_session[session_id]}
+            refused |= {index for index, _ in by_session[session_id]}
             continue
         allocated = Allocated(seq=seq, member_ids=sorted(ids), count=len(accepted))
         for message, taken in zip(accepted, allocated.seqs, strict=True):
             message.seq = taken
         appends.append((session_id, allocated, accepted))
-    messages_insert([message for _session_id, _allocated, stored in appends for message in stored])
+    messages_insert([message for *_, stored in appends for message in stored])
     events_append_all(
         [
             Append(session_id, allocated, new_message_events(stored))
