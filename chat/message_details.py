@@ -16,7 +16,8 @@ from .models import Attachment, Message, Reaction
 # Oldest first, as the serializers list them (and as both models' Meta.ordering say).
 DETAIL_ORDER = ("created_at", "id")
 
-# Every column of a message: ``only`` below defers the author's, not these.
+# Every column of a message: ``only`` below defers the author's, not these. A column added to
+# ``Message`` is added here (tests/chat/test_message_details.py fails until it is).
 _MESSAGE_FIELDS = [
     "id", "session", "seq", "author", "agent", "role", "content", "metadata", "tokens",
     "parent", "reply_count", "is_edited", "edited_at", "is_deleted", "deleted_at",
@@ -31,19 +32,18 @@ def messages_with_details(queryset: QuerySet[Message]) -> list[Message]:
     return list(
         queryset.select_related("author")
         .only(*_MESSAGE_FIELDS, "author__username")
-        .prefetch_related(*DETAILS)
+        .prefetch_related(
+            # ``to_attr`` keeps plain lists: a plain ``prefetch_related`` would give every
+            # message a queryset of its own per relation.
+            Prefetch(
+                "reactions",
+                queryset=Reaction.objects.order_by(*DETAIL_ORDER),
+                to_attr="reaction_list",
+            ),
+            Prefetch(
+                "attachments",
+                queryset=Attachment.objects.order_by(*DETAIL_ORDER),
+                to_attr="attachment_list",
+            ),
+        )
     )
-
-
-# ``to_attr`` keeps plain lists: a plain ``prefetch_related`` would give every message a
-# queryset of its own per relation.
-DETAILS = (
-    Prefetch(
-        "reactions", queryset=Reaction.objects.order_by(*DETAIL_ORDER), to_attr="reaction_list"
-    ),
-    Prefetch(
-        "attachments",
-        queryset=Attachment.objects.order_by(*DETAIL_ORDER),
-        to_attr="attachment_list",
-    ),
-)
