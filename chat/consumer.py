@@ -29,6 +29,7 @@ from .gateway_base import GatewayConsumer
 from .join import session_join_snapshot
 from .models import Membership
 from .selectors import session_get_for_member
+from .send_writer import message_send_async
 from .serializers import (
     MessageEditFrameInput,
     MessageRefInput,
@@ -37,7 +38,7 @@ from .serializers import (
     iso,
     render_message,
 )
-from .services.messages import message_delete, message_edit, message_send
+from .services.messages import message_delete, message_edit
 from .services.reactions import reaction_toggle
 from .services.receipts import message_mark_delivered, message_mark_seen
 from .state import get_state
@@ -188,10 +189,7 @@ class ChatConsumer(GatewayConsumer):
         return {"sessionId": str(session_id)}
 
     async def on_message_send(self, data) -> dict:
-        return await database_sync_to_async(self._send_message)(data)
-
-    def _send_message(self, data) -> dict:
-        message = message_send(
+        message = await message_send_async(
             author=self.user,
             session_id=data["sessionId"],
             content=data["content"],

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import orjson
-from django.db import transaction
+from django.db import models, transaction
 
 from . import broadcaster
 from .models import ChatSession, Membership, SessionEvent
@@ -56,14 +56,6 @@ class Allocated(NamedTuple):
     def seqs(self) -> range:
         return range(self.seq - self.count + 1, self.seq + 1)
 
-    @classmethod
-    def of(cls, seq: int, members, *, count: int) -> Allocated:
-        """From the seq statement's row: the members come as a JSON array (as text from
-        SQLite), NULL when there are none."""
-        if isinstance(members, str):
-            members = orjson.loads(members)
-        return cls(seq=seq, member_ids=members or [], count=count)
-
 
 class Event(NamedTuple):
     """A durable event to append: its name, its data and the message it is about."""
@@ -73,100 +65,98 @@ class Event(NamedTuple):
     message_id: Any = None
 
 
+# Written as SQL because the ORM can't return what an UPDATE wrote: ``RETURNING`` (PostgreSQL,
+# SQLite >= 3.35) hands back the new ``last_seq`` in the statement that takes it, under the
+# row lock that orders writers. ``message_count`` grows by the new top-level messages among
+# the seqs (0 for other events), ``last_message_at`` moves when a time is given.
 _SEQ_SQL = (
-    "UPDATE {session} SET last_seq = last_seq + %s{touch} WHERE id = %s{guard} "
-    "RETURNING last_seq, (SELECT {members} FROM {membership} WHERE session_id = %s) AS members"
+    "UPDATE chat_chatsession"
+    " SET last_seq = last_seq + %s, message_count = message_count + %s,"
+    " last_message_at = COALESCE(%s, last_message_at)"
+    " WHERE id = %s"
+    " RETURNING last_seq"
 )
-_SENDER_GUARD = " AND EXISTS (SELECT 1 FROM {membership} WHERE session_id = %s AND user_id = %s)"
-# The members as one JSON array, an aggregate both databases have under different names.
-_MEMBERS_AGGREGATE = {"postgresql": "json_agg(user_id)", "sqlite": "json_group_array(user_id)"}
+# The same, only if the sender is a member: a send needs no read before it.
+_SEQ_FOR_SENDER_SQL = (
+    "UPDATE chat_chatsession"
+    " SET last_seq = last_seq + %s, message_count = message_count + %s,"
+    " last_message_at = COALESCE(%s, last_message_at)"
+    " WHERE id = %s"
+    " AND EXISTS (SELECT 1 FROM chat_membership WHERE session_id = %s AND user_id = %s)"
+    " RETURNING last_seq"
+)
+
+# The parameters as the ORM writes these column types on the connection's database (a UUID
+# is 32 hex digits on SQLite, a datetime naive UTC text there).
+_SESSION_ID = models.UUIDField()
+_MESSAGE_AT = models.DateTimeField()
 
 
-def seq_allocate(
-    *, session_id, message_at=None, top_level: bool = False, sender=None, count: int = 1
-) -> Allocated:
-    """Take the session's next seq, or its next ``count`` seqs. Must run inside the
-    transaction that uses them.
+def seq_take(
+    *, session_id, count: int = 1, top_level: int = 0, message_at=None, sender=None
+) -> int | None:
+    """Take the session's next ``count`` seqs; the last of them, or None if there is no such
+    session (or, with ``sender``, if the sender is not a member), and nothing changed. Must
+    run inside the transaction that uses them.
 
     The UPDATE locks the session row until commit, so concurrent writers are serialised and
-    seqs appear in commit order with no duplicates and no gaps. ``RETURNING`` (PostgreSQL,
-    SQLite >= 3.35) reads the new value in the same statement, and the session's members
-    with it (whom the event is queued for while they have no connection). With
-    ``message_at`` the session's ``last_message_at`` moves too, and with ``top_level`` (the
-    seqs are new top-level messages') its ``message_count`` goes up by ``count``, in that
-    one statement: the counter commits or rolls back with the messages.
-
-    With ``sender``, the statement also checks that the sender is a member, so a send needs
-    no read before it: None if not (or if there is no such session), and nothing changed.
-    The caller raises ``permissions.sender_refusal`` once out of its transaction: raised
-    inside a block with no savepoint, it would doom an enclosing transaction too.
+    seqs appear in commit order with no duplicates and no gaps. ``top_level``: how many of
+    the seqs are new top-level messages (the session's ``message_count`` moves with them, in
+    this statement: the counter commits or rolls back with the messages). With
+    ``message_at`` the session's ``last_message_at`` moves too.
     """
     connection = transaction.get_connection()
     if not connection.in_atomic_block:
-        raise RuntimeError("seq_allocate() must be called inside transaction.atomic()")
-    sql, params = seq_statement(
-        session_id=session_id,
-        message_at=message_at,
-        top_level=top_level,
-        sender=sender,
-        count=count,
-    )
+        raise RuntimeError("seq_take() must be called inside transaction.atomic()")
+    session_pk = _SESSION_ID.get_db_prep_value(session_id, connection)
+    params = [count, top_level, _MESSAGE_AT.get_db_prep_value(message_at, connection), session_pk]
+    sql = _SEQ_SQL
+    if sender is not None:
+        sql = _SEQ_FOR_SENDER_SQL
+        params += [session_pk, sender.pk]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
-    if row is None:
+    return None if row is None else row[0]
+
+
+def session_member_ids(session_id) -> list[int]:
+    """Who is a member of the session: whom its events are queued for while they have no
+    connection."""
+    return list(Membership.objects.filter(session_id=session_id).values_list("user_id", flat=True))
+
+
+def seq_allocate(
+    *, session_id, count: int = 1, top_level: int = 0, message_at=None, sender=None
+) -> Allocated | None:
+    """``seq_take``, and the session's members as of then, read in the same transaction.
+
+    With ``sender``: None if the sender is not a member (or if there is no such session),
+    and nothing changed. The caller raises ``permissions.sender_refusal`` once out of its
+    transaction: raised inside a block with no savepoint, it would doom an enclosing
+    transaction too. Without: an unknown session raises ``ChatSession.DoesNotExist``.
+    """
+    seq = seq_take(
+        session_id=session_id,
+        count=count,
+        top_level=top_level,
+        message_at=message_at,
+        sender=sender,
+    )
+    if seq is None:
         if sender is not None:
             return None
         raise ChatSession.DoesNotExist(f"No session {session_id}")
-    return Allocated.of(*row, count=count)
-
-
-def seq_statement(
-    *, session_id, message_at=None, top_level: bool = False, sender=None, count: int = 1
-) -> tuple[str, list]:
-    """The SQL and parameters of ``seq_allocate``'s statement, whose row is ``last_seq``
-    and ``members`` (``chat.append_statement`` runs it as part of a larger one)."""
-    connection = transaction.get_connection()
-    membership = connection.ops.quote_name(Membership._meta.db_table)
-    session_pk = ChatSession._meta.pk.get_db_prep_value(session_id, connection)
-    params: list = [count]
-    touch = ""
-    if message_at is not None:
-        touch = ", last_message_at = %s"
-        params.append(
-            ChatSession._meta.get_field("last_message_at").get_db_prep_value(message_at, connection)
-        )
-    if top_level:
-        touch += ", message_count = message_count + %s"
-        params.append(count)
-    params.append(session_pk)
-    guard = ""
-    if sender is not None:
-        guard = _SENDER_GUARD.format(membership=membership)
-        params += [session_pk, sender.pk]
-    params.append(session_pk)
-    sql = _SEQ_SQL.format(
-        session=connection.ops.quote_name(ChatSession._meta.db_table),
-        touch=touch,
-        guard=guard,
-        members=_MEMBERS_AGGREGATE[connection.vendor],
-        membership=membership,
-    )
-    return sql, params
+    return Allocated(seq=seq, member_ids=session_member_ids(session_id), count=count)
 
 
 def encode(frame: dict[str, Any]) -> str:
     return orjson.dumps(frame).decode()
 
 
-# Where a logged frame carries its seq.
-FRAME_SEQ_PATH = ("seq",)
-
-
 def event_log_rows(*, session_id, events: Sequence[Event], seqs) -> list[SessionEvent]:
     """The log rows of ``events`` under ``seqs``, one each in order; each row's ``frame`` is
-    the frame its event is broadcast as. A seq of None is written into the row and its frame
-    by the statement that stores them (``chat.append_statement``)."""
+    the frame its event is broadcast as."""
     rows = []
     for event, seq in zip(events, seqs, strict=True):
         frame = {"event": event.name, "data": event.data, "seq": seq}
@@ -182,24 +172,38 @@ def event_log_rows(*, session_id, events: Sequence[Event], seqs) -> list[Session
     return rows
 
 
-def logged_broadcast_on_commit(*, session_id, rows: Sequence[SessionEvent], member_ids) -> None:
-    """Broadcast logged events to the session in order once stored, queued for those of
-    ``member_ids`` with no connection then."""
-    group = group_for_session(session_id)
-    for row in rows:
-        broadcast_on_commit(group, row.frame, queue_for=member_ids)
+class Append(NamedTuple):
+    """Durable events of one session to store under the seqs ``allocated`` took for them."""
+
+    session_id: Any
+    allocated: Allocated
+    events: Sequence[Event]
+
+
+def events_append_all(appends: Sequence[Append]) -> list[list[dict[str, Any]]]:
+    """Store the events of several sessions in one INSERT, each under its seqs in order, and
+    broadcast each session's events to it in that order after commit, queued for the
+    members its ``allocated`` names that have no connection then. The frames, per append."""
+    logged = [
+        event_log_rows(
+            session_id=append.session_id, events=append.events, seqs=append.allocated.seqs
+        )
+        for append in appends
+    ]
+    SessionEvent.objects.bulk_create([row for rows in logged for row in rows])
+    for append, rows in zip(appends, logged, strict=True):
+        group = group_for_session(append.session_id)
+        for row in rows:
+            broadcast_on_commit(group, row.frame, queue_for=append.allocated.member_ids)
+    return [[row.frame for row in rows] for rows in logged]
 
 
 def events_append(
     *, session_id, allocated: Allocated, events: Sequence[Event]
 ) -> list[dict[str, Any]]:
-    """Store durable events under the ``allocated`` seqs, one each in order, in one
-    statement, and broadcast them to the session in that order after commit, queued for the
-    members it names that have no connection then."""
-    rows = event_log_rows(session_id=session_id, events=events, seqs=allocated.seqs)
-    SessionEvent.objects.bulk_create(rows)
-    logged_broadcast_on_commit(session_id=session_id, rows=rows, member_ids=allocated.member_ids)
-    return [row.frame for row in rows]
+    """``events_append_all`` for one session."""
+    (frames,) = events_append_all([Append(session_id, allocated, events)])
+    return frames
 
 
 def event_record(*, session_id, event: str, data: dict[str, Any], message_id=None) -> dict:

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from django.db import connections, router
+from django.db.models import Q
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
 from chat.models import Membership, Message
@@ -32,25 +32,6 @@ class _Said(NamedTuple):
     content: str
     metadata: dict
     author_name: str | None
-
-
-# The latest messages of a conversation, newest first, as SQL: every stream request reads
-# them before the model is asked, and building this query with the ORM (its filters, a
-# JSON path and a join) took most of a millisecond of Python, several times the query.
-_LATEST_SQL = (
-    "SELECT m.id, m.role, m.content, m.metadata, u.username"
-    " FROM {message} m LEFT JOIN {user} u ON u.id = m.author_id"
-    " WHERE m.session_id = %s AND NOT m.is_deleted AND {conversation}"
-    # Placeholders are skipped in the query so they don't take places among the 25.
-    " AND NOT (m.role = %s AND m.content = '' AND {no_tool_calls})"
-    " ORDER BY m.seq DESC LIMIT %s"
-)
-_THREAD = "(m.id = %s OR m.parent_id = %s)"
-_TOP_LEVEL = "m.parent_id IS NULL"
-_NO_TOOL_CALLS = {
-    "postgresql": "(m.metadata -> 'toolCalls' -> 0) IS NULL",
-    "sqlite": "json_extract(m.metadata, '$.toolCalls[0]') IS NULL",
-}
 
 
 def context_messages(
@@ -85,34 +66,18 @@ def context_messages(
 
 
 def _latest(*, session_id, parent_id, limit: int) -> list[_Said]:
-    connection = connections[router.db_for_read(Message)]
-    meta, quote = Message._meta, connection.ops.quote_name
-    pk, metadata = meta.pk, meta.get_field("metadata")
-    params = [pk.get_db_prep_value(session_id, connection)]
-    conversation = _TOP_LEVEL
-    if parent_id is not None:
-        conversation = _THREAD
-        params += [pk.get_db_prep_value(parent_id, connection)] * 2
-    params += [Message.Role.ASSISTANT.value, limit]
-    sql = _LATEST_SQL.format(
-        message=quote(meta.db_table),
-        user=quote(meta.get_field("author").related_model._meta.db_table),
-        conversation=conversation,
-        no_tool_calls=_NO_TOOL_CALLS[connection.vendor],
+    """The conversation's latest messages, newest first, as rows of the columns used."""
+    conversation = (
+        Q(parent__isnull=True) if parent_id is None else Q(pk=parent_id) | Q(parent_id=parent_id)
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    return [
-        _Said(
-            pk.to_python(message_id),
-            role,
-            content,
-            metadata.from_db_value(data, None, connection),
-            username,
-        )
-        for message_id, role, content, data, username in rows
-    ]
+    rows = (
+        Message.objects.filter(conversation, session_id=session_id, is_deleted=False)
+        # Placeholders are skipped in the query so they don't take places among the 25.
+        .exclude(role=Message.Role.ASSISTANT, content="", metadata__toolCalls__0__isnull=True)
+        .order_by("-seq")
+        .values_list("pk", "role", "content", "metadata", "author__username")[:limit]
+    )
+    return [_Said(*row) for row in rows]
 
 
 def _as_model_messages(said: _Said, *, named: bool) -> list[BaseMessage]:

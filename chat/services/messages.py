@@ -11,18 +11,8 @@ from django.utils import timezone
 from chatproject.errors import forbidden, validation_error
 
 from .. import event_types
-from ..append_statement import Increment, Row, append_execute, row_prepare
 from ..content import content_clean
-from ..events import (
-    FRAME_SEQ_PATH,
-    Event,
-    event_log_rows,
-    event_record,
-    events_append,
-    logged_broadcast_on_commit,
-    seq_allocate,
-    seq_statement,
-)
+from ..events import Event, event_record, events_append, seq_allocate
 from ..models import Message, MessageEdit, SessionEvent
 from ..permissions import can_manage, membership_require, sender_refusal
 from ..selectors import (
@@ -41,7 +31,8 @@ def _mark_new(message: Message) -> None:
     message.attachment_list = []
 
 
-def _existing_by_client_id(*, session_id, author, client_id) -> Message | None:
+def message_by_client_id(*, session_id, author, client_id) -> Message | None:
+    """The message ``author`` sent in the session under ``client_id``, if any."""
     if not client_id:
         return None
     found = Message.objects.filter(
@@ -88,7 +79,8 @@ def message_send(
 
     A top-level send reads nothing first: the statement that takes the seq also checks the
     membership (``seq_allocate``), and a repeat is found by the database's unique
-    constraint: repeats are rare (a client's retry), and every send would pay for a read."""
+    constraint: repeats are rare (a client's retry), and every send would pay for a read.
+    ``chat.services.message_batch`` sends many at once."""
     message = message_prepare(
         author=author,
         session_id=session_id,
@@ -96,19 +88,27 @@ def message_send(
         parent_id=parent_id,
         client_id=client_id,
     )
+    return message_store_one(message, author=author)
+
+
+def message_store_one(message: Message, *, author) -> Message:
+    """Store a prepared message of ``author`` (``message_prepare``): the message, or the
+    first one stored with its clientId; FORBIDDEN or NOT_FOUND if the author may not write
+    in its session."""
+    client_id = message.client_id
     try:
         # Inside a caller's transaction a savepoint costs two round trips; it is needed only
         # to recover from a clientId race, below.
         stored = messages_store([message], sender=author, savepoint=bool(client_id))
     except IntegrityError:
         # The clientId was used before (a retry), or two sends with it raced.
-        if existing := _existing_by_client_id(
-            session_id=session_id, author=author, client_id=client_id
+        if existing := message_by_client_id(
+            session_id=message.session_id, author=author, client_id=client_id
         ):
             return existing
         raise
     if not stored:
-        raise sender_refusal(user=author, session_id=session_id)
+        raise sender_refusal(user=author, session_id=message.session_id)
     return message
 
 
@@ -124,93 +124,55 @@ def messages_store(
     other models that belong with them, such as a stream's). Atomic by itself, or part of
     the caller's transaction if there is one; their broadcasts follow its commit.
 
-    On PostgreSQL that is one statement (``chat.append_statement``). Elsewhere it is a
-    transaction of one seq statement, one INSERT for the messages and one for their events
-    however many there are (one to count them in their thread, one per row of ``also``).
+    One transaction: the seq statement, the members read, one INSERT for the messages and
+    one for their events however many there are, one UPDATE to count replies in their
+    thread, one INSERT per model of ``also``.
 
     With ``sender``, the seq statement checks that the sender is a member: False if not, and
     nothing stored. The caller raises ``permissions.sender_refusal`` (``seq_allocate`` says
     why). With ``savepoint``, a failure (a repeated clientId) leaves the caller's
     transaction usable."""
-    for message in messages:
-        _mark_new(message)
-    connection = transaction.get_connection()
-    if connection.vendor != "postgresql":
-        with transaction.atomic(savepoint=savepoint):
-            return _store_statement_by_statement(messages, sender=sender, also=also)
-    if savepoint and connection.in_atomic_block:
-        with transaction.atomic():
-            return _store_in_one_statement(messages, sender=sender, also=also)
-    return _store_in_one_statement(messages, sender=sender, also=also)
-
-
-def _store_statement_by_statement(messages: list[Message], *, sender, also) -> bool:
-    first = messages[0]
-    allocated = seq_allocate(
-        session_id=first.session_id,
-        message_at=timezone.now(),
-        top_level=first.parent_id is None,
-        sender=sender,
-        count=len(messages),
-    )
-    if allocated is None:
-        return False
-    for message, seq in zip(messages, allocated.seqs, strict=True):
-        message.seq = seq
-    Message.objects.bulk_create(messages)
-    if first.parent_id is not None:
-        Message.objects.filter(pk=first.parent_id).update(
-            reply_count=F("reply_count") + len(messages)
-        )
-    events_append(
-        session_id=first.session_id, allocated=allocated, events=_new_message_events(messages)
-    )
-    for row in also:
-        type(row).objects.bulk_create([row])
-    return True
-
-
-# Where a ``message:new`` frame carries its seq: its own, and its message's.
-_MESSAGE_NEW_SEQ_PATHS = (FRAME_SEQ_PATH, ("data", "message", "seq"))
-
-
-def _store_in_one_statement(messages: list[Message], *, sender, also) -> bool:
     first = messages[0]
     count = len(messages)
-    seq_sql, seq_params = seq_statement(
-        session_id=first.session_id,
-        message_at=timezone.now(),
-        top_level=first.parent_id is None,
-        sender=sender,
-        count=count,
-    )
-    for message in messages:
-        # Rendered below before it is stored: with the timestamps it will be stored with.
-        row_prepare(message)
-    logged = event_log_rows(
-        session_id=first.session_id, events=_new_message_events(messages), seqs=[None] * count
-    )
-    rows = [Row(message, seq=index) for index, message in enumerate(messages)]
-    rows += [
-        Row(row, seq=index, seq_in={"frame": _MESSAGE_NEW_SEQ_PATHS})
-        for index, row in enumerate(logged)
-    ]
-    rows += [Row(row) for row in also]
-    increments = []
-    if first.parent_id is not None:
-        increments.append(Increment(Message, first.parent_id, "reply_count", count))
-    allocated = append_execute(
-        seq_sql=seq_sql, seq_params=seq_params, count=count, rows=rows, increments=increments
-    )
-    if allocated is None:
-        return False
-    logged_broadcast_on_commit(
-        session_id=first.session_id, rows=logged, member_ids=allocated.member_ids
-    )
+    with transaction.atomic(savepoint=savepoint):
+        allocated = seq_allocate(
+            session_id=first.session_id,
+            count=count,
+            top_level=count if first.parent_id is None else 0,
+            message_at=timezone.now(),
+            sender=sender,
+        )
+        if allocated is None:
+            return False
+        for message, seq in zip(messages, allocated.seqs, strict=True):
+            message.seq = seq
+        messages_insert(messages)
+        events_append(
+            session_id=first.session_id, allocated=allocated, events=new_message_events(messages)
+        )
+        by_model: dict[type[models.Model], list[models.Model]] = {}
+        for row in also:
+            by_model.setdefault(type(row), []).append(row)
+        for model, rows in by_model.items():
+            model.objects.bulk_create(rows)
     return True
 
 
-def _new_message_events(messages: list[Message]) -> list[Event]:
+def messages_insert(messages: list[Message]) -> None:
+    """Insert new messages that have their seqs, in one INSERT, and count the replies among
+    them in their threads (one UPDATE per thread)."""
+    Message.objects.bulk_create(messages)
+    replies: dict = {}
+    for message in messages:
+        _mark_new(message)
+        if message.parent_id is not None:
+            replies[message.parent_id] = replies.get(message.parent_id, 0) + 1
+    for parent_id, count in replies.items():
+        Message.objects.filter(pk=parent_id).update(reply_count=F("reply_count") + count)
+
+
+def new_message_events(messages: list[Message]) -> list[Event]:
+    """The ``message:new`` events of messages just stored."""
     return [
         Event(event_types.MESSAGE_NEW, event_types.message_new(render_message(message)), message.pk)
         for message in messages

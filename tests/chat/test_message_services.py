@@ -1,9 +1,10 @@
 """The message services: what they store, what they broadcast, and what they refuse."""
 
 import pytest
+from django.db import transaction
 
 from chat import event_types
-from chat.models import Message, MessageEdit, SessionEvent
+from chat.models import ChatSession, Message, MessageEdit, SessionEvent
 from chat.services.messages import message_delete, message_edit, message_send
 from chat.services.reactions import reaction_toggle
 from chatproject.errors import DomainError
@@ -35,6 +36,54 @@ def test_a_repeated_client_id_returns_the_first_message_and_stores_no_duplicate(
     assert again.pk == first.pk
     assert Message.objects.count() == 1
     assert SessionEvent.objects.count() == 1
+
+
+def test_the_logged_frame_carries_the_seq_the_message_was_stored_under(room, alice, bob):
+    message_send(author=alice, session_id=room.pk, content="one")
+    root = message_send(author=bob, session_id=room.pk, content="two")
+    reply = message_send(author=alice, session_id=room.pk, content="re", parent_id=root.pk)
+
+    for message in (root, reply):
+        stored = Message.objects.get(pk=message.pk)
+        frame = SessionEvent.objects.get(message=message).frame
+        assert stored.seq == message.seq == frame["seq"] == frame["data"]["message"]["seq"]
+    assert [reply.seq, root.seq] == [3, 2]
+    root.refresh_from_db()
+    assert root.reply_count == 1
+    assert ChatSession.objects.get(pk=room.pk).last_seq == 3
+
+
+def test_a_repeated_client_id_inside_a_caller_s_transaction_leaves_it_usable(room, alice):
+    with transaction.atomic():
+        first = message_send(author=alice, session_id=room.pk, content="hi", client_id="c-1")
+        again = message_send(author=alice, session_id=room.pk, content="hi", client_id="c-1")
+        # The transaction still works: a doomed one would refuse this query.
+        later = message_send(author=alice, session_id=room.pk, content="next")
+
+    assert again.pk == first.pk
+    assert list(Message.objects.order_by("seq").values_list("seq", "content")) == [
+        (1, "hi"),
+        (2, "next"),
+    ]
+    assert later.seq == 2
+
+
+def test_a_repeated_client_id_outside_a_transaction_takes_no_seq(room, alice):
+    first = message_send(author=alice, session_id=room.pk, content="hi", client_id="c-1")
+    again = message_send(author=alice, session_id=room.pk, content="hi", client_id="c-1")
+
+    assert again.pk == first.pk
+    assert ChatSession.objects.get(pk=room.pk).last_seq == 1
+    assert SessionEvent.objects.count() == 1
+
+
+def test_a_sent_message_saved_again_is_updated_not_inserted_twice(room, alice):
+    message = message_send(author=alice, session_id=room.pk, content="draft")
+    message.content = "final"
+
+    message.save(update_fields=["content"])
+
+    assert list(Message.objects.values_list("content", flat=True)) == ["final"]
 
 
 def test_a_non_member_cannot_send(room, carol):

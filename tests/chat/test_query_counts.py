@@ -8,7 +8,6 @@ from chat.models import Attachment, Membership, Reaction
 from chat.selectors import message_history
 from chat.services.messages import message_send
 from chat.services.sessions import session_create
-from tests.conftest import on_postgres
 
 pytestmark = pytest.mark.django_db
 
@@ -138,9 +137,9 @@ def test_presence_queries_do_not_grow_with_the_members(client_for, room, alice, 
     assert many == few
 
 
-def test_a_history_page_is_one_statement_on_postgresql_and_three_on_sqlite(room, alice, crowd):
-    """On PostgreSQL the page's reactions and attachments ride in its own statement
-    (``chat.message_details``); SQLite prefetches them."""
+def test_a_history_page_is_three_statements(room, alice, crowd):
+    """The page, then its reactions and its attachments, prefetched
+    (``chat.message_details``)."""
     fill(room, alice, crowd, 3)
     room.refresh_from_db()
 
@@ -148,7 +147,7 @@ def test_a_history_page_is_one_statement_on_postgresql_and_three_on_sqlite(room,
         page = message_history(session=room, limit=50)
 
     assert len(page.messages) == 3
-    assert len(captured.captured_queries) == (1 if on_postgres() else 3)
+    assert len(captured.captured_queries) == 3
 
 
 def test_history_loads_only_the_authors_id_and_username(room, alice, crowd):
@@ -160,7 +159,7 @@ def test_history_loads_only_the_authors_id_and_username(room, alice, crowd):
     assert "username" not in message.author.get_deferred_fields()
 
 
-def test_a_send_is_one_statement_on_postgresql_three_elsewhere_and_reads_nothing_after(
+def test_a_send_is_four_statements_and_reads_nothing_after(
     room, alice, django_capture_on_commit_callbacks
 ):
     with (
@@ -170,6 +169,6 @@ def test_a_send_is_one_statement_on_postgresql_three_elsewhere_and_reads_nothing
         message_send(author=alice, session_id=room.pk, content="hello")
 
     statements = [q["sql"].split()[0] for q in captured.captured_queries]
-    # The seq (with the membership check and the members), the message, its logged event.
-    assert statements == (["WITH"] if on_postgres() else ["UPDATE", "INSERT", "INSERT"])
+    # The seq (with the membership check), the members, the message, its logged event.
+    assert statements == ["UPDATE", "SELECT", "INSERT", "INSERT"]
     assert len(callbacks) == 1

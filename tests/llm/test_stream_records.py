@@ -1,7 +1,6 @@
 """What a room stream stores when it is requested: checked and its context read with nothing
-written (so the model can be asked at once), then stored in one write (one statement on
-PostgreSQL, one transaction elsewhere), so a refused request leaves nothing behind and an
-accepted one costs one commit."""
+written (so the model can be asked at once), then stored in one write (one transaction), so a
+refused request leaves nothing behind and an accepted one costs one commit."""
 
 from __future__ import annotations
 
@@ -42,15 +41,12 @@ def test_a_recorded_draft_stores_both_messages_and_the_stream_under_its_ids(room
         stream_record(plan=plan, prompt="hello")
 
     statements = [q["sql"].split()[0] for q in queries.captured_queries]
-    # Both messages' seqs (checking the membership, returning the members), both rows, both
-    # logged events, the stream's row. Nothing is read first. On PostgreSQL that is one
-    # statement in autocommit (``chat.append_statement``); elsewhere one commit.
-    if on_postgres():
-        assert statements == ["WITH"]
-    else:
-        assert [s for s in statements if s not in ("BEGIN", "COMMIT")] == [
-            "UPDATE", "INSERT", "INSERT", "INSERT",
-        ]  # fmt: skip
+    # Both messages' seqs (checking the membership), the members, both rows, both logged
+    # events, the stream's row, in one commit. Nothing is read first.
+    assert [s for s in statements if s not in ("BEGIN", "COMMIT")] == [
+        "UPDATE", "SELECT", "INSERT", "INSERT", "INSERT",
+    ]  # fmt: skip
+    if not on_postgres():
         assert statements.count("COMMIT") == 1
     stream = Stream.objects.get(pk=plan.stream_id)
     assert (stream.message_id, stream.user_message_id) == (plan.message_id, plan.user_message_id)
