@@ -19,7 +19,7 @@ DETAIL_ORDER = ("created_at", "id")
 # Every column of a message: ``only`` below defers the author's, not these. A column added to
 # ``Message`` is added here (tests/chat/test_message_details.py fails until it is).
 _MESSAGE_FIELDS = [
-    "id", "session", "seq", "author", "agent", "role", "content", "metadata", "tokens",
+    "id", "session", "seq", "author", "agent_id", "role", "content", "metadata", "tokens",
     "parent", "reply_count", "is_edited", "edited_at", "is_deleted", "deleted_at",
     "is_flagged", "client_id", "created_at", "updated_at",
 ]  # fmt: skip
