@@ -40,8 +40,7 @@ the workers carry, as the raw relay, which has no throttle, does.
 Floors (``--floors``): what the fixed stack costs before any of the platform's own work.
 ``bench/floor_asgi.py`` on one daphne worker relays each frame as it came, driven as the raw
 relay is: a stock Channels consumer through the channels-redis pub/sub layer (``channels``),
-or writing straight to the room's daphne sockets (``wire``), each without and with one
-``INSERT`` per message through Django's database layer (``+ insert``).
+without and with one ``INSERT`` per message through Django's database layer (``+ insert``).
 
 Variants: ``pubsub`` and ``core`` run the workers on a fresh PostgreSQL database and Redis
 with ``CHANNEL_LAYER=pubsub|core``; ``memory`` is the embedded default (SQLite, in-memory
@@ -128,13 +127,8 @@ class Scenario:
 
 SCENARIOS = {"a": Scenario("a", 1, 100), "b": Scenario("b", 20, 10)}
 
-# The stack's floors (``--floors``, bench/floor_asgi.py): label -> its FLOOR_WIRE, FLOOR_STORE.
-FLOORS = {
-    "channels": ("0", "0"),
-    "channels + insert": ("0", "1"),
-    "wire": ("1", "0"),
-    "wire + insert": ("1", "1"),
-}
+# The stack's floors (``--floors``, bench/floor_asgi.py): label -> its FLOOR_STORE.
+FLOORS = {"channels": "0", "channels + insert": "1"}
 
 
 @dataclass(frozen=True)
@@ -761,13 +755,12 @@ def run_floors(scenarios: list[Scenario], frame_bytes: int, args, log_dir: Path)
         )
     results = []
     try:
-        for name, (wire, store) in FLOORS.items():
+        for name, store in FLOORS.items():
             variant = Variant("floor", floor=name)
             port = free_port()
             env = dict(
                 os.environ, FLOOR_DATABASE_URL=database_url, FLOOR_REDIS_URL=args.redis_url,
-                FLOOR_PREFIX=f"chat-bench-floor-{uuid.uuid4().hex[:8]}", FLOOR_WIRE=wire,
-                FLOOR_STORE=store,
+                FLOOR_PREFIX=f"chat-bench-floor-{uuid.uuid4().hex[:8]}", FLOOR_STORE=store,
             )  # fmt: skip
             command = [
                 sys.executable, "-m", "daphne", "--bind", "127.0.0.1", "--port", str(port),
@@ -1033,8 +1026,8 @@ def section(
         "workers carry. `floor: ...` rows (`--floors`) are not the platform but the "
         "stack's floors, bench/floor_asgi.py on one daphne worker: a stock Channels consumer "
         "relaying each frame as it came through the channels-redis pub/sub layer "
-        "(`channels`) or written straight to the room's daphne sockets (`wire`), each "
-        "without and with one `INSERT` per message (`+ insert`); no authentication, "
+        "(`channels`), without and with one `INSERT` per message (`+ insert`); no "
+        "authentication, "
         "validation, throttle or event log. All clients run in one process on the same "
         "machine (loopback).",
         "",

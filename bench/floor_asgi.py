@@ -6,10 +6,8 @@ throttle, no event log): a stock ``AsyncWebsocketConsumer`` joins the room named
 and relays every frame it receives to the room as it came, the shape of the raw
 ``websockets`` relay.
 
-- ``FLOOR_WIRE=0``: through the channels-redis pub/sub layer (``group_send``) and each
-  member's consumer ``send``, as a Channels application is written.
-- ``FLOOR_WIRE=1``: one process, no channel layer; each frame is framed once and written to
-  the room's daphne sockets (``chatproject.daphne_wire``), the cheapest fan-out daphne allows.
+Every frame goes through the channels-redis pub/sub layer (``group_send``) and each member's
+consumer ``send``, as a Channels application is written.
 - ``FLOOR_STORE=1``: first one ``INSERT`` of the frame per message, through Django's
   database layer in ``database_sync_to_async`` (table ``floor_message``, made by the
   benchmark).
@@ -46,12 +44,8 @@ from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 from django.db import connection  # noqa: E402
 
-from chatproject.daphne_wire import Wire  # noqa: E402
-
 STORE = os.environ.get("FLOOR_STORE") == "1"
-WIRE = os.environ.get("FLOOR_WIRE") == "1"
 TABLE = "floor_message"
-ROOMS: dict[str, set] = {}  # FLOOR_WIRE=1: room -> its sockets' wires
 
 
 @database_sync_to_async
@@ -63,26 +57,15 @@ def store(room: str, body: str) -> None:
 class Relay(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.room = self.scope["path"].strip("/") or "room"
-        if WIRE:
-            self.wire = Wire.of(self.base_send)
-            ROOMS.setdefault(self.room, set()).add(self.wire)
-        else:
-            await self.channel_layer.group_add(self.room, self.channel_name)
+        await self.channel_layer.group_add(self.room, self.channel_name)
         await self.accept()
 
     async def disconnect(self, code) -> None:
-        if WIRE:
-            ROOMS[self.room].discard(self.wire)
-        else:
-            await self.channel_layer.group_discard(self.room, self.channel_name)
+        await self.channel_layer.group_discard(self.room, self.channel_name)
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
         if STORE:
             await store(self.room, text_data)
-        if WIRE:
-            for wire in ROOMS[self.room]:
-                wire.write([text_data])
-            return
         await self.channel_layer.group_send(self.room, {"type": "relay", "text": text_data})
 
     async def relay(self, event) -> None:
