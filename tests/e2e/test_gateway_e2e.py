@@ -250,18 +250,18 @@ async def test_a_senders_own_message_new_comes_after_the_ack_on_daphne(platform)
 
 
 BROADCAST_FROM_ANOTHER_PROCESS = """
-import asyncio, sys, uuid
+import asyncio, os, uuid
 from django.conf import settings
 from django.utils.module_loading import import_string
 from chat.events import group_for_session
 
 layer_settings = settings.CHANNEL_LAYERS["default"]
 layer = import_string(layer_settings["BACKEND"])(**layer_settings["CONFIG"])
-group = group_for_session(uuid.UUID(sys.argv[-2]))
+group = group_for_session(uuid.UUID(os.environ["BROADCAST_ROOM"]))
 
 
 async def main():
-    await layer.group_send(group, {"type": "chat.frame", "text": sys.argv[-1]})
+    await layer.group_send(group, {"type": "chat.frame", "text": os.environ["BROADCAST_TEXT"]})
     await layer.flush()
 
 asyncio.run(main())
@@ -287,9 +287,9 @@ async def test_another_process_broadcasts_to_a_room_through_a_plain_channels_red
 
         await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "manage.py", "shell", "-c", BROADCAST_FROM_ANOTHER_PROCESS,
-             room, text],
-            cwd=ROOT, env=p.env, check=True, timeout=60,
+            [sys.executable, "manage.py", "shell", "-c", BROADCAST_FROM_ANOTHER_PROCESS],
+            cwd=ROOT, env={**p.env, "BROADCAST_ROOM": room, "BROADCAST_TEXT": text},
+            check=True, timeout=60,
         )  # fmt: skip
 
         received = [await next_event(ws, "notice") for ws in sockets]
