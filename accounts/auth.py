@@ -5,12 +5,11 @@ for the web app, the Django session cookie. ``authenticate`` answers with the us
 when neither says who), the token's expiry, after which the consumer closes the connection
 unless it was refreshed, and for a bad or expired token why it was refused: the consumer
 then accepts, says ``UNAUTHORIZED`` and closes with 4401, as the contract asks.
+``accounts.middleware.WebsocketAuthMiddleware`` puts the answer in the scope.
 
-Why a function and not Channels' ``AuthMiddlewareStack``: that stack (cookie, session and
-auth middlewares) keeps, for the whole life of every connection, three suspended coroutines,
-three copies of the scope, a cookie dict, a lazy session and a lazy user (about 3 KiB of an
-idle connection, docs/benchmarks.md "Idle connections"). A token-authenticated socket needs
-none of it, and a cookie-authenticated one needs the session only once, to find its user.
+One middleware rather than Channels' ``AuthMiddlewareStack`` plus a JWT middleware: a
+token-authenticated socket needs no session at all, and a cookie-authenticated one needs its
+session only once, to find its user (Channels' ``get_user``, as Django does for a request).
 """
 
 from __future__ import annotations

@@ -19,7 +19,6 @@ import uuid
 from channels.db import database_sync_to_async
 from django.utils import timezone
 
-from chatproject import metrics
 from chatproject.errors import DomainError
 
 from . import event_types
@@ -84,9 +83,6 @@ class ChatConsumer(GatewayConsumer):
     # The sessions this socket joined. Replaced, never changed in place, so the empty one
     # is shared by every socket that joined none (most of a worker's idle sockets).
     joined: frozenset = frozenset()
-    # A join's reply carries the session's snapshot (members, missed events): the session's
-    # live frames must not overtake it.
-    frames_wait_for = frozenset({"session:join"})
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -127,29 +123,13 @@ class ChatConsumer(GatewayConsumer):
         await super().dispatch(message)
 
     async def chat_frame(self, message) -> None:
-        """Called with a frame broadcast to a group this socket is in."""
-        if not self._frame_is_for_me(message):
+        """Called with a frame broadcast to a group this socket is in: its text, encoded
+        once by the sender (``chat.events``), goes to the socket as it is."""
+        # A frame may keep away from its sender's user (a typist does not see their typing).
+        if message.get("exclude") == self.user.pk:
             return
         for text in frame_texts(message):
             await self.send(text_data=text)
-
-    def write_now(self, message) -> bool:
-        """A broadcast frame goes to the socket as ``chat_frame`` would send it, written
-        once framed for all the worker's sockets (``chatproject.daphne_wire``)."""
-        if message["type"] != FRAME_MESSAGE_TYPE:
-            return False
-        if not self._frame_is_for_me(message):
-            return True
-        texts = frame_texts(message)
-        if not self._wire.write(texts):
-            return False
-        metrics.WS_FRAMES_DIRECT.inc(len(texts))
-        return True
-
-    def _frame_is_for_me(self, message) -> bool:
-        """Whether a broadcast frame goes to this socket: all do, but those that keep
-        away from their own user (a typist does not see their own typing)."""
-        return message.get("exclude") != self.user.pk
 
     async def session_removed(self, message) -> None:
         """Called when this user was removed from a session: leave its group now, so not

@@ -1,10 +1,15 @@
 """What every WebSocket door of the platform shares (``/ws/chat/``, ``/ws/ai/``): auth at the
 handshake, the frame envelope, the route table, throttles, errors, token lifetime and bans.
 
-An idle connection is kept as small as it can be, as a worker holds thousands (docs/
-benchmarks.md, "Idle connections"): its token lifetime and presence are entries in the
-worker's timer service (``chat.timers``), not tasks of its own, and it runs one task besides
-the server's (``__call__``).
+A ``GatewayConsumer`` is a Channels ``AsyncWebsocketConsumer`` run as Channels runs it: one
+message at a time, from the socket or the channel layer. While a client frame is handled,
+a broadcast for this socket waits, so everything a request causes (the ``message:new`` of a
+``message:send``, a session's frames after a ``session:join``) reaches the client after the
+request's reply. The handshake has been checked by then: origin (``chatproject.origins``)
+and credentials (``accounts.middleware``), found in ``scope``.
+
+An idle connection keeps its token lifetime and presence as entries in the worker's timer
+service (``chat.timers``), not tasks of its own.
 
 A door subclasses ``GatewayConsumer`` with its own ``routes`` (event name -> input serializer
 and handler) and hooks (``opened``, ``closed``). Every client frame gets exactly one reply
@@ -15,32 +20,28 @@ bad frame never closes the socket; only a frame over 64 KiB does (1009).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
 import logging
 import uuid
 from datetime import UTC, datetime
 from functools import cached_property
 
 import orjson
-from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.layers import get_channel_layer
 from django.conf import settings
-from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
 
-from accounts.auth import Credentials, user_for_token
+from accounts.auth import user_for_token
+from accounts.middleware import AUTH_ERROR, TOKEN_EXP
 from accounts.serializers import render_user
 from chatproject import metrics
-from chatproject.daphne_wire import Wire
 from chatproject.errors import DomainError, outage_error, validation_error
 
 # 4503: the database or Redis can't be reached, come back in a moment.
-from chatproject.ws_outage import CLOSE_UNAVAILABLE, refuse_unavailable
+from chatproject.ws_outage import CLOSE_UNAVAILABLE
 
 from . import event_types
+from .broadcaster import bind_loop
 from .events import group_for_user
 from .extensions import Route
 from .serializers import iso
@@ -79,171 +80,60 @@ class GatewayConsumer(AsyncWebsocketConsumer):
     # Channels' consumers make a list per instance unless a class names its groups; the
     # groups a socket is in are joined by hand here.
     groups = ()
-    # Who the handshake authenticated: set by ``chatproject.entry`` before the consumer runs.
-    credentials: Credentials = Credentials(AnonymousUser())
-    # The task dispatching the channel layer's messages, while there is one, and what ended
-    # the consumer from that side, if anything.
-    _from_layer: asyncio.Task | None = None
-    _layer_failure: BaseException | None = None
-    # Daphne's socket under this connection (``chatproject.daphne_wire``), if it runs there.
-    _wire: Wire | None = None
-    # Client events during whose handling broadcast frames wait (``_layer_direct``), and
-    # whether the client frame being handled now lets them pass.
-    frames_wait_for: frozenset[str] = frozenset()
-    _frames_pass = False
+    # Until the handshake's credentials are accepted (``connect``).
+    authenticated = False
 
     # --- lifecycle -------------------------------------------------------------------------
 
-    async def __call__(self, scope, receive, send) -> None:
-        """Channels' ``AsyncConsumer.__call__``, lighter per connection: the socket's
-        messages are read in the application's own task, and the channel layer's are
-        dispatched in turn with them (one message at a time, as in Channels), where Channels
-        keeps two reader tasks and an ``asyncio.wait`` per connection. A layer that can call
-        back as messages arrive (``listen``, ``chatproject.pubsub_layer``) gets a task only
-        while it has messages to dispatch; any other is read by a task of its own.
-
-        A backend outage that ends the consumer (the channel layer can't subscribe the
-        socket's channel, a handler reaches a database that is down) is answered with an
-        ``error`` frame and close 4503, never an HTTP 500 or a silent 1011."""
-        self.scope = scope
-        self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        self.base_send = send
-        try:
-            self.channel_name = await self.channel_layer.new_channel()
-        except Exception as exc:
-            if (outage := outage_error(exc)) is None:
-                raise
-            await refuse_unavailable(send, outage, exc)
-            return
-        self._turn = asyncio.Lock()
-        self._task = asyncio.current_task()
-        pushed = hasattr(self.channel_layer, "listen")
-        if pushed:
-            # The layer calls back from its own reader task: dispatch in this one's context.
-            self._context = contextvars.copy_context()
-            self._wire = Wire.of(send)
-            direct = self._layer_direct if self._wire is not None else None
-            self.channel_layer.listen(self.channel_name, self._layer_ready, direct)
-        else:
-            self._from_layer = asyncio.create_task(self._read_layer())
-        try:
-            try:
-                while True:
-                    message = await receive()
-                    async with self._turn:
-                        await self.dispatch(message)
-            except StopConsumer:
-                pass
-            except asyncio.CancelledError:
-                if self._layer_failure is None:
-                    raise
-                if not isinstance(self._layer_failure, StopConsumer):
-                    raise self._layer_failure from None
-        except Exception as exc:
-            if (outage := outage_error(exc)) is None:
-                raise
-            # Accepted by now (``connect`` accepts first); on a socket already closed
-            # these sends are dropped.
-            logger.warning("connection ended: %s (%s: %s)", outage.message,
-                           type(exc).__name__, exc)  # fmt: skip
-            await self._send_error(None, outage)
-            await self.close(code=CLOSE_UNAVAILABLE)
-        finally:
-            if pushed:
-                # First, so that no message arriving from now on starts a task again.
-                await self.channel_layer.discard_channel(self.channel_name)
-            if self._from_layer is not None:
-                self._from_layer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._from_layer
-            # Also when ``disconnect`` never ran (the server killed a consumer slow to close,
-            # an error escaped a handler): a forgotten entry would keep its user online.
-            if (connection_id := getattr(self, "connection_id", None)) is not None:
-                connection_timers().forget(connection_id)
-
-    def _layer_ready(self) -> None:
-        """Called by a listening channel layer when a message arrived for this socket."""
-        if self._from_layer is None and self._layer_failure is None:
-            self._from_layer = asyncio.get_running_loop().create_task(
-                self._drain_layer(), context=self._context
-            )
-
-    def _layer_direct(self, message) -> bool:
-        """Offered a group message by a listening channel layer before it is queued: True
-        if ``write_now`` wrote it to the socket there and then. Never ahead of a layer
-        message waiting or being dispatched, so layer messages keep their order; nor while
-        the socket is opening or closing, or while a client frame in ``frames_wait_for``
-        is handled (a ``session:join``, whose reply the session's frames must follow).
-        While any other client frame is handled (a send waiting for the database, say) a
-        frame goes out at once rather than after that frame's reply."""
-        if self._from_layer is not None or self._layer_failure is not None:
-            return False
-        if self._turn.locked() and not self._frames_pass:
-            return False
-        return self.write_now(message)
-
-    def write_now(self, message) -> bool:
-        """Deal with a channel-layer message by writing to ``self._wire`` alone, with no
-        await, and return True; or return False to have it dispatched as usual. Consumers
-        that forward broadcast frames say how."""
-        return False
-
-    async def _drain_layer(self) -> None:
-        """Dispatch the messages waiting in a listening channel layer, then end."""
-        while (message := self.channel_layer.receive_nowait(self.channel_name)) is not None:
-            if not await self._dispatch_from_layer(message):
-                return
-        # Nothing awaited since the layer said it is empty: no message can have come in
-        # between, and the next one starts a task again.
-        self._from_layer = None
-
-    async def _read_layer(self) -> None:
-        """Dispatch the channel layer's messages as they come, for as long as the consumer
-        runs."""
-        while True:
-            message = await self.channel_layer.receive(self.channel_name)
-            if not await self._dispatch_from_layer(message):
-                return
-
-    async def _dispatch_from_layer(self, message) -> bool:
-        """Dispatch one channel-layer message; False if that ended the consumer. A handler's
-        failure ends it as in Channels: the task reading the socket is cancelled and raises
-        it."""
-        async with self._turn:
-            try:
-                await self.dispatch(message)
-            except BaseException as exc:
-                self._layer_failure = exc
-                self._task.cancel()
-                return False
-        return True
-
     async def dispatch(self, message) -> None:
-        # Opening, client frames and closing reach the database only through
-        # ``database_sync_to_async``, which closes stale connections itself: skip Channels'
-        # per-message close_old_connections hop through the shared sync thread (TRAPS,
-        # Channels 4.2). For a client frame that hop queued in that one thread ahead of the
-        # frame's own work, a second hop per ``message:send``; for opening it would also
-        # leave a context variable of asgiref's in every connection's context for its life.
+        """Channels' dispatch, one message at a time from the socket and the channel layer.
+
+        Opening, client frames and closing reach the database only through
+        ``database_sync_to_async``, which closes stale connections itself: they skip
+        Channels' per-message ``aclose_old_connections`` hop through the shared sync thread
+        (TRAPS, Channels 4.2), which for a client frame queued in that one thread ahead of
+        the frame's own work.
+
+        A channel-layer handler that meets a database or Redis outage ends the connection
+        with an ``error`` frame and close 4503, as a client frame's outage is answered."""
         handler = _SOCKET_HANDLERS.get(message["type"])
         if handler is not None:
             await getattr(self, handler)(message)
             return
-        await super().dispatch(message)
+        try:
+            await super().dispatch(message)
+        except Exception as exc:
+            if (outage := outage_error(exc)) is None:
+                raise
+            logger.warning("connection ended: %s (%s: %s)", outage.message,
+                           type(exc).__name__, exc)  # fmt: skip
+            await self._send_error(None, outage)
+            await self.close(code=CLOSE_UNAVAILABLE)
 
     async def connect(self) -> None:
-        """Called when the handshake arrives (the origin check has passed)."""
-        self.user = self.credentials.user
+        """Called when the handshake arrives, past the origin check and the auth middleware
+        (``accounts.middleware``), which put the user, the token's expiry and any reason
+        the token was refused in the scope."""
+        # Sync code this connection's handlers call (a service committing a write) hands
+        # its broadcasts to this event loop (``chat.broadcaster``).
+        bind_loop()
+        self.user = self.scope["user"]
         self.authenticated = False
         self.connection_id = uuid.uuid4().hex
         await self.accept()
-        if self.credentials.error or not getattr(self.user, "is_authenticated", False):
-            reason = self.credentials.error or "Authenticate with a token or a session."
+        auth_error = self.scope.get(AUTH_ERROR)
+        if auth_error or not self.user.is_authenticated:
+            reason = auth_error or "Authenticate with a token or a session."
             await self._send_error(None, DomainError("UNAUTHORIZED", reason))
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
         self.authenticated = True
         metrics.WS_CONNECTIONS.inc()
+        # However the consumer ends (a handler's error, the server cancelling a consumer
+        # slow to close), this connection leaves the worker's timers: a forgotten entry
+        # would keep its user online.
+        timers, connection_id = connection_timers(), self.connection_id
+        asyncio.current_task().add_done_callback(lambda _task: timers.forget(connection_id))
         try:
             # The user's group carries bans (``user.deactivated``) to every door.
             await self.channel_layer.group_add(group_for_user(self.user.pk), self.channel_name)
@@ -257,7 +147,7 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             await self._send_error(None, outage)
             await self.close(code=CLOSE_UNAVAILABLE)
             return
-        self._schedule_expiry(self.credentials.token_exp)
+        self._schedule_expiry(self.scope.get(TOKEN_EXP))
 
     async def opened(self) -> None:
         """Called once an authenticated connection is accepted: the first frame goes out."""
@@ -270,8 +160,16 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         self.authenticated = False
         metrics.WS_CONNECTIONS.dec()
         connection_timers().forget(self.connection_id)
-        await self.closed()
-        await self.channel_layer.group_discard(group_for_user(self.user.pk), self.channel_name)
+        try:
+            await self.closed()
+            await self.channel_layer.group_discard(group_for_user(self.user.pk), self.channel_name)
+        except Exception as exc:
+            if (outage := outage_error(exc)) is None:
+                raise
+            # The socket is gone: nobody to tell. Presence entries expire on their own, and
+            # a gone channel's group memberships deliver to nobody.
+            logger.warning("cleanup after a closed connection failed: %s (%s: %s)",
+                           outage.message, type(exc).__name__, exc)  # fmt: skip
 
     async def closed(self) -> None:
         """Called when an authenticated connection ends, before it leaves the user's group."""
@@ -310,7 +208,6 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             route = self.routes.get(event) or self.extra_routes.get(event)
             if route is None:
                 raise DomainError("UNKNOWN_EVENT", f"Unknown event {event!r}.")
-            self._frames_pass = event not in self.frames_wait_for
             metrics.WS_EVENTS.labels(event).inc()
             validated = route.serializer(data=data)
             if not validated.is_valid():
@@ -335,8 +232,6 @@ class GatewayConsumer(AsyncWebsocketConsumer):
                 return
             logger.exception("unhandled error in %s", self.__class__.__name__)
             await self.reply_error(event, ref, DomainError("INTERNAL", "Something went wrong."))
-        finally:
-            self._frames_pass = False
 
     def throttle_event(self, event: str) -> str:
         """The throttle rule and budget an event counts against: its own, unless a door

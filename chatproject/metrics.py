@@ -14,10 +14,6 @@ WS_CONNECTIONS = Gauge("chat_ws_connections", "WebSocket connections open on thi
 WS_EVENTS = Counter("chat_ws_events_total", "Client WebSocket events handled.", ["event"])
 WS_THROTTLED = Counter("chat_ws_throttled_total", "Client events refused by a throttle.", ["event"])
 WS_ERRORS = Counter("chat_ws_errors_total", "Error replies sent to clients.", ["code"])
-WS_FRAMES_DIRECT = Counter(
-    "chat_ws_frames_direct_total",
-    "Broadcast frames handed to daphne's sockets without going through ASGI (daphne_wire).",
-)
 STREAMS_RUNNING = Gauge("chat_llm_streams_running", "LLM streams running on this worker.")
 TOKENS_STREAMED = Counter("chat_llm_tokens_streamed_total", "LLM tokens streamed to rooms.")
 STREAM_ERRORS = Counter("chat_llm_stream_errors_total", "LLM streams ended by an error.", ["code"])

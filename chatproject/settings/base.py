@@ -100,10 +100,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer and cache ---------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "")
-# Which channels-redis layer serves REDIS_URL: "pubsub" (default) or "core" (bench/fanout.py
-# measures both). The pub/sub one with a lighter queue per channel (chatproject.pubsub_layer).
+# Which stock channels-redis layer serves REDIS_URL: "pubsub" (default) or "core" (bench/
+# fanout.py measures both). Any process with a layer of the same backend, hosts and prefix
+# can broadcast to the sockets (docs/websocket.md, "Broadcasting from another process").
 CHANNEL_LAYER_BACKENDS = {
-    "pubsub": "chatproject.pubsub_layer.MailboxPubSubChannelLayer",
+    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
     "core": "channels_redis.core.RedisChannelLayer",
 }
 CHANNEL_LAYER = env_str("CHANNEL_LAYER", "pubsub").strip().lower()

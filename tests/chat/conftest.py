@@ -1,5 +1,5 @@
-"""Fixtures for gateway tests: connect a user to ``/ws/chat/`` through the whole ASGI stack
-(route, origin check, authentication: ``chatproject.entry``) with Channels'
+"""Fixtures for gateway tests: connect a user to ``/ws/chat/`` through the whole ASGI
+application (``chatproject.asgi``: origin check, auth middleware, routes) with Channels'
 ``WebsocketCommunicator``."""
 
 from __future__ import annotations
@@ -8,12 +8,12 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from rest_framework_simplejwt.tokens import AccessToken
 
-from chatproject.routing import websocket_application
+from chatproject.asgi import application
 
 
 @pytest.fixture
 def ws_app():
-    return websocket_application()
+    return application
 
 
 @pytest.fixture

@@ -2,10 +2,14 @@
 
 import asyncio
 import json
+import subprocess
+import sys
 
 import httpx
 import pytest
 import websockets
+
+from .conftest import ROOT, start_worker, stop_worker
 
 pytestmark = pytest.mark.e2e
 
@@ -183,11 +187,6 @@ def test_rest_refuses_without_credentials_on_a_real_server(platform):
 
 def _run_in_platform(platform, code: str) -> None:
     """Run Python in a separate ``manage.py shell`` process on the platform's database."""
-    import subprocess
-    import sys
-
-    from .conftest import ROOT
-
     subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", code],
         cwd=ROOT, env=platform.env, check=True, timeout=60,
@@ -217,38 +216,129 @@ async def test_a_ban_closes_the_users_sockets_on_every_worker(two_workers):
     assert closed.value.rcvd.code == 4401
 
 
-def frames_written_direct(worker) -> float:
-    """The worker's ``chat_ws_frames_direct_total``."""
-    text = httpx.get(f"{worker.url}/metrics", timeout=10).text
-    name = "chat_ws_frames_direct_total"
-    return float(next(line for line in text.splitlines() if line.startswith(name)).split()[1])
+async def test_a_senders_own_message_new_comes_after_the_ack_on_daphne(platform):
+    # One message at a time per socket (Channels): the frames a request causes wait until
+    # its reply has gone out, on daphne with the configured layer as everywhere else.
+    p = platform
+    alice, bob = p.user("alice"), p.user("bob")
+    room = p.room(alice, bob)
+    a, b = await p.connect(alice, 0), await p.connect(bob, 0)
+    try:
+        for ws in (a, b):
+            await reply_to(ws, "session:join", {"sessionId": room})
+        while (await next_event(a, "user:joined"))["data"]["user"]["id"] != bob["id"]:
+            pass
+        for i in range(10):
+            data = {"sessionId": room, "content": f"m{i}", "clientId": f"c{i}"}
+            await a.send(json.dumps({"event": "message:send", "data": data, "ref": i}))
+        seen: list[tuple[str, str]] = []  # (event, clientId) in arrival order
+        async with asyncio.timeout(20):
+            while sum(event == "message:new" for event, _ in seen) < 10:
+                frame = json.loads(await a.recv())
+                if frame["event"] == "ack":
+                    seen.append(("ack", frame["data"]["clientId"]))
+                elif frame["event"] == "message:new":
+                    seen.append(("message:new", frame["data"]["message"]["clientId"]))
+
+        for i in range(10):
+            assert seen.index(("ack", f"c{i}")) < seen.index(("message:new", f"c{i}")), seen
+        for_bob = [(await next_event(b, "message:new"))["data"]["message"] for _ in range(10)]
+        assert [message["content"] for message in for_bob] == [f"m{i}" for i in range(10)]
+    finally:
+        await a.close()
+        await b.close()
 
 
-async def test_broadcast_frames_reach_daphne_sockets_without_asgi_and_intact(two_workers):
-    # Under daphne with the pub/sub layer (the shared configuration), a frame broadcast to
-    # a room is written to each idle member's socket at once (chatproject.daphne_wire).
+BROADCAST_FROM_ANOTHER_PROCESS = """
+import asyncio, os, uuid
+from django.conf import settings
+from django.utils.module_loading import import_string
+from chat.events import group_for_session
+
+layer_settings = settings.CHANNEL_LAYERS["default"]
+layer = import_string(layer_settings["BACKEND"])(**layer_settings["CONFIG"])
+group = group_for_session(uuid.UUID(os.environ["BROADCAST_ROOM"]))
+
+
+async def main():
+    await layer.group_send(group, {"type": "chat.frame", "text": os.environ["BROADCAST_TEXT"]})
+    await layer.flush()
+
+asyncio.run(main())
+"""
+
+
+async def test_another_process_broadcasts_to_a_room_through_a_plain_channels_redis_layer(
+    two_workers,
+):
+    # docs/websocket.md, "Broadcasting from another process": a stock channels-redis layer
+    # with the platform's backend, hosts and prefix, and a chat.frame message to the room.
     p = two_workers
     alice, bob, carol = p.user("alice"), p.user("bob"), p.user("carol")
     room = p.room(alice, bob, carol)
-    a, b, c = await p.connect(alice, 0), await p.connect(bob, 0), await p.connect(carol, 1)
+    sockets = [await p.connect(alice, 0), await p.connect(bob, 0), await p.connect(carol, 1)]
     try:
-        for ws in (a, b, c):
+        for ws in sockets:
             await reply_to(ws, "session:join", {"sessionId": room})
-        for ws in (a, b):  # carol's join reaches worker 0 through Redis: let it land first
+        for ws in sockets[:2]:  # carol's join reaches worker 0 through Redis: let it land
             while (await next_event(ws, "user:joined"))["data"]["user"]["id"] != carol["id"]:
                 pass
-        before = [frames_written_direct(p.worker(i)) for i in (0, 1)]
-        content = "é" * 200 + " long enough for a two-byte length"
+        text = json.dumps({"event": "notice", "data": {"sessionId": room, "note": "from a job"}})
 
-        ack = await reply_to(a, "message:send", {"sessionId": room, "content": content})
-        seen = [await next_event(ws, "message:new") for ws in (b, c)]
+        await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "manage.py", "shell", "-c", BROADCAST_FROM_ANOTHER_PROCESS],
+            cwd=ROOT, env={**p.env, "BROADCAST_ROOM": room, "BROADCAST_TEXT": text},
+            check=True, timeout=60,
+        )  # fmt: skip
 
-        assert [frame["data"]["message"]["id"] for frame in seen] == [ack["data"]["id"]] * 2
-        assert [frame["data"]["message"]["content"] for frame in seen] == [content] * 2
-        after = [frames_written_direct(p.worker(i)) for i in (0, 1)]
-        # Worker 0: alice's and bob's copies (alice's while her send is still being
-        # handled); worker 1: carol's, which came through Redis.
-        assert (after[0] - before[0], after[1] - before[1]) == (2, 1)
+        received = [await next_event(ws, "notice") for ws in sockets]
+        assert received == [json.loads(text)] * 3
     finally:
-        for ws in (a, b, c):
+        for ws in sockets:
             await ws.close()
+
+
+async def test_another_port_of_an_allowed_host_is_refused_and_the_sites_own_origin_is_not(
+    platform,
+):
+    p = platform
+    alice = p.user("alice")
+    url = f"{p.worker(0).ws_url}?token={alice['access']}"
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await websockets.connect(url, origin="http://127.0.0.1:9999")
+    assert refused.value.response.status_code == 403
+
+    ws = await websockets.connect(url, origin=p.worker(0).url)
+    try:
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))["event"] == "connection:success"
+    finally:
+        await ws.close()
+
+
+@pytest.mark.parametrize(
+    "down",
+    [
+        # A database file that can't be opened fails at once (PostgreSQL's pool would wait
+        # for a connection longer than daphne lets a handshake take).
+        {"DATABASE_URL": "sqlite:////nonexistent-chat-e2e/db.sqlite3"},
+        {"REDIS_URL": "redis://127.0.0.1:1/0", "CHANNEL_LAYER": "pubsub"},
+    ],
+    ids=["database", "redis"],
+)
+async def test_a_backend_down_at_the_handshake_is_an_error_and_4503_not_a_500(platform, down):
+    p = platform
+    alice = p.user("alice")
+    worker = start_worker({**p.env, **down})
+    try:
+        async with websockets.connect(
+            worker.ws_url + f"?token={alice['access']}", open_timeout=20
+        ) as ws:
+            error = json.loads(await asyncio.wait_for(ws.recv(), 20))
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 20)
+        assert error["event"] == "error" and error["data"]["code"] == "INTERNAL"
+        assert error["data"]["retryAfter"] == 1
+        assert closed.value.rcvd.code == 4503
+    finally:
+        stop_worker(worker)

@@ -23,7 +23,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 from chat.services.messages import message_send
 from chat.services.sessions import session_create
 from chat.state import get_state
-from chatproject.routing import websocket_application
+from chatproject.asgi import application
 
 from .strategies import ws_frames
 
@@ -62,7 +62,7 @@ class Socket:
 
     def __init__(self, token: str) -> None:
         self.loop = asyncio.new_event_loop()
-        self.app = websocket_application()
+        self.app = application
         self.path = f"/ws/chat/?token={token}"
         self.communicator = WebsocketCommunicator(self.app, self.path)
         connected, _ = self.run(self.communicator.connect(timeout=10))

@@ -1,5 +1,6 @@
-"""The WebSocket handshake (``chatproject.entry``, ``accounts.auth``): who may connect, with
-which credentials, and what everyone else gets, through the real ASGI application."""
+"""The WebSocket auth middleware (``accounts.middleware``): what it puts in the scope for
+each kind of credential, and what a client sees through the whole ASGI application
+(``chatproject.asgi``): who may connect, and what everyone else gets."""
 
 from __future__ import annotations
 
@@ -8,17 +9,41 @@ from datetime import timedelta
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import AnonymousUser
 from django.test import Client
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
-from chatproject.routing import websocket_application
+from accounts.middleware import WebsocketAuthMiddleware
+from chatproject.asgi import application
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
+class ScopeRecorder:
+    """An ASGI application that accepts, keeps the scope it was given, and closes."""
+
+    def __init__(self) -> None:
+        self.scope = None
+
+    async def __call__(self, scope, receive, send):
+        self.scope = scope
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close", "code": 1000})
+
+
+async def scope_for(path: str = "/ws/chat/", headers=()) -> dict:
+    """The scope the middleware hands to the application behind it."""
+    recorder = ScopeRecorder()
+    ws = WebsocketCommunicator(WebsocketAuthMiddleware(recorder), path, headers=list(headers))
+    await ws.connect(timeout=5)
+    await ws.disconnect()
+    return recorder.scope
+
+
 async def handshake(path: str = "/ws/chat/", headers=()):
     """(accepted, first frame or None, close code or None), closing the socket after."""
-    ws = WebsocketCommunicator(websocket_application(), path, headers=list(headers))
+    ws = WebsocketCommunicator(application, path, headers=list(headers))
     accepted, _ = await ws.connect(timeout=5)
     first, close = None, None
     if accepted:
@@ -31,6 +56,10 @@ async def handshake(path: str = "/ws/chat/", headers=()):
 
 def token_path(token) -> str:
     return f"/ws/chat/?token={token}"
+
+
+def bearer(token) -> tuple[bytes, bytes]:
+    return (b"authorization", f"Bearer {token}".encode())
 
 
 @database_sync_to_async
@@ -46,11 +75,58 @@ def deactivate(user) -> None:
     user.save(update_fields=["is_active"])
 
 
+def expired_token(user) -> AccessToken:
+    token = AccessToken.for_user(user)
+    token.set_exp(lifetime=timedelta(seconds=-1))
+    return token
+
+
 def assert_unauthorized(outcome) -> None:
     accepted, first, close = outcome
     assert accepted, "a refused credential is told so over an accepted socket"
     assert first["event"] == "error" and first["data"]["code"] == "UNAUTHORIZED", first
     assert close == 4401
+
+
+# -- the scope -------------------------------------------------------------------------------
+
+
+async def test_a_query_token_sets_the_user_and_its_expiry(alice):
+    token = AccessToken.for_user(alice)
+    scope = await scope_for(token_path(token))
+    assert scope["user"] == alice
+    assert scope["token_exp"] == token["exp"] and scope["auth_error"] is None
+
+
+async def test_an_authorization_header_sets_the_user(alice):
+    token = AccessToken.for_user(alice)
+    scope = await scope_for(headers=[bearer(token)])
+    assert scope["user"] == alice and scope["token_exp"] == token["exp"]
+
+
+async def test_a_session_cookie_sets_the_user_with_no_expiry(alice):
+    scope = await scope_for(headers=[await session_cookie(alice)])
+    assert scope["user"] == alice
+    assert scope["token_exp"] is None and scope["auth_error"] is None
+
+
+async def test_no_credentials_is_an_anonymous_user_with_no_error():
+    scope = await scope_for()
+    assert isinstance(scope["user"], AnonymousUser) and scope["auth_error"] is None
+
+
+async def test_a_bad_token_is_an_anonymous_user_and_says_why():
+    scope = await scope_for(token_path("not-a-jwt"))
+    assert isinstance(scope["user"], AnonymousUser) and scope["auth_error"]
+
+
+async def test_an_expired_token_is_an_anonymous_user_and_says_why(alice):
+    scope = await scope_for(headers=[bearer(expired_token(alice))])
+    assert isinstance(scope["user"], AnonymousUser)
+    assert "expired" in scope["auth_error"].lower()
+
+
+# -- through the whole application -------------------------------------------------------------
 
 
 async def test_a_query_token_authenticates(alice):
@@ -59,8 +135,7 @@ async def test_a_query_token_authenticates(alice):
 
 
 async def test_an_authorization_header_authenticates(alice):
-    bearer = (b"authorization", f"Bearer {AccessToken.for_user(alice)}".encode())
-    _, first, _ = await handshake(headers=[bearer])
+    _, first, _ = await handshake(headers=[bearer(AccessToken.for_user(alice))])
     assert first["event"] == "connection:success" and first["data"]["userId"] == alice.pk
 
 
@@ -76,9 +151,7 @@ async def test_a_token_wins_over_a_session_cookie(alice, bob):
 
 
 async def test_an_expired_token_is_unauthorized(alice):
-    token = AccessToken.for_user(alice)
-    token.set_exp(lifetime=timedelta(seconds=-1))
-    assert_unauthorized(await handshake(token_path(token)))
+    assert_unauthorized(await handshake(token_path(expired_token(alice))))
 
 
 async def test_a_bad_token_is_unauthorized_even_with_a_valid_session(alice):
@@ -106,15 +179,8 @@ async def test_an_unknown_session_is_unauthorized():
     assert_unauthorized(await handshake(headers=[(b"cookie", b"sessionid=nosuchsession")]))
 
 
-async def test_no_origin_is_a_non_browser_client_and_may_connect(alice):
-    _, first, _ = await handshake(token_path(AccessToken.for_user(alice)))
-    assert first["event"] == "connection:success"
-
-
-async def test_a_foreign_origin_is_refused_before_credentials_are_looked_at(alice):
-    headers = [(b"origin", b"https://evil.example"), await session_cookie(alice)]
-    accepted, _, _ = await handshake(token_path(AccessToken.for_user(alice)), headers)
-    assert not accepted
+async def test_no_credentials_is_unauthorized():
+    assert_unauthorized(await handshake())
 
 
 async def test_an_unknown_path_is_refused(alice):
@@ -141,10 +207,17 @@ def assert_unavailable(outcome) -> None:
 
 
 async def test_a_channel_layer_unreachable_at_the_handshake_gets_4503(settings, alice):
+    # The pub/sub layer subscribes the consumer's channel before any consumer hook runs.
     settings.CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "chatproject.pubsub_layer.MailboxPubSubChannelLayer",
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {"hosts": [{"address": UNREACHABLE_REDIS}]},
         }
     }
     assert_unavailable(await handshake(token_path(AccessToken.for_user(alice))))
+
+
+async def test_a_database_unreachable_at_the_handshake_gets_4503(settings):
+    # The session store is the database here, and it is down (``down_session_store``).
+    settings.SESSION_ENGINE = "tests.accounts.down_session_store"
+    assert_unavailable(await handshake(headers=[(b"cookie", b"sessionid=anysession")]))

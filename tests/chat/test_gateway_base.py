@@ -1,19 +1,23 @@
-"""The gateway's own consumer loop (``GatewayConsumer.__call__``): one message at a time
-from the socket and the channel layer, as in Channels, and a handler's failure ends the
-consumer as it does in Channels, leaving nothing behind in the worker's timers."""
+"""The gateway's consumer as Channels runs it (``chat.gateway_base``): one message at a time
+from the socket and the channel layer, so what a request causes reaches its sender after
+the request's reply; a handler's failure ends the consumer as in Channels, leaving nothing
+behind in the worker's timers."""
 
 import asyncio
 
 import orjson
 import pytest
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
-from django.conf import settings
 from rest_framework_simplejwt.tokens import AccessToken
 
 from chat import consumer as consumer_module
 from chat.events import FRAME_MESSAGE_TYPE, group_for_user
+from chat.services.sessions import session_create
 from chat.timers import connection_timers
+
+from .conftest import request
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -41,6 +45,34 @@ async def test_socket_and_layer_messages_are_dispatched_one_at_a_time(
     assert second["event"] == "broadcast"
 
 
+async def test_a_senders_own_message_new_comes_after_the_ack(ws_connect, alice, bob):
+    room = await database_sync_to_async(session_create)(
+        creator=alice, title="general", member_ids=[bob.pk]
+    )
+    a, b = await ws_connect(alice), await ws_connect(bob)
+    for ws in (a, b):
+        await request(ws, "session:join", {"sessionId": str(room.pk)})
+    await asyncio.sleep(0.2)
+    while not await a.receive_nothing(timeout=0.2):  # bob's user:joined, presence
+        await a.receive_json_from(timeout=1)
+
+    for i in range(5):
+        await a.send_json_to(
+            {"event": "message:send", "data": {"sessionId": str(room.pk), "content": f"m{i}"},
+             "ref": i}
+        )  # fmt: skip
+    frames = [await a.receive_json_from(timeout=5) for _ in range(10)]
+
+    for i in range(5):
+        ack = next(n for n, f in enumerate(frames) if f["event"] == "ack" and f["ref"] == i)
+        message_id = frames[ack]["data"]["id"]
+        new = next(
+            n for n, f in enumerate(frames)
+            if f["event"] == "message:new" and f["data"]["message"]["id"] == message_id
+        )  # fmt: skip
+        assert ack < new, [f["event"] for f in frames]
+
+
 async def test_a_failing_layer_handler_ends_the_consumer_as_in_channels(ws_app, alice):
     ws = WebsocketCommunicator(ws_app, f"/ws/chat/?token={AccessToken.for_user(alice)}")
     assert (await ws.connect(timeout=5))[0]
@@ -55,30 +87,18 @@ async def test_a_failing_layer_handler_ends_the_consumer_as_in_channels(ws_app, 
     assert connection_id not in connection_timers()
 
 
-@pytest.mark.skipif(not settings.REDIS_URL, reason="the pub/sub layer calls back (needs Redis)")
-async def test_an_idle_socket_keeps_no_task_for_the_layer_and_leaves_no_channel(ws_connect, alice):
-    layer = get_channel_layer()
-    await ws_connect(alice)  # the worker's own tasks (timers, the layer's reader) start
-    channels_before = set(layer._get_layer().channels)
-    tasks_before = len(asyncio.all_tasks())
-    ws = await ws_connect(alice)
-    # The application task only: nothing waits on the layer while no message comes.
-    assert len(asyncio.all_tasks()) == tasks_before + 1
-    frame = orjson.dumps({"event": "broadcast", "data": {}}).decode()
-    await layer.group_send(group_for_user(alice.pk), {"type": FRAME_MESSAGE_TYPE, "text": frame})
-    assert (await ws.receive_json_from(timeout=5))["event"] == "broadcast"
-    await ws.disconnect()
-    assert set(layer._get_layer().channels) == channels_before
-
-
-async def test_socket_events_skip_channels_per_message_hop_through_the_database_thread(
-    ws_connect, alice, room, monkeypatch
+async def test_socket_events_and_frames_skip_channels_per_message_hop_through_the_database_thread(
+    ws_connect, alice, bob, monkeypatch
 ):
     # Channels' dispatch awaits close_old_connections (a call in the one shared database
     # thread) before each handler; frames, opening and closing reach the database only
-    # through database_sync_to_async, which does that itself.
+    # through database_sync_to_async, which does that itself, and forwarding a broadcast
+    # frame reaches no database at all.
     import channels.consumer
 
+    room = await database_sync_to_async(session_create)(
+        creator=alice, title="general", member_ids=[bob.pk]
+    )
     hops = []
     original = channels.consumer.aclose_old_connections
 
@@ -88,12 +108,13 @@ async def test_socket_events_skip_channels_per_message_hop_through_the_database_
 
     monkeypatch.setattr(channels.consumer, "aclose_old_connections", counted)
     ws = await ws_connect(alice)
+    await request(ws, "session:join", {"sessionId": str(room.pk)}, ref="j")
     await ws.send_json_to({"event": "ping", "data": {}, "ref": "p"})
     await ws.send_json_to(
         {"event": "message:send", "data": {"sessionId": str(room.pk), "content": "hi"}, "ref": "s"}
     )
-    replies = [await ws.receive_json_from(timeout=5) for _ in range(2)]
+    replies = [await ws.receive_json_from(timeout=5) for _ in range(3)]
     await ws.disconnect()
 
-    assert [(r["event"], r["ref"]) for r in replies] == [("ack", "p"), ("ack", "s")]
+    assert [r["event"] for r in replies] == ["ack", "ack", "message:new"]
     assert hops == []
