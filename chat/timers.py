@@ -55,9 +55,9 @@ class ConnectionTimers:
             self._users[user_id] += 1
         self._presence[connection_id] = user_id
         if self._heartbeat is None:
-            self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
+            self._heartbeat = asyncio.get_running_loop().create_task(self.beat())
 
-    async def _beat(self) -> None:
+    async def beat(self) -> None:
         try:
             while self._presence:
                 await asyncio.sleep(PRESENCE_HEARTBEAT)

@@ -97,51 +97,51 @@ class OllamaEmulator:
     while uvicorn serves it from another."""
 
     def __init__(self, script: Script | None = None) -> None:
-        self._cond = threading.Condition()
+        self.cond = threading.Condition()
         # Copies, because a Script's fields can be mutated in place and reset() must still
         # return to the starting point.
         self._initial = copy.deepcopy(script or Script())
         self._script = copy.deepcopy(self._initial)
         self._log: list[dict[str, Any]] = []
         self._ids = itertools.count(1)
-        self._closing = threading.Event()
+        self.closing = threading.Event()
         # Bumped by reset(): responses begun before it no longer write to the log, so a
         # stream left over from one test cannot add a "disconnect" to the next test's log.
         self._epoch = 0
-        self._active = 0
+        self.active_requests = 0
 
     # -- state shared with tests -------------------------------------------------------
 
     @property
     def script(self) -> Script:
-        with self._cond:
+        with self.cond:
             return self._script
 
     @script.setter
     def script(self, script: Script) -> None:
-        with self._cond:
+        with self.cond:
             self._script = script
 
     def configure(self, **changes: Any) -> Script:
         """Merge ``changes`` into the script; unknown or invalid fields raise ValueError."""
-        with self._cond:
+        with self.cond:
             self._script = self._script.updated(**changes)
             return self._script
 
     def reset(self) -> None:
         """The script it started with, an empty log: a fresh server for the next test."""
-        with self._cond:
+        with self.cond:
             self._script = copy.deepcopy(self._initial)
             self._log.clear()
             self._epoch += 1
 
     @property
     def log(self) -> list[dict[str, Any]]:
-        with self._cond:
+        with self.cond:
             return [dict(entry) for entry in self._log]
 
     def clear_log(self) -> None:
-        with self._cond:
+        with self.cond:
             self._log.clear()
 
     def events(self, event: str | None = None, **match: Any) -> list[dict[str, Any]]:
@@ -157,7 +157,7 @@ class OllamaEmulator:
         """Block until a matching log entry exists and return it (TimeoutError if none).
         For synchronous code only: it blocks the calling thread."""
         deadline = time.monotonic() + within
-        with self._cond:
+        with self.cond:
             while True:
                 for entry in self._log:
                     if entry["event"] == event and all(
@@ -167,7 +167,7 @@ class OllamaEmulator:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TimeoutError(f"no {event!r} entry matching {match} in {within} s")
-                self._cond.wait(remaining)
+                self.cond.wait(remaining)
 
     async def await_event(self, event: str, within: float = 5.0, **match: Any) -> dict[str, Any]:
         """``wait_for`` for async code: polls without blocking the caller's event loop, which
@@ -184,22 +184,22 @@ class OllamaEmulator:
     @property
     def active(self) -> int:
         """Chat/generate responses still being made (a stalled one counts until it ends)."""
-        with self._cond:
-            return self._active
+        with self.cond:
+            return self.active_requests
 
     def close(self) -> None:
         """Make stalled and delayed responses give up, so the server can shut down."""
-        self._closing.set()
+        self.closing.set()
 
-    def _record(self, event: str, epoch: int | None = None, **fields: Any) -> dict[str, Any]:
+    def record(self, event: str, epoch: int | None = None, **fields: Any) -> dict[str, Any]:
         entry = {"event": event, "at": time.time(), **fields}
-        with self._cond:
+        with self.cond:
             if epoch is not None and epoch != self._epoch:
                 return entry
             self._log.append(entry)
             # A demo server may run for days: keep the recent past only.
             del self._log[:-LOG_LIMIT]
-            self._cond.notify_all()
+            self.cond.notify_all()
         return entry
 
     # -- ASGI ----------------------------------------------------------------------------
@@ -216,10 +216,10 @@ class OllamaEmulator:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                self._closing.clear()
+                self.closing.clear()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                self._closing.set()
+                self.closing.set()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -355,7 +355,7 @@ class OllamaEmulator:
         send: Send,
         path: str,
     ) -> None:
-        with self._cond:  # one snapshot per request: later changes don't leak into it
+        with self.cond:  # one snapshot per request: later changes don't leak into it
             script, epoch = self._script, self._epoch
         request_id = next(self._ids)
         model = body.get("model")
@@ -363,7 +363,7 @@ class OllamaEmulator:
         if not isinstance(options, dict):
             options = {}  # Ollama would reject it; the emulator just ignores it (and logs it)
         stream = body.get("stream") is not False  # Ollama streams unless told not to
-        self._record(
+        self.record(
             "request",
             id=request_id,
             path=path,
@@ -378,16 +378,16 @@ class OllamaEmulator:
         )
         if not model:
             await _send_json(send, 400, {"error": "model is required"})
-            self._record("failure", id=request_id, mode="bad_request", status=400)
+            self.record("failure", id=request_id, mode="bad_request", status=400)
             return
         if not self._knows(model, script):
             error = f'model "{model}" not found, try pulling it first'
             await _send_json(send, 404, {"error": error})
-            self._record("failure", id=request_id, mode="not_found", status=404)
+            self.record("failure", id=request_id, mode="not_found", status=404)
             return
         if script.failure == "http_503":
             await _send_json(send, 503, {"error": script.error or DEFAULT_503_ERROR})
-            self._record("failure", id=request_id, mode="http_503", status=503)
+            self.record("failure", id=request_id, mode="http_503", status=503)
             return
 
         tool_calls = []
@@ -466,8 +466,8 @@ class _Run:
 
     async def execute(self, tokens, tool_calls, done_reason, stream) -> None:
         watcher = asyncio.create_task(self._watch_disconnect())
-        with self.emulator._cond:
-            self.emulator._active += 1
+        with self.emulator.cond:
+            self.emulator.active_requests += 1
         try:
             if stream:
                 await self._stream(tokens, tool_calls, done_reason)
@@ -475,13 +475,13 @@ class _Run:
                 await self._whole(tokens, tool_calls, done_reason)
         except _ClientGone:
             if self.disconnected.is_set():
-                self._record("disconnect", id=self.request_id, tokens_sent=self.sent)
+                self.record("disconnect", id=self.request_id, tokens_sent=self.sent)
             else:
                 # The server is shutting down: leave the response unfinished (connection cut).
-                self._record("failure", id=self.request_id, mode="shutdown", tokens_sent=self.sent)
+                self.record("failure", id=self.request_id, mode="shutdown", tokens_sent=self.sent)
         finally:
-            with self.emulator._cond:
-                self.emulator._active -= 1
+            with self.emulator.cond:
+                self.emulator.active_requests -= 1
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
@@ -498,7 +498,7 @@ class _Run:
         """Sleep ``ms`` (at least yield once), raising _ClientGone the moment the client leaves."""
         deadline = time.monotonic() + ms / 1000
         while True:
-            if self.disconnected.is_set() or self.emulator._closing.is_set():
+            if self.disconnected.is_set() or self.emulator.closing.is_set():
                 raise _ClientGone
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -596,12 +596,12 @@ class _Run:
             await self.send({"type": "http.response.body", "body": b"", "more_body": False})
         elif mode == "stall":
             await self.send({"type": "http.response.body", "body": b"", "more_body": True})
-            self._record("failure", id=self.request_id, mode=mode, tokens_sent=self.sent)
+            self.record("failure", id=self.request_id, mode=mode, tokens_sent=self.sent)
             while True:  # until the client hangs up (or the server closes): _ClientGone
                 await self._pause(_STALL_POLL_S * 1000)
         # "cut" sends nothing more: returning with the response unfinished makes the server
         # drop the connection, which the client sees as an incomplete chunked body.
-        self._record("failure", id=self.request_id, mode=mode, tokens_sent=self.sent)
+        self.record("failure", id=self.request_id, mode=mode, tokens_sent=self.sent)
 
     async def _whole(self, tokens, tool_calls, done_reason) -> None:
         failing = self.script.failure
@@ -621,13 +621,13 @@ class _Run:
             partial = _dumps(self._frame(self.text))[:-10]
             await self.send({"type": "http.response.body", "body": partial, "more_body": True})
         elif failing == "stall":
-            self._record("failure", id=self.request_id, mode=failing, tokens_sent=self.sent)
+            self.record("failure", id=self.request_id, mode=failing, tokens_sent=self.sent)
             while True:
                 await self._pause(_STALL_POLL_S * 1000)
         elif failing == "no_done":
             await _send_json(self.send, 200, self._frame(self.text))
         if failing in ("error_line", "cut", "no_done"):
-            self._record("failure", id=self.request_id, mode=failing, tokens_sent=self.sent)
+            self.record("failure", id=self.request_id, mode=failing, tokens_sent=self.sent)
             return
         if tool_calls:
             await self._pause(self.script.first_delay_ms)
@@ -640,11 +640,11 @@ class _Run:
         )
         self._complete(done_reason, tool_calls)
 
-    def _record(self, event: str, **fields: Any) -> None:
-        self.emulator._record(event, epoch=self.epoch, **fields)
+    def record(self, event: str, **fields: Any) -> None:
+        self.emulator.record(event, epoch=self.epoch, **fields)
 
     def _complete(self, done_reason: str, tool_calls) -> None:
-        self._record(
+        self.record(
             "complete",
             id=self.request_id,
             tokens_sent=self.sent,

@@ -51,7 +51,7 @@ async def test_presence_is_refreshed_by_the_shared_timer(ws_connect, alice, bob,
     await asyncio.sleep(2)  # twice the entries' lifetime
 
     assert await _online(alice.pk) and await _online(bob.pk)
-    assert _tasks_running(ConnectionTimers._beat) == 1  # one heartbeat for all three
+    assert _tasks_running(ConnectionTimers.beat) == 1  # one heartbeat for all three
     for ws in sockets:
         assert await ws.receive_nothing(timeout=0.1)
 
