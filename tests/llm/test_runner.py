@@ -112,30 +112,6 @@ async def test_the_event_loop_stays_free_while_the_caller_works_on_a_chunk(ollam
     assert len(gaps) > 100 and max(gaps) < 0.02, f"the loop was held for {max(gaps):.3f} s"
 
 
-async def test_a_chunk_not_taken_yet_stops_the_reading_until_it_is(ollama_emulator):
-    # A room stream takes the start, then stores its request before it asks for chunks: a
-    # fast answer must not be parsed on the loop meanwhile (it would slow the store).
-    ollama_emulator.configure(num_tokens=2000)
-    events = run_stream(model_for(ollama_emulator, max_tokens=4096), [HumanMessage("go")])
-
-    async with asyncio.timeout(WITHIN_S), contextlib.aclosing(events):
-        assert isinstance(await anext(events), StreamStart)
-        await asyncio.sleep(0.05)
-        # The emulator serves from a thread of its own: this thread's CPU is the reading.
-        cpu_before = time.thread_time()
-        await asyncio.sleep(0.3)
-        cpu_waiting = time.thread_time() - cpu_before
-        first = await anext(events)
-        rest = [event async for event in events]
-        cpu_reading = time.thread_time() - cpu_before - cpu_waiting
-
-    assert isinstance(first, StreamChunk) and first.tokens == 1
-    assert isinstance(rest[-1], StreamComplete) and rest[-1].tokens == 2000
-    # Nothing more was read while the first chunk waited: reading the answer took this
-    # thread's CPU once the chunk was taken, next to none before.
-    assert cpu_waiting < cpu_reading / 10, (cpu_waiting, cpu_reading)
-
-
 async def test_what_is_read_while_the_caller_is_busy_goes_out_in_few_chunks(ollama_emulator):
     # A caller slower than STREAM_DELAY (a loaded worker) gets the text that arrived
     # meanwhile coalesced, not one chunk per token.
