@@ -20,12 +20,11 @@ from chat.state import get_state
 from llm import event_types, sse_events
 from llm.models import Stream
 from llm.services import stream_follow
-from llm.services.room_stream import running
 from llm.services.stream_follow import StreamFollower
 from llm.services.streams import stream_request, stream_stop
 
 from .sse import asgi_client, bearer, parse_sse
-from .streams import WITHIN_S, streams_finished
+from .streams import WITHIN_S, streams_finished, streams_stopped
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -42,9 +41,7 @@ async def room(alice, bob):
 @pytest.fixture(autouse=True)
 async def no_stream_left_running():
     yield
-    for stream in list(running.values()):
-        stream.request_stop(None)
-    await streams_finished()
+    await streams_stopped()
 
 
 @pytest.fixture(autouse=True)
