@@ -18,9 +18,15 @@ WS_FRAMES_DIRECT = Counter(
     "chat_ws_frames_direct_total",
     "Broadcast frames handed to daphne's sockets without going through ASGI (daphne_wire).",
 )
-STREAMS_RUNNING = Gauge("chat_llm_streams_running", "LLM streams running on this worker.")
-TOKENS_STREAMED = Counter("chat_llm_tokens_streamed_total", "LLM tokens streamed to rooms.")
-STREAM_ERRORS = Counter("chat_llm_stream_errors_total", "LLM streams ended by an error.", ["code"])
+# Kept by the stream runner (``llm.runner``), so every LLM door counts: rooms, /ws/ai/, SSE and
+# /api/llm/query.
+STREAMS_RUNNING = Gauge("chat_llm_streams_running", "LLM answers being written on this worker.")
+TOKENS_STREAMED = Counter(
+    "chat_llm_tokens_streamed_total", "Tokens of LLM answers, as Ollama counts them."
+)
+STREAM_ERRORS = Counter(
+    "chat_llm_stream_errors_total", "LLM answers ended by an error, by contract code.", ["code"]
+)
 
 
 def metrics_view(request) -> HttpResponse:

@@ -11,6 +11,7 @@ import time
 
 import pytest
 from langchain_core.messages import HumanMessage
+from prometheus_client import REGISTRY
 
 from llm import stream_errors
 from llm.provider import ModelConfig, chat_model, model_config
@@ -390,3 +391,47 @@ async def test_stop_before_the_first_token_closes_the_ollama_request(ollama_emul
     assert isinstance(end, StreamStopped) and (end.content, end.latency_ms) == ("", None)
     gone = await ollama_emulator.await_event("disconnect", within=DISCONNECT_WITHIN_S)
     assert gone["tokens_sent"] == 0
+
+
+# -- the worker's metrics ----------------------------------------------------------------------
+
+
+def sample(name: str, **labels) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_an_answer_counts_as_running_until_it_ends(ollama_emulator):
+    ollama_emulator.configure(tokens=["a", "b"])
+    before = sample("chat_llm_streams_running")
+    events = run_stream(model_for(ollama_emulator), [HumanMessage("go")])
+
+    async with asyncio.timeout(WITHIN_S), contextlib.aclosing(events):
+        assert isinstance(await anext(events), StreamStart)
+        running = sample("chat_llm_streams_running")
+        rest = [event async for event in events]
+
+    assert isinstance(rest[-1], StreamComplete)
+    assert running == before + 1
+    assert sample("chat_llm_streams_running") == before
+
+
+async def test_the_tokens_of_an_answer_are_counted_as_ollama_counts_them(ollama_emulator):
+    ollama_emulator.configure(
+        tool_calls=[{"name": "calculator", "arguments": {"expression": "1+1"}}]
+    )
+    before = sample("chat_llm_tokens_streamed_total")
+
+    events = await run(model_for(ollama_emulator), tools=build_tools(["calculator"]))
+
+    end = assert_well_formed(events)
+    assert end.tokens == 10 + 3
+    assert sample("chat_llm_tokens_streamed_total") == before + end.tokens
+
+
+async def test_a_failed_answer_is_counted_under_its_code(ollama_emulator):
+    before = sample("chat_llm_stream_errors_total", code="INVALID_MODEL")
+
+    events = await run(model_for(ollama_emulator, model="no-such-model"))
+
+    assert assert_well_formed(events).code == stream_errors.INVALID_MODEL
+    assert sample("chat_llm_stream_errors_total", code="INVALID_MODEL") == before + 1
