@@ -330,43 +330,6 @@ class RoomStream:
         await broadcast_async(group_for_session(self.plan.session_id), frame)
         return len(encode(frame).encode())
 
-    # --- shared state and broadcast --------------------------------------------------------
-
-    def _meta(self) -> dict:
-        plan = self.plan
-        return {
-            "streamId": str(plan.stream_id),
-            "sessionId": str(plan.session_id),
-            "messageId": str(plan.message_id),
-            "model": plan.config.model,
-            "status": Stream.Status.STREAMING if self.deltas else Stream.Status.PENDING,
-            "index": len(self.deltas) - 1,
-            "tokens": self.tokens,
-            "chunks": len(self.deltas),
-            "bytes": self.bytes_sent,
-            "startedAt": self.started_at.timestamp(),
-            "firstTokenAt": self.first_token_at.timestamp() if self.first_token_at else None,
-        }
-
-    async def _publish(self, delta: str | None) -> None:
-        try:
-            await get_state().stream_publish(
-                self.plan.session_id,
-                str(self.plan.stream_id),
-                meta=self._meta(),
-                delta=delta,
-                ttl=LIVE_TTL_S,
-            )
-        except Exception:
-            # Joiners would miss this chunk's text; the room still gets it live.
-            logger.warning("publishing stream %s failed", self.plan.stream_id, exc_info=True)
-
-    async def _broadcast(self, event: str, data: dict) -> int:
-        """Send a frame to the session; the number of bytes it took."""
-        frame = {"event": event, "data": data}
-        await broadcast_async(group_for_session(self.plan.session_id), frame)
-        return len(encode(frame).encode())
-
     # --- stop requests and keepalive -------------------------------------------------------
 
     async def _watch(self) -> None:
