@@ -12,7 +12,7 @@ import contextlib
 import functools
 import logging
 import ssl
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import certifi
@@ -90,7 +90,7 @@ def chat_model(config: ModelConfig, *, base_url: str | None = None) -> ChatOllam
 
 def model_stream(
     llm: ChatOllama, messages: Sequence[BaseMessage], *, tools: Sequence[dict] = ()
-) -> AsyncIterator[AIMessageChunk]:
+) -> AsyncGenerator[AIMessageChunk, None]:
     """The model's answer to ``messages`` as it comes (LangChain's ``astream``), one
     message chunk per line of Ollama's response: the one of the ``done`` line carries the
     counts (``usage_metadata``) and ``done_reason`` (``response_metadata``), tool calls come

@@ -43,9 +43,10 @@ running, tokens as they are handed over, and failures by contract code.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -198,12 +199,15 @@ class _Round:
             self.stop_wait = asyncio.ensure_future(stop.wait())
             self.stop_wait.add_done_callback(self._stop_set)
 
-    async def _read(self, lines: AsyncIterator[AIMessageChunk]) -> None:
+    async def _read(self, lines: AsyncGenerator[AIMessageChunk, None]) -> None:
+        # Closed here, whatever ends the reading (a cancellation between two lines too), so
+        # the response is closed now rather than whenever the generator is collected.
         try:
-            async for message in lines:
-                self.queue.put_nowait(message)
-                # Lines already at hand would otherwise be read without a break.
-                await asyncio.sleep(0)
+            async with contextlib.aclosing(lines):
+                async for message in lines:
+                    self.queue.put_nowait(message)
+                    # Lines already at hand would otherwise be read without a break.
+                    await asyncio.sleep(0)
         except Exception as exc:
             self.queue.put_nowait(exc)
         else:

@@ -355,6 +355,37 @@ async def test_stop_ends_with_stopped_and_closes_the_ollama_request(ollama_emula
     assert ollama_emulator.events("complete") == []
 
 
+async def test_a_stop_between_two_lines_closes_the_response_then_not_at_collection(
+    ollama_emulator,
+):
+    # The whole answer waits in the socket, so the reader is often between two lines (giving
+    # the loop back) when the stop comes: the response must be closed there and then, not
+    # left to the garbage collector (whose finalizer would try to close nested generators
+    # out of order and report it).
+    ollama_emulator.configure(num_tokens=3000)
+    loop = asyncio.get_running_loop()
+    reported: list[dict] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    stop = asyncio.Event()
+    try:
+        events = run_stream(
+            model_for(ollama_emulator, max_tokens=4096), [HumanMessage("go")], stop=stop,
+            stream_delay_ms=0,
+        )  # fmt: skip
+        async with asyncio.timeout(WITHIN_S), contextlib.aclosing(events):
+            async for event in events:
+                if isinstance(event, StreamChunk) and event.index == 50:
+                    stop.set()
+                end = event
+        gc.collect()
+        await asyncio.sleep(0.2)
+    finally:
+        loop.set_exception_handler(None)
+
+    assert isinstance(end, StreamStopped)
+    assert reported == []
+
+
 async def test_cancelling_the_consumer_closes_the_ollama_request(ollama_emulator):
     ollama_emulator.configure(num_tokens=500, delay_ms=20)
     started = asyncio.Event()
