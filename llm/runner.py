@@ -18,10 +18,12 @@ What it guarantees:
   arrive within that window, at most ``stream_delay_ms`` late. A chunk goes out when the
   caller takes it: what arrived while the caller was busy with the last one (a loaded
   worker) goes out together, not as a chunk per token;
-- the reading gives the event loop back after every line: a response already waiting in
-  the socket is otherwise read without giving the loop to anyone, which would hold the
-  caller's work on a chunk (a broadcast: Redis round trips) until much of the answer had
-  been read;
+- the reading gives the event loop back at least every ``READ_SLICE_S``, and after any
+  line the generator waits for with nothing buffered (so that line goes out at once): a
+  response already waiting in the socket is otherwise read without giving the loop to
+  anyone, which would hold the caller's work on a chunk (a broadcast: Redis round trips)
+  until much of the answer had been read; and the generator wakes once per slice of lines
+  at hand, not once per line;
 - chunks are numbered from 0 without gaps, and their deltas add up to the final content:
   text still buffered is flushed as a chunk before any ending;
 - the answer is complete at Ollama's ``done`` line: the last chunk goes out then, without
@@ -72,6 +74,11 @@ logger = logging.getLogger(__name__)
 
 # A model that keeps calling tools gets this many rounds, then one more without tools.
 MAX_TOOL_ROUNDS = 5
+
+# The reader reads the lines at hand for at most this long before giving the event loop
+# back, unless the generator waits for one with nothing buffered (then it gives it back at
+# once): the generator then takes a slice's lines at once, not one wake-up per line.
+READ_SLICE_S = 0.002
 
 # Queued after a round's last line: the response ended, with or without its done line.
 _END = object()
@@ -193,6 +200,8 @@ class _Round:
         self.calls: list[dict[str, Any]] = []
         self.done_reason: str | None = None
         self.ended = False
+        # Set while the generator waits for a line with nothing buffered.
+        self.awaited = False
         self.reader = asyncio.create_task(self._read(model_stream(llm, history, tools=tools)))
         self.stop_wait: asyncio.Future | None = None
         if stop is not None:
@@ -204,10 +213,14 @@ class _Round:
         # the response is closed now rather than whenever the generator is collected.
         try:
             async with contextlib.aclosing(lines):
+                slice_ends = time.monotonic() + READ_SLICE_S
                 async for message in lines:
                     self.queue.put_nowait(message)
-                    # Lines already at hand would otherwise be read without a break.
-                    await asyncio.sleep(0)
+                    # Lines already at hand would otherwise be read without a break. A line
+                    # the generator waits for with nothing buffered is due at once.
+                    if self.awaited or time.monotonic() >= slice_ends:
+                        await asyncio.sleep(0)
+                        slice_ends = time.monotonic() + READ_SLICE_S
         except Exception as exc:
             self.queue.put_nowait(exc)
         else:
@@ -223,11 +236,15 @@ class _Round:
         raised."""
         answer = self.answer
         while self.done_reason is None and not self.ended:
+            due_in = answer.due_in()
+            self.awaited = due_in is None
             try:
-                async with asyncio.timeout(answer.due_in()):
+                async with asyncio.timeout(due_in):
                     item = await self.queue.get()
             except TimeoutError:
                 return answer.flush()
+            finally:
+                self.awaited = False
             self._take(item)
             # What else arrived meanwhile (the caller was busy) goes in the same chunk.
             while self.done_reason is None and not self.ended and not self.queue.empty():
