@@ -110,7 +110,8 @@ async def test_the_event_loop_stays_free_while_the_caller_works_on_a_chunk(ollam
             end = event
 
     assert isinstance(end, StreamComplete) and end.tokens == 3000
-    assert len(gaps) > 100 and max(gaps) < 0.02, f"the loop was held for {max(gaps):.3f} s"
+    # The reader gives the loop back every few milliseconds of reading (``READ_SLICE_S``).
+    assert len(gaps) > 10 and max(gaps) < 0.02, f"the loop was held for {max(gaps):.3f} s"
 
 
 async def test_what_is_read_while_the_caller_is_busy_goes_out_in_few_chunks(ollama_emulator):
