@@ -14,9 +14,15 @@ WS_CONNECTIONS = Gauge("chat_ws_connections", "WebSocket connections open on thi
 WS_EVENTS = Counter("chat_ws_events_total", "Client WebSocket events handled.", ["event"])
 WS_THROTTLED = Counter("chat_ws_throttled_total", "Client events refused by a throttle.", ["event"])
 WS_ERRORS = Counter("chat_ws_errors_total", "Error replies sent to clients.", ["code"])
-STREAMS_RUNNING = Gauge("chat_llm_streams_running", "LLM streams running on this worker.")
-TOKENS_STREAMED = Counter("chat_llm_tokens_streamed_total", "LLM tokens streamed to rooms.")
-STREAM_ERRORS = Counter("chat_llm_stream_errors_total", "LLM streams ended by an error.", ["code"])
+# Kept by the stream runner (``llm.runner``), so every LLM door counts: rooms, /ws/ai/, SSE and
+# /api/llm/query.
+STREAMS_RUNNING = Gauge("chat_llm_streams_running", "LLM answers being written on this worker.")
+TOKENS_STREAMED = Counter(
+    "chat_llm_tokens_streamed_total", "Tokens of LLM answers, as Ollama counts them."
+)
+STREAM_ERRORS = Counter(
+    "chat_llm_stream_errors_total", "LLM answers ended by an error, by contract code.", ["code"]
+)
 
 
 def metrics_view(request) -> HttpResponse:

@@ -4,32 +4,42 @@
     async for event in run_stream(chat_model(config), messages, tools=tools, stop=stop):
         ...
 
+Each request to Ollama is read by a task of its own (``_Round``) into an ``asyncio.Queue``;
+the generator takes what is queued and coalesces it by time. The whole HTTP exchange lives
+in the reading task, so cancelling that task closes the connection.
+
 What it guarantees:
 
-- the request to Ollama goes out before ``StreamStart`` is yielded, so whatever the caller
-  does with the start (a broadcast) overlaps the model's work rather than preceding it;
+- the request to Ollama is under way before ``StreamStart`` is yielded, so whatever the
+  caller does with the start (a broadcast) overlaps the model's work rather than preceding
+  it;
 - deltas are coalesced: a delta goes out at once if no chunk went out in the last
   ``stream_delay_ms`` (so the first one is never delayed), otherwise with the others that
-  arrive within that window, at most ``stream_delay_ms`` late. A chunk "goes out" when the
-  caller takes it: a caller slower than the delay (a loaded worker) gets what arrived in
-  the window after it took the last one, not a chunk per token;
-- a chunk is handed over as soon as it is due, and while the caller deals with it (a
-  broadcast: Redis round trips) the reading gives the event loop back after every line: a
+  arrive within that window, at most ``stream_delay_ms`` late. A chunk goes out when the
+  caller takes it: what arrived while the caller was busy with the last one (a loaded
+  worker) goes out together, not as a chunk per token;
+- the reading gives the event loop back at least every ``READ_SLICE_S``, and after any
+  line the generator waits for with nothing buffered (so that line goes out at once): a
   response already waiting in the socket is otherwise read without giving the loop to
-  anyone, which would hold the caller's writes until much of the answer had been read; a
-  chunk due that the caller has not taken yet stops the reading until it does;
+  anyone, which would hold the caller's work on a chunk (a broadcast: Redis round trips)
+  until much of the answer had been read; and the generator wakes once per slice of lines
+  at hand, not once per line;
 - chunks are numbered from 0 without gaps, and their deltas add up to the final content:
   text still buffered is flushed as a chunk before any ending;
 - the answer is complete at Ollama's ``done`` line: the last chunk goes out then, without
   waiting for the response to close;
 - tool calls are executed, reported (``StreamTool``), fed back, and the answer goes on;
-- tokens are Ollama's own counts (``eval_count`` / ``prompt_eval_count``), summed over the
-  tool rounds; while an answer runs, each received piece counts as one token;
+- tokens are Ollama's own counts (``eval_count`` / ``prompt_eval_count``, which LangChain
+  reports as ``usage_metadata``), summed over the tool rounds; while an answer runs, each
+  received piece counts as one token;
 - an answer that ends without Ollama's ``done`` line is an error (``LLM_UNAVAILABLE``):
   neither ollama-python nor LangChain raises for it;
 - setting ``stop`` ends the answer with ``StreamStopped``, and cancelling or closing the
   generator ends it silently; either way the HTTP request to Ollama is closed, because the
   task that reads it is cancelled (the emulator's tests prove that closes the connection).
+
+Every answer, whichever door asked for it, counts in this worker's metrics here: answers
+running, tokens as they are handed over, and failures by contract code.
 """
 
 from __future__ import annotations
@@ -38,14 +48,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
 from django.conf import settings
-from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
-from langchain_core.outputs import ChatGenerationChunk
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolMessage
 from langchain_core.tools import BaseTool
+
+from chatproject import metrics
 
 from . import stream_errors
 from .provider import model_stream
@@ -65,6 +75,16 @@ logger = logging.getLogger(__name__)
 # A model that keeps calling tools gets this many rounds, then one more without tools.
 MAX_TOOL_ROUNDS = 5
 
+# The reader reads the lines at hand for at most this long before giving the event loop
+# back, unless the generator waits for one with nothing buffered (then it gives it back at
+# once): the generator then takes a slice's lines at once, not one wake-up per line.
+READ_SLICE_S = 0.002
+
+# Queued after a round's last line: the response ended, with or without its done line.
+_END = object()
+# Queued when ``stop`` is set.
+_STOP = object()
+
 
 class IncompleteStream(Exception):
     """Ollama's response ended without its final ``done`` line."""
@@ -82,10 +102,10 @@ class _Answer:
         self.delay_s = delay_s
         self.sent: list[str] = []
         self.buffer: list[str] = []
-        self.index = 0
-        self.last_sent_at: float | None = None
+        self.last_out: float | None = None
         self.tokens_done = 0
         self.round_tokens = 0
+        self.tokens_counted = 0
         self.prompt_tokens = 0
         self.started_at = time.monotonic()
         self.first_token_at: float | None = None
@@ -96,50 +116,56 @@ class _Answer:
     def tokens(self) -> int:
         return self.tokens_done + self.round_tokens
 
-    def flush_in(self) -> float | None:
-        """Seconds until the buffered text is due, or None if nothing is buffered."""
-        if not self.buffer:
-            return None
-        return max(0.0, self.last_sent_at + self.delay_s - time.monotonic())
-
-    def take(self, delta: str) -> StreamChunk | None:
-        """Add a delta: the chunk to send now, or None if it waits in the buffer."""
-        now = time.monotonic()
+    def add(self, delta: str) -> None:
         if self.first_token_at is None:
-            self.first_token_at = now
+            self.first_token_at = time.monotonic()
         self.round_tokens += 1
         self.buffer.append(delta)
-        if self.last_sent_at is None or now - self.last_sent_at >= self.delay_s:
-            return self.flush()
-        return None
+
+    def due_in(self) -> float | None:
+        """Seconds until the buffered text is due (0: now), or None if nothing is buffered."""
+        if not self.buffer:
+            return None
+        if self.last_out is None:
+            return 0.0
+        return max(0.0, self.last_out + self.delay_s - time.monotonic())
 
     def flush(self, *, complete: bool = False) -> StreamChunk | None:
-        """The buffered text as a chunk (the last one, with the content, if ``complete``)."""
+        """The buffered text as the chunk that goes out now (the last one, with the
+        content, if ``complete``); None if nothing is buffered and it is not the last."""
         if not self.buffer and not complete:
             return None
         delta = "".join(self.buffer)
         self.buffer.clear()
         self.sent.append(delta)
-        chunk = StreamChunk(
-            index=self.index,
+        self.last_out = time.monotonic()
+        self.count_tokens()
+        return StreamChunk(
+            index=len(self.sent) - 1,
             delta=delta,
             tokens=self.tokens,
             is_complete=complete,
             content=self.content if complete else None,
         )
-        self.index += 1
-        return chunk
 
-    def handed_over(self, chunk: StreamChunk) -> StreamChunk:
-        """``chunk`` goes to the caller now: the next one is due ``delay_s`` from here."""
-        self.last_sent_at = time.monotonic()
-        return chunk
+    def round_ended(self, eval_count: int | None, prompt_eval_count: int) -> None:
+        """A round's done line is in: its tokens are Ollama's count from now on."""
+        self.tokens_done += eval_count if eval_count is not None else self.round_tokens
+        self.round_tokens = 0
+        self.prompt_tokens += prompt_eval_count
+
+    def count_tokens(self) -> None:
+        """Add the tokens not counted yet to the worker's metric."""
+        if (new := self.tokens - self.tokens_counted) > 0:
+            metrics.TOKENS_STREAMED.inc(new)
+            self.tokens_counted = self.tokens
 
     @property
     def content(self) -> str:
         return "".join(self.sent)
 
     def end(self, kind, **fields):
+        self.count_tokens()
         now = time.monotonic()
         latency = self.first_token_at - self.started_at if self.first_token_at else None
         return kind(
@@ -156,119 +182,105 @@ class _Answer:
 
 
 class _Round:
-    """One request to Ollama, read by a task of its own from the moment it is made (so the
-    whole HTTP exchange lives in that task, and cancelling it closes the connection).
-
-    The reader turns each line into text for the answer's buffer and, when that makes a
-    chunk due, queues the chunk (``ready``) and stops reading until ``next_chunk`` takes it:
-    a caller not ready yet (a room stream still storing its request) does not have the rest
-    of a fast answer parsed meanwhile on the loop it shares with the database thread. While
-    the caller of ``next_chunk`` is dealing with a chunk (``busy``), it reads on, letting the
-    event loop run between lines.
-    ``next_chunk`` waits on the reader, on ``stop`` and on the coalescing deadline together.
-    Both run on one event loop, so each step of either is atomic.
-    """
+    """One request to Ollama, read from the moment it is made by a task of its own into
+    ``queue``: each line's message, then ``_END`` or the exception that ended the reading.
+    ``stop`` being set queues ``_STOP``."""
 
     def __init__(
-        self, llm, history: Sequence[BaseMessage], tools: Sequence[dict], answer: _Answer
+        self,
+        llm,
+        history: Sequence[BaseMessage],
+        tools: Sequence[dict],
+        answer: _Answer,
+        stop: asyncio.Event | None,
     ) -> None:
         self.answer = answer
+        self.queue: asyncio.Queue = asyncio.Queue()
         self.text: list[str] = []
         self.calls: list[dict[str, Any]] = []
         self.done_reason: str | None = None
-        self.eval_count: int | None = None
-        self.prompt_eval_count = 0
-        self.ready: deque[StreamChunk] = deque()
-        self.finished = False
-        self.error: Exception | None = None
-        self.wakeup: asyncio.Future | None = None
-        # ``next_chunk`` waits with no deadline (nothing was buffered when it began).
-        self.untimed = False
-        # The caller has the last chunk ``next_chunk`` returned, and has not asked again.
-        self.busy = False
-        # Set while the reader waits for the chunk due to be taken.
-        self.taken: asyncio.Future | None = None
+        self.ended = False
+        # Set while the generator waits for a line with nothing buffered.
+        self.awaited = False
         self.reader = asyncio.create_task(self._read(model_stream(llm, history, tools=tools)))
+        self.stop_wait: asyncio.Future | None = None
+        if stop is not None:
+            self.stop_wait = asyncio.ensure_future(stop.wait())
+            self.stop_wait.add_done_callback(self._stop_set)
 
-    async def _read(self, stream: AsyncGenerator[ChatGenerationChunk, None]) -> None:
+    async def _read(self, lines: AsyncGenerator[AIMessageChunk, None]) -> None:
+        # Closed here, whatever ends the reading (a cancellation between two lines too), so
+        # the response is closed now rather than whenever the generator is collected.
         try:
-            async with contextlib.aclosing(stream):
-                async for piece in stream:
-                    if (chunk := self._absorb(piece)) is not None:
-                        self.ready.append(chunk)
-                        self._wake()
-                        self.taken = asyncio.get_running_loop().create_future()
-                        await self.taken
-                    elif self.untimed and self.answer.buffer:
-                        # Text now waits in the buffer: ``next_chunk`` must set its deadline.
-                        self._wake()
-                    if self.ready or self.busy:
-                        # A chunk is being written: lines already at hand would otherwise
-                        # be read without a break, holding that write (its round trips).
+            async with contextlib.aclosing(lines):
+                slice_ends = time.monotonic() + READ_SLICE_S
+                async for message in lines:
+                    self.queue.put_nowait(message)
+                    # Lines already at hand would otherwise be read without a break. A line
+                    # the generator waits for with nothing buffered is due at once.
+                    if self.awaited or time.monotonic() >= slice_ends:
                         await asyncio.sleep(0)
-                    if self.done_reason is not None:
-                        # Ollama's last line: the round is complete. Reading on to the end
-                        # of the response (at hand) lets it close by itself.
-                        self._wake()
+                        slice_ends = time.monotonic() + READ_SLICE_S
         except Exception as exc:
-            self.error = exc
-        finally:
-            self.finished = True
-            self._wake()
+            self.queue.put_nowait(exc)
+        else:
+            self.queue.put_nowait(_END)
 
-    def _wake(self) -> None:
-        self.untimed = False
-        if self.wakeup is not None and not self.wakeup.done():
-            self.wakeup.set_result(None)
+    def _stop_set(self, waited: asyncio.Future) -> None:
+        if not waited.cancelled():
+            self.queue.put_nowait(_STOP)
 
-    def _absorb(self, piece: ChatGenerationChunk) -> StreamChunk | None:
-        """Take what one line carries; the chunk to send now, if any."""
-        message = piece.message
-        if message.tool_calls:
-            self.calls.extend(message.tool_calls)
-        info = piece.generation_info
-        if info and info.get("done_reason"):
+    async def next_chunk(self) -> StreamChunk | None:
+        """The next chunk due; None once Ollama's done line is in (its text may still be
+        buffered) or the response ended without it. Raises ``_Stopped``, or what reading
+        raised."""
+        answer = self.answer
+        while self.done_reason is None and not self.ended:
+            due_in = answer.due_in()
+            self.awaited = due_in is None
+            try:
+                async with asyncio.timeout(due_in):
+                    item = await self.queue.get()
+            except TimeoutError:
+                return answer.flush()
+            finally:
+                self.awaited = False
+            self._take(item)
+            # What else arrived meanwhile (the caller was busy) goes in the same chunk.
+            while self.done_reason is None and not self.ended and not self.queue.empty():
+                self._take(self.queue.get_nowait())
+            if answer.due_in() == 0:
+                return answer.flush()
+        return None
+
+    def _take(self, item) -> None:
+        """Take what one line carried into the round and the answer."""
+        if item is _END:
+            self.ended = True
+            return
+        if item is _STOP:
+            raise _Stopped
+        if isinstance(item, Exception):
+            raise item
+        delta = item.content
+        if delta and isinstance(delta, str):
+            self.text.append(delta)
+            self.answer.add(delta)
+        if item.tool_calls:
+            self.calls.extend(item.tool_calls)
+        info = item.response_metadata
+        if info.get("done_reason"):
             self.done_reason = info["done_reason"]
-            usage = message.usage_metadata or {}
-            self.eval_count = usage.get("output_tokens", info.get("eval_count"))
-            self.prompt_eval_count = usage.get("input_tokens", 0) or 0
-        delta = message.content
-        if not delta or not isinstance(delta, str):
-            return None
-        self.text.append(delta)
-        return self.answer.take(delta)
-
-    async def next_chunk(self, stop_wait: asyncio.Future | None) -> StreamChunk | None:
-        """The next chunk due; None once Ollama's last line is in (or the response ended
-        without it). Raises ``_Stopped``, or what reading raised."""
-        self.busy = False
-        while True:
-            if self.ready:
-                self.busy = True
-                if self.taken is not None and not self.taken.done():
-                    self.taken.set_result(None)
-                return self.answer.handed_over(self.ready.popleft())
-            if stop_wait is not None and stop_wait.done():
-                raise _Stopped
-            if self.done_reason is not None:
-                return None
-            if self.finished:
-                if self.error is not None:
-                    raise self.error
-                return None
-            timeout = self.answer.flush_in()
-            self.untimed = timeout is None
-            self.wakeup = asyncio.get_running_loop().create_future()
-            waiting = {self.wakeup} if stop_wait is None else {self.wakeup, stop_wait}
-            done, _ = await asyncio.wait(
-                waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            usage = item.usage_metadata or {}
+            self.answer.round_ended(
+                usage.get("output_tokens", info.get("eval_count")),
+                usage.get("input_tokens", info.get("prompt_eval_count")) or 0,
             )
-            if not done and (chunk := self.answer.flush()):
-                self.busy = True
-                return self.answer.handed_over(chunk)
 
     async def close(self) -> None:
         """Stop reading (closing the HTTP response if it is still open)."""
+        if self.stop_wait is not None:
+            self.stop_wait.cancel()
         self.reader.cancel()
         # Wait for the reader to unwind without swallowing a cancellation of this task.
         await asyncio.wait([self.reader])
@@ -290,39 +302,34 @@ async def run_stream(
     history = list(messages)
     by_name = {tool.name: tool for tool in tools}
     schemas = [tool_schema(tool) for tool in tools]
-    stop_wait = asyncio.ensure_future(stop.wait()) if stop is not None else None
     offer_tools = bool(schemas) and max_tool_rounds > 0
-    current = _Round(llm, history, schemas if offer_tools else (), answer)
+    current = _Round(llm, history, schemas if offer_tools else (), answer, stop)
+    metrics.STREAMS_RUNNING.inc()
     try:
         yield StreamStart(model=model)
         for round_no in range(max_tool_rounds + 1):
             if round_no:
                 offer_tools = bool(schemas) and round_no < max_tool_rounds
-                current = _Round(llm, history, schemas if offer_tools else (), answer)
+                current = _Round(llm, history, schemas if offer_tools else (), answer, stop)
             try:
-                while (chunk := await current.next_chunk(stop_wait)) is not None:
+                while (chunk := await current.next_chunk()) is not None:
                     yield chunk
             finally:
                 await current.close()
             if current.done_reason is None:
                 raise IncompleteStream
-            answer.tokens_done += (
-                current.eval_count if current.eval_count is not None else answer.round_tokens
-            )
-            answer.round_tokens = 0
-            answer.prompt_tokens += current.prompt_eval_count
             if not (current.calls and offer_tools):
                 yield answer.flush(complete=True)
                 yield answer.end(StreamComplete, finish_reason=current.done_reason)
                 return
             if chunk := answer.flush():
-                yield answer.handed_over(chunk)
+                yield chunk
             history.append(AIMessage("".join(current.text), tool_calls=current.calls))
             for call in current.calls:
                 result = await _call_tool(by_name, call, answer)
                 yield StreamTool(name=call["name"], args=call["args"], result=result)
                 history.append(ToolMessage(result, tool_call_id=call["id"], name=call["name"]))
-                if stop_wait is not None and stop_wait.done():
+                if stop is not None and stop.is_set():
                     raise _Stopped
     except _Stopped:
         if chunk := answer.flush():
@@ -330,14 +337,15 @@ async def run_stream(
         yield answer.end(StreamStopped)
     except Exception as exc:
         code, message = _error_of(exc, model)
+        metrics.STREAM_ERRORS.labels(code).inc()
         answer.errors += 1
         if chunk := answer.flush():
             yield chunk
         yield answer.end(StreamError, code=code, message=message)
     finally:
         await current.close()
-        if stop_wait is not None:
-            stop_wait.cancel()
+        answer.count_tokens()
+        metrics.STREAMS_RUNNING.dec()
 
 
 def _error_of(exc: Exception, model: str) -> tuple[str, str]:

@@ -77,7 +77,7 @@ async def llm_query(
     async with slot(f"query-{uuid.uuid4().hex}"):
         tools = build_tools(plan.tool_names, session_id=plan.session_id, user=user)
         async with model_closing(chat_model(plan.config)) as llm:
-            async for event in run_stream(llm, plan.messages, tools=tools, stream_delay_ms=0):
+            async for event in run_stream(llm, plan.messages, tools=tools):
                 if isinstance(event, StreamEnd):
                     ending = event
     if ending is None:

@@ -2,22 +2,16 @@
 
 It runs as its own asyncio task on the worker that accepted the request, not inside a
 consumer's ``receive`` (TRAPS: a long await there starves the socket), so it goes on when
-its requester disconnects. For each chunk it first appends the delta to the shared state,
-then broadcasts it: a client that joins the session reads the text so far after joining the
-group, so a chunk is either in its snapshot or reaches it live (or both, and the client
-keeps chunks after the snapshot's ``index`` only). Nothing is missed.
+its requester disconnects. It starts once its request is stored and its live record
+published (``llm.services.streams``). For each chunk it first appends the delta to the shared
+state, then broadcasts it: a client that joins the session reads the text so far after
+joining the group, so a chunk is either in its snapshot or reaches it live (or both, and the
+client keeps chunks after the snapshot's ``index`` only). Nothing is missed.
 
-Any member on any worker can stop it: the task listens on a channel in the group
-``stream-<id hex>`` for a ``stream.stop`` message, and polls the shared state for a stop
-request as well, since the channel layer may drop a message. Stopping sets the runner's
-``stop`` event, which cancels the read from Ollama and so closes the HTTP connection.
-
-The task asks the model as soon as it starts, while the request's handler stores the
-request and opens the stop channel (``open``); the task then publishes the live record,
-with the first chunk if the model's is in by then (``_go_live``), and the request is
-acknowledged. It tells the room nothing before those exist. If the request can't be
-stored, the task ends with nothing saved and nothing said; if the rest can't be set up, the
-request is refused and the stream ends as failed.
+Any member on any worker stops it the same way: a stop request in the shared state
+(``stream_stop``), which the running stream's watcher looks for every ``STOP_POLL_S``. It
+then sets the runner's ``stop``, which cancels the read from Ollama and so closes the HTTP
+connection. The watcher also keeps the stream's slot and live record from expiring.
 
 An optional observer sees every event too, the ending last (after it is saved): that is how
 the ``/ws/ai/`` door relays a conversation's answer to its one listener in its own frames.
@@ -34,10 +28,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.utils import timezone
 
 from chat.events import broadcast_async, broadcast_now, encode, group_for_session
+from chatproject import metrics
 
 from .. import event_types
 from ..models import Stream
@@ -62,25 +56,15 @@ logger = logging.getLogger(__name__)
 # A slot and a live record outlive their worker by at most this long.
 LIVE_TTL_S = 60
 KEEPALIVE_S = 15
-# How often the stop watcher also looks for a stop request in the shared state.
-STOP_POLL_S = 1.0
-STOP_MESSAGE_TYPE = "stream.stop"
+# How often a running stream looks for a stop request in the shared state.
+STOP_POLL_S = 0.25
 
 # observer(plan, event): told of each event of the answer; its failures are logged, never
 # raised into the stream.
 StreamObserver = Callable[[StreamPlan, StreamEvent], Awaitable[None]]
 
-# The streams running on this worker, by id: keeps their tasks referenced, and lets a stop
-# from a client of this worker act at once.
+# The streams running on this worker, by id: keeps their tasks referenced.
 running: dict[uuid.UUID, RoomStream] = {}
-
-
-def group_for_stream(stream_id: uuid.UUID) -> str:
-    return f"stream-{stream_id.hex}"
-
-
-class _Unopened(Exception):
-    """The request could not be stored, or its live record or stop channel set up."""
 
 
 class RoomStream:
@@ -92,18 +76,11 @@ class RoomStream:
         self.stop = asyncio.Event()
         self.stopped_by: dict | None = None
         self.task: asyncio.Task | None = None
-        self.watcher: asyncio.Task | None = None
-        self.channel: str | None = None
         self.deltas: list[str] = []
         self.tokens = 0
         self.bytes_sent = 0
         self.first_token_at = None
         self.started_at = timezone.now()
-        self.open_done = asyncio.Event()
-        self.open_error: BaseException | None = None
-        # Resolved once the live record is published (by the task: ``_go_live``).
-        self.live: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.recorded = False
 
     @property
     def ids(self) -> dict:
@@ -116,60 +93,28 @@ class RoomStream:
 
     # --- lifecycle -------------------------------------------------------------------------
 
+    async def publish(self) -> None:
+        """Publish the live record (no text yet): done before the request is acknowledged,
+        so a join right after the ack finds the stream."""
+        await self._publish(None)
+
     def start(self) -> asyncio.Task:
-        """Run the answer as a task of its own: it asks the model at once, and waits for
-        ``open`` before it tells the room anything."""
+        """Run the answer as a task of its own."""
         running[self.plan.stream_id] = self
         self.task = asyncio.create_task(self._run(), name=f"room-stream-{self.plan.stream_id}")
         return self.task
 
-    async def open(self, record: Awaitable[None]) -> None:
-        """Store the request (``record``) while listening for stops, then have the live
-        record published: done before the request is acknowledged, so a join or a stop
-        right after the ack finds the stream, and a join never finds a stream whose messages
-        are not stored. Raises what failed; the stream then ends (as failed, if stored)."""
-        try:
-            layer = get_channel_layer()
-            group = group_for_stream(self.plan.stream_id)
-
-            async def listen() -> None:
-                self.channel = await layer.new_channel()
-                await layer.group_add(group, self.channel)
-
-            stored, listening = await asyncio.gather(record, listen(), return_exceptions=True)
-            if isinstance(stored, BaseException):
-                raise stored
-            self.recorded = True
-            if isinstance(listening, BaseException):
-                raise listening
-        except BaseException as exc:
-            self.open_error = exc
-            raise
-        finally:
-            self.open_done.set()
-        await self.live
-
-    def request_stop(self, by: dict | None) -> None:
-        """Called when a member asks to stop: the first one asking is ``stoppedBy``."""
-        if not self.stop.is_set():
-            self.stopped_by = by
-            self.stop.set()
-
     async def _run(self) -> None:
+        watcher = asyncio.create_task(self._watch())
         try:
             await self._stream()
         finally:
-            if not self.live.done():
-                self.live.set_exception(_Unopened("The stream ended before it was published."))
-                # Retrieved here: ``open`` may have raised already and never waits for it.
-                self.live.exception()
-            if self.watcher is not None:
-                self.watcher.cancel()
-                await asyncio.wait([self.watcher])
+            watcher.cancel()
+            await asyncio.wait([watcher])
             await self.release()
 
     async def release(self) -> None:
-        """Give back what the stream holds: its slot, live record and stop channel."""
+        """Give back what the stream holds: its slot and live record."""
         stream_id = self.plan.stream_id
         running.pop(stream_id, None)
         state = get_stream_state()
@@ -177,9 +122,6 @@ class RoomStream:
             lambda: state.stream_slot_release(str(stream_id)),
             lambda: state.stream_forget(self.plan.session_id, str(stream_id)),
         ]
-        if self.channel is not None:
-            group = group_for_stream(stream_id)
-            steps.append(lambda: get_channel_layer().group_discard(group, self.channel))
         for step in steps:
             try:
                 await step()
@@ -198,76 +140,30 @@ class RoomStream:
             llm = chat_model(plan.config)
             events = run_stream(llm, plan.messages, tools=tools, stop=self.stop)
             async with model_closing(llm), contextlib.aclosing(events):
-                # The start comes once the request to Ollama is on its way.
-                start = await anext(events)
-                await self.open_done.wait()
-                if self.open_error is not None:
-                    raise _Unopened
-                upcoming = asyncio.ensure_future(anext(events))
-                try:
-                    first = await self._go_live(upcoming)
-                    self.watcher = asyncio.create_task(self._watch())
-                    await self._start(start)
-                    await self._tell(start)
-                    if first is not None:
-                        await self._send_chunk(first)
-                        await self._tell(first)
-                        upcoming = None
-                    while (event := await self._next(events, upcoming)) is not None:
-                        upcoming = None
-                        if isinstance(event, StreamChunk):
-                            await self._chunk(event)
-                        elif isinstance(event, StreamTool):
-                            await self._tool(event)
-                        else:
-                            ending = event
-                            continue
-                        await self._tell(event)
-                finally:
-                    if upcoming is not None and not upcoming.done():
-                        # The answer can't be closed while a read of it is under way.
-                        upcoming.cancel()
-                        await asyncio.wait([upcoming])
-        except _Unopened:
-            # The request was refused: nothing was broadcast, so only the records end.
-            if self.recorded:
-                await self._save(self._interrupted("The answer could not be started."))
-            return
+                async for event in events:
+                    if isinstance(event, StreamStart):
+                        await self._start(event)
+                    elif isinstance(event, StreamChunk):
+                        await self._chunk(event)
+                    elif isinstance(event, StreamTool):
+                        await self._tool(event)
+                    else:
+                        ending = event
+                        continue
+                    await self._tell(event)
         except asyncio.CancelledError:
             # The worker is going away: keep what was said, as a failed answer.
             await self._end(self._interrupted())
             raise
         except Exception:
             logger.exception("room stream %s failed", plan.stream_id)
-            ending = self._interrupted()
+            ending = None
         await self._end(ending or self._interrupted())
 
-    async def _go_live(self, upcoming: asyncio.Future) -> StreamChunk | None:
-        """Publish the live record, which lets the request be acknowledged. If the answer's
-        next event (``upcoming``) is its first chunk and already in (the model is often
-        quicker than storing the request), it goes in the same write, one round trip to the
-        shared state fewer before the first chunk, and is returned."""
-        # One turn of the loop: a chunk at hand is handed over at once (``llm.runner``).
-        await asyncio.sleep(0)
-        first = None
-        ready = upcoming.done() and upcoming.exception() is None
-        if ready and isinstance(upcoming.result(), StreamChunk):
-            first = upcoming.result()
-            self._take(first)
-        try:
-            await self._publish(first.delta if first is not None else None)
-        finally:
-            self.live.set_result(None)
-        return first
-
-    async def _next(self, events, upcoming: asyncio.Future | None) -> StreamEvent | None:
-        """The answer's next event (``upcoming`` if one is being read); None at the end."""
-        try:
-            return await (upcoming if upcoming is not None else anext(events))
-        except StopAsyncIteration:
-            return None
-
-    def _interrupted(self, message: str = "The answer was interrupted.") -> StreamError:
+    def _interrupted(self) -> StreamError:
+        """The ending of an answer this task could not see through (the runner's own
+        failures are counted where they happen)."""
+        metrics.STREAM_ERRORS.labels("INTERNAL").inc()
         return StreamError(
             content="".join(self.deltas),
             tokens=self.tokens,
@@ -277,7 +173,7 @@ class RoomStream:
             latency_ms=None,
             errors=1,
             code="INTERNAL",
-            message=message,
+            message="The answer was interrupted.",
         )
 
     async def _start(self, event: StreamStart) -> None:
@@ -437,34 +333,22 @@ class RoomStream:
     # --- stop requests and keepalive -------------------------------------------------------
 
     async def _watch(self) -> None:
-        """Until the stream ends: take stop requests (channel message or shared state) and
-        keep the stream's slot and live record from expiring."""
-        layer, state = get_channel_layer(), get_stream_state()
+        """Until the stream ends: look for a stop request in the shared state, and keep the
+        stream's slot and live record from expiring."""
+        state = get_stream_state()
         stream_id = str(self.plan.stream_id)
-        receive: asyncio.Future | None = None
         kept_alive = time.monotonic()
-        try:
-            while True:
-                if receive is None:
-                    receive = asyncio.ensure_future(layer.receive(self.channel))
-                done, _ = await asyncio.wait([receive], timeout=STOP_POLL_S)
-                try:
-                    if done:
-                        message, receive = receive.result(), None
-                        if message.get("type") == STOP_MESSAGE_TYPE:
-                            self.request_stop(message.get("by"))
-                        continue
-                    if asked := await state.stream_stop_requested(stream_id):
-                        self.request_stop(asked.get("by"))
-                    if time.monotonic() - kept_alive >= KEEPALIVE_S:
-                        await state.stream_keepalive(
-                            stream_id, ttl=LIVE_TTL_S, session_id=self.plan.session_id
-                        )
-                        kept_alive = time.monotonic()
-                except Exception:
-                    receive = None
-                    logger.warning("stop watch of stream %s failed", stream_id, exc_info=True)
-                    await asyncio.sleep(STOP_POLL_S)
-        finally:
-            if receive is not None:
-                receive.cancel()
+        while True:
+            try:
+                if asked := await state.stream_stop_requested(stream_id):
+                    self.stopped_by = asked.get("by")
+                    self.stop.set()
+                    return
+                if time.monotonic() - kept_alive >= KEEPALIVE_S:
+                    await state.stream_keepalive(
+                        stream_id, ttl=LIVE_TTL_S, session_id=self.plan.session_id
+                    )
+                    kept_alive = time.monotonic()
+            except Exception:
+                logger.warning("stop watch of stream %s failed", stream_id, exc_info=True)
+            await asyncio.sleep(STOP_POLL_S)

@@ -164,7 +164,7 @@ class StreamFollower:
                         await asyncio.sleep(POLL_S)
                         message = {}
                     receive = None
-                    events, ended = await self._on_message(message)
+                    events, ended = await self.on_message(message)
                 if not ended and not await self._still_member():
                     events, ended = [self._refused(NOT_A_MEMBER)], True
         finally:
@@ -177,7 +177,7 @@ class StreamFollower:
 
     # --- what arrives -----------------------------------------------------------------------
 
-    async def _on_message(self, message: dict) -> tuple[list[bytes], bool]:
+    async def on_message(self, message: dict) -> tuple[list[bytes], bool]:
         kind, session_id = message.get("type"), str(self.stream.session_id)
         if kind == SESSION_REMOVED_TYPE and message.get("sessionId") == session_id:
             return [self._refused(NOT_A_MEMBER)], True

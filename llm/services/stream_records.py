@@ -3,11 +3,10 @@ requester's message, an empty assistant message, the ``Stream`` row) and everyth
 when it ends (the answer and the row's outcome). Nothing in between: the running text lives
 in memory and in the shared state (TRAPS: no write per chunk).
 
-A request is read first (``stream_draft``: membership, agent, the prompt as it will be
-saved, the context), which is all the model needs, and stored second (``stream_record``: one
-transaction). The model is asked between the two, so its first token is on its way while
-the messages are written and PostgreSQL flushes its log for the commit; nothing reaches the
-room before the commit.
+A request is checked and stored in one call (``stream_open``): read first (``stream_draft``:
+membership, agent, the prompt as it will be saved, the context, which is all the model
+needs), then stored in one write (``stream_record``). Nothing reaches the room before the
+commit.
 """
 
 from __future__ import annotations
@@ -161,6 +160,32 @@ def stream_record(*, plan: StreamPlan, prompt: str) -> None:
         answer_id=plan.message_id,
         also=[stream],
     )
+
+
+def stream_open(
+    *,
+    user,
+    session_id,
+    stream_id: uuid.UUID,
+    prompt: str,
+    agent_id=None,
+    parent_id=None,
+    config: dict | None = None,
+) -> StreamPlan:
+    """Check a request and store it (``stream_draft``, then ``stream_record``): the plan of
+    its answer. Refused as ``stream_draft`` says, or when the requester is no member by the
+    time it is stored; a refusal stores nothing."""
+    plan = stream_draft(
+        user=user,
+        session_id=session_id,
+        stream_id=stream_id,
+        prompt=prompt,
+        agent_id=agent_id,
+        parent_id=parent_id,
+        config=config,
+    )
+    stream_record(plan=plan, prompt=prompt)
+    return plan
 
 
 @dataclass(frozen=True)

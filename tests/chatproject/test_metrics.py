@@ -8,7 +8,7 @@ from channels.testing import WebsocketCommunicator
 from prometheus_client import REGISTRY
 from rest_framework_simplejwt.tokens import AccessToken
 
-from chatproject.routing import websocket_application
+from chatproject.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -19,7 +19,7 @@ def sample(name: str, **labels) -> float:
 
 async def connect(user) -> WebsocketCommunicator:
     path = f"/ws/chat/?token={AccessToken.for_user(user)}"
-    communicator = WebsocketCommunicator(websocket_application(), path)
+    communicator = WebsocketCommunicator(application, path)
     connected, _ = await communicator.connect(timeout=5)
     assert connected
     assert (await communicator.receive_json_from(timeout=5))["event"] == "connection:success"

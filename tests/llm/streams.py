@@ -1,11 +1,12 @@
-"""Helpers for room-stream tests: read a socket until a stream ends, and wait for the
-stream tasks of this worker to finish."""
+"""Helpers for room-stream tests: read a socket until a stream ends, stop the streams of
+this worker and wait for their tasks to finish."""
 
 from __future__ import annotations
 
 import asyncio
 
 from llm.services.room_stream import running
+from llm.stream_state import get_stream_state
 
 FINAL_EVENTS = ("stream:complete", "stream:stopped", "stream:error")
 # Generous: a loaded 2-core machine must not fail these, and a hang still ends.
@@ -52,6 +53,14 @@ async def streams_finished(within: float = WITHIN_S) -> None:
     tasks = [room.task for room in list(running.values()) if room.task is not None]
     if tasks:
         await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), within)
+
+
+async def streams_stopped(within: float = WITHIN_S) -> None:
+    """Stop every room stream running on this worker, as ``stream:stop`` would (a stop
+    request in the shared state), and wait for them to finish."""
+    for stream_id in list(running):
+        await get_stream_state().stream_stop_request(str(stream_id), {"by": None}, ttl=60)
+    await streams_finished(within)
 
 
 def chunks_of(frames, stream_id: str | None = None) -> list[dict]:

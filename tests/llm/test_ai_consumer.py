@@ -15,9 +15,8 @@ from chat.services.sessions import session_create
 from chat.throttles import throttle_check
 from llm import ai_events
 from llm.models import Stream
-from llm.services.room_stream import running
 
-from .streams import WITHIN_S, streams_finished
+from .streams import WITHIN_S, streams_finished, streams_stopped
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -28,9 +27,7 @@ CHAT_ENDINGS = ("chat:end", "chat:stopped", "chat:error")
 @pytest.fixture(autouse=True)
 async def no_stream_left_running():
     yield
-    for stream in list(running.values()):
-        stream.request_stop(None)
-    await streams_finished()
+    await streams_stopped()
 
 
 async def send(ws, event: str, data: dict, ref="r") -> None:

@@ -335,10 +335,12 @@ async def test_read_timeout_also_covers_the_wait_for_the_first_token(ollama_emul
 # -- stopping a stream closes the upstream connection ------------------------------------
 
 
-async def _start_slow_stream(server: EmulatorServer, consume_into: list, started: asyncio.Event):
+async def _start_slow_stream(
+    server: EmulatorServer, consume_into: list, started: asyncio.Event, model=None
+):
     """Consume a long, slow stream in a task; ``started`` fires after the first 3 deltas."""
     server.configure(num_tokens=500, delay_ms=20)
-    model = chat_model(server)
+    model = model or chat_model(server)
 
     async def consume():
         async for chunk in model.astream("go on"):
@@ -400,14 +402,17 @@ async def test_acloseing_the_astream_generator_closes_upstream(ollama_emulator):
     await _assert_disconnect_soon(ollama_emulator, stopped_at)
 
 
-async def test_closing_the_http_client_closes_upstream(ollama_emulator):
-    """Closing ChatOllama's httpx client also ends the stream, but the consumer sees a
-    transport error and the ChatOllama instance is unusable afterwards."""
+async def test_closing_the_http_transport_we_gave_it_closes_upstream(ollama_emulator):
+    """Closing the httpx transport ChatOllama's async client was given
+    (``async_client_kwargs``) also ends the stream, but the consumer sees a transport error
+    and the ChatOllama instance is unusable afterwards."""
     received: list = []
-    model, task = await _start_slow_stream(ollama_emulator, received, asyncio.Event())
+    transport = httpx.AsyncHTTPTransport()
+    model = chat_model(ollama_emulator, async_client_kwargs={"transport": transport})
+    _, task = await _start_slow_stream(ollama_emulator, received, asyncio.Event(), model=model)
 
     stopped_at = time.time()
-    await model._async_client._client.aclose()
+    await transport.aclose()
 
     with pytest.raises(httpx.TransportError):
         await asyncio.wait_for(task, timeout=30)

@@ -10,7 +10,6 @@ import threading
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection, transaction
 from redis.asyncio import Redis
@@ -19,8 +18,8 @@ from chat.models import ChatSession, Message
 from chat.services.sessions import session_create
 from llm import event_types
 from llm.models import Agent, Stream
-from llm.services import room_stream
-from llm.services.room_stream import STOP_MESSAGE_TYPE, group_for_stream, running
+from llm.services import stream_records
+from llm.services.room_stream import running
 from llm.services.streams import stream_request
 from llm.stream_state import get_stream_state
 
@@ -32,6 +31,7 @@ from .streams import (
     receive,
     request_seeing,
     streams_finished,
+    streams_stopped,
 )
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -50,9 +50,7 @@ async def room(alice, bob):
 @pytest.fixture(autouse=True)
 async def no_stream_left_running():
     yield
-    for stream in list(running.values()):
-        stream.request_stop(None)
-    await streams_finished()
+    await streams_stopped()
 
 
 async def joined(ws_connect, user, room):
@@ -306,32 +304,10 @@ async def test_another_member_stops_the_stream_and_the_ollama_request_closes(
     assert await a.receive_nothing(timeout=0.5), "nothing after stream:stopped"
 
 
-async def test_a_stop_message_from_another_worker_stops_the_stream(
+async def test_a_stop_request_in_the_shared_state_stops_the_stream_from_any_worker(
     ws_connect, ollama_emulator_settings, room, alice, bob
 ):
-    """What ``stream:stop`` on another worker does: a ``stream.stop`` message to the
-    stream's group (the running worker is not asked directly)."""
-    ollama_emulator_settings.configure(**SLOW)
-    a = await joined(ws_connect, alice, room)
-    ack = await ask(a, room)
-    await until_chunk(a, ack["streamId"], 1)
-
-    await get_channel_layer().group_send(
-        group_for_stream(__import__("uuid").UUID(ack["streamId"])),
-        {"type": STOP_MESSAGE_TYPE, "by": {"id": bob.pk, "username": "bob"}},
-    )
-    frames = await frames_until_end(a, ack["streamId"])
-
-    assert frames[-1]["event"] == "stream:stopped"
-    assert frames[-1]["data"]["stoppedBy"]["id"] == bob.pk
-    await ollama_emulator_settings.await_event("disconnect", within=DISCONNECT_WITHIN_S)
-
-
-async def test_a_stop_request_left_in_the_shared_state_is_found_too(
-    ws_connect, ollama_emulator_settings, room, alice, bob
-):
-    """If the channel layer drops the stop message, the running worker's poll of the
-    shared state still finds the request."""
+    """What ``stream:stop`` on another worker leaves for the worker running the stream."""
     ollama_emulator_settings.configure(**SLOW)
     a = await joined(ws_connect, alice, room)
     ack = await ask(a, room)
@@ -343,6 +319,8 @@ async def test_a_stop_request_left_in_the_shared_state_is_found_too(
     frames = await frames_until_end(a, ack["streamId"])
 
     assert frames[-1]["event"] == "stream:stopped"
+    assert frames[-1]["data"]["stoppedBy"]["id"] == bob.pk
+    await ollama_emulator_settings.await_event("disconnect", within=DISCONNECT_WITHIN_S)
 
 
 async def test_stopping_needs_membership_and_an_ended_stream_stays_as_it_is(
@@ -419,50 +397,22 @@ async def test_a_request_whose_requester_goes_away_before_the_ack_still_runs_to_
         requesting = asyncio.create_task(
             stream_request(user=alice, session_id=room.pk, prompt="still there?")
         )
-        # The answer has begun (the model is asked) while its request waits to be stored.
-        await ollama_emulator_settings.await_event("request")
+        # The request waits to be stored.
+        await asyncio.sleep(0.3)
 
         requesting.cancel()
         release.set()
         with pytest.raises(asyncio.CancelledError):
             await requesting
-    (started,) = running.values()
+    # The answer begins once the request is stored.
+    await ollama_emulator_settings.await_event("complete", within=WITHIN_S)
     await streams_finished()
 
-    assert (await stream_row(started.plan.stream_id)).status == Stream.Status.COMPLETED
-    answer = await saved(started.plan.message_id)
+    stream = await database_sync_to_async(Stream.objects.get)(session_id=room.pk)
+    assert stream.status == Stream.Status.COMPLETED
+    answer = await saved(stream.message_id)
     assert len(answer.content.split()) == 5 and answer.metadata["status"] == "completed"
     assert await get_stream_state().stream_slot_acquire("next", limit=1, ttl=5), "its slot is free"
-
-
-async def test_a_first_chunk_in_before_the_request_is_stored_goes_out_with_the_live_record(
-    ollama_emulator_settings, room, alice, monkeypatch
-):
-    ollama_emulator_settings.configure(tokens=["first", " second"], delay_ms=300)
-    state = get_stream_state()
-    publish = state.stream_publish
-    deltas = []
-
-    async def published(session_id, stream_id, *, meta, delta, ttl):
-        deltas.append(delta)
-        await publish(session_id, stream_id, meta=meta, delta=delta, ttl=ttl)
-
-    monkeypatch.setattr(state, "stream_publish", published)
-    async with another_writer_holding(room) as release:
-        requesting = asyncio.create_task(
-            stream_request(user=alice, session_id=room.pk, prompt="go")
-        )
-        await ollama_emulator_settings.await_event("request")
-        # The first token is read while the request waits to be stored.
-        await asyncio.sleep(0.15)
-        release.set()
-        ack = await requesting
-    await streams_finished()
-
-    # One write for the live record and the first chunk: none without a chunk's text.
-    assert None not in deltas
-    assert deltas[:2] == ["first", " second"]
-    assert (await saved(ack["messageId"])).content == "first second"
 
 
 @pytest.mark.skipif(not settings.REDIS_URL, reason="pauses Redis (the embedded state is memory)")
@@ -684,44 +634,21 @@ async def test_a_non_member_cannot_request_a_stream(
     assert reply["data"]["code"] == "FORBIDDEN"
 
 
-async def test_a_stream_that_cannot_listen_for_stops_is_refused_and_ends_as_failed(
-    ws_connect, ollama_emulator_settings, room, alice, monkeypatch
-):
-    class LayerDown:
-        async def new_channel(self):
-            raise ConnectionError("the channel layer is unreachable")
-
-    monkeypatch.setattr(room_stream, "get_channel_layer", LayerDown)
-    ollama_emulator_settings.configure(**SLOW)
-    a = await joined(ws_connect, alice, room)
-
-    reply = await request(a, "stream:request", {"sessionId": str(room.pk), "prompt": "hi"})
-    await streams_finished()
-
-    assert (reply["event"], reply["data"]["code"]) == ("error", "INTERNAL")
-    stream = await database_sync_to_async(Stream.objects.get)(session_id=room.pk)
-    assert (stream.status, stream.error_code) == ("failed", "INTERNAL")
-    assert (await saved(stream.message_id)).metadata["status"] == "failed"
-    assert running == {}
-    assert ollama_emulator_settings.events("complete") == []
-
-
 async def test_a_request_that_cannot_be_stored_ends_with_nothing_saved_or_said(
     ws_connect, ollama_emulator_settings, room, alice, bob, settings, monkeypatch
 ):
-    """The model is asked while the request is stored: if the requester is removed from the
-    room in between, the request is refused, the model's answer is dropped, and the room
-    hears nothing of it."""
+    """The request is checked, then stored: if the requester is removed from the room in
+    between, the request is refused, the model is never asked, and the room hears nothing
+    of it."""
     from chat.models import Membership
-    from llm.services import streams
 
     def draft_then_removed(**kwargs):
         plan = real_draft(**kwargs)
         Membership.objects.filter(session_id=room.pk, user=alice).delete()
         return plan
 
-    real_draft = streams.stream_draft
-    monkeypatch.setattr(streams, "stream_draft", draft_then_removed)
+    real_draft = stream_records.stream_draft
+    monkeypatch.setattr(stream_records, "stream_draft", draft_then_removed)
     settings.MAX_CONCURRENT_STREAMS = 1
     ollama_emulator_settings.configure(**SLOW)
     a = await ws_connect(alice)
@@ -735,6 +662,6 @@ async def test_a_request_that_cannot_be_stored_ends_with_nothing_saved_or_said(
     assert not await database_sync_to_async(Stream.objects.filter(session_id=room.pk).exists)()
     assert await b.receive_nothing(timeout=0.5)
     assert running == {}
-    assert ollama_emulator_settings.events("complete") == []
-    monkeypatch.setattr(streams, "stream_draft", real_draft)
+    assert ollama_emulator_settings.requests() == []
+    monkeypatch.setattr(stream_records, "stream_draft", real_draft)
     assert (await ask(b, room))["streamId"], "the slot was given back"

@@ -19,13 +19,12 @@ from chat.services.sessions import member_remove, session_create
 from llm import event_types, sse_events
 from llm.models import Stream
 from llm.services import stream_follow
-from llm.services.room_stream import running
 from llm.services.stream_follow import StreamFollower
 from llm.services.streams import stream_request, stream_stop
 from llm.stream_state import get_stream_state
 
 from .sse import asgi_client, bearer, parse_sse
-from .streams import WITHIN_S, streams_finished
+from .streams import WITHIN_S, streams_finished, streams_stopped
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -42,9 +41,7 @@ async def room(alice, bob):
 @pytest.fixture(autouse=True)
 async def no_stream_left_running():
     yield
-    for stream in list(running.values()):
-        stream.request_stop(None)
-    await streams_finished()
+    await streams_stopped()
 
 
 @pytest.fixture(autouse=True)
@@ -331,8 +328,8 @@ async def test_a_dropped_chunk_is_taken_from_the_shared_state(room, alice):
     await publish(stream, "a", "b", "c")
     follower = StreamFollower(stream, user=alice, last_index=0)
 
-    events, ended = await follower._on_message(chunk_frame(stream, 2, "c"))
-    late, _ = await follower._on_message(chunk_frame(stream, 1, "b"))
+    events, ended = await follower.on_message(chunk_frame(stream, 2, "c"))
+    late, _ = await follower.on_message(chunk_frame(stream, 1, "b"))
 
     (event,) = parse_sse(b"".join(events))
     assert not ended and late == []

@@ -1,6 +1,6 @@
 """What a room stream stores when it is requested: checked and its context read with nothing
-written (so the model can be asked at once), then stored in one write (one transaction), so a
-refused request leaves nothing behind and an accepted one costs one commit."""
+written, then stored in one write (one transaction), so a refused request leaves nothing
+behind and an accepted one costs one commit."""
 
 from __future__ import annotations
 
