@@ -4,12 +4,15 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 
+COPY requirements/run.lock requirements/run.lock
+RUN pip install --require-hashes -r requirements/run.lock
+
 COPY pyproject.toml README.md ./
 COPY chatproject chatproject
 COPY accounts accounts
 COPY chat chat
 COPY llm llm
-RUN pip install .
+RUN pip install --no-deps --no-build-isolation .
 
 COPY manage.py ./
 COPY templates templates
