@@ -102,9 +102,12 @@ class MemoryStreamState:
         return [snapshot for snapshot in found if snapshot is not None]
 
     async def stream_stop_request(self, stream_id: str, payload: dict, *, ttl: float) -> None:
-        """Ask whichever worker runs ``stream_id`` to stop it (``stream_stop_requested``)."""
+        """Ask whichever worker runs ``stream_id`` to stop it (``stream_stop_requested``).
+        The first request stands: its ``by`` is who stopped the stream."""
         with self._lock:
-            self._stops[stream_id] = (dict(payload), time.time() + ttl)
+            _payload, expires = self._stops.get(stream_id, (None, 0.0))
+            if expires <= time.time():
+                self._stops[stream_id] = (dict(payload), time.time() + ttl)
 
     async def stream_stop_requested(self, stream_id: str) -> dict | None:
         with self._lock:
@@ -218,7 +221,7 @@ class RedisStreamState:
 
     async def stream_stop_request(self, stream_id: str, payload: dict, *, ttl: float) -> None:
         key = self._key("stream", stream_id, "stop")
-        await self._async().set(key, orjson.dumps(payload), ex=math.ceil(ttl))
+        await self._async().set(key, orjson.dumps(payload), ex=math.ceil(ttl), nx=True)
 
     async def stream_stop_requested(self, stream_id: str) -> dict | None:
         raw = await self._async().get(self._key("stream", stream_id, "stop"))

@@ -70,6 +70,14 @@ async def test_a_stop_request_is_read_back():
     assert await state.stream_stop_requested("s") == {"by": {"id": 1, "username": "a"}}
 
 
+async def test_the_first_stop_request_stands_so_the_first_member_is_who_stopped():
+    state = get_stream_state()
+    await state.stream_stop_request("s", {"by": {"id": 1}}, ttl=60)
+    await state.stream_stop_request("s", {"by": {"id": 2}}, ttl=60)
+
+    assert await state.stream_stop_requested("s") == {"by": {"id": 1}}
+
+
 async def test_keepalive_keeps_a_silent_streams_live_record():
     """A model may send nothing for a long time (loading): the record must not expire."""
     state, session = get_stream_state(), uuid.uuid4()
