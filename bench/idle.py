@@ -639,7 +639,7 @@ def owners_notes(results: list[Result], args) -> list[str]:
         f"- This project's modules: {kib.get('project', 0):.1f} KiB ({project_modules(platform)}: "
         "the middlewares' suspended frames and the scope the auth middleware passes on with "
         "the user, the token's expiry and its `send` wrapper, the consumer's attributes, "
-        "the timers' entries); other: "
+        "the timers' entries, the event loop's binding in the connection's context); other: "
         f"{kib.get('other', 0) + kib.get('Python (standard library only)', 0):.1f} KiB.",
     ]
     if base.kib_per_connection and total:
