@@ -655,10 +655,10 @@ def interpretation(cases: list[Case], plans: list[tuple[str, str, str]]) -> list
         "- History's `total` is read, not counted: the session's `message_count` (top-level "
         "messages, moved by the `UPDATE` that takes a send's `seq`) or, for a thread, its "
         f"root's `reply_count`. A page is {plural(statements, 'statement')} however large the "
-        f"session and wherever the cursor: the page of {PAGE} (an index scan), its authors' "
-        "id and username joined, its reactions and attachments as two JSON arrays per "
-        "message from correlated subqueries on their `message_id` indexes "
-        f"(`chat/message_details.py`). Raw SQL p50: {pages}."
+        f"session and wherever the cursor: the page of {PAGE} (an index scan) with its "
+        "authors' id and username joined (`select_related`), then its reactions and its "
+        "attachments, each read in one statement for the page's message ids (two "
+        f"`Prefetch(to_attr=)`, `chat/message_details.py`). Raw SQL p50: {pages}."
     )
     for session in sessions:
         page = main[(session, "page")]
@@ -666,8 +666,9 @@ def interpretation(cases: list[Case], plans: list[tuple[str, str, str]]) -> list
         notes.append(
             f"- ORM overhead, {session} session, page of {PAGE}: {overhead:.1f} ms at p50 "
             f"({ratio(pct(page.orm_ms, 0.5), pct(page.raw_ms, 0.5))} the raw SQL): building "
-            f"and compiling the statement, then {PAGE} messages and their authors as model "
-            f"instances, and the reactions and attachments from their JSON."
+            f"and compiling the statements, then {PAGE} messages and their authors as model "
+            f"instances, and their reactions and attachments as model instances in plain "
+            f"lists on each message."
         )
     for session in sessions:
         common = main[(session, "common")]
@@ -675,7 +676,8 @@ def interpretation(cases: list[Case], plans: list[tuple[str, str, str]]) -> list
         notes.append(
             f"- Search for a common word, {session} session: of {raw:.1f} ms (raw SQL, p50), "
             f"the COUNT, which stops at the 1,000th match, takes {count:.1f}; the rest is the "
-            f"page, newest first with no ranking (it stops at the {SEARCH_LIMIT}th match)."
+            f"page, newest first with no ranking (it stops at the {SEARCH_LIMIT}th match), "
+            f"and its reactions and attachments."
         )
     notes.append(
         "- The count and the page match on the stored vector (`chat_message.search_vector`, "

@@ -92,6 +92,12 @@ TRACE_CONCURRENCY = 5
 # (not this project's to change), Channels, the channel layer, the ORM and the JWT library.
 SERVER_PACKAGES = ("daphne", "twisted", "autobahn", "txaio", "uvicorn", "websockets")
 SERVERS = {"daphne": server_command, "uvicorn": uvicorn_command}
+# The stock channel layer each ``--layer`` runs (``chatproject.settings``), for the notes.
+LAYER_NAMES = {
+    "pubsub": "channels-redis' `RedisPubSubChannelLayer`",
+    "core": "channels-redis' `RedisChannelLayer`",
+    "memory": "Channels' `InMemoryChannelLayer`",
+}
 perf = time.perf_counter
 
 
@@ -570,6 +576,12 @@ def owner_groups(r: Result) -> dict[str, float]:
     return groups
 
 
+def project_modules(r: Result, top: int = 5) -> str:
+    """This project's modules that hold the most per connection, with their KiB."""
+    modules = [(owner, size) for owner, size in r.owners if "/" in owner][:top]
+    return ", ".join(f"`{owner}` {size / 1024:.2f}" for owner, size in modules) or "none"
+
+
 def owners_table(r: Result, top: int = 14) -> str:
     total = sum(size for _, size in r.owners)
     lines = [
@@ -605,19 +617,29 @@ def owners_notes(results: list[Result], args) -> list[str]:
         f"`asyncio.Queue` daphne feeds the application from): {kib.get('server', 0):.1f} "
         f"KiB ({groups.get('server', 0) / total:.0%}). Not this project's to change; another "
         "server is (`--server uvicorn`).",
-        f"- Channels and asgiref: {kib.get('Channels', 0):.1f} KiB. The handshake "
-        "(`chatproject/entry.py`: route, origin, token or session, outage refusal) runs and "
-        "returns; while the socket is open only the entry's coroutine and the consumer's "
-        "are suspended in the application task, with the server's scope as it came (no "
-        "copies; the credentials are the consumer's).",
+        f"- Channels and asgiref: {kib.get('Channels', 0):.1f} KiB. The middlewares and "
+        "the consumer do not return while the socket is open: `ProtocolTypeRouter`, the "
+        "origin check (`chatproject/origins.py`), the auth middleware "
+        "(`accounts/middleware.py`), `URLRouter` (which passes on a copy of the scope with "
+        "`url_route`) and the consumer are suspended one inside the other in the "
+        "application task daphne runs for the connection, and the consumer's "
+        "`AsyncConsumer.__call__` waits in Channels' `await_many_dispatch`, which keeps two "
+        "tasks per connection (one on daphne's input queue, one on the channel layer's "
+        "`receive`), replaced by new ones after each message they deliver.",
         f"- The channel layer: {kib.get('the channel layer', 0):.1f} KiB: the connection's "
-        "channel, its mailbox (`chatproject/pubsub_layer.py`: two empty slots while no "
-        "message waits) and its Redis subscription.",
+        f"channel in {LAYER_NAMES[args.layer]}, with an `asyncio.Queue` of its own that the "
+        "`receive` task waits on"
+        + (
+            " (`channels_redis/pubsub.py`), and its Redis subscription."
+            if args.layer == "pubsub"
+            else "."
+        ),
         f"- Django, DRF, psycopg, PyJWT: {kib.get('Django, DRF, psycopg, PyJWT', 0):.1f} "
         "KiB, mostly the user loaded for the token (a model instance per connection).",
-        f"- This project's modules: {kib.get('project', 0):.1f} KiB (the consumer, the "
-        "suspended entry, the mailbox, the timers' entries, the event loop's binding in the "
-        "connection's context); other: "
+        f"- This project's modules: {kib.get('project', 0):.1f} KiB ({project_modules(platform)}: "
+        "the middlewares' suspended frames and the scope the auth middleware passes on with "
+        "the user, the token's expiry and its `send` wrapper, the consumer's attributes, "
+        "the timers' entries, the event loop's binding in the connection's context); other: "
         f"{kib.get('other', 0) + kib.get('Python (standard library only)', 0):.1f} KiB.",
     ]
     if base.kib_per_connection and total:
@@ -673,8 +695,9 @@ def interpretation(results: list[Result], args) -> list[str]:
             )
     for r in results[:-1]:
         notes.append(
-            f"- Connecting: a platform handshake decodes the JWT and loads the user (one "
-            f"database query, on the thread pool), subscribes the connection's channel and "
+            f"- Connecting: a platform handshake checks the origin, decodes the JWT and loads "
+            f"the user (one database query, in Channels' shared database thread), subscribes "
+            f"the connection's channel and "
             f"joins the user's channel group, adds the connection to the user's presence set "
             f"and takes its offline queue in one round trip "
             f"({'in memory' if args.layer == 'memory' else 'a Redis transaction'}), then "
@@ -752,12 +775,13 @@ def interpretation(results: list[Result], args) -> list[str]:
             f"{per(platform, 'collections.deque'):.0f} deques (queues and buffers) against "
             f"the raw server's {per(base, '_asyncio.Task'):.0f}, "
             f"{per(base, 'builtins.coroutine'):.0f} and {per(base, 'collections.deque'):.0f} "
-            "(census below): the application task daphne runs for the connection, where "
-            "the entry (`chatproject/entry.py`) and the consumer wait on daphne's input "
-            "queue (an `asyncio.Queue`, four deques); the channel layer calls the consumer "
-            "back when a message comes, so no reader task waits for it. The presence "
-            "heartbeat and token expiry are the worker's (`chat.timers`): one task and one "
-            "timer for all its connections."
+            "(census below): the application task daphne runs for the connection, in which "
+            "`ProtocolTypeRouter`, the origin check, the auth middleware, `URLRouter` and "
+            "the consumer are suspended one inside the other, and the two tasks of Channels' "
+            "`await_many_dispatch` (`AsyncConsumer.__call__`): one waits on daphne's input "
+            "queue, one on the connection's own queue in the channel layer (each an "
+            "`asyncio.Queue`, with its deques). The presence heartbeat and token expiry are "
+            "the worker's (`chat.timers`): one task and one timer for all its connections."
         )
     if max(r.client_cpu for r in results) > 0.8:
         notes.append(
