@@ -46,8 +46,8 @@ def context_messages(
     ``parent_id`` when given).
 
     ``pending`` is a prompt not stored yet, ``(author, text)``: it comes last, in one of the
-    ``CONTEXT_LIMIT`` places, as it will read once stored. A room stream asks the model
-    while its prompt is being saved. ``named``: whether the session has several members
+    ``CONTEXT_LIMIT`` places, as it will read once stored: a room stream reads its context
+    before the transaction that stores its prompt. ``named``: whether the session has several members
     (authors are then named), if the caller knows already; else it is counted.
 
     The messages are read as rows of the five columns used, not as models with their
