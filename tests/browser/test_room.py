@@ -22,17 +22,6 @@ PNG = base64.b64decode(
 )
 
 
-@pytest.fixture
-def pair(web, people):
-    """alice and bob, each in their own browser, in one room."""
-    alice, bob = web.user("alice"), web.user("bob")
-    room = web.room(alice, bob)
-    a, b = people(alice), people(bob)
-    a.open_room(room)
-    b.open_room(room)
-    return a, b, room
-
-
 def test_two_people_chat_live(pair):
     a, b, _ = pair
 
