@@ -206,7 +206,9 @@ async function sendMessage({ text, files, parentMessageId = null }) {
     return; // outbox:failed shows why on the message itself
   }
   applyMessage(message, { own: true });
-  await Promise.all(files.map((file, i) => upload(message, file, sending.clientId, states[i])));
+  // One at a time: each attaching is a write to the message, and writes to one message in
+  // parallel only contend (on SQLite, one of them loses).
+  for (const [i, file] of files.entries()) await upload(message, file, sending.clientId, states[i]);
 }
 
 /** Upload `file` to `message`, its progress shown under `key`; a failure is kept for later. */
