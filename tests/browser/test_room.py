@@ -357,9 +357,7 @@ def test_an_unavailable_assistant_is_explained_in_words(pair, ollama):
         expect(error).to_contain_text("The assistant is unavailable:")
 
 
-def test_the_ask_form_offers_each_of_the_servers_models_once_and_uses_the_one_chosen(
-    pair, ollama
-):
+def test_the_ask_form_offers_each_of_the_servers_models_once_and_uses_the_one_chosen(pair, ollama):
     a, b, _ = pair
     # The default model (OLLAMA_MODEL, "llama3.2") is the server's "llama3.2:latest".
     ollama.configure(models=["llama3.2", "llama3.2:latest", "qwen2.5"], reply="Short answer.")
