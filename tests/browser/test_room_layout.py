@@ -150,6 +150,8 @@ def test_code_in_an_answer_is_highlighted_with_a_copy_button(pair, ollama):
     color = block.locator(".token.keyword").first.evaluate("(el) => getComputedStyle(el).color")
     plain = block.locator("code").evaluate("(el) => getComputedStyle(el).color")
     assert color != plain
+    # Prism only tokenizes: it was told (data-manual) never to rewrite the page itself.
+    assert b.page.evaluate("Prism.manual") is True
     expect(content.locator("table td")).to_have_count(2)
     expect(content.locator("h4")).to_have_text("Afterwards")
 

@@ -155,6 +155,7 @@ def test_the_main_screens(web, people, ollama, shots):
 
     a.message("Who runs the release?").locator(".msg-replies").click()
     expect(a.page.locator("#panel .msg")).to_have_count(3)
+    a.page.mouse.move(640, 790)  # away from the messages: no hover toolbar in the picture
     a.page.screenshot(path=shots / "thread.png")
     a.page.locator("#panel-close").click()
 
