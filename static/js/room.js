@@ -8,7 +8,7 @@
  * through `applyMessage`, which keeps the store and the timelines (main and thread) in step.
  */
 
-import { api, uploadAttachment } from "./api.js";
+import { api } from "./api.js";
 import { ChatClient } from "./chat-client.js";
 import { $, h, replaceChildren } from "./dom.js";
 import { clockTime, dayLabel } from "./format.js";
@@ -16,12 +16,11 @@ import { icon } from "./icons.js";
 import { plainText } from "./markdown.js";
 import { AssistantOptions } from "./room/assistant.js";
 import { Composer } from "./room/composer.js";
-import { fileRefusal, uploadErrorText } from "./room/file-check.js";
 import { Members, Typing } from "./room/members.js";
 import { authorName, QUICK_EMOJI, streamErrorText } from "./room/message-view.js";
 import { Lightbox, Popover, Toasts } from "./room/overlays.js";
 import { Timeline } from "./room/timeline.js";
-import { UploadFailures } from "./room/upload-failures.js";
+import { Uploads } from "./room/uploads.js";
 
 const boot = JSON.parse($("#room-data").textContent);
 const sessionId = boot.session.id;
@@ -38,8 +37,6 @@ window.chatClient = client; // for the console and for browser tests
 const store = new Map(); // message id -> message (top-level and replies)
 const locals = new Map(); // clientId -> optimistic message
 const streamsByMessage = new Map(); // assistant message id -> stream tracker
-const uploads = new Map(); // clientId, or message id for a retry -> [{name, progress}]
-const uploadFailures = new UploadFailures(window.localStorage, `chat-upload-failures:${me.id}`);
 let localOrder = 0;
 let editingId = null;
 let mySeenSeq = boot.lastSeenSeq || 0;
@@ -55,6 +52,20 @@ const assistant = new AssistantOptions({ defaultAgentId: boot.session.agentId })
 const popover = new Popover($("#popover"));
 const toasts = new Toasts($("#toasts"));
 const lightbox = new Lightbox($("#lightbox"));
+const uploads = new Uploads({
+  rules: fileRules,
+  storage: window.localStorage,
+  storageKey: `chat-upload-failures:${me.id}`,
+  changed: (id) => refreshSoon(id),
+  attached: (message, attachment) => {
+    // The server also broadcasts message:edited with it; this covers a lost broadcast.
+    const current = store.get(message.id) || message;
+    if (!(current.attachments || []).some((a) => a.id === attachment.id)) {
+      applyMessage({ ...current, attachments: [...(current.attachments || []), attachment] });
+    }
+  },
+  refused: (text) => toasts.show(text),
+});
 
 // --- rendering context -------------------------------------------------------------------
 
@@ -77,11 +88,7 @@ function seenBy(msg) {
 /** The files of a message of mine still uploading, then those that failed to. */
 function uploadsFor(msg) {
   if (msg.author?.id !== me.id || msg.isDeleted) return [];
-  return [
-    ...((msg.clientId && uploads.get(msg.clientId)) || []),
-    ...(uploads.get(msg.id) || []),
-    ...uploadFailures.list(msg.id).map((failure) => ({ ...failure, failed: true })),
-  ];
+  return uploads.of(msg);
 }
 
 function ctxFor(showReplies) {
@@ -196,8 +203,7 @@ function showLocal(entry) {
 async function sendMessage({ text, files, parentMessageId = null }) {
   const content = text.trim() ? text.replace(/\s+$/, "") : files.map((f) => f.name).join(", ");
   const sending = client.send(sessionId, content, { parentMessageId });
-  const states = files.map((f) => ({ name: f.name, size: f.size, progress: 0 }));
-  if (files.length) uploads.set(sending.clientId, states);
+  const states = uploads.expect(sending.clientId, files);
   showLocal({ clientId: sending.clientId, content, parentMessageId });
   let message;
   try {
@@ -206,59 +212,7 @@ async function sendMessage({ text, files, parentMessageId = null }) {
     return; // outbox:failed shows why on the message itself
   }
   applyMessage(message, { own: true });
-  // One at a time: each attaching is a write to the message, and writes to one message in
-  // parallel only contend (on SQLite, one of them loses).
-  for (const [i, file] of files.entries()) await upload(message, file, sending.clientId, states[i]);
-}
-
-/** Upload `file` to `message`, its progress shown under `key`; a failure is kept for later. */
-async function upload(message, file, key, state) {
-  try {
-    const attachment = await uploadAttachment(message.id, file, (progress) => {
-      state.progress = progress;
-      refreshSoon(message.id);
-    });
-    // The server also broadcasts message:edited with it; this covers a lost broadcast.
-    const current = store.get(message.id) || message;
-    if (!(current.attachments || []).some((a) => a.id === attachment.id)) {
-      applyMessage({ ...current, attachments: [...(current.attachments || []), attachment] });
-    }
-  } catch (error) {
-    uploadFailures.add(message.id, {
-      name: file.name,
-      size: file.size,
-      error: uploadErrorText(error, fileRules),
-    });
-  } finally {
-    const left = (uploads.get(key) || []).filter((s) => s !== state);
-    if (left.length) uploads.set(key, left);
-    else uploads.delete(key);
-    refreshSoon(message.id);
-  }
-}
-
-const retryInput = h("input", { type: "file", hidden: true, tabindex: "-1" });
-document.body.append(retryInput);
-
-/** "Attach again": pick the file once more, check it, and upload it to the same message. */
-function attachAgain(id, failedName) {
-  retryInput.onchange = async () => {
-    const [file] = retryInput.files;
-    retryInput.value = "";
-    const message = store.get(id);
-    if (!file || !message) return;
-    const refusal = await fileRefusal(file, fileRules);
-    if (refusal) {
-      toasts.show(refusal);
-      return;
-    }
-    uploadFailures.remove(id, failedName);
-    const state = { name: file.name, size: file.size, progress: 0 };
-    uploads.set(id, [...(uploads.get(id) || []), state]);
-    refreshSoon(id);
-    await upload(message, file, id, state);
-  };
-  retryInput.click();
+  await uploads.send(message, files, sending.clientId, states);
 }
 
 function askErrorText(error) {
@@ -576,7 +530,7 @@ function onTimelineClick(event) {
       popover.confirm(button, "Delete this message for everyone?", "Delete", () =>
         client.delete(id).then(
           () => {
-            uploadFailures.forget(id);
+            uploads.forget(id);
             patchMessage(id, { isDeleted: true, content: "", reactions: [], attachments: [] });
           },
           (error) => toasts.show(`Couldn't delete: ${error.message}`),
@@ -596,11 +550,10 @@ function onTimelineClick(event) {
       lightbox.open(button.dataset.src, button.dataset.name);
       break;
     case "upload-again":
-      attachAgain(id, button.dataset.name);
+      if (store.has(id)) uploads.again(store.get(id), button.dataset.name);
       break;
     case "upload-remove":
-      uploadFailures.remove(id, button.dataset.name);
-      refreshSoon(id);
+      uploads.dismiss(id, button.dataset.name);
       break;
     case "discard":
     case "restore": {
