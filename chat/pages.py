@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.db.models import OuterRef, Subquery
@@ -33,6 +34,7 @@ from .selectors import (
     unread_counts,
 )
 from .serializers import MessageSerializer, iso
+from .services.attachments import ALLOWED_TYPES, TEXT_TYPE, allowed_types_text
 from .services.sessions import member_add, session_create
 from .state import get_state
 
@@ -194,6 +196,13 @@ def room(request, session_id):
             for m in memberships
         ],
         "lastSeenSeq": mine.last_seen_seq,
+        # What an upload may be, so the page refuses a file when it is picked rather than
+        # after the message has gone out without it.
+        "attachments": {
+            "maxBytes": settings.ATTACHMENT_MAX_BYTES,
+            "types": [*ALLOWED_TYPES, TEXT_TYPE],
+            "typesText": allowed_types_text(),
+        },
     }
     others = [r for r in _session_rows(request.user) if r.session.pk != session.pk]
     return render(

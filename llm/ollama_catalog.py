@@ -1,5 +1,9 @@
 """What the Ollama server has: its models (``GET /api/tags``), for ``GET /api/llm/models``.
 
+Names are given as Ollama reads them: a name without a tag is ``name:latest``, so the
+default model (``OLLAMA_MODEL``, often written without a tag) and the server's entry for it
+are one name, and each model is listed once.
+
 An Ollama that can't be reached is ``LLM_UNAVAILABLE`` (503) naming the address tried, so an
 operator sees at once which ``OLLAMA_URL`` is wrong or down.
 """
@@ -21,11 +25,16 @@ def _unavailable(url: str, why: str) -> DomainError:
     )
 
 
+def tagged(name: str) -> str:
+    """``name`` with its tag: Ollama reads a model name without one as ``name:latest``."""
+    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+
+
 def _model(entry: dict) -> dict:
     details = entry.get("details") or {}
     return {
-        "name": entry.get("name") or entry.get("model"),
-        "model": entry.get("model") or entry.get("name"),
+        "name": tagged(entry.get("name") or entry.get("model")),
+        "model": tagged(entry.get("model") or entry.get("name")),
         "size": entry.get("size"),
         "modifiedAt": entry.get("modified_at"),
         "family": details.get("family"),
@@ -47,4 +56,9 @@ def ollama_models() -> dict:
         entries = response.json().get("models") or []
     except (ValueError, AttributeError) as exc:
         raise _unavailable(url, "answered something that is not Ollama's model list") from exc
-    return {"models": [_model(e) for e in entries], "defaultModel": settings.OLLAMA_MODEL}
+    models = {}
+    for entry in entries:
+        if entry.get("name") or entry.get("model"):
+            model = _model(entry)
+            models.setdefault(model["name"], model)
+    return {"models": list(models.values()), "defaultModel": tagged(settings.OLLAMA_MODEL)}

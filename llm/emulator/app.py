@@ -270,7 +270,9 @@ class OllamaEmulator:
         await _send_json(send, 200, {"version": VERSION})
 
     async def _tags(self, body, receive, send, method):
-        models = [_model_entry(name) for name in self.script.models]
+        # One entry per model, as Ollama lists them: "llama3.2" and "llama3.2:latest" are one.
+        names = dict.fromkeys(_full_name(name) for name in self.script.models)
+        models = [_model_entry(name) for name in names]
         await _send_json(send, 200, {"models": models}, head=method == "HEAD")
 
     async def _ps(self, body, receive, send, method):

@@ -4,14 +4,18 @@
  * Message text is untrusted (TRAPS: stored XSS). This renderer never parses HTML: it reads
  * the text as Markdown and builds DOM nodes with createElement and textContent, so anything
  * that looks like markup stays text. It produces only these elements: p, br, strong, em,
- * code, pre, a (http and https links only, rel="noopener noreferrer nofollow"), ul, ol, li.
- * Headings come out as a bold paragraph, so an assistant's "### Steps" still reads well.
+ * code, pre, a (http and https links only, rel="noopener noreferrer nofollow"), ul, ol, li,
+ * h3 to h6, and GitHub's tables (table, thead, tbody, tr, th, td). A message's headings
+ * start at h3: the page's own h1 and h2 (the room, its sidebar and panel) stay above them.
+ * Code blocks carry their language as `data-lang`; highlighting them is code-blocks.js's
+ * job, on the nodes built here.
  */
 
 const ESCAPABLE = "\\`*_{}[]()#+-.!>~|";
 const FENCE = /^ {0,3}(`{3,}|~{3,})\s*([\w+#.-]*)\s*$/;
 const LIST_ITEM = /^ {0,3}(?:([-*+])|(\d{1,9})[.)])\s+(.*)$/;
-const HEADING = /^ {0,3}#{1,6}\s+(.*?)\s*#*\s*$/;
+const HEADING = /^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$/;
+const TABLE_DELIMITER = /^ {0,3}\|?\s*:?-+:?\s*(?:\|\s*:?-+:?\s*)*\|?\s*$/;
 const LINK = /\[([^\]\n]+)\]\(\s*([^\s()<>]+)\s*\)/y;
 const AUTOLINK = /https?:\/\/[^\s<>"'`]+/iy;
 const CODE_SPAN = /(`+)([^`]|[^`][\s\S]*?[^`])\1(?!`)/y;
@@ -170,6 +174,62 @@ function paragraph(lines, tag = "p") {
   return p;
 }
 
+/** A table row's cells: split on every `|` not escaped, the outer ones optional. */
+function tableCells(line) {
+  let text = line.trim();
+  if (text.startsWith("|")) text = text.slice(1);
+  if (text.endsWith("|") && !text.endsWith("\\|")) text = text.slice(0, -1);
+  const cells = [];
+  let cell = "";
+  for (let i = 0; i < text.length; i += 1) {
+    if (text[i] === "\\" && text[i + 1] === "|") {
+      cell += "\\|"; // left escaped: inline() turns it into a plain "|"
+      i += 1;
+    } else if (text[i] === "|") {
+      cells.push(cell.trim());
+      cell = "";
+    } else {
+      cell += text[i];
+    }
+  }
+  cells.push(cell.trim());
+  return cells;
+}
+
+/** How each column of a delimiter row aligns: "left", "center", "right" or null. */
+function alignments(line) {
+  return tableCells(line).map((cell) => {
+    const left = cell.startsWith(":");
+    const right = cell.endsWith(":");
+    if (left && right) return "center";
+    if (right) return "right";
+    return left ? "left" : null;
+  });
+}
+
+/** Whether `lines[i]` starts a table: a header row, then a delimiter row as wide. */
+function isTableStart(lines, i) {
+  const next = lines[i + 1];
+  return (
+    lines[i].includes("|") &&
+    next !== undefined &&
+    TABLE_DELIMITER.test(next) &&
+    next.includes("|") &&
+    tableCells(lines[i]).length === tableCells(next).length
+  );
+}
+
+function tableRow(cells, tag, aligns) {
+  const tr = document.createElement("tr");
+  aligns.forEach((align, n) => {
+    const cell = document.createElement(tag);
+    if (align) cell.className = `align-${align}`;
+    cell.append(...inline(cells[n] ?? ""));
+    tr.append(cell);
+  });
+  return tr;
+}
+
 /**
  * Render Markdown `text` into a DocumentFragment of safe nodes.
  * @param {string} text
@@ -204,6 +264,23 @@ export function renderMarkdown(text) {
       fragment.append(pre);
       continue;
     }
+    if (isTableStart(lines, i)) {
+      endParagraph();
+      const aligns = alignments(lines[i + 1]);
+      const table = document.createElement("table");
+      const head = document.createElement("thead");
+      head.append(tableRow(tableCells(line), "th", aligns));
+      const body = document.createElement("tbody");
+      i += 2;
+      while (i < lines.length && lines[i].trim() !== "" && lines[i].includes("|")) {
+        body.append(tableRow(tableCells(lines[i]), "td", aligns));
+        i += 1;
+      }
+      table.append(head);
+      if (body.childElementCount) table.append(body);
+      fragment.append(table);
+      continue;
+    }
     const item = LIST_ITEM.exec(line);
     if (item) {
       endParagraph();
@@ -231,11 +308,10 @@ export function renderMarkdown(text) {
     const heading = HEADING.exec(line);
     if (heading) {
       endParagraph();
-      const p = document.createElement("p");
-      const strong = document.createElement("strong");
-      strong.append(...inline(heading[1]));
-      p.append(strong);
-      fragment.append(p);
+      const level = Math.min(6, heading[1].length + 2);
+      const title = document.createElement(`h${level}`);
+      title.append(...inline(heading[2]));
+      fragment.append(title);
       i += 1;
       continue;
     }
@@ -247,9 +323,27 @@ export function renderMarkdown(text) {
   return fragment;
 }
 
-/** Plain text of Markdown, for previews and titles (markers dropped, nothing rendered). */
+const BLOCKS = new Set(["P", "PRE", "LI", "TR", "H3", "H4", "H5", "H6", "UL", "OL", "TABLE"]);
+
+/** Plain text of Markdown, for previews and titles (markers dropped, nothing rendered):
+ * each paragraph, list item, code block, heading and table row on a line of its own, so a
+ * list does not run together ("Checklist:tests greenchangelog"). */
 export function plainText(text) {
-  const holder = document.createElement("div");
-  holder.append(renderMarkdown(text));
-  return holder.textContent;
+  const parts = [];
+  const walk = (node) => {
+    for (const child of node.childNodes) {
+      if (child.nodeType === Node.TEXT_NODE) parts.push(child.data);
+      else if (child.tagName === "BR") parts.push("\n");
+      else {
+        walk(child);
+        if (BLOCKS.has(child.tagName)) parts.push("\n");
+        else if (child.tagName === "TD" || child.tagName === "TH") parts.push(" ");
+      }
+    }
+  };
+  walk(renderMarkdown(text));
+  return parts
+    .join("")
+    .replace(/[ \t]*\n\s*/g, "\n")
+    .trim();
 }

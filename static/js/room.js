@@ -8,7 +8,7 @@
  * through `applyMessage`, which keeps the store and the timelines (main and thread) in step.
  */
 
-import { api, uploadAttachment } from "./api.js";
+import { api } from "./api.js";
 import { ChatClient } from "./chat-client.js";
 import { $, h, replaceChildren } from "./dom.js";
 import { clockTime, dayLabel } from "./format.js";
@@ -20,11 +20,13 @@ import { Members, Typing } from "./room/members.js";
 import { authorName, QUICK_EMOJI, streamErrorText } from "./room/message-view.js";
 import { Lightbox, Popover, Toasts } from "./room/overlays.js";
 import { Timeline } from "./room/timeline.js";
+import { Uploads } from "./room/uploads.js";
 
 const boot = JSON.parse($("#room-data").textContent);
 const sessionId = boot.session.id;
 const me = boot.me;
 const canModerate = me.isStaff || me.role === "owner" || me.role === "admin";
+const fileRules = boot.attachments;
 
 const client = new ChatClient({
   storage: window.localStorage,
@@ -35,7 +37,6 @@ window.chatClient = client; // for the console and for browser tests
 const store = new Map(); // message id -> message (top-level and replies)
 const locals = new Map(); // clientId -> optimistic message
 const streamsByMessage = new Map(); // assistant message id -> stream tracker
-const uploads = new Map(); // clientId -> [{name, progress, error}]
 let localOrder = 0;
 let editingId = null;
 let mySeenSeq = boot.lastSeenSeq || 0;
@@ -51,6 +52,20 @@ const assistant = new AssistantOptions({ defaultAgentId: boot.session.agentId })
 const popover = new Popover($("#popover"));
 const toasts = new Toasts($("#toasts"));
 const lightbox = new Lightbox($("#lightbox"));
+const uploads = new Uploads({
+  rules: fileRules,
+  storage: window.localStorage,
+  storageKey: `chat-upload-failures:${me.id}`,
+  changed: (id) => refreshSoon(id),
+  attached: (message, attachment) => {
+    // The server also broadcasts message:edited with it; this covers a lost broadcast.
+    const current = store.get(message.id) || message;
+    if (!(current.attachments || []).some((a) => a.id === attachment.id)) {
+      applyMessage({ ...current, attachments: [...(current.attachments || []), attachment] });
+    }
+  },
+  refused: (text) => toasts.show(text),
+});
 
 // --- rendering context -------------------------------------------------------------------
 
@@ -70,6 +85,12 @@ function seenBy(msg) {
     .map((m) => m.username);
 }
 
+/** The files of a message of mine still uploading, then those that failed to. */
+function uploadsFor(msg) {
+  if (msg.author?.id !== me.id || msg.isDeleted) return [];
+  return uploads.of(msg);
+}
+
 function ctxFor(showReplies) {
   return (msg) => ({
     me,
@@ -81,7 +102,7 @@ function ctxFor(showReplies) {
     memberName: (id) => members.name(id),
     agentName: (id) => assistant.agentName(id),
     streamFor: (id) => streamsByMessage.get(id),
-    uploadsFor: (m) => (m.clientId && uploads.get(m.clientId)) || [],
+    uploadsFor,
     seenBy: showReplies ? seenBy : () => [],
   });
 }
@@ -182,12 +203,7 @@ function showLocal(entry) {
 async function sendMessage({ text, files, parentMessageId = null }) {
   const content = text.trim() ? text.replace(/\s+$/, "") : files.map((f) => f.name).join(", ");
   const sending = client.send(sessionId, content, { parentMessageId });
-  if (files.length) {
-    uploads.set(
-      sending.clientId,
-      files.map((f) => ({ name: f.name, progress: 0, error: null })),
-    );
-  }
+  const states = uploads.expect(sending.clientId, files);
   showLocal({ clientId: sending.clientId, content, parentMessageId });
   let message;
   try {
@@ -196,28 +212,7 @@ async function sendMessage({ text, files, parentMessageId = null }) {
     return; // outbox:failed shows why on the message itself
   }
   applyMessage(message, { own: true });
-  await Promise.all(
-    files.map((file, i) => upload(message, file, uploads.get(message.clientId)[i])),
-  );
-  if (uploads.get(message.clientId)?.every((u) => !u.error)) uploads.delete(message.clientId);
-  refreshSoon(message.id);
-}
-
-async function upload(message, file, state) {
-  try {
-    const attachment = await uploadAttachment(message.id, file, (progress) => {
-      state.progress = progress;
-      refreshSoon(message.id);
-    });
-    // The server also broadcasts message:edited with it; this covers a lost broadcast.
-    const current = store.get(message.id) || message;
-    if (!(current.attachments || []).some((a) => a.id === attachment.id)) {
-      applyMessage({ ...current, attachments: [...(current.attachments || []), attachment] });
-    }
-  } catch (error) {
-    state.error = error.message;
-    refreshSoon(message.id);
-  }
+  await uploads.send(message, files, sending.clientId, states);
 }
 
 function askErrorText(error) {
@@ -250,6 +245,7 @@ function composerFor(container, parentMessageId = null) {
       payload.mode === "assistant"
         ? ask({ ...payload, parentMessageId })
         : sendMessage({ ...payload, parentMessageId }),
+    fileRules,
     onTyping: () => client.typing(sessionId),
     onIdle: () => client.stopTyping(sessionId),
     onEditLast: () => {
@@ -332,6 +328,8 @@ function openPanel(title, ...content) {
 }
 
 function closePanel() {
+  // A closed search leaves no query behind in the box.
+  if ($("#panel-title").textContent === "Search") $("#search-input").value = "";
   $("#panel").hidden = true;
   $("#room").classList.remove("with-panel");
   replaceChildren($("#panel-body"));
@@ -340,9 +338,25 @@ function closePanel() {
 
 $("#panel-close").addEventListener("click", closePanel);
 
-$("#sidebar-toggle").addEventListener("click", () => {
-  const open = $("#room").classList.toggle("show-sidebar");
+// On a narrow screen the sidebar is a drawer over the room: it closes with its ✕, a tap
+// outside it, or Escape, and gives the focus back to the button that opened it.
+function setSidebar(open) {
+  const room = $("#room");
+  if (open === room.classList.contains("show-sidebar")) return;
+  room.classList.toggle("show-sidebar", open);
+  $("#sidebar-backdrop").hidden = !open;
   $("#sidebar-toggle").setAttribute("aria-expanded", String(open));
+  if (open) $("#sidebar-close").focus();
+  else $("#sidebar-toggle").focus();
+}
+
+$("#sidebar-toggle").addEventListener("click", () =>
+  setSidebar(!$("#room").classList.contains("show-sidebar")),
+);
+$("#sidebar-close").addEventListener("click", () => setSidebar(false));
+$("#sidebar-backdrop").addEventListener("click", () => setSidebar(false));
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && $("#room").classList.contains("show-sidebar")) setSidebar(false);
 });
 
 async function openThread(id) {
@@ -390,6 +404,7 @@ async function search(query) {
       `/api/chat/sessions/${sessionId}/search?query=${encodeURIComponent(query)}&limit=50`,
     );
     const results = page.results.map((msg) => {
+      // One line per paragraph or list item (the snippet keeps its line breaks).
       const text = plainText(msg.content);
       const snippet = text.length > 220 ? `${text.slice(0, 219)}…` : text;
       const button = h(
@@ -514,7 +529,10 @@ function onTimelineClick(event) {
     case "delete":
       popover.confirm(button, "Delete this message for everyone?", "Delete", () =>
         client.delete(id).then(
-          () => patchMessage(id, { isDeleted: true, content: "", reactions: [], attachments: [] }),
+          () => {
+            uploads.forget(id);
+            patchMessage(id, { isDeleted: true, content: "", reactions: [], attachments: [] });
+          },
           (error) => toasts.show(`Couldn't delete: ${error.message}`),
         ),
       );
@@ -530,6 +548,12 @@ function onTimelineClick(event) {
       break;
     case "open-image":
       lightbox.open(button.dataset.src, button.dataset.name);
+      break;
+    case "upload-again":
+      if (store.has(id)) uploads.again(store.get(id), button.dataset.name);
+      break;
+    case "upload-remove":
+      uploads.dismiss(id, button.dataset.name);
       break;
     case "discard":
     case "restore": {
@@ -624,13 +648,20 @@ const STATE_TEXT = {
 client.on("state", (state) => {
   if (state !== "open") delete $("#room").dataset.joined;
   const chip = $("#conn-state");
+  const label = STATE_TEXT[state] || state;
   chip.dataset.state = state;
-  chip.textContent = STATE_TEXT[state] || state;
+  chip.title = label; // on a phone only the dot shows: the label is its tooltip
+  replaceChildren(chip, h("span", { class: "conn-label" }, label));
   if (state === "closed" && client.closeReason?.code === "UNAUTHORIZED") {
+    chip.title = "Logged out";
     replaceChildren(
       chip,
-      "Logged out · ",
-      h("a", { href: `/login/?next=${encodeURIComponent(location.pathname)}` }, "log in"),
+      h(
+        "span",
+        { class: "conn-label conn-label-keep" },
+        "Logged out · ",
+        h("a", { href: `/login/?next=${encodeURIComponent(location.pathname)}` }, "log in"),
+      ),
     );
   }
   // Pending messages say whether they wait for the connection.

@@ -137,3 +137,14 @@ def people(web, browser):
         person.page.context.close()
     for person in opened:
         assert person.errors == [], f"uncaught errors in {person.name}'s page: {person.errors}"
+
+
+@pytest.fixture
+def pair(web, people):
+    """alice and bob, each in their own browser, in one room."""
+    alice, bob = web.user("alice"), web.user("bob")
+    room = web.room(alice, bob)
+    a, b = people(alice), people(bob)
+    a.open_room(room)
+    b.open_room(room)
+    return a, b, room

@@ -267,7 +267,15 @@ MARKDOWN_CASES = {
         "<p>&lt;img src=x onerror=alert(1)&gt;&lt;script&gt;alert(2)&lt;/script&gt;</p>"
     ),
     "snake_case_name and 2*3*4": "<p>snake_case_name and 2*3*4</p>",
-    "### Steps": "<p><strong>Steps</strong></p>",
+    "### Steps": "<h5>Steps</h5>",
+    "# Title\n## Part *one*\n#### Deep": "<h3>Title</h3><h4>Part <em>one</em></h4><h6>Deep</h6>",
+    "| Step | Who |\n|:-----|----:|\n| tag `v2` | bob |\n| a \\| b | <b> |": (
+        '<table><thead><tr><th class="align-left">Step</th><th class="align-right">Who</th></tr>'
+        '</thead><tbody><tr><td class="align-left">tag <code>v2</code></td>'
+        '<td class="align-right">bob</td></tr><tr><td class="align-left">a | b</td>'
+        '<td class="align-right">&lt;b&gt;</td></tr></tbody></table>'
+    ),
+    "a | b\nnot a table": "<p>a | b<br>not a table</p>",
     "\\*not italic\\*": "<p>*not italic*</p>",
     "```\nunclosed block while streaming": "<pre><code>unclosed block while streaming</code></pre>",
 }
@@ -291,10 +299,13 @@ def test_markdown_renders_a_fixed_safe_set_of_elements(js):
 def test_markdown_never_makes_other_elements_or_attributes(js):
     result = js("""
         const { renderMarkdown } = await import('/static/js/markdown.js');
-        const allowed = new Set(['P', 'BR', 'STRONG', 'EM', 'CODE', 'PRE', 'A', 'UL', 'OL', 'LI']);
-        const attributes = { A: ['href', 'rel', 'target'], CODE: ['data-lang'], OL: ['start'] };
+        const allowed = new Set(['P', 'BR', 'STRONG', 'EM', 'CODE', 'PRE', 'A', 'UL', 'OL', 'LI',
+          'H3', 'H4', 'H5', 'H6', 'TABLE', 'THEAD', 'TBODY', 'TR', 'TH', 'TD']);
+        const attributes = { A: ['href', 'rel', 'target'], CODE: ['data-lang'], OL: ['start'],
+          TH: ['class'], TD: ['class'] };
         const pieces = ['<', '>', '"', "'", '&', '*', '_', '`', '```', '[', ']', '(', ')',
-          'javascript:', 'https://a.b/', 'on', '=', '\\n', ' ', '- ', '1. ', '#', '\\\\', 'x'];
+          'javascript:', 'https://a.b/', 'on', '=', '\\n', ' ', '- ', '1. ', '#', '\\\\', 'x',
+          '|', '---', ':', '\\n|-|-|\\n', '# '];
         let seed = 12345;
         const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
         const bad = [];
@@ -307,7 +318,10 @@ def test_markdown_never_makes_other_elements_or_attributes(js):
             const attrs = [...el.attributes].map((a) => a.name);
             const okAttrs = attributes[el.tagName] || [];
             const badHref = el.tagName === 'A' && !/^https?:/.test(el.getAttribute('href'));
-            if (!allowed.has(el.tagName) || attrs.some((a) => !okAttrs.includes(a)) || badHref) {
+            const badClass = el.hasAttribute('class')
+              && !/^align-(left|center|right)$/.test(el.className);
+            if (!allowed.has(el.tagName) || attrs.some((a) => !okAttrs.includes(a)) || badHref
+                || badClass) {
               bad.push(text);
             }
           }
@@ -315,3 +329,96 @@ def test_markdown_never_makes_other_elements_or_attributes(js):
         return bad.slice(0, 5);
     """)
     assert result == []
+
+
+def test_plain_text_puts_each_block_on_a_line_of_its_own(js):
+    result = js("""
+        const { plainText } = await import('/static/js/markdown.js');
+        return [
+          plainText('Checklist:\\n- tests green\\n- changelog'),
+          plainText('# Plan\\nship **it**\\n\\n| a | b |\\n|---|---|\\n| 1 | 2 |'),
+        ];
+    """)
+    assert result == ["Checklist:\ntests green\nchangelog", "Plan\nship it\na b\n1 2"]
+
+
+def load_prism(js_body: str) -> str:
+    """A scenario run after the page has loaded the vendored Prism as the room page does."""
+    return (
+        """
+        await new Promise((resolve, reject) => {
+          const script = document.createElement('script');
+          script.src = '/static/vendor/prism/prism.min.js';
+          script.dataset.manual = '';
+          script.onload = resolve;
+          script.onerror = reject;
+          document.head.append(script);
+        });
+        const { renderMarkdown } = await import('/static/js/markdown.js');
+        const { enhanceCodeBlocks } = await import('/static/js/code-blocks.js');
+        const render = (text) => {
+          const box = document.createElement('div');
+          box.append(enhanceCodeBlocks(renderMarkdown(text)));
+          document.body.append(box);
+          return box;
+        };
+        """
+        + js_body
+    )
+
+
+def test_code_blocks_are_highlighted_by_language_and_stay_text(js):
+    result = js(
+        load_prism("""
+        const source = 'def f(x):\\n    return "<img src=x onerror=alert(1)>"  # done';
+        const box = render('```python\\n' + source + '\\n```\\n\\n```\\nplain <b>text</b>\\n```');
+        const [python, plain] = box.querySelectorAll('.code-block');
+        const kinds = [...python.querySelectorAll('code .token')].map((t) => t.className);
+        const tags = new Set([...box.querySelectorAll('code *')].map((el) => el.tagName));
+        const attrs = new Set([...box.querySelectorAll('code *')].flatMap(
+          (el) => [...el.attributes].map((a) => a.name)));
+        return {
+          text: python.querySelector('code').textContent,
+          lang: python.querySelector('.code-lang').textContent,
+          keyword: kinds.includes('token keyword'),
+          string: kinds.includes('token string'),
+          comment: kinds.includes('token comment'),
+          tags: [...tags], attrs: [...attrs],
+          images: box.querySelectorAll('img').length,
+          plainText: plain.querySelector('code').textContent,
+          plainSpans: plain.querySelectorAll('code span').length,
+          copyButtons: box.querySelectorAll('button.code-copy').length,
+        };
+    """)
+    )
+    assert result == {
+        "text": 'def f(x):\n    return "<img src=x onerror=alert(1)>"  # done',
+        "lang": "python",
+        "keyword": True,
+        "string": True,
+        "comment": True,
+        "tags": ["SPAN"],
+        "attrs": ["class"],
+        "images": 0,
+        "plainText": "plain <b>text</b>",
+        "plainSpans": 0,
+        "copyButtons": 2,
+    }
+
+
+def test_highlighting_markup_never_builds_it(js):
+    result = js(
+        load_prism("""
+        const box = render('```html\\n<script>alert(1)</script><img src=x onerror=alert(2)>\\n```');
+        return {
+          text: box.querySelector('code').textContent,
+          made: box.querySelectorAll('script, img').length,
+          tags: [...new Set([...box.querySelectorAll('code *')].map((el) => el.tagName))],
+        };
+    """)
+    )
+    assert result == {
+        "text": "<script>alert(1)</script><img src=x onerror=alert(2)>",
+        "made": 0,
+        "tags": ["SPAN"],
+    }

@@ -22,17 +22,6 @@ PNG = base64.b64decode(
 )
 
 
-@pytest.fixture
-def pair(web, people):
-    """alice and bob, each in their own browser, in one room."""
-    alice, bob = web.user("alice"), web.user("bob")
-    room = web.room(alice, bob)
-    a, b = people(alice), people(bob)
-    a.open_room(room)
-    b.open_room(room)
-    return a, b, room
-
-
 def test_two_people_chat_live(pair):
     a, b, _ = pair
 
@@ -368,13 +357,17 @@ def test_an_unavailable_assistant_is_explained_in_words(pair, ollama):
         expect(error).to_contain_text("The assistant is unavailable:")
 
 
-def test_the_ask_form_offers_the_servers_models_and_uses_the_one_chosen(pair, ollama):
+def test_the_ask_form_offers_each_of_the_servers_models_once_and_uses_the_one_chosen(pair, ollama):
     a, b, _ = pair
-    ollama.configure(models=["llama3.2", "qwen2.5"], reply="Short answer.")
+    # The default model (OLLAMA_MODEL, "llama3.2") is the server's "llama3.2:latest".
+    ollama.configure(models=["llama3.2", "llama3.2:latest", "qwen2.5"], reply="Short answer.")
     a.page.locator("#composer .mode-btn[data-mode=assistant]").click()
     model = a.page.locator("#composer select[data-kind=model]")
-    expect(model.locator("option")).to_have_count(3)
-    assert model.locator("option").all_inner_texts()[0].startswith("Default model")
+    expect(model.locator("option")).to_have_count(2)
+    assert model.locator("option").all_inner_texts() == [
+        "Default model (llama3.2:latest)",
+        "qwen2.5:latest",
+    ]
 
     model.select_option("qwen2.5:latest")
     box = a.page.locator("#composer .composer-input")

@@ -1,5 +1,6 @@
 """The main screens, drawn in Chromium: the session list, a room in use (reactions, a
-thread, an image, code), and the assistant streaming an answer.
+thread, an image, code), the assistant streaming an answer (code highlighted, a table), the
+upload errors, and the room on a phone (its drawer open, too).
 
 Every run checks that the screens render without a script error. With
 ``UPDATE_SCREENSHOTS=1`` the pictures are written to ``docs/screenshots/`` (the README
@@ -22,6 +23,8 @@ pytestmark = pytest.mark.e2e
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 PASSWORD = "pw-Secret-123"
+NOTES = b"Release notes, v2.3\n" * 4000 + b"\x00\xff"
+BIG = b"\x00\x00\x00\x18ftypmp42" + bytes(11 * 1024 * 1024)
 
 
 @pytest.fixture
@@ -83,7 +86,9 @@ def room_with_history(web, alice, bob, carol, title="release-planning") -> str:
     thread = say(alice, "Who runs the release?")
     say(bob, "I can, after lunch.", parentMessageId=thread["id"])
     say(carol, "I'll review the notes meanwhile.", parentMessageId=thread["id"])
-    say(alice, "Deploy with:\n```sh\n./scripts/run --tag v2.3\n```")
+    deploy = say(alice, 'Deploy with:\n```sh\n./scripts/run --tag v2.3 && echo "tagged $TAG"\n```')
+    for user, emoji in ((bob, "✅"), (carol, "✅"), (carol, "👀")):
+        post(web, user, f"/api/chat/messages/{deploy['id']}/reactions", {"emoji": emoji})
     return room
 
 
@@ -150,32 +155,64 @@ def test_the_main_screens(web, people, ollama, shots):
 
     a.message("Who runs the release?").locator(".msg-replies").click()
     expect(a.page.locator("#panel .msg")).to_have_count(3)
+    a.page.mouse.move(640, 790)  # away from the messages: no hover toolbar in the picture
     a.page.screenshot(path=shots / "thread.png")
     a.page.locator("#panel-close").click()
 
     ollama.configure(
         reply=(
             "Here is the plan for **v2.3**:\n\n"
-            "1. Tag the release from `main` once CI is green.\n"
-            "2. Update the changelog and bump the docs version.\n"
-            "3. Announce it in #general with a link to the notes.\n\n"
-            "Bob runs the release after lunch; Carol reviews the notes."
+            "| step | who | when |\n|---|---|---|\n"
+            "| Tag from `main` once CI is green | Bob | after lunch |\n"
+            "| Changelog and docs version | Carol | today |\n\n"
+            "To tag it:\n\n"
+            "```python\n"
+            "def tag(version: str) -> None:\n"
+            '    run(["git", "tag", f"v{version}"])  # then push the tag\n'
+            "```\n\n"
+            "Announce it in #general with a link to the notes."
         ),
-        delay_ms=90,
+        delay_ms=60,
     )
     b.page.evaluate("document.querySelector('#timeline').scrollTop = 1e9")
     ask(a, "Summarise the release plan for the notes")
     b.page.wait_for_function(
         "() => (document.querySelector('#messages .msg.assistant .msg-content')"
-        "?.textContent.length || 0) > 90"
+        "?.textContent.includes('then push'))"
     )
     expect(answer(b).locator(".btn-stop")).to_be_visible()
     b.page.screenshot(path=shots / "assistant-streaming.png")
     expect(answer(a).locator(".stream-bar")).to_have_count(0, timeout=30_000)
 
+    upload_errors(a, shots)
+
     narrow = a.page.context.new_page()
     narrow.set_viewport_size({"width": 390, "height": 780})
     narrow.goto(f"{a.base}/rooms/{room}/")
     narrow.wait_for_selector("#room[data-joined=true]")
+    expect(narrow.locator("#conn-state")).to_have_attribute("data-state", "open")
     narrow.screenshot(path=shots / "room-mobile.png")
+    narrow.locator("#sidebar-toggle").click()
+    expect(narrow.locator("#sidebar-close")).to_be_focused()
+    narrow.screenshot(path=shots / "room-mobile-drawer.png")
     narrow.close()
+
+
+def upload_errors(person, shots: Path) -> None:
+    """A file that failed after its message went out (kept on the message, with Attach
+    again and Remove), and one refused as it is picked (over the limit)."""
+    page = person.page
+    page.locator("#composer .mode-btn[data-mode=message]").click()
+    page.locator("#composer input[type=file]").set_input_files(
+        # Text as far as the browser looks, then a byte no text has: the server refuses it.
+        [{"name": "meeting-notes.txt", "mimeType": "text/plain", "buffer": NOTES}]
+    )
+    person.say("The notes from this morning")
+    failure = person.message("The notes from this morning").locator(".upload-error")
+    expect(failure).to_contain_text("wasn't attached")
+    page.locator("#composer input[type=file]").set_input_files(
+        [{"name": "demo-recording.mp4", "mimeType": "video/mp4", "buffer": BIG}]
+    )
+    expect(page.locator("#composer .composer-error")).to_contain_text("over the 10 MB limit")
+    page.evaluate("document.querySelector('#timeline').scrollTop = 1e9")
+    page.screenshot(path=shots / "upload-error.png")

@@ -447,6 +447,13 @@ async def test_list_show_and_version(ollama_emulator):
     assert root.text == "Ollama is running"
 
 
+async def test_a_model_named_with_and_without_its_tag_is_listed_once(ollama_emulator):
+    ollama_emulator.configure(models=["llama3.2", "llama3.2:latest", "mistral:7b"])
+    async with ollama.AsyncClient(host=ollama_emulator.url, timeout=CLIENT_TIMEOUT) as client:
+        listed = await client.list()
+    assert [m.model for m in listed.models] == ["llama3.2:latest", "mistral:7b"]
+
+
 async def test_configured_models_replace_the_defaults(ollama_emulator):
     ollama_emulator.configure(models=["mistral:7b"])
     async with ollama.AsyncClient(host=ollama_emulator.url, timeout=CLIENT_TIMEOUT) as client:

@@ -10,6 +10,7 @@ from chat.models import Message
 from chat.services.messages import message_send
 from chat.throttles import rule_for, throttle_check
 from llm.models import Agent
+from llm.ollama_catalog import tagged
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -157,8 +158,18 @@ def test_models_are_the_ollama_servers(client_for, alice, ollama_emulator_settin
     body = response.json()
     assert [m["name"] for m in body["models"]] == ["llama3.2:latest", "mistral:7b"]
     assert body["models"][0]["family"] == "llama"
-    assert body["defaultModel"] == settings.OLLAMA_MODEL
+    assert body["defaultModel"] == tagged(settings.OLLAMA_MODEL)
     assert client_for(alice).get("/api/llm/models/").status_code == 200
+
+
+def test_models_name_tags_as_ollama_does(client_for, alice, ollama_emulator_settings, settings):
+    settings.OLLAMA_MODEL = "llama3.2"
+    ollama_emulator_settings.configure(models=["llama3.2", "llama3.2:latest", "qwen2.5"])
+
+    body = client_for(alice).get("/api/llm/models").json()
+
+    assert body["defaultModel"] == "llama3.2:latest"
+    assert [m["name"] for m in body["models"]] == ["llama3.2:latest", "qwen2.5:latest"]
 
 
 def test_models_with_ollama_down_is_a_503_naming_its_address(client_for, alice, ollama_down):

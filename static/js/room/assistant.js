@@ -4,6 +4,10 @@
  * Agents come from GET /api/llm/agents, models from GET /api/llm/models (what the Ollama
  * server has). Either may be unavailable (no Ollama running): the selects then offer the
  * defaults only, and the request itself says what is wrong.
+ *
+ * Models are named as Ollama names them: a name without a tag is `:latest`, so "llama3.2"
+ * and "llama3.2:latest" are one model, listed once. The default model is the first option
+ * ("Default model (llama3.2:latest)") and not repeated below it.
  */
 
 import { api } from "../api.js";
@@ -20,9 +24,15 @@ function listOf(data, key) {
   return [];
 }
 
+/** A model's full name: Ollama reads a name without a tag as `name:latest`. */
+export function taggedModel(name) {
+  if (typeof name !== "string" || !name) return null;
+  return name.split("/").pop().includes(":") ? name : `${name}:latest`;
+}
+
 function modelName(entry) {
-  if (typeof entry === "string") return entry;
-  return entry?.name || entry?.model || entry?.id || null;
+  if (typeof entry === "string") return taggedModel(entry);
+  return taggedModel(entry?.name || entry?.model || entry?.id);
 }
 
 export class AssistantOptions {
@@ -44,8 +54,9 @@ export class AssistantOptions {
         this.agents = listOf(data, "agents").filter((a) => a && a.id && a.name);
       }),
       api("/api/llm/models").then((data) => {
-        this.models = listOf(data, "models").map(modelName).filter(Boolean);
-        this.defaultModel = typeof data?.defaultModel === "string" ? data.defaultModel : null;
+        this.defaultModel = taggedModel(data?.defaultModel);
+        const names = listOf(data, "models").map(modelName).filter(Boolean);
+        this.models = [...new Set(names)].filter((name) => name !== this.defaultModel);
       }),
     ]).then(() => {
       for (const select of this.selects) this._fill(select);

@@ -2,13 +2,15 @@
  * composer.js: where a message (or a question for the assistant) is written.
  *
  * Enter sends, Shift+Enter starts a new line. Files can be picked, dropped or pasted; they
- * upload after the message is sent (an attachment belongs to a stored message). In
- * "assistant" mode Enter asks the assistant instead, with the chosen agent and model.
+ * upload after the message is sent (an attachment belongs to a stored message), so each is
+ * checked as it is picked (file-check.js) and one that can't be attached never becomes a
+ * chip. In "assistant" mode Enter asks the assistant instead, with the chosen agent and model.
  */
 
 import { h, replaceChildren } from "../dom.js";
 import { fileSize } from "../format.js";
 import { icon } from "../icons.js";
+import { fileRefusal } from "./file-check.js";
 
 let composerCount = 0;
 
@@ -16,12 +18,14 @@ export class Composer {
   /**
    * @param {HTMLElement} container
    * @param {object} options {placeholder, assistantPlaceholder, assistant (AssistantOptions
-   *   or null), onSubmit({text, files, mode, agentId, model}) -> Promise|void,
-   *   onTyping(), onIdle(), onEditLast()}
+   *   or null), fileRules ({maxBytes, types, typesText}: what may be attached),
+   *   onSubmit({text, files, mode, agentId, model}) -> Promise|void, onTyping(), onIdle(),
+   *   onEditLast()}
    */
   constructor(container, options) {
     this.options = options;
     this.files = [];
+    this.checking = Promise.resolve();
     this.mode = "message";
     const id = `composer-${(composerCount += 1)}`;
 
@@ -170,10 +174,21 @@ export class Composer {
     this.focus();
   }
 
+  /** Take the files that can be attached; say why each of the others can't. */
   addFiles(files) {
-    this.files.push(...files);
-    this._renderFiles();
-    this.focus();
+    this.checking = this.checking.then(async () => {
+      const refusals = [];
+      for (const file of files) {
+        const refusal = await fileRefusal(file, this.options.fileRules);
+        if (refusal) refusals.push(refusal);
+        else this.files.push(file);
+      }
+      this._renderFiles();
+      if (refusals.length) this.showError(refusals.join(" "));
+      else this.hideError();
+      this.focus();
+    });
+    return this.checking;
   }
 
   _renderFiles() {
@@ -229,6 +244,7 @@ export class Composer {
   }
 
   async submit() {
+    await this.checking; // files being checked go with this message, or are refused first
     const text = this.textarea.value;
     if (!text.trim() && !this.files.length) return;
     const files = this.mode === "message" ? this.files.slice() : [];

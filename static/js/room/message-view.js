@@ -9,6 +9,7 @@
  * Buttons carry `data-action`; the timeline handles clicks by delegation (room.js).
  */
 
+import { enhanceCodeBlocks } from "../code-blocks.js";
 import { h, replaceChildren } from "../dom.js";
 import { clockTime, fileSize, fullTime, hueClass, initial, names } from "../format.js";
 import { icon } from "../icons.js";
@@ -103,13 +104,21 @@ function isYoungStream(msg, ctx) {
 }
 
 /** A message sent with files and no text carries their names as its text (a message needs
- * some): the files themselves say that, so the text is not shown twice. */
+ * some): the files themselves (attached, uploading or failed) say that, so the text is not
+ * shown twice. */
 function isFileNamesOnly(msg, ctx) {
-  const uploads = ctx.uploadsFor(msg);
-  const names = uploads.length
-    ? uploads.map((u) => u.name)
-    : (msg.attachments || []).map((a) => a.fileName);
-  return names.length > 0 && msg.content === names.join(", ");
+  const names = new Set([
+    ...ctx.uploadsFor(msg).map((u) => u.name),
+    ...(msg.attachments || []).map((a) => a.fileName),
+  ]);
+  return names.size > 0 && (msg.content || "").split(", ").every((name) => names.has(name));
+}
+
+/** The editor as tall as its text (up to its CSS max-height), so no line starts hidden. */
+function fitEditor(area) {
+  const borders = area.offsetHeight - area.clientHeight;
+  area.style.height = "auto";
+  area.style.height = `${area.scrollHeight + borders}px`;
 }
 
 function contentSlot(msg, ctx) {
@@ -123,6 +132,7 @@ function contentSlot(msg, ctx) {
           "aria-label": "Edit message",
         });
         area.value = msg.content;
+        area.addEventListener("input", () => fitEditor(area));
         return h(
           "div",
           { class: "msg-editor" },
@@ -177,7 +187,7 @@ function contentSlot(msg, ctx) {
           ),
         );
       } else {
-        body.append(renderMarkdown(text));
+        body.append(enhanceCodeBlocks(renderMarkdown(text)));
       }
       if (streaming && text)
         caretTarget(body).append(h("span", { class: "caret", "aria-hidden": "true" }));
@@ -189,9 +199,12 @@ function contentSlot(msg, ctx) {
 /** Where a streaming caret goes: at the end of the last line of text, not below it. */
 function caretTarget(body) {
   let target = body.lastElementChild || body;
-  while (target.tagName === "UL" || target.tagName === "OL" || target.tagName === "PRE") {
-    target = target.lastElementChild || target;
-    if (target.tagName === "LI" || target.tagName === "CODE") break;
+  while (target.matches("ul, ol, pre, .code-block, table, thead, tbody, tr")) {
+    if (target.classList.contains("code-block")) target = target.querySelector("pre");
+    const next = target.lastElementChild;
+    if (!next) break;
+    target = next;
+    if (target.matches("li, code, td")) break;
   }
   return target;
 }
@@ -257,6 +270,37 @@ export function streamErrorText(error) {
   }
 }
 
+/** A file of the message still uploading (a progress bar), or one that failed to. */
+function uploadRow(upload) {
+  if (!upload.failed) {
+    return h(
+      "div",
+      { class: "upload" },
+      h("span", { class: "upload-name" }, upload.name),
+      h("progress", { max: "100", value: String(Math.round((upload.progress || 0) * 100)) }),
+    );
+  }
+  const button = (action, label) =>
+    h(
+      "button",
+      { type: "button", class: "link-btn", dataset: { action, name: upload.name } },
+      label,
+    );
+  return h(
+    "div",
+    { class: "upload upload-error", role: "alert" },
+    icon("file", 14),
+    h("span", { class: "upload-name" }, upload.name),
+    h("span", { class: "upload-why" }, `wasn't attached: ${upload.error}.`),
+    h(
+      "span",
+      { class: "upload-actions" },
+      button("upload-again", "Attach again…"),
+      button("upload-remove", "Remove"),
+    ),
+  );
+}
+
 function statusSlot(msg, ctx) {
   // A message of ours still in the outbox, or refused by the server.
   if (msg.pending) {
@@ -307,18 +351,7 @@ function statusSlot(msg, ctx) {
   return [
     key,
     () => {
-      for (const upload of uploads) {
-        parts.push(
-          h(
-            "div",
-            { class: `upload${upload.error ? " upload-error" : ""}` },
-            h("span", { class: "upload-name" }, upload.name),
-            upload.error
-              ? h("span", { role: "alert" }, `Upload failed: ${upload.error}`)
-              : h("progress", { max: "100", value: String(Math.round(upload.progress * 100)) }),
-          ),
-        );
-      }
+      for (const upload of uploads) parts.push(uploadRow(upload));
       if (msg.role === "assistant" && status === "streaming" && stream) {
         const who = stream.requestedBy?.username;
         parts.push(
@@ -567,8 +600,10 @@ export function updateMessage(el, msg, ctx) {
     if (slot === "content" && ctx.editing) {
       const area = holder.querySelector("textarea");
       queueMicrotask(() => {
-        area?.focus();
-        area?.setSelectionRange(area.value.length, area.value.length);
+        if (!area) return;
+        fitEditor(area);
+        area.focus();
+        area.setSelectionRange(area.value.length, area.value.length);
       });
     }
   }
