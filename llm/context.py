@@ -47,8 +47,9 @@ def context_messages(
 
     ``pending`` is a prompt not stored yet, ``(author, text)``: it comes last, in one of the
     ``CONTEXT_LIMIT`` places, as it will read once stored: a room stream reads its context
-    before the transaction that stores its prompt. ``named``: whether the session has several members
-    (authors are then named), if the caller knows already; else it is counted.
+    before the transaction that stores its prompt. ``named``: whether the session has
+    several members (authors are then named), if the caller knows already; else it is
+    counted.
 
     The messages are read as rows of the five columns used, not as models with their
     authors: building those was most of the time of a request's context."""
