@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import orjson
 from django.conf import settings
+from django.template.defaultfilters import filesizeformat
 
 ENVELOPE_ALLOWANCE = 64 * 1024
 
@@ -32,11 +33,14 @@ def _content_length(scope) -> int | None:
     return None
 
 
-async def _send_413(send, limit: int) -> None:
+async def _send_413(send) -> None:
     body = orjson.dumps(
         {
             "code": "PAYLOAD_TOO_LARGE",
-            "message": f"The request body is over the limit of {limit} bytes.",
+            "message": (
+                "The request body is too large: attachments can be at most "
+                f"{filesizeformat(settings.ATTACHMENT_MAX_BYTES)}."
+            ),
             "details": {"maxBytes": settings.ATTACHMENT_MAX_BYTES},
         }
     )
@@ -64,7 +68,7 @@ class BodyLimitGuard:
         limit = body_limit()
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            return await _send_413(send, limit)
+            return await _send_413(send)
         received = 0
         refused = False
 
@@ -77,7 +81,7 @@ class BodyLimitGuard:
                 received += len(message.get("body", b""))
                 if received > limit:
                     refused = True
-                    await _send_413(send, limit)
+                    await _send_413(send)
                     return {"type": "http.disconnect"}
             return message
 

@@ -23,6 +23,7 @@ from pathlib import PurePosixPath
 import puremagic
 from django.conf import settings
 from django.db import transaction
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from chatproject.errors import DomainError, forbidden, not_found, validation_error
@@ -76,7 +77,7 @@ def upload_too_large() -> DomainError:
     limit = settings.ATTACHMENT_MAX_BYTES
     return DomainError(
         "PAYLOAD_TOO_LARGE",
-        f"The file is too large: attachments can be at most {limit} bytes.",
+        f"The file is too large: attachments can be at most {filesizeformat(limit)}.",
         details={"maxBytes": limit},
     )
 

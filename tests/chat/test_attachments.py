@@ -194,6 +194,9 @@ def test_a_file_over_the_limit_is_refused_with_413_and_nothing_is_stored(
     assert response.status_code == 413, response.content
     assert response.json()["code"] == "PAYLOAD_TOO_LARGE"
     assert response.json()["details"] == {"maxBytes": 100}
+    assert response.json()["message"] == (
+        "The file is too large: attachments can be at most 100\xa0bytes."
+    )
     assert Attachment.objects.count() == 0
     assert stored_files(room) == []
 

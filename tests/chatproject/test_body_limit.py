@@ -1,5 +1,6 @@
 """The ASGI body guard: oversized HTTP bodies are refused before Django reads them."""
 
+import orjson
 import pytest
 
 from chatproject.body_limit import BodyLimitGuard
@@ -50,6 +51,15 @@ async def test_a_declared_length_over_the_limit_gets_413_without_reading(small_l
     app = RecordingApp()
     sent = await call(app, [(b"content-length", b"999999")], [b"x" * 10])
     assert sent[0]["status"] == 413 and app.read == b""
+
+
+async def test_the_413_says_the_limit_in_words(settings):
+    settings.ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
+    sent = await call(RecordingApp(), [(b"content-length", b"99999999")], [b""])
+    body = orjson.loads(sent[1]["body"])
+    words = "The request body is too large: attachments can be at most 10.0\xa0MB."
+    assert body["message"] == words
+    assert body["details"] == {"maxBytes": 10 * 1024 * 1024}
 
 
 async def test_an_undeclared_body_is_cut_off_once_past_the_limit(small_limit):
