@@ -162,29 +162,12 @@ def stream_record(*, plan: StreamPlan, prompt: str) -> None:
     )
 
 
-def stream_open(
-    *,
-    user,
-    session_id,
-    stream_id: uuid.UUID,
-    prompt: str,
-    agent_id=None,
-    parent_id=None,
-    config: dict | None = None,
-) -> StreamPlan:
-    """Check a request and store it (``stream_draft``, then ``stream_record``): the plan of
-    its answer. Refused as ``stream_draft`` says, or when the requester is no member by the
-    time it is stored; a refusal stores nothing."""
-    plan = stream_draft(
-        user=user,
-        session_id=session_id,
-        stream_id=stream_id,
-        prompt=prompt,
-        agent_id=agent_id,
-        parent_id=parent_id,
-        config=config,
-    )
-    stream_record(plan=plan, prompt=prompt)
+def stream_open(**request) -> StreamPlan:
+    """Check a request and store it: ``stream_draft`` with the same keyword arguments, then
+    ``stream_record``; the plan of its answer. Refused as ``stream_draft`` says, or when the
+    requester is no member by the time it is stored; a refusal stores nothing."""
+    plan = stream_draft(**request)
+    stream_record(plan=plan, prompt=request["prompt"])
     return plan
 
 
