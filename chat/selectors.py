@@ -76,25 +76,22 @@ def session_get_for_member(*, user, session_id) -> ChatSession:
 
 @dataclass(frozen=True)
 class SessionBrief:
-    """What an answer needs of a session: its id, its default agent's, and whether people
-    other than the caller are members (the model is then told who says what)."""
+    """What an answer needs of a session: its id and its default agent's."""
 
     id: uuid.UUID
     agent_id: uuid.UUID | None
-    shared: bool
 
 
 def session_brief_for_member(*, user, session_id) -> SessionBrief:
     """``session_get_for_member``'s check and answers, reading only what a room stream's
     request needs, in one query."""
-    others = Membership.objects.filter(session=OuterRef("pk")).exclude(user_id=user.pk)
     row = (
-        _with_membership(user=user, session_id=session_id, shared=Exists(others))
-        .values("pk", "agent_id", "caller_is_member", "shared")
+        _with_membership(user=user, session_id=session_id)
+        .values("pk", "agent_id", "caller_is_member")
         .first()
     )
     _admit(row["caller_is_member"] if row is not None else None)
-    return SessionBrief(id=row["pk"], agent_id=row["agent_id"], shared=row["shared"])
+    return SessionBrief(id=row["pk"], agent_id=row["agent_id"])
 
 
 def thread_root_get(*, session_id, parent_id) -> Message | None:

@@ -5,8 +5,10 @@ conversation is a session whose only member is the caller; ``chat:start`` (seed 
 one when no ``conversationId`` is given, and ``prompt`` (seed 000) continues one (``thread``).
 Either way the answer is a room stream in that session (``stream_request``): the prompt and
 the answer are saved as in a room, the conversation's history is the context, and a relay
-(``llm.ai_relay``) sends the answer to this socket in the protocol's own frames. One answer
-at a time per connection; ``chat:stop`` stops it.
+(``llm.ai_relay``) sends the answer to this socket in the protocol's own frames. The model is
+told it talks with one person (``llm.system_prompts.ONE_TO_ONE``) unless the conversation has
+an agent with a system prompt of its own. One answer at a time per connection; ``chat:stop``
+stops it.
 
 Every client frame still gets its ``ack`` or ``error`` reply with its ``ref``. A refused
 ``chat:start`` also gets ``chat:error`` {message, code} (seed 001's clients listen for it); a
@@ -155,6 +157,7 @@ class AiConsumer(GatewayConsumer):
                 prompt=prompt,
                 config=config,
                 observer=relay,
+                one_to_one=True,
             )
         except BaseException:
             self.current = None

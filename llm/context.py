@@ -1,12 +1,15 @@
-"""What the model sees: the agent's system prompt, then the session's (or one thread's)
-latest messages, oldest first (``context_messages``); or, for ``/api/stream``, whose client
-keeps the conversation itself, the messages it sent (``wire_context``).
+"""What the model sees: one system prompt (the one given, else the default of
+``llm.system_prompts``), then the session's (or one thread's) latest messages, oldest first
+(``context_messages``); or, for ``/api/stream``, whose client keeps the conversation itself,
+the messages it sent (``wire_context``).
 
 At most ``CONTEXT_LIMIT`` messages are taken; deleted ones and empty assistant
 placeholders (answers still being made, or failed before any text) are left out. In a room
-with several people each user message is prefixed with its author's name, so the model can
-tell them apart. An assistant message that called tools goes back as the calls it made
-(``AIMessage.tool_calls``) and their results (``ToolMessage``), then its text.
+each person's message starts with their name and a colon (``alice: hello``), so the model
+can tell them apart, as the room's default system prompt says; in a one-to-one conversation
+(``/ws/ai/``) messages carry no names. An assistant message that called tools goes back as
+the calls it made (``AIMessage.tool_calls``) and their results (``ToolMessage``), then its
+text.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from typing import NamedTuple
 from django.db.models import Q
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
-from chat.models import Membership, Message
+from chat.models import Message
+
+from .system_prompts import ONE_TO_ONE, default_system_prompt
 
 CONTEXT_LIMIT = 25
 
@@ -40,16 +45,16 @@ def context_messages(
     system_prompt: str = "",
     parent_id=None,
     pending: tuple[object, str] | None = None,
-    named: bool | None = None,
+    named: bool = True,
 ) -> list[BaseMessage]:
     """The conversation to send for an answer in ``session_id`` (in the thread under
     ``parent_id`` when given).
 
     ``pending`` is a prompt not stored yet, ``(author, text)``: it comes last, in one of the
     ``CONTEXT_LIMIT`` places, as it will read once stored: a room stream reads its context
-    before the transaction that stores its prompt. ``named``: whether the session has
-    several members (authors are then named), if the caller knows already; else it is
-    counted.
+    before the transaction that stores its prompt. ``named``: whether each person's message
+    carries their name (a room; not a one-to-one conversation); without a ``system_prompt``
+    the default for that kind of conversation is sent.
 
     The messages are read as rows of the five columns used, not as models with their
     authors: building those was most of the time of a request's context."""
@@ -58,9 +63,9 @@ def context_messages(
     if pending is not None:
         author, text = pending
         latest.append(_Said(None, Message.Role.USER, text, {}, author.username))
-    if named is None:
-        named = Membership.objects.filter(session_id=session_id).count() > 1
-    history: list[BaseMessage] = [SystemMessage(system_prompt)] if system_prompt else []
+    history: list[BaseMessage] = [
+        SystemMessage(system_prompt or default_system_prompt(named=named))
+    ]
     for said in latest:
         history.extend(_as_model_messages(said, named=named))
     return history
@@ -126,8 +131,12 @@ def _as_text(result) -> str:
 
 def wire_context(*, messages: Sequence[dict], system_prompt: str = "") -> list[BaseMessage]:
     """The conversation a client sent (``[{role, content}]``, oldest first) after the system
-    prompt. A ``tool`` message is left out: without the call that asked for it (which this
-    shape can't carry) it means nothing to the model."""
+    prompt: the one given, else ``ONE_TO_ONE`` unless the client sent a system message of its
+    own (it has said what the model is, as with any chat API). A ``tool`` message is left out:
+    without the call that asked for it (which this shape can't carry) it means nothing to the
+    model."""
+    if not system_prompt and not any(message["role"] == "system" for message in messages):
+        system_prompt = ONE_TO_ONE
     history: list[BaseMessage] = [SystemMessage(system_prompt)] if system_prompt else []
     for message in messages:
         role, content = message["role"], message["content"]

@@ -2,9 +2,12 @@
 
 The same runner, context builder and tools as a room stream: the runner streams from Ollama
 and this keeps only the ending. With a ``sessionId`` (the caller must be a member) the
-session's latest messages are the context and ``search_messages`` searches it; nothing is
-saved there: a query asks about a room, it does not speak in it. The agent is the requested
-one, else the session's; the request's model settings win over it.
+session's latest messages are the context, seen as a room stream sees them (the prompt, named
+after its asker, is the last of the ``CONTEXT_LIMIT``), and ``search_messages`` searches it;
+nothing is saved there: a query asks about a room, it does not speak in it. The agent is the
+requested one, else the session's; the request's model settings win over it. The system prompt
+is the agent's, else the default (``llm.system_prompts``): a room's with a session, a
+one-to-one assistant's without.
 """
 
 from __future__ import annotations
@@ -13,12 +16,12 @@ import uuid
 from dataclasses import dataclass
 
 from channels.db import database_sync_to_async
-from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import BaseMessage
 
 from chat.selectors import session_get_for_member
 from chatproject.errors import DomainError, validation_error
 
-from ..context import context_messages
+from ..context import context_messages, wire_context
 from ..models import Agent
 from ..provider import ModelConfig, chat_model, model_closing, model_config
 from ..runner import run_stream
@@ -54,12 +57,16 @@ def query_plan(*, user, prompt: str, session_id=None, agent_id=None, config=None
         tool_names = TOOL_NAMES if session is not None else SESSIONLESS_TOOLS
     system_prompt = agent.system_prompt if agent is not None else ""
     if session is not None:
-        messages = context_messages(session_id=session.pk, system_prompt=system_prompt)
+        messages = context_messages(
+            session_id=session.pk, system_prompt=system_prompt, pending=(user, prompt)
+        )
     else:
-        messages = [SystemMessage(system_prompt)] if system_prompt else []
+        messages = wire_context(
+            messages=[{"role": "user", "content": prompt}], system_prompt=system_prompt
+        )
     return QueryPlan(
         config=model_config(agent=agent, config=config),
-        messages=[*messages, HumanMessage(prompt)],
+        messages=messages,
         tool_names=tool_names,
         session_id=session.pk if session is not None else None,
     )

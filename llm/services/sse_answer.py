@@ -56,7 +56,8 @@ class SsePlan:
 def sse_prepare(*, user, data: dict) -> SsePlan:
     """Check the chat (NOT_FOUND, FORBIDDEN) and save the prompt in it; the model settings
     and context. Sync (database). The request names the model; a chat's agent adds its
-    system prompt (unless the request has one), sampling and tools."""
+    system prompt (unless the request has one), sampling and tools. With neither, the model
+    is told it is a one-to-one assistant (``wire_context``)."""
     session = agent = None
     if data["chatId"] is not None:
         session = session_get_for_member(user=user, session_id=data["chatId"])

@@ -97,11 +97,14 @@ def stream_draft(
     agent_id=None,
     parent_id=None,
     config: dict | None = None,
+    one_to_one: bool = False,
 ) -> StreamPlan:
     """Check a request and plan its answer, storing nothing: NOT_FOUND or FORBIDDEN unless
     the user is a member, CONTENT_REJECTED for a refused prompt, a validation error for an
     unknown agent or parent. The plan names its messages already; ``stream_record`` stores
-    them under those ids."""
+    them under those ids. ``one_to_one``: the session is a conversation of ``/ws/ai/``, so
+    the model is told it talks with one person and messages carry no names; otherwise it is
+    a room (``llm.system_prompts``)."""
     session = session_brief_for_member(user=user, session_id=session_id)
     text, _flagged = content_clean(prompt)
     root = thread_root_get(session_id=session.id, parent_id=parent_id)
@@ -117,7 +120,7 @@ def stream_draft(
         system_prompt=target.agent.system_prompt if target.agent else "",
         parent_id=root_id,
         pending=(user, text),
-        named=session.shared,
+        named=not one_to_one,
     )
     return StreamPlan(
         stream_id=stream_id,

@@ -54,12 +54,14 @@ async def stream_request(
     parent_id=None,
     config: dict | None = None,
     observer: StreamObserver | None = None,
+    one_to_one: bool = False,
 ) -> dict:
     """Start an answer to ``prompt`` in the session: ``{streamId, messageId, userMessageId}``.
 
     STREAM_LIMIT when ``MAX_CONCURRENT_STREAMS`` answers already run (nothing is saved);
     Ollama's own failures (an unknown model, a server down) come later, as ``stream:error``.
-    ``observer`` also sees every event of the answer (the ``/ws/ai/`` door relays them).
+    ``observer`` also sees every event of the answer (the ``/ws/ai/`` door relays them);
+    ``one_to_one``: the session is that door's conversation (``stream_draft``).
     """
     stream_id = uuid.uuid4()
     key = str(stream_id)
@@ -71,6 +73,7 @@ async def stream_request(
         "agent_id": agent_id,
         "parent_id": parent_id,
         "config": config,
+        "one_to_one": one_to_one,
     }
     # The slot first: a stream row never exists without one (the sweeper fails a running
     # stream whose slot is gone).

@@ -13,7 +13,7 @@ from llm.models import Agent
 pytestmark = pytest.mark.django_db
 
 
-def test_a_member_gets_the_sessions_agent_and_whether_others_are_members(room, alice, bob):
+def test_a_member_gets_the_sessions_id_and_agent(room, alice, bob):
     agent = Agent.objects.create(name="helper", model="llama3.2")
     room.agent_id = agent.pk
     room.save(update_fields=["agent_id"])
@@ -21,8 +21,8 @@ def test_a_member_gets_the_sessions_agent_and_whether_others_are_members(room, a
 
     brief = session_brief_for_member(user=bob, session_id=str(room.pk))
 
-    assert (brief.id, brief.agent_id, brief.shared) == (room.pk, agent.pk, True)
-    assert session_brief_for_member(user=alice, session_id=solo.pk).shared is False
+    assert (brief.id, brief.agent_id) == (room.pk, agent.pk)
+    assert session_brief_for_member(user=alice, session_id=solo.pk).agent_id is None
 
 
 @pytest.mark.parametrize("case", ["stranger", "unknown", "malformed"])

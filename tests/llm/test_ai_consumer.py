@@ -15,6 +15,7 @@ from chat.services.sessions import session_create
 from chat.throttles import throttle_check
 from llm import ai_events
 from llm.models import Stream
+from llm.system_prompts import ONE_TO_ONE
 
 from .streams import WITHIN_S, streams_finished, streams_stopped
 
@@ -143,6 +144,7 @@ async def test_a_conversation_goes_on_with_its_history_as_context(
     assert second[-1]["event"] == "chat:end"
     (request,) = ollama_emulator_settings.requests()
     assert [(m["role"], m["content"]) for m in request["messages"]] == [
+        ("system", ONE_TO_ONE),
         ("user", "first question"),
         ("assistant", "Echo: first question"),
         ("user", "second question"),

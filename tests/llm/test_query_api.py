@@ -11,6 +11,7 @@ from chat.services.messages import message_send
 from chat.throttles import rule_for, throttle_check
 from llm.models import Agent
 from llm.ollama_catalog import tagged
+from llm.system_prompts import GROUP_CHAT, ONE_TO_ONE
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,7 +37,10 @@ def test_a_query_is_answered_whole(client_for, alice, ollama_emulator_settings):
         "toolCalls": [],
     }
     (request,) = ollama_emulator_settings.requests()
-    assert request["messages"] == [{"role": "user", "content": "Capital of France?"}]
+    assert request["messages"] == [
+        {"role": "system", "content": ONE_TO_ONE},
+        {"role": "user", "content": "Capital of France?"},
+    ]
     assert {t["function"]["name"] for t in request["tools"]} == {"calculator", "get_current_time"}
 
 
@@ -69,7 +73,7 @@ def test_a_query_about_a_session_sees_its_history_and_saves_nothing(
     assert response.status_code == 200
     (request,) = ollama_emulator_settings.requests()
     contents = [m["content"] for m in request["messages"]]
-    assert contents == ["alice: the launch is on Tuesday", "When is the launch?"]
+    assert contents == [GROUP_CHAT, "alice: the launch is on Tuesday", "alice: When is the launch?"]
     assert "search_messages" in {t["function"]["name"] for t in request["tools"]}
     assert Message.objects.filter(session=room).count() == 1
 

@@ -22,6 +22,7 @@ from llm.services import stream_records
 from llm.services.room_stream import running
 from llm.services.streams import stream_request
 from llm.stream_state import get_stream_state
+from llm.system_prompts import GROUP_CHAT
 
 from ..chat.conftest import request
 from .streams import (
@@ -243,7 +244,11 @@ async def test_an_answer_in_a_thread_stays_in_the_thread_and_sees_only_it(
     prompt, answer = await saved(ack["userMessageId"]), await saved(ack["messageId"])
     assert str(prompt.parent_id) == str(answer.parent_id) == root["data"]["id"]
     (sent,) = ollama_emulator_settings.requests()
-    assert [m["content"] for m in sent["messages"]] == ["alice: root", "alice: in the thread"]
+    assert [m["content"] for m in sent["messages"]] == [
+        GROUP_CHAT,
+        "alice: root",
+        "alice: in the thread",
+    ]
 
 
 async def test_status_and_metrics_describe_the_finished_stream(

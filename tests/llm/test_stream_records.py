@@ -14,6 +14,7 @@ from chat.models import Message, SessionEvent
 from chatproject.errors import DomainError
 from llm.models import Stream
 from llm.services.stream_records import stream_draft, stream_record
+from llm.system_prompts import GROUP_CHAT
 from tests.conftest import on_postgres
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -27,9 +28,9 @@ def test_a_draft_reads_the_context_and_writes_nothing(room, alice, bob):
 
     statements = [q["sql"] for q in queries.captured_queries]
     assert all(sql.startswith("SELECT") for sql in statements), statements
-    # The session (with the membership test and whether others are members), the context.
+    # The session (with the membership test), the context.
     assert len(statements) == 2
-    assert [m.content for m in plan.messages] == ["alice: hello there"]
+    assert [m.content for m in plan.messages] == [GROUP_CHAT, "alice: hello there"]
     assert plan.prompt == "hello there"
     assert not Message.objects.filter(session=room).exists()
 
