@@ -7,8 +7,9 @@ import pytest
 from asgiref.sync import async_to_sync
 
 from chat.models import Message
-from chat.services.messages import message_send
+from chat.services.messages import message_delete, message_send
 from chat.throttles import rule_for, throttle_check
+from llm.context import CONTEXT_LIMIT
 from llm.models import Agent
 from llm.ollama_catalog import tagged
 from llm.system_prompts import GROUP_CHAT, ONE_TO_ONE
@@ -76,6 +77,24 @@ def test_a_query_about_a_session_sees_its_history_and_saves_nothing(
     assert contents == [GROUP_CHAT, "alice: the launch is on Tuesday", "alice: When is the launch?"]
     assert "search_messages" in {t["function"]["name"] for t in request["tools"]}
     assert Message.objects.filter(session=room).count() == 1
+
+
+def test_a_query_about_a_session_sees_its_latest_25_like_a_room_deleted_ones_left_out(
+    client_for, alice, bob, room, ollama_emulator_settings
+):
+    sent = [
+        message_send(author=bob, session_id=room.pk, content=f"m{n}")
+        for n in range(CONTEXT_LIMIT + 5)
+    ]
+    message_delete(user=bob, message_id=sent[-1].pk)
+
+    query(client_for(alice), prompt="sum it up", sessionId=str(room.pk))
+
+    (request,) = ollama_emulator_settings.requests()
+    system, *said = [m["content"] for m in request["messages"]]
+    # The prompt takes the last of the places, as a room stream's stored prompt does.
+    assert system == GROUP_CHAT and len(said) == CONTEXT_LIMIT
+    assert said == [f"bob: m{n}" for n in range(5, CONTEXT_LIMIT + 4)] + ["alice: sum it up"]
 
 
 def test_a_query_with_an_agent_uses_its_model_and_system_prompt(
