@@ -15,6 +15,7 @@ import httpx
 import pytest
 import websockets
 
+from llm.system_prompts import ONE_TO_ONE
 from tests.llm.sse import SseParser
 
 from .conftest import ROOT
@@ -265,6 +266,12 @@ async def test_ws_ai_chat_start_round_trip(platform, ollama):
     assert [(m["role"], m["content"]) for m in messages] == [
         ("user", "Say hello"),
         ("assistant", "Hello from the assistant."),
+    ]
+    # A conversation is one person and the assistant: its default system prompt, no names.
+    (request,) = ollama.requests()
+    assert [(m["role"], m["content"]) for m in request["messages"]] == [
+        ("system", ONE_TO_ONE),
+        ("user", "Say hello"),
     ]
 
 
