@@ -1,9 +1,11 @@
 """The system prompt an answer starts with when neither its request nor its agent gives one.
 
-Every LLM door sends exactly one system prompt first: the request's (``systemPrompt`` of
-``POST /api/stream``), else the agent's, else the door's default from here. Without one a
-model is left to guess what it is and who it talks to, and in a room it can't tell that the
-``alice: `` in front of a message is its author and not part of what was said.
+Every LLM door starts the model's messages with one system prompt: the request's
+(``systemPrompt`` of ``POST /api/stream``), else the agent's, else the door's default from
+here (a ``/api/stream`` client that sends a system message of its own gets no default: it has
+said what the model is). Without one a model is left to guess what it is and who it talks to,
+and in a room it can't tell that the ``alice: `` in front of a message is its author and not
+part of what was said.
 
 - ``GROUP_CHAT``: a room (``stream:request``, and ``POST /api/llm/query`` about a session).
   The context builder (``llm.context``) puts each person's name and a colon in front of their
