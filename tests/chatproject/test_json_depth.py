@@ -11,7 +11,6 @@ from django.test import Client
 from rest_framework_simplejwt.tokens import AccessToken
 
 from chat.services.messages import message_send
-from chat.services.sessions import session_create
 from chatproject.asgi import application
 from chatproject.json_depth import MAX_JSON_DEPTH, nested_too_deep
 
@@ -131,9 +130,3 @@ async def test_a_deep_frame_is_a_bad_frame_and_the_socket_stays_open(path, frame
 
     assert reply["event"] == "error" and reply["data"]["code"] == "BAD_FRAME"
     assert after["event"] == "ack" and after["ref"] == "after"
-
-
-@pytest.fixture
-def room(alice, bob):
-    return session_create(creator=alice, title="general", member_ids=[bob.pk])
-
