@@ -82,6 +82,7 @@ def user_access_end(*, user_id: int) -> None:
             ignore_conflicts=True,
         )
         transaction.on_commit(lambda: _disconnect(user_id))
+    logger.info("user %s is inactive: refresh tokens revoked, connections told to close", user_id)
 
 
 def _disconnect(user_id: int) -> None:
