@@ -48,6 +48,9 @@ class UserAdmin(DjangoUserAdmin):
         readonly = tuple(super().get_readonly_fields(request, obj))
         if obj is None:
             return readonly
+        if obj.pk == request.user.pk:
+            # As with the list action: a moderator can't ban themselves out of the admin.
+            return (*readonly, "is_active", "last_seen_at")
         return (*readonly, "last_seen_at")
 
     @admin.action(description=_("Deactivate (ban)"), permissions=["change"])

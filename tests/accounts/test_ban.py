@@ -285,6 +285,23 @@ def test_the_change_form_does_not_offer_last_seen_at(client, moderator, alice):
     assert "last_seen_at" not in page.context["adminform"].form.fields
 
 
+def test_a_moderator_cannot_untick_their_own_active_box(client, moderator, listen_user):
+    drain = listen_user(moderator)
+    client.force_login(moderator)
+
+    page = client.get(reverse("admin:accounts_user_change", args=[moderator.pk]))
+    response = client.post(
+        reverse("admin:accounts_user_change", args=[moderator.pk]),
+        _change_form_data(moderator, is_active=None, is_staff="on", is_superuser="on"),
+    )
+
+    assert "is_active" not in page.context["adminform"].form.fields
+    assert response.status_code == 302
+    moderator.refresh_from_db()
+    assert moderator.is_active is True
+    assert drain() == []
+
+
 # --- any other way --------------------------------------------------------------------------
 
 
