@@ -28,11 +28,10 @@ async def closed_at(ws) -> tuple[float, int, list[str]]:
     """When ``ws`` closed, with its close code and the error codes it was sent first."""
     codes = []
     try:
-        async with asyncio.timeout(20):
-            while True:
-                frame = json.loads(await ws.recv())
-                if frame["event"] == "error":
-                    codes.append(frame["data"]["code"])
+        while True:
+            frame = json.loads(await ws.recv())
+            if frame["event"] == "error":
+                codes.append(frame["data"]["code"])
     except websockets.ConnectionClosed as closed:
         return time.monotonic(), closed.rcvd.code if closed.rcvd else None, codes
 
@@ -126,7 +125,9 @@ async def test_deactivation_closes_every_socket_within_a_second(platform, way):
         done = await asyncio.to_thread(untick_active, http, mallory["id"], p.worker(0).url)
         http.close()
 
-    closes = await asyncio.gather(*watchers)
+    # Timed from the deactivation: starting a command or logging in to the admin may take
+    # long on a busy machine, and is not what is measured.
+    closes = await asyncio.wait_for(asyncio.gather(*watchers), 10)
     for at, code, errors in closes:
         assert code == 4403 and errors == ["FORBIDDEN"]
         assert at - done <= WITHIN, f"closed {at - done:.2f} s after the deactivation"
