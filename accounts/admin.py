@@ -1,8 +1,8 @@
-"""Admin for users: Django's user pages, with banning done through the account services.
+"""Admin for users: Django's user pages, with list actions to ban and reactivate.
 
-``is_active`` is read-only on the change form: a ban must also revoke the user's refresh
-tokens and close their sockets, which only ``user_deactivate`` does, so the list actions are
-the one way to ban or reactivate.
+A ban, whether from the list action or by unticking ``is_active`` on the change form, also
+revokes the user's refresh tokens and closes their sockets: every save of an inactive user
+does that (``accounts.signals``).
 """
 
 from django.contrib import admin, messages
@@ -34,8 +34,8 @@ class UserAdmin(DjangoUserAdmin):
             _("Permissions"),
             {
                 "description": _(
-                    "Ban or reactivate with the user list's actions: a ban also revokes "
-                    "the user's tokens and closes their open connections."
+                    "Unticking Active bans the user: it also revokes their tokens and "
+                    "closes their open connections."
                 ),
                 "fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions"),
             },
@@ -48,7 +48,10 @@ class UserAdmin(DjangoUserAdmin):
         readonly = tuple(super().get_readonly_fields(request, obj))
         if obj is None:
             return readonly
-        return (*readonly, "is_active", "last_seen_at")
+        if obj.pk == request.user.pk:
+            # As with the list action: a moderator can't ban themselves out of the admin.
+            return (*readonly, "is_active", "last_seen_at")
+        return (*readonly, "last_seen_at")
 
     @admin.action(description=_("Deactivate (ban)"), permissions=["change"])
     def deactivate(self, request, queryset):

@@ -15,7 +15,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from chatproject.errors import DomainError
 from chatproject.validation import validated
 
-from .ratelimit import auth_rate_check
+from .ratelimit import auth_rate_check, login_rate_check
 from .serializers import (
     MeSerializer,
     RefreshInputSerializer,
@@ -45,7 +45,7 @@ class TokenApi(APIView):
 
     @extend_schema(request=TokenInputSerializer, responses={200: dict})
     def post(self, request):
-        auth_rate_check(request, group="auth.token", keys=["ip", "accounts.ratelimit.username_key"])
+        login_rate_check(request)
         pair = TokenObtainPairSerializer(data=validated(TokenInputSerializer, request.data))
         if not pair.is_valid():
             raise DomainError(

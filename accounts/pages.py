@@ -2,7 +2,7 @@
 
 Log in and out are Django's own views; sign up registers through ``user_register``, the
 service the REST door uses, then logs the new user in. Log in and sign up share the REST
-doors' brute-force limit (``AUTH_RATE``).
+doors' brute-force limit (``AUTH_RATE``): log in through ``accounts.login_doors``.
 """
 
 from __future__ import annotations
@@ -31,17 +31,11 @@ def _rate_limited(request, group: str) -> str | None:
 
 
 class LoginView(auth_views.LoginView):
+    """Django's login view on the web app's template; ``accounts.login_doors`` puts it
+    behind the login limit."""
+
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
-
-    def post(self, request, *args, **kwargs):
-        if refusal := _rate_limited(request, "page.login"):
-            form = self.get_form()
-            form.is_valid()
-            form.errors.clear()
-            form.add_error(None, refusal)
-            return self.render_to_response(self.get_context_data(form=form), status=429)
-        return super().post(request, *args, **kwargs)
 
 
 class LogoutView(auth_views.LogoutView):

@@ -2,12 +2,19 @@
 
 ``AUTH_RATE`` sets the rate (``10/m``); ``off`` turns the limit off for load tests. A
 refused request gets ``RATE_LIMITED`` with the seconds left in the window.
+
+Every login door (``/api/auth/token``, ``/login/``, ``/admin/login/``, ``/api-auth/login/``)
+counts in one group, per IP and per username: a password guesser gets ``AUTH_RATE`` tries at
+an account in all, not that many at each door.
 """
 
 from django.conf import settings
 from django_ratelimit.core import get_usage
 
 from chatproject.errors import DomainError
+
+LOGIN_GROUP = "auth.login"
+LOGIN_KEYS = ["ip", "accounts.ratelimit.username_key"]
 
 
 def auth_rate_check(request, *, group: str, keys: list[str]) -> None:
@@ -25,8 +32,16 @@ def auth_rate_check(request, *, group: str, keys: list[str]) -> None:
             )
 
 
+def login_rate_check(request) -> None:
+    """Count one login attempt, whichever door it came through; refuse if over the limit."""
+    auth_rate_check(request, group=LOGIN_GROUP, keys=LOGIN_KEYS)
+
+
 def username_key(group, request) -> str:
-    """django-ratelimit key: the username in the body, folded so case can't dodge the limit."""
-    data = getattr(request, "data", None) or {}
+    """django-ratelimit key: the username in the body (a DRF request's parsed ``data``, or a
+    login form's ``POST``), folded so case can't dodge the limit."""
+    data = getattr(request, "data", None)
+    if data is None:
+        data = request.POST
     username = data.get("username", "") if hasattr(data, "get") else ""
     return str(username).strip().lower()[:150]

@@ -45,31 +45,44 @@ def user_deactivate(*, user, by=None) -> User:
     """Ban ``user``: refuse new logins, end every refresh token and close open connections.
 
     ``by`` is the moderator, when one acts (the admin passes ``request.user``); a moderator
-    can't ban themselves, which would lock them out of the admin that undoes it. Access tokens
-    already issued stop working at once too: JWT authentication refuses inactive users.
+    can't ban themselves, which would lock them out of the admin that undoes it. The save is
+    what ends the user's access (``accounts.signals``), as it does for any other save of
+    ``is_active=False``. Access tokens already issued stop working at once too: JWT
+    authentication refuses inactive users.
     """
     if by is not None and by.pk == user.pk:
         raise forbidden("You can't deactivate your own account.")
-    with transaction.atomic():
-        User.objects.filter(pk=user.pk).update(is_active=False)
-        unrevoked = OutstandingToken.objects.filter(user_id=user.pk, blacklistedtoken__isnull=True)
-        BlacklistedToken.objects.bulk_create(
-            [BlacklistedToken(token_id=pk) for pk in unrevoked.values_list("pk", flat=True)],
-            # A refresh racing this ban may blacklist the same token first; either way it ends.
-            ignore_conflicts=True,
-        )
-        transaction.on_commit(lambda: _disconnect(user.pk))
     user.is_active = False
+    user.save(update_fields=["is_active"])
     logger.info("user %s deactivated by %s", user.pk, by.pk if by is not None else "system")
     return user
 
 
 def user_reactivate(*, user) -> User:
     """Lift a ban: the user may log in again. Their old refresh tokens stay revoked."""
-    User.objects.filter(pk=user.pk).update(is_active=True)
     user.is_active = True
+    user.save(update_fields=["is_active"])
     logger.info("user %s reactivated", user.pk)
     return user
+
+
+def user_access_end(*, user_id: int) -> None:
+    """End what an inactive user still holds: every refresh token is blacklisted, and once
+    that commits every connection of theirs, on every worker, is told to close.
+
+    Called for each save of an inactive user (``accounts.signals``), however it was made
+    (the admin's list action or change form, ``deactivate_user``, ``user.save()`` in a shell
+    or another app); doing it again for a user already shut out changes nothing.
+    """
+    with transaction.atomic():
+        unrevoked = OutstandingToken.objects.filter(user_id=user_id, blacklistedtoken__isnull=True)
+        BlacklistedToken.objects.bulk_create(
+            [BlacklistedToken(token_id=pk) for pk in unrevoked.values_list("pk", flat=True)],
+            # A refresh racing this ban may blacklist the same token first; either way it ends.
+            ignore_conflicts=True,
+        )
+        transaction.on_commit(lambda: _disconnect(user_id))
+    logger.info("user %s is inactive: refresh tokens revoked, connections told to close", user_id)
 
 
 def _disconnect(user_id: int) -> None:

@@ -15,12 +15,13 @@ from drf_spectacular.utils import OpenApiTypes, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import UnsupportedMediaType
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chatproject.errors import validation_error
+from chatproject.parsers import JSONParser
 from chatproject.validation import validated
 
 from .serializers import AttachmentSerializer, AttachmentUrlInput

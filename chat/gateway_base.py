@@ -36,6 +36,7 @@ from accounts.middleware import AUTH_ERROR, TOKEN_EXP
 from accounts.serializers import render_user
 from chatproject import metrics
 from chatproject.errors import DomainError, outage_error, validation_error
+from chatproject.json_depth import TOO_DEEP_MESSAGE, nested_too_deep
 
 # 4503: the database or Redis can't be reached, come back in a moment.
 from chatproject.ws_outage import CLOSE_UNAVAILABLE
@@ -249,6 +250,8 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             frame = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise DomainError("BAD_FRAME", "A frame must be JSON text.") from exc
+        if nested_too_deep(frame):
+            raise DomainError("BAD_FRAME", TOO_DEEP_MESSAGE)
         if not isinstance(frame, dict) or not isinstance(frame.get("event"), str):
             raise DomainError("BAD_FRAME", 'A frame is {"event": NAME, "data": {...}, "ref"}.')
         data = frame.get("data")

@@ -98,24 +98,52 @@ def outage_error(exc: BaseException) -> DomainError | None:
     )  # fmt: skip
 
 
+def _sentence(detail, fallback: str) -> str:
+    """The sentence a DRF error detail carries. A detail may be a string, or a list or dict
+    of them (simplejwt's ``InvalidToken`` is ``{"detail": ..., "messages": [...]}``): its
+    ``detail``, else its first item, never the structure's repr."""
+    while isinstance(detail, dict | list) and detail:
+        detail = (
+            detail.get("detail", next(iter(detail.values())))
+            if isinstance(detail, dict)
+            else detail[0]
+        )
+    text = str(detail).strip() if isinstance(detail, str) else ""
+    text = text or fallback
+    return text if text.endswith((".", "!", "?")) else f"{text}."
+
+
+def _extra(detail) -> Any:
+    """What a structured detail says besides its sentence, for ``details``; None if nothing."""
+    if isinstance(detail, dict):
+        return {
+            key: value for key, value in detail.items() if key not in ("detail", "code")
+        } or None
+    if isinstance(detail, list) and len(detail) > 1:
+        return detail
+    return None
+
+
 def _from_drf(exc: drf.APIException) -> DomainError:
     if isinstance(exc, drf.ValidationError):
         return validation_error("The request is invalid: see details.", exc.detail)
+    message = _sentence(exc.detail, str(exc.default_detail))
+    details = _extra(exc.detail)
     if isinstance(exc, drf.ParseError):
-        return validation_error(f"The request body could not be parsed: {exc.detail}")
+        return validation_error(f"The request body could not be parsed: {message}", details)
     if isinstance(exc, drf.NotAuthenticated | drf.AuthenticationFailed):
-        return DomainError("UNAUTHORIZED", str(exc.detail), status=401)
+        return DomainError("UNAUTHORIZED", message, details=details, status=401)
     if isinstance(exc, drf.PermissionDenied):
-        return forbidden(str(exc.detail))
+        return DomainError("FORBIDDEN", message, details=details)
     if isinstance(exc, drf.NotFound):
-        return DomainError("NOT_FOUND", str(exc.detail))
+        return DomainError("NOT_FOUND", message, details=details)
     if isinstance(exc, drf.Throttled):
         return DomainError("RATE_LIMITED", "Too many requests.", retry_after=exc.wait or 1)
     if isinstance(exc, drf.UnsupportedMediaType):
-        return DomainError("UNSUPPORTED_MEDIA_TYPE", str(exc.detail))
+        return DomainError("UNSUPPORTED_MEDIA_TYPE", message, details=details)
     if isinstance(exc, drf.MethodNotAllowed):
-        return DomainError("VALIDATION_ERROR", str(exc.detail), status=405)
-    return DomainError("VALIDATION_ERROR", str(exc.detail), status=exc.status_code)
+        return DomainError("VALIDATION_ERROR", message, details=details, status=405)
+    return DomainError("VALIDATION_ERROR", message, details=details, status=exc.status_code)
 
 
 def error_response(error: DomainError) -> Response:

@@ -2,6 +2,10 @@
 
 Database, cache and channel layer are required: if one fails the answer is 503 ``down``.
 Ollama is not: without it human chat still works, so it only makes the answer ``degraded``.
+
+Anyone (a load balancer's probe) gets the bare answer, ``{"status": "ok"}`` or 503
+``{"status": "down"}``, from the required checks. The checks one by one, with timings, the
+Ollama URL and error text, are for operators only (``chatproject.operator_access``).
 """
 
 from __future__ import annotations
@@ -16,6 +20,10 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.http import JsonResponse
+
+from .operator_access import operator_allowed
+
+REQUIRED = ("database", "cache", "channelLayer")
 
 CHECK_TIMEOUT = 3.0
 
@@ -56,20 +64,25 @@ async def _timed(check) -> dict:
 
 
 async def healthz(request) -> JsonResponse:
-    names = ("database", "cache", "channelLayer", "ollama")
-    results = await asyncio.gather(
-        _timed(sync_to_async(_database, thread_sensitive=False)),
-        _timed(sync_to_async(_cache, thread_sensitive=False)),
-        _timed(_channel_layer),
-        _timed(_ollama),
-    )
-    checks = dict(zip(names, results, strict=True))
-    checks["ollama"]["url"] = settings.OLLAMA_URL
-    required_ok = all(checks[n]["status"] == "ok" for n in ("database", "cache", "channelLayer"))
+    detailed = await operator_allowed(request)
+    checks = {
+        "database": sync_to_async(_database, thread_sensitive=False),
+        "cache": sync_to_async(_cache, thread_sensitive=False),
+        "channelLayer": _channel_layer,
+    }
+    if detailed:
+        checks["ollama"] = _ollama
+    results = dict(zip(checks, await asyncio.gather(*map(_timed, checks.values())), strict=True))
+    required_ok = all(results[name]["status"] == "ok" for name in REQUIRED)
+    if not detailed:
+        return JsonResponse(
+            {"status": "ok" if required_ok else "down"}, status=200 if required_ok else 503
+        )
+    results["ollama"]["url"] = settings.OLLAMA_URL
     if not required_ok:
         status, code = "down", 503
-    elif checks["ollama"]["status"] != "ok":
+    elif results["ollama"]["status"] != "ok":
         status, code = "degraded", 200
     else:
         status, code = "ok", 200
-    return JsonResponse({"status": status, "checks": checks}, status=code)
+    return JsonResponse({"status": status, "checks": results}, status=code)

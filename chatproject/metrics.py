@@ -2,13 +2,17 @@
 
 Each worker process keeps its own counters; Prometheus scrapes every worker and sums.
 Label values come from fixed sets (contract event names and error codes), never from client
-input, so a client can't grow the number of series.
+input, so a client can't grow the number of series. Only an operator may read them
+(``chatproject.operator_access``): others get 401.
 """
 
 from __future__ import annotations
 
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
+
+from .errors import DomainError
+from .operator_access import operator_allowed
 
 WS_CONNECTIONS = Gauge("chat_ws_connections", "WebSocket connections open on this worker.")
 WS_EVENTS = Counter("chat_ws_events_total", "Client WebSocket events handled.", ["event"])
@@ -25,5 +29,14 @@ STREAM_ERRORS = Counter(
 )
 
 
-def metrics_view(request) -> HttpResponse:
+async def metrics_view(request) -> HttpResponse:
+    if not await operator_allowed(request):
+        refusal = DomainError(
+            "UNAUTHORIZED",
+            "Metrics are for operators: send Authorization: Bearer <METRICS_TOKEN>, "
+            "or log in as staff.",
+        )
+        response = JsonResponse(refusal.as_data(), status=401)
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
     return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)

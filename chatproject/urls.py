@@ -5,6 +5,7 @@ from django.contrib.staticfiles.views import serve as static_serve
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from accounts import login_doors
 from accounts import pages as account_pages
 from chat import pages as chat_pages
 from chat.pages import page_slash
@@ -20,7 +21,8 @@ urlpatterns = [
     # end in a slash; the same path without it redirects there.
     path("", chat_pages.home, name="home"),
     path("signup/", account_pages.signup, name="signup"),
-    path("login/", account_pages.LoginView.as_view(), name="login"),
+    # Every login door counts against AUTH_RATE (accounts.login_doors).
+    path("login/", login_doors.web_login, name="login"),
     path("logout/", account_pages.LogoutView.as_view(), name="logout"),
     path("sessions/new/", chat_pages.session_new, name="session-new"),
     path("rooms/<uuid:session_id>/", chat_pages.room, name="room"),
@@ -29,6 +31,9 @@ urlpatterns = [
     # Static files from the app itself (finders, no collectstatic needed): the one-command
     # run serves the web app with nothing in front. A proxy may serve /static/ first.
     re_path(r"^static/(?P<path>.+)$", static_serve, {"insecure": True}, name="static"),
+    # The admin's and the browsable API's login doors, limited, come before the routes that
+    # declare them unlimited, so they answer first.
+    path("admin/login/", login_doors.admin_login),
     path("admin/", admin.site.urls),
     re_path(r"^healthz/?$", healthz, name="healthz"),
     re_path(r"^metrics/?$", metrics_view, name="metrics"),
@@ -40,6 +45,7 @@ urlpatterns = [
     path("api/llm/", include("llm.urls")),
     # Server-sent events (an async view, not DRF): an answer to a conversation (seed 003).
     re_path(r"^api/stream/?$", llm_sse.stream_view, name="llm-stream"),
+    path("api-auth/login/", login_doors.api_auth_login),
     path("api-auth/", include("rest_framework.urls")),
 ]
 

@@ -17,6 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from chat.throttles import throttle_check
 from chatproject.errors import DomainError, validation_error
+from chatproject.json_depth import TOO_DEEP_MESSAGE, nested_too_deep
 
 from .http_auth import request_user
 from .inputs import StreamBodyInput
@@ -45,6 +46,8 @@ def _body(request) -> dict:
         raise validation_error("The request body must be JSON.") from exc
     if not isinstance(body, dict):
         raise validation_error("The request body must be a JSON object.")
+    if nested_too_deep(body):
+        raise validation_error(TOO_DEEP_MESSAGE)
     serializer = StreamBodyInput(data=body)
     if not serializer.is_valid():
         raise validation_error("The request is invalid: see details.", serializer.errors)

@@ -161,6 +161,10 @@ AUTH_RATE = env_str("AUTH_RATE", "10/m")
 RATELIMIT_VIEW = None
 RATELIMIT_USE_CACHE = "default"
 
+# Bearer token for /metrics and the detail of /healthz (chatproject.operator_access);
+# unset, only staff sessions may read them.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+
 # --- Cross-origin ---------------------------------------------------------------------------
 CORS_ORIGIN = env_list("CORS_ORIGIN", "http://localhost:5173,http://127.0.0.1:8000")
 CORS_ALLOWED_ORIGINS = CORS_ORIGIN
@@ -218,6 +222,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # DRF's defaults, with a JSON parser that refuses deeply nested bodies with a 400.
+    "DEFAULT_PARSER_CLASSES": [
+        "chatproject.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",

@@ -1,12 +1,15 @@
 """Banning a user: the account is shut, every refresh token is revoked, and the user's open
-connections are told to close once the ban commits. Also the admin actions that ban and
-reactivate."""
+connections are told to close once the ban commits, whichever way the user was deactivated:
+the service, the admin's list action or change form, ``manage.py deactivate_user``, or a plain
+``user.save()`` as a shell or another app makes."""
 
 import asyncio
+import io
 import logging
 
 import pytest
 from channels.layers import get_channel_layer
+from django.core.management import CommandError, call_command
 from django.db import transaction
 from django.urls import reverse
 from rest_framework.test import APIClient
@@ -220,14 +223,140 @@ def test_the_reactivate_action_lifts_the_ban(client, moderator, alice):
     assert alice.is_active is True
 
 
-def test_the_user_change_form_cannot_flip_is_active(client, moderator, alice):
+def _change_form_data(user, **changes) -> dict:
+    """What the admin's change form posts for ``user``: an unticked box is left out."""
+    data = {
+        "username": user.username,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "email": user.email,
+        "date_joined_0": user.date_joined.strftime("%Y-%m-%d"),
+        "date_joined_1": user.date_joined.strftime("%H:%M:%S"),
+        "last_login_0": "",
+        "last_login_1": "",
+        "is_active": "on",
+        "_save": "Save",
+    }
+    data.update(changes)
+    return {key: value for key, value in data.items() if value is not None}
+
+
+def test_unticking_active_on_the_change_form_bans_the_user(client, moderator, alice, listen_user):
+    token = login("alice")["refresh"]
+    drain = listen_user(alice)
+    client.force_login(moderator)
+
+    response = client.post(
+        reverse("admin:accounts_user_change", args=[alice.pk]),
+        _change_form_data(alice, is_active=None),
+    )
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    alice.refresh_from_db()
+    assert alice.is_active is False
+    assert refresh(token).status_code == 401
+    assert drain() == [{"type": USER_DEACTIVATED}]
+
+
+def test_saving_an_active_user_on_the_change_form_notifies_no_one(
+    client, moderator, alice, listen_user
+):
+    token = login("alice")["refresh"]
+    drain = listen_user(alice)
+    client.force_login(moderator)
+
+    response = client.post(
+        reverse("admin:accounts_user_change", args=[alice.pk]),
+        _change_form_data(alice, email="alice@example.com"),
+    )
+
+    assert response.status_code == 302
+    assert drain() == []
+    assert refresh(token).status_code == 200
+
+
+def test_the_change_form_does_not_offer_last_seen_at(client, moderator, alice):
     client.force_login(moderator)
 
     page = client.get(reverse("admin:accounts_user_change", args=[alice.pk]))
 
     assert page.status_code == 200
-    assert "is_active" not in page.context["adminform"].form.fields
+    assert "is_active" in page.context["adminform"].form.fields
     assert "last_seen_at" not in page.context["adminform"].form.fields
+
+
+def test_a_moderator_cannot_untick_their_own_active_box(client, moderator, listen_user):
+    drain = listen_user(moderator)
+    client.force_login(moderator)
+
+    page = client.get(reverse("admin:accounts_user_change", args=[moderator.pk]))
+    response = client.post(
+        reverse("admin:accounts_user_change", args=[moderator.pk]),
+        _change_form_data(moderator, is_active=None, is_staff="on", is_superuser="on"),
+    )
+
+    assert "is_active" not in page.context["adminform"].form.fields
+    assert response.status_code == 302
+    moderator.refresh_from_db()
+    assert moderator.is_active is True
+    assert drain() == []
+
+
+# --- any other way --------------------------------------------------------------------------
+
+
+def test_a_plain_save_as_a_shell_does_it_bans_the_user(alice, listen_user):
+    access = login("alice")
+    drain = listen_user(alice)
+
+    alice.is_active = False
+    alice.save()
+
+    assert drain() == [{"type": USER_DEACTIVATED}]
+    assert refresh(access["refresh"]).status_code == 401
+    me = APIClient().get("/api/auth/me", HTTP_AUTHORIZATION=f"Bearer {access['access']}")
+    assert me.status_code == 401
+
+
+def test_a_save_that_leaves_is_active_out_ends_nothing_again(alice, listen_user):
+    user_deactivate(user=alice)
+    drain = listen_user(alice)
+
+    alice.email = "alice@example.com"
+    alice.save(update_fields=["email"])
+
+    assert drain() == []
+
+
+def test_reactivating_notifies_no_one(alice, listen_user):
+    user_deactivate(user=alice)
+    drain = listen_user(alice)
+
+    user_reactivate(user=alice)
+
+    assert drain() == []
+
+
+def test_the_deactivate_user_command_bans_each_user_named(alice, bob, listen_user):
+    token = login("alice")["refresh"]
+    drain_alice, drain_bob = listen_user(alice), listen_user(bob)
+
+    call_command("deactivate_user", "alice", "bob", stdout=io.StringIO())
+
+    alice.refresh_from_db()
+    bob.refresh_from_db()
+    assert (alice.is_active, bob.is_active) == (False, False)
+    assert refresh(token).status_code == 401
+    assert drain_alice() == [{"type": USER_DEACTIVATED}]
+    assert drain_bob() == [{"type": USER_DEACTIVATED}]
+
+
+def test_the_command_names_an_unknown_user_and_bans_nobody(alice):
+    with pytest.raises(CommandError, match="nobody-here"):
+        call_command("deactivate_user", "alice", "nobody-here")
+
+    alice.refresh_from_db()
+    assert alice.is_active is True
 
 
 def test_the_user_list_shows_who_is_active_and_when_they_were_last_seen(client, moderator):

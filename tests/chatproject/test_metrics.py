@@ -62,8 +62,9 @@ async def test_events_throttles_and_errors_are_counted_by_event_and_code(alice, 
     await communicator.disconnect()
 
 
-def test_the_metrics_endpoint_serves_the_gateway_counters(client):
-    body = client.get("/metrics").content.decode()
+def test_the_metrics_endpoint_serves_the_gateway_counters(client, settings):
+    settings.METRICS_TOKEN = "scraper-token"
+    body = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scraper-token").content.decode()
 
     for name in (
         "chat_ws_connections",
