@@ -13,8 +13,13 @@ from __future__ import annotations
 import orjson
 
 from .extensions import active_streams
-from .frame_size import ENVELOPE_ALLOWANCE, encoded_size, event_max_bytes, fit_content
-from .frame_size import frame_max_bytes
+from .frame_size import (
+    ENVELOPE_ALLOWANCE,
+    encoded_size,
+    event_max_bytes,
+    fit_content,
+    frame_max_bytes,
+)
 from .presence import presence_entry
 from .selectors import events_after, session_get_for_member, session_with_members
 from .serializers import SessionSerializer
