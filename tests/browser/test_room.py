@@ -469,9 +469,15 @@ def test_an_answer_too_long_for_one_frame_shows_whole_in_every_window(pair, olla
 
     ask(a, "Write at length")
 
+    whole = " ".join(words)
     for person in (a, b):
         expect(answer(person).locator(".stream-bar")).to_have_count(0, timeout=60_000)
-        expect(answer(person).locator(".msg-content")).to_contain_text(words[-1])
-    assert streamed_text(a).strip() == streamed_text(b).strip() == " ".join(words)
+        # JavaScript counts UTF-16 code units.
+        person.page.wait_for_function(
+            "(n) => ([...document.querySelectorAll('#messages .msg.assistant .msg-content')]"
+            ".at(-1)?.textContent.trim().length || 0) >= n",
+            arg=len(whole.encode("utf-16-le")) // 2,
+        )
+    assert streamed_text(a).strip() == streamed_text(b).strip() == whole
     for person in (a, b):
         assert person.page.evaluate("window.closes") == 0
