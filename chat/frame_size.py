@@ -5,7 +5,7 @@ The servers' caps (daphne ``--websocket-max-message-size``, uvicorn ``--ws-max-s
 262144 as the README serves them) apply to what the server sends too: one frame over the cap
 closes its socket with 1011, and every retry does the same (TRAPS). So:
 
-- every single event fits in ``EVENT_MAX_BYTES``, half the cap: what users control is bounded
+- every single event fits in ``event_max_bytes()``, half the cap: what users control is bounded
   at the doors (message content, attachment ``metadata``), and a message whose whole text
   would not fit (a long answer) goes out without it (``contentOmitted``; REST has it all);
 - a reply that gathers events (the ``session:join`` replay, the offline queue) takes what

@@ -10,8 +10,6 @@ it got. Every event fits in half the cap, so each page brings at least one.
 
 from __future__ import annotations
 
-import orjson
-
 from .extensions import active_streams
 from .frame_size import (
     ENVELOPE_ALLOWANCE,
@@ -65,7 +63,7 @@ def _missed_that_fit(*, session_id, last_seq: int, room: int) -> tuple[list[dict
     missed = []
     for frame in events:
         # Each one a separator more in the list.
-        room -= len(orjson.dumps(frame)) + 1
+        room -= encoded_size(frame) + 1
         if room < 0 and missed:
             return missed, True
         missed.append(frame)
