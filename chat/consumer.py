@@ -14,6 +14,7 @@ encoded once by the sender (``chat.events``); this consumer forwards the text as
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 
 from channels.db import database_sync_to_async
@@ -24,6 +25,7 @@ from chatproject.errors import DomainError
 from . import event_types
 from .events import FRAME_MESSAGE_TYPE, broadcast_async, frame_texts, group_for_session
 from .extensions import Route, extra_routes
+from .frame_size import frame_fits
 from .gateway_base import GatewayConsumer
 from .join import session_join_snapshot
 from .models import Membership
@@ -43,6 +45,8 @@ from .services.receipts import message_mark_delivered, message_mark_seen
 from .state import get_state
 from .timers import connection_timers
 from .ws_inputs import AuthRefreshInput, EmptyInput, SessionJoinInput, SessionRefInput
+
+logger = logging.getLogger(__name__)
 
 TYPING_EXPIRY = 6.0
 
@@ -94,13 +98,30 @@ class ChatConsumer(GatewayConsumer):
     async def opened(self) -> None:
         """Called once authenticated: presence (kept alive by the worker's heartbeat), the
         first frame, then the offline queue."""
-        became_online, queued = await get_state().connection_open(self.user.pk, self.connection_id)
+        state = get_state()
+        became_online, queued = await state.connection_open(self.user.pk, self.connection_id)
         connection_timers().presence_add(self.user.pk, self.connection_id)
         await self.send_connection_success()
-        for text in queued:
-            await self.send(text_data=text)
+        if queued:
+            await self._deliver_queued(state, queued)
         if became_online:
             await self._announce_presence("online", None)
+
+    async def _deliver_queued(self, state, queued: list[tuple[int, str]]) -> None:
+        """Send the offline queue one frame at a time, then take off the queue what went
+        out: a socket that closes on the way leaves the rest for the next connection. A
+        frame too large to send at all (queued before frames were bounded) is dropped, with
+        one log line, rather than closing the socket and losing the rest with it."""
+        delivered = None
+        for entry_id, text in queued:
+            if not frame_fits(text):
+                logger.warning("dropped a %d-character queued frame over the frame cap for "
+                               "user %s", len(text), self.user.pk)  # fmt: skip
+            elif not await self.send(text_data=text):
+                break
+            delivered = entry_id
+        if delivered is not None:
+            await state.queue_delivered(self.user.pk, delivered)
 
     async def closed(self) -> None:
         """Called when the connection ends: typing stops, sessions are left, presence may

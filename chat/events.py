@@ -19,6 +19,7 @@ import orjson
 from django.db import models, transaction
 
 from . import broadcaster
+from .frame_size import fit_event_frame, frame_fits
 from .models import ChatSession, Membership, SessionEvent
 from .state import get_state
 from .timers import connection_timers
@@ -156,10 +157,11 @@ def encode(frame: dict[str, Any]) -> str:
 
 def event_log_rows(*, session_id, events: Sequence[Event], seqs) -> list[SessionEvent]:
     """The log rows of ``events`` under ``seqs``, one each in order; each row's ``frame`` is
-    the frame its event is broadcast as."""
+    the frame its event is broadcast as, made to fit the frame cap (``chat.frame_size``):
+    an event too large even then raises VALIDATION_ERROR, rolling its change back."""
     rows = []
     for event, seq in zip(events, seqs, strict=True):
-        frame = {"event": event.name, "data": event.data, "seq": seq}
+        frame = fit_event_frame({"event": event.name, "data": event.data, "seq": seq})
         rows.append(
             SessionEvent(
                 session_id=session_id,
@@ -249,8 +251,20 @@ def broadcast_now(group: str, text: str, *, queue_for_session=None, queue_for=No
             )
         except Exception:
             logger.warning("offline queueing for %s failed", group, exc_info=True)
+    if not _fits(group, text):
+        return
     then = _offline_queueing(queue_for, text) if queue_for else None
     broadcaster.publish(group, {"type": FRAME_MESSAGE_TYPE, "text": text}, then=then)
+
+
+def _fits(group: str, text: str) -> bool:
+    """Whether a frame may go to a group: one over the frame cap would close every socket
+    it reached (and be queued for members who are away). Refused once, here, with one log
+    line; events are made to fit before they get this far (``chat.frame_size``)."""
+    if frame_fits(text):
+        return True
+    logger.error("a %d-character frame for %s is over the frame cap: not sent", len(text), group)
+    return False
 
 
 def _offline_queueing(member_ids: list[int], text: str):
@@ -285,6 +299,8 @@ async def broadcast_async(group: str, frame: dict[str, Any], *, exclude_user=Non
     see their own typing).
     """
     message = {"type": FRAME_MESSAGE_TYPE, "text": encode(frame)}
+    if not _fits(group, message["text"]):
+        return
     if exclude_user is not None:
         message["exclude"] = exclude_user
     try:

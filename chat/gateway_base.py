@@ -45,6 +45,7 @@ from . import event_types
 from .broadcaster import bind_loop
 from .events import group_for_user
 from .extensions import Route
+from .frame_size import frame_fits, frame_max_bytes
 from .serializers import iso
 from .throttles import throttle_check
 from .timers import connection_timers
@@ -263,23 +264,41 @@ class GatewayConsumer(AsyncWebsocketConsumer):
 
     # --- outbound --------------------------------------------------------------------------
 
-    async def send(self, text_data=None, bytes_data=None, close=False) -> None:
-        """Send to the client, unless its connection is already gone. A frame broadcast to
-        a socket whose client just vanished (a network cut) would otherwise raise out of
-        the consumer and kill it before it handles ``websocket.disconnect``, so presence
-        and group cleanup would never run. The disconnect arrives right after."""
+    async def send(self, text_data=None, bytes_data=None, close=False) -> bool:
+        """Send to the client, unless its connection is already gone or the frame is over
+        the frame cap; whether it went out.
+
+        A frame broadcast to a socket whose client just vanished (a network cut) would
+        otherwise raise out of the consumer and kill it before it handles
+        ``websocket.disconnect``, so presence and group cleanup would never run. The
+        disconnect arrives right after. A frame over the cap would make the server close
+        the socket (1011): it is left out, with one log line, and the socket stays open."""
+        if text_data is not None and not frame_fits(text_data):
+            logger.warning("a %d-character frame is over the %d-byte frame cap: not sent "
+                           "(connection %s)", len(text_data), frame_max_bytes(),
+                           self.connection_id)  # fmt: skip
+            return False
         try:
             await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
         except Exception as exc:
             if type(exc).__name__ not in _CLOSED_SOCKET_ERRORS:
                 raise
             logger.debug("dropped a frame for a closed socket (%s)", type(exc).__name__)
+            return False
+        return True
 
-    async def _send_frame(self, event: str, data, *, ref=None) -> None:
+    async def _send_frame(self, event: str, data, *, ref=None) -> bool:
         frame = {"event": event, "data": data}
         if event in ("ack", "error"):
             frame = {"event": event, "ref": ref, "data": data}
-        await self.send(text_data=orjson.dumps(frame).decode())
+        text = orjson.dumps(frame).decode()
+        if event == "ack" and not frame_fits(text):
+            # Every gathering reply takes what fits (``chat.join``): this is a bug to fix,
+            # answered as one rather than left without a reply.
+            logger.error("the ack of a %d-character reply is over the frame cap", len(text))
+            error = DomainError("INTERNAL", "The reply would be larger than a frame can be.")
+            return await self._send_frame("error", error.as_data(), ref=ref)
+        return await self.send(text_data=text)
 
     async def _send_error(self, ref, error: DomainError, **extra) -> None:
         metrics.WS_ERRORS.labels(error.code).inc()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.urls import reverse
 from rest_framework import serializers
@@ -17,6 +18,7 @@ from rest_framework import serializers
 from accounts.serializers import UserSerializer
 from chatproject.reused_serializer import ReusedSerializer
 
+from .frame_size import encoded_size
 from .models import Attachment, ChatSession, Membership, Message
 from .selectors import SEARCH_MATCHES_MAX
 
@@ -266,12 +268,58 @@ class SearchQuery(serializers.Serializer):
     )
 
 
+# An attachment's ``metadata`` is the client's own (a link preview's title, an image's size):
+# it is kept small and shallow, so that it fits in every frame that carries its message
+# (CONTRACT section 3, "Frame size").
+METADATA_MAX_BYTES = 8192
+METADATA_MAX_DEPTH = 5
+
+
+def json_depth(value) -> int:
+    """How deeply objects and arrays nest in ``value`` (0 for a number or string), counted
+    without recursion, so that no nesting can exhaust the stack."""
+    deepest, pending = 0, [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            pending.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            pending.extend((child, depth + 1) for child in item)
+        deepest = max(deepest, depth + isinstance(item, dict | list))
+    return deepest
+
+
+class MetadataField(serializers.DictField):
+    """A JSON object of at most ``METADATA_MAX_BYTES`` (encoded) and ``METADATA_MAX_DEPTH``
+    levels of objects and arrays, the outer object included."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if json_depth(value) > METADATA_MAX_DEPTH:
+            raise serializers.ValidationError(
+                f"metadata can nest objects and arrays at most {METADATA_MAX_DEPTH} deep."
+            )
+        try:
+            size = encoded_size(value)
+        except orjson.JSONEncodeError as exc:
+            # Frames are encoded with orjson, which takes integers of at most 64 bits.
+            raise serializers.ValidationError(
+                "metadata numbers must be at most 64-bit integers or decimals."
+            ) from exc
+        if size > METADATA_MAX_BYTES:
+            raise serializers.ValidationError(
+                f"metadata can be at most {METADATA_MAX_BYTES} bytes of JSON "
+                f"({METADATA_MAX_BYTES // 1024} KiB)."
+            )
+        return value
+
+
 class AttachmentUrlInput(serializers.Serializer):
     fileName = serializers.CharField(max_length=255)
     fileUrl = serializers.URLField(max_length=2000)
     mimeType = serializers.RegexField(r"^[\w.+-]+/[\w.+-]+$", max_length=127)
     fileSize = serializers.IntegerField(min_value=0, required=False, default=0)
-    metadata = serializers.DictField(required=False, default=dict)
+    metadata = MetadataField(required=False, default=dict)
 
     def validate_fileUrl(self, value: str) -> str:
         if not value.lower().startswith(("http://", "https://")):

@@ -55,7 +55,10 @@ class MemoryState:
         self._lock = threading.Lock()
         self._presence: dict[int, dict[str, float]] = defaultdict(dict)
         self._windows: dict[str, tuple[int, float]] = {}
-        self._queues: dict[int, deque[str]] = defaultdict(lambda: deque(maxlen=QUEUE_LIMIT))
+        self._queues: dict[int, deque[tuple[int, str]]] = defaultdict(
+            lambda: deque(maxlen=QUEUE_LIMIT)
+        )
+        self._queued = 0
 
     def _live(self, user_id: int, now: float) -> dict[str, float]:
         entries = self._presence[user_id]
@@ -63,14 +66,24 @@ class MemoryState:
             del entries[conn]
         return entries
 
-    async def connection_open(self, user_id: int, conn_id: str) -> tuple[bool, list[str]]:
+    async def connection_open(
+        self, user_id: int, conn_id: str
+    ) -> tuple[bool, list[tuple[int, str]]]:
         now = time.time()
         with self._lock:
             entries = self._live(user_id, now)
             was_offline = not entries
             entries[conn_id] = now + PRESENCE_TTL
-            queued = list(self._queues.pop(user_id, ()))
+            queued = list(self._queues.get(user_id, ()))
         return was_offline, queued
+
+    async def queue_delivered(self, user_id: int, upto: int) -> None:
+        with self._lock:
+            queue = self._queues.get(user_id)
+            while queue and queue[0][0] <= upto:
+                queue.popleft()
+            if queue is not None and not queue:
+                del self._queues[user_id]
 
     async def presence_refresh_many(self, entries) -> None:
         expires = time.time() + PRESENCE_TTL
@@ -107,9 +120,10 @@ class MemoryState:
     async def queue_for_offline(self, user_ids, text: str) -> None:
         now = time.time()
         with self._lock:
+            self._queued += 1
             for uid in user_ids:
                 if not self._live(uid, now):
-                    self._queues[uid].append(text)
+                    self._queues[uid].append((self._queued, text))
 
     def reset(self) -> None:
         with self._lock:
@@ -120,6 +134,16 @@ class MemoryState:
 
 def _outage(what: str, exc: Exception) -> None:
     logger.warning("Redis unavailable (%s): %s: %s", what, type(exc).__name__, exc)
+
+
+def _queue_entry(item: bytes) -> tuple[int, str]:
+    """An offline queue's entry as (id, frame): "<id> <frame>" (an entry queued before ids
+    were, a bare frame, reads as id 0)."""
+    text = item.decode()
+    head, _, frame = text.partition(" ")
+    if head.isdigit():
+        return int(head), frame
+    return 0, text
 
 
 def _by_user(entries) -> dict[int, list[str]]:
@@ -188,11 +212,14 @@ class RedisState:
     def _key(self, *parts) -> str:
         return self.clients.key(*parts)
 
-    async def connection_open(self, user_id: int, conn_id: str) -> tuple[bool, list[str]]:
-        """Add the connection's presence entry and take the user's queued frames, in one
-        round trip: whether the user was offline before, and the frames (now cleared). In an
-        outage (False, []): nothing is announced, the heartbeat adds the entry once Redis is
-        back, and the frames stay queued."""
+    async def connection_open(
+        self, user_id: int, conn_id: str
+    ) -> tuple[bool, list[tuple[int, str]]]:
+        """Add the connection's presence entry and read the user's queued frames, in one
+        round trip: whether the user was offline before, and the frames with their ids. They
+        stay queued until ``queue_delivered`` says they went out. In an outage (False, []):
+        nothing is announced, the heartbeat adds the entry once Redis is back, and the frames
+        stay queued."""
         key, queue, now = self._key("presence", user_id), self._key("queue", user_id), time.time()
         pipe = self._async().pipeline(transaction=True)
         pipe.zremrangebyscore(key, "-inf", now)
@@ -200,13 +227,33 @@ class RedisState:
         pipe.zadd(key, {conn_id: now + PRESENCE_TTL})
         pipe.expire(key, PRESENCE_TTL)
         pipe.lrange(queue, 0, -1)
-        pipe.delete(queue)
         try:
-            _, before, _, _, items, _ = await pipe.execute()
+            _, before, _, _, items = await pipe.execute()
         except self._errors as exc:
             _outage("presence and offline queue", exc)
             return False, []
-        return before == 0, [item.decode() for item in items]
+        return before == 0, [_queue_entry(item) for item in items]
+
+    # KEYS: the user's queue. ARGV: the id of the last entry delivered. Entries are taken
+    # off the head only: the queue grows at its tail and is trimmed at its head, so what was
+    # delivered is the head, or was trimmed away already, and what came later stays.
+    _QUEUE_DELIVERED = """
+    while true do
+        local head = redis.call('LINDEX', KEYS[1], 0)
+        if not head then return 0 end
+        local id = tonumber(string.match(head, '^(%d+) '))
+        if id ~= nil and id > tonumber(ARGV[1]) then return 0 end
+        redis.call('LPOP', KEYS[1])
+    end
+    """
+
+    async def queue_delivered(self, user_id: int, upto: int) -> None:
+        """Take the user's queued frames up to id ``upto`` off the queue: they went out. In
+        an outage they stay, and come again with the next connection (seq de-duplicates)."""
+        try:
+            await self._async().eval(self._QUEUE_DELIVERED, 1, self._key("queue", user_id), upto)
+        except self._errors as exc:
+            _outage("offline queue", exc)
 
     async def presence_refresh_many(self, entries) -> None:
         """Push back the expiry of each (user id, connection id) entry: per user one ZADD of
@@ -280,15 +327,17 @@ class RedisState:
             return await self._local.throttle_hit(key, limit, window_ms)
         return max(ttl, 1) / 1000 if count > limit else None
 
-    # KEYS: n presence keys, then the same users' n queue keys. ARGV: now, the frame, the
-    # queue limit, the queue TTL. Checking presence and pushing in one script means one
-    # round trip per frame whatever the room's size, and no user turns online between the
-    # check and the push.
+    # KEYS: n presence keys, then the same users' n queue keys, then the counter of queued
+    # frames. ARGV: now, the frame, the queue limit, the queue TTL. Checking presence and
+    # pushing in one script means one round trip per frame whatever the room's size, and no
+    # user turns online between the check and the push. Each entry is "<id> <frame>", ids
+    # growing, so delivery can take off exactly what went out (``queue_delivered``).
     _QUEUE_FOR_OFFLINE = """
-    local n = #KEYS / 2
+    local n = (#KEYS - 1) / 2
+    local entry = redis.call('INCR', KEYS[#KEYS]) .. ' ' .. ARGV[2]
     for i = 1, n do
         if redis.call('ZCOUNT', KEYS[i], ARGV[1], '+inf') == 0 then
-            redis.call('RPUSH', KEYS[n + i], ARGV[2])
+            redis.call('RPUSH', KEYS[n + i], entry)
             redis.call('LTRIM', KEYS[n + i], -tonumber(ARGV[3]), -1)
             redis.call('EXPIRE', KEYS[n + i], ARGV[4])
         end
@@ -302,6 +351,7 @@ class RedisState:
             return
         keys = [self._key("presence", uid) for uid in user_ids]
         keys += [self._key("queue", uid) for uid in user_ids]
+        keys.append(self._key("queued"))
         await self._async().eval(
             self._QUEUE_FOR_OFFLINE, len(keys), *keys, time.time(), text, QUEUE_LIMIT, QUEUE_TTL
         )

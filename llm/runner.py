@@ -17,7 +17,8 @@ What it guarantees:
   ``stream_delay_ms`` (so the first one is never delayed), otherwise with the others that
   arrive within that window, at most ``stream_delay_ms`` late. A chunk goes out when the
   caller takes it: what arrived while the caller was busy with the last one (a loaded
-  worker) goes out together, not as a chunk per token;
+  worker) goes out together, not as a chunk per token, up to ``DELTA_MAX_CHARS`` (a chunk
+  is a frame, and frames are capped: ``chat.frame_size``);
 - the reading gives the event loop back at least every ``READ_SLICE_S``, and after any
   line the generator waits for with nothing buffered (so that line goes out at once): a
   response already waiting in the socket is otherwise read without giving the loop to
@@ -80,6 +81,11 @@ MAX_TOOL_ROUNDS = 5
 # once): the generator then takes a slice's lines at once, not one wake-up per line.
 READ_SLICE_S = 0.002
 
+# A chunk's delta grows to at most about this many characters, then goes out at once: in
+# JSON a character takes at most 6 bytes, so a chunk stays well inside the frame cap's half
+# that one event may take (``chat.frame_size``).
+DELTA_MAX_CHARS = 16384
+
 # Queued after a round's last line: the response ended, with or without its done line.
 _END = object()
 # Queued when ``stop`` is set.
@@ -102,6 +108,7 @@ class _Answer:
         self.delay_s = delay_s
         self.sent: list[str] = []
         self.buffer: list[str] = []
+        self.buffered = 0
         self.last_out: float | None = None
         self.tokens_done = 0
         self.round_tokens = 0
@@ -121,12 +128,18 @@ class _Answer:
             self.first_token_at = time.monotonic()
         self.round_tokens += 1
         self.buffer.append(delta)
+        self.buffered += len(delta)
+
+    @property
+    def full(self) -> bool:
+        """Whether the buffered text must go out now, whatever the time."""
+        return self.buffered >= DELTA_MAX_CHARS
 
     def due_in(self) -> float | None:
         """Seconds until the buffered text is due (0: now), or None if nothing is buffered."""
         if not self.buffer:
             return None
-        if self.last_out is None:
+        if self.last_out is None or self.full:
             return 0.0
         return max(0.0, self.last_out + self.delay_s - time.monotonic())
 
@@ -137,6 +150,7 @@ class _Answer:
             return None
         delta = "".join(self.buffer)
         self.buffer.clear()
+        self.buffered = 0
         self.sent.append(delta)
         self.last_out = time.monotonic()
         self.count_tokens()
@@ -247,7 +261,12 @@ class _Round:
                 self.awaited = False
             self._take(item)
             # What else arrived meanwhile (the caller was busy) goes in the same chunk.
-            while self.done_reason is None and not self.ended and not self.queue.empty():
+            while (
+                self.done_reason is None
+                and not self.ended
+                and not self.queue.empty()
+                and not answer.full
+            ):
                 self._take(self.queue.get_nowait())
             if answer.due_in() == 0:
                 return answer.flush()

@@ -185,6 +185,9 @@ WS_EVENT_LIMITS = {
     "stream:request": 10,
 }
 WS_MAX_FRAME_BYTES = 65536
+# The largest frame the server sends (CONTRACT section 3, "Frame size"): the cap the README
+# serves daphne and uvicorn with, which applies to outgoing frames too (chat.frame_size).
+WS_SEND_MAX_BYTES = 262144
 
 # --- LLM ------------------------------------------------------------------------------------
 OLLAMA_URL = env_str("OLLAMA_URL", "http://localhost:11434")

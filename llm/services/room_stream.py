@@ -31,6 +31,13 @@ from channels.db import database_sync_to_async
 from django.utils import timezone
 
 from chat.events import broadcast_async, broadcast_now, encode, group_for_session
+from chat.frame_size import (
+    ENVELOPE_ALLOWANCE,
+    encoded_size,
+    event_max_bytes,
+    fit_content,
+    frame_max_bytes,
+)
 from chatproject import metrics
 
 from .. import event_types
@@ -65,6 +72,22 @@ StreamObserver = Callable[[StreamPlan, StreamEvent], Awaitable[None]]
 
 # The streams running on this worker, by id: keeps their tasks referenced.
 running: dict[uuid.UUID, RoomStream] = {}
+
+
+def _whole_content_if_it_fits(data: dict) -> dict:
+    """A frame's data with the whole answer (``content``) if the frame stays within the
+    frame cap, else without it (``contentOmitted: true``): the listener has the text from
+    the deltas, and the saved message all of it (CONTRACT section 3, "Frame size")."""
+    return fit_content(data, room=frame_max_bytes() - ENVELOPE_ALLOWANCE)
+
+
+def _tool_result_if_it_fits(data: dict) -> dict:
+    """A ``stream:tool`` frame's data, without a ``result`` too large for a frame
+    (``resultOmitted: true``): the saved message's ``metadata.toolCalls`` has it."""
+    if encoded_size(data) <= event_max_bytes():
+        return data
+    rest = {key: value for key, value in data.items() if key != "result"}
+    return {**rest, "resultOmitted": True}
 
 
 class RoomStream:
@@ -207,28 +230,33 @@ class RoomStream:
     async def _send_chunk(self, chunk: StreamChunk) -> None:
         self.bytes_sent += await self._broadcast(
             event_types.STREAM_CHUNK,
-            event_types.stream_chunk(
-                **self.ids,
-                index=chunk.index,
-                delta=chunk.delta,
-                tokens=chunk.tokens,
-                is_complete=chunk.is_complete,
-                content=chunk.content,
+            _whole_content_if_it_fits(
+                event_types.stream_chunk(
+                    **self.ids,
+                    index=chunk.index,
+                    delta=chunk.delta,
+                    tokens=chunk.tokens,
+                    is_complete=chunk.is_complete,
+                    content=chunk.content,
+                )
             ),
         )
 
     async def _tool(self, event: StreamTool) -> None:
         await self._broadcast(
             event_types.STREAM_TOOL,
-            event_types.stream_tool(
-                **self.ids, name=event.name, args=event.args, result=event.result
+            _tool_result_if_it_fits(
+                event_types.stream_tool(
+                    **self.ids, name=event.name, args=event.args, result=event.result
+                )
             ),
         )
 
     async def _end(self, ending: StreamEnd) -> None:
         """Save the answer, then tell the room how it ended: exactly one final frame."""
         await self._save(ending)
-        await self._broadcast(*self._final_frame(ending))
+        event, data = self._final_frame(ending)
+        await self._broadcast(event, _whole_content_if_it_fits(data))
         await self._tell(ending)
 
     async def _save(self, ending: StreamEnd) -> None:

@@ -14,7 +14,9 @@
  *   until acked (the server answers a repeated clientId with the first message);
  * - `auth:refresh` before the access token expires, when a token getter is given;
  * - LLM streams: chunks applied once each, in index order, continuing from the text a
- *   `session:join` reports in `activeStreams`.
+ *   `session:join` reports in `activeStreams`; where a frame left the whole answer out
+ *   (`contentOmitted`, the frame cap), the text is the deltas' (`partial` when a join
+ *   snapshot left out the start).
  *
  * Events are callbacks: `client.on("message:new", (data, frame) => ...)`. Besides the
  * server's events: `state`, `connected`, `disconnected`, `reconnecting`, `session:joined`,
@@ -711,6 +713,7 @@ export class ChatClient {
         sessionId: data.sessionId || null,
         messageId: data.messageId || null,
         base: "", // text of a join snapshot
+        partial: false, // the snapshot left its text out (contentOmitted): text lacks the start
         baseIndex: -1, // the snapshot's last chunk index
         chunks: new Map(), // index -> delta, for chunks after the snapshot
         text: "",
@@ -782,6 +785,9 @@ export class ChatClient {
       const stream = this._stream({ ...entry, sessionId });
       if (FINAL_STREAM.has(stream.status) || entry.index < stream.baseIndex) continue;
       stream.base = entry.content || "";
+      // The text so far was too large for the join reply: `text` is only what follows it
+      // (the final message brings the whole answer).
+      stream.partial = Boolean(entry.contentOmitted);
       stream.baseIndex = entry.index;
       this._retext(stream);
       this._emit("stream:update", stream);

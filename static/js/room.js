@@ -163,6 +163,28 @@ function applyMessage(msg, { own = false } = {}) {
   if (msg.author?.id === me.id) refreshSeen();
 }
 
+/**
+ * Take a message from an event. One too large for a frame comes without its text
+ * (`contentOmitted`) or its metadata's lists (`metadataOmitted`): keep what is shown until
+ * the whole message, fetched over REST, replaces it.
+ */
+function applyEventMessage(msg) {
+  if (!msg.contentOmitted && !msg.metadataOmitted) return applyMessage(msg);
+  const known = store.get(msg.id);
+  const stream = streamsByMessage.get(msg.id);
+  applyMessage({
+    ...msg,
+    content: msg.contentOmitted ? known?.content || stream?.text || "" : msg.content,
+    metadata: msg.metadataOmitted ? { ...known?.metadata, ...msg.metadata } : msg.metadata,
+  });
+  api(`/api/chat/messages/${msg.id}`)
+    .then((whole) => {
+      const shown = store.get(whole.id);
+      if (!shown || shown.updatedAt <= whole.updatedAt) applyMessage(whole);
+    })
+    .catch(() => toasts.show("A long message could not be loaded: reload the page to see it."));
+}
+
 function countReply(reply) {
   const parent = store.get(reply.parentMessageId);
   // A reply older than the page is already in the parent's count the page came with.
@@ -590,10 +612,10 @@ for (const root of [$("#messages"), $("#panel-body")]) {
 // --- live events -------------------------------------------------------------------------
 
 client.on("message:new", ({ message }) => {
-  applyMessage(message);
+  applyEventMessage(message);
   if (message.author?.id !== me.id) markSeenSoon();
 });
-client.on("message:edited", ({ message }) => applyMessage(message));
+client.on("message:edited", ({ message }) => applyEventMessage(message));
 client.on("message:deleted", ({ messageId }) =>
   patchMessage(messageId, { isDeleted: true, content: "", reactions: [], attachments: [] }),
 );

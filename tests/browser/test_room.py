@@ -452,3 +452,32 @@ def test_reading_older_messages_is_not_interrupted_by_new_ones(web, people):
     a.say("and one more")
     expect(b.message("and one more")).to_be_in_viewport()
     expect(pill).to_be_hidden()
+
+
+def test_an_answer_too_long_for_one_frame_shows_whole_in_every_window(pair, ollama):
+    # About 300 KB of UTF-8: the last chunk, stream:complete and the saved message's
+    # message:edited come without the whole text (contentOmitted); the windows keep the
+    # text of the deltas and then load the message over REST. No socket closes.
+    a, b, _ = pair
+    words = [f"{'漢字ü😀' * 12}{n}" for n in range(2000)]
+    ollama.configure(reply=" ".join(words))
+    for person in (a, b):
+        person.page.evaluate(
+            "() => { window.closes = 0;"
+            " window.chatClient.on('disconnected', () => { window.closes += 1; }); }"
+        )
+
+    ask(a, "Write at length")
+
+    whole = " ".join(words)
+    for person in (a, b):
+        expect(answer(person).locator(".stream-bar")).to_have_count(0, timeout=60_000)
+        # JavaScript counts UTF-16 code units.
+        person.page.wait_for_function(
+            "(n) => ([...document.querySelectorAll('#messages .msg.assistant .msg-content')]"
+            ".at(-1)?.textContent.trim().length || 0) >= n",
+            arg=len(whole.encode("utf-16-le")) // 2,
+        )
+    assert streamed_text(a).strip() == streamed_text(b).strip() == whole
+    for person in (a, b):
+        assert person.page.evaluate("window.closes") == 0

@@ -670,3 +670,55 @@ async def test_a_request_that_cannot_be_stored_ends_with_nothing_saved_or_said(
     assert ollama_emulator_settings.requests() == []
     monkeypatch.setattr(stream_records, "stream_draft", real_draft)
     assert (await ask(b, room))["streamId"], "the slot was given back"
+
+
+async def test_an_answer_too_large_for_a_frame_leaves_its_whole_text_out_of_the_last_frames(
+    ws_connect, ollama_emulator_settings, room, alice, bob, settings
+):
+    # The cap lowered so a short answer reaches it: the last chunk and stream:complete
+    # leave the whole text out (contentOmitted), as does the saved message's event; the
+    # deltas and the saved message have all of it (CONTRACT section 3, "Frame size").
+    settings.WS_SEND_MAX_BYTES = 8192
+    ollama_emulator_settings.configure(reply="漢字ü😀 " * 1500, delay_ms=0)
+    a, b = await joined(ws_connect, alice, room), await joined(ws_connect, bob, room)
+
+    ack = await ask(a, room)
+    seen_by_a = await frames_until_end(a, ack["streamId"])
+    seen_by_b = await frames_until_end(b, ack["streamId"])
+    await streams_finished()
+
+    message = await saved(ack["messageId"])
+    assert len(message.content.encode()) > settings.WS_SEND_MAX_BYTES
+    for frames in (seen_by_a, seen_by_b):
+        chunks = chunks_of(frames, ack["streamId"])
+        assert "".join(c["delta"] for c in chunks) == message.content
+        assert chunks[-1]["isComplete"] and chunks[-1]["contentOmitted"] is True
+        assert "content" not in chunks[-1]
+        complete = frames[-1]["data"]
+        assert frames[-1]["event"] == "stream:complete"
+        assert complete["contentOmitted"] is True and "content" not in complete
+        edited = [f for f in frames if f["event"] == "message:edited"]
+        assert edited[-1]["data"]["message"]["contentOmitted"] is True
+
+
+async def test_a_stopped_answer_too_large_for_a_frame_leaves_the_part_kept_out(
+    ws_connect, ollama_emulator_settings, room, alice, settings
+):
+    settings.WS_SEND_MAX_BYTES = 8192
+    ollama_emulator_settings.configure(reply="漢字ü😀 " * 4000, delay_ms=2)
+    a = await joined(ws_connect, alice, room)
+    ack = await ask(a, room)
+    before = []
+    async with asyncio.timeout(WITHIN_S):
+        while len("".join(c["delta"] for c in chunks_of(before, ack["streamId"])).encode()) < 9000:
+            before.append(await receive(a))
+
+    await request(a, "stream:stop", {"streamId": ack["streamId"]}, ref="stop")
+    after = await frames_until_end(a, ack["streamId"])
+    await streams_finished()
+
+    stopped = after[-1]
+    assert stopped["event"] == "stream:stopped"
+    assert stopped["data"]["contentOmitted"] is True and "content" not in stopped["data"]
+    deltas = "".join(c["delta"] for c in chunks_of(before + after, ack["streamId"]))
+    assert (await saved(ack["messageId"])).content == deltas

@@ -164,8 +164,9 @@ function contentSlot(msg, ctx) {
   }
   if (isFileNamesOnly(msg, ctx)) return ["files-only", null];
   const stream = msg.role === "assistant" ? liveStream(msg, ctx) : null;
-  const text =
-    stream && (stream.status === "streaming" || !msg.content) ? stream.text : msg.content;
+  // A partial stream's text lacks its start (too large for the join reply): say so.
+  const streamText = stream?.partial ? `…${stream.text}` : stream?.text;
+  const text = stream && (stream.status === "streaming" || !msg.content) ? streamText : msg.content;
   const streaming = stream?.status === "streaming";
   // Dots while an answer has no text yet and may still get some.
   const waiting =
