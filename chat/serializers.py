@@ -16,6 +16,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from accounts.serializers import UserSerializer
+from chatproject.json_depth import nested_too_deep
 from chatproject.reused_serializer import ReusedSerializer
 
 from .frame_size import encoded_size
@@ -275,27 +276,13 @@ METADATA_MAX_BYTES = 8192
 METADATA_MAX_DEPTH = 5
 
 
-def json_depth(value) -> int:
-    """How deeply objects and arrays nest in ``value`` (0 for a number or string), counted
-    without recursion, so that no nesting can exhaust the stack."""
-    deepest, pending = 0, [(value, 0)]
-    while pending:
-        item, depth = pending.pop()
-        if isinstance(item, dict):
-            pending.extend((child, depth + 1) for child in item.values())
-        elif isinstance(item, list):
-            pending.extend((child, depth + 1) for child in item)
-        deepest = max(deepest, depth + isinstance(item, dict | list))
-    return deepest
-
-
 class MetadataField(serializers.DictField):
     """A JSON object of at most ``METADATA_MAX_BYTES`` (encoded) and ``METADATA_MAX_DEPTH``
     levels of objects and arrays, the outer object included."""
 
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
-        if json_depth(value) > METADATA_MAX_DEPTH:
+        if nested_too_deep(value, METADATA_MAX_DEPTH):
             raise serializers.ValidationError(
                 f"metadata can nest objects and arrays at most {METADATA_MAX_DEPTH} deep."
             )
