@@ -68,6 +68,10 @@ class Stream(models.Model):
     prompt_tokens = models.PositiveIntegerField(default=0)
     finish_reason = models.CharField(max_length=40, blank=True)
     error_code = models.CharField(max_length=40, blank=True)
+    error_message = models.CharField(
+        max_length=500, blank=True,
+        help_text="The failure's words as the room was told them, so a reload reads the same.",
+    )  # fmt: skip
     started_at = models.DateTimeField(default=timezone.now)
     first_token_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
