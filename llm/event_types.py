@@ -118,8 +118,8 @@ def active_stream(
     content: str,
     index: int,
     tokens: int,
-    model: str = "",
-    requested_by: dict | None = None,
+    model: str,
+    requested_by: dict | None,
 ) -> dict:
     """One entry of ``session:join``'s ``activeStreams``: ``index`` is the last chunk's
     (-1 before the first), so the client continues from ``index + 1``; ``model`` and

@@ -348,8 +348,8 @@ function statusSlot(msg, ctx) {
   const meta = msg.metadata || {};
   const askedBy = (stream?.requestedBy || meta.requestedBy)?.username;
   const stoppedBy = (stream?.stoppedBy || meta.stoppedBy)?.username;
-  const error =
-    stream?.error || (meta.errorMessage ? { code: meta.errorCode, message: meta.errorMessage } : null);
+  const stored = meta.errorMessage ? { code: meta.errorCode, message: meta.errorMessage } : null;
+  const error = stream?.error || stored;
   if (msg.role === "assistant" && status && status !== "completed") {
     const stale = !stream && !isYoungStream(msg, ctx);
     key += `|${status}|${stream?.streamId}|${askedBy}|${stoppedBy}|${error?.message}|${stale}`;
@@ -379,9 +379,8 @@ function statusSlot(msg, ctx) {
           ),
         );
       } else if (status === "stopped") {
-        parts.push(
-          h("div", { class: "msg-status muted" }, stoppedBy ? `Stopped by ${stoppedBy}.` : "Stopped."),
-        );
+        const words = stoppedBy ? `Stopped by ${stoppedBy}.` : "Stopped.";
+        parts.push(h("div", { class: "msg-status muted" }, words));
       } else if (status === "failed") {
         const text = error
           ? streamErrorText(error)
