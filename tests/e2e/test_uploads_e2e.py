@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 
-import httpx
 import pytest
 
 from tests.chat.test_attachments import png_bytes
