@@ -52,7 +52,10 @@ def test_the_message_list_fits_1280_px_without_scrolling_sideways(web, browser, 
     page.fill("#id_password", PASSWORD)
     page.locator("form [type=submit]").click()
     page.wait_for_url(f"{base}/admin/chat/message/")
-    expect(page.locator("#result_list tbody tr")).to_have_count(3)
+    # Other tests' messages may be listed too (one platform serves the folder).
+    expect(
+        page.locator("#result_list tbody tr", has_text="Checklist for the release")
+    ).to_be_visible()
 
     widths = page.evaluate(
         "() => ({page: document.documentElement.scrollWidth,"
