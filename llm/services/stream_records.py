@@ -28,7 +28,7 @@ from chat.services.assistant import assistant_exchange_open, assistant_message_f
 from chatproject.errors import validation_error
 
 from ..context import context_messages
-from ..models import Agent, Stream
+from ..models import ERROR_MESSAGE_MAX, Agent, Stream
 from ..provider import ModelConfig, model_config
 from ..stream_events import StreamEnd
 from ..tools import TOOL_NAMES
@@ -226,8 +226,9 @@ def stream_outcome_save(
         metadata["stoppedBy"] = outcome.stopped_by
     if outcome.error_code:
         metadata["errorCode"] = outcome.error_code
-    if outcome.error_message:
-        metadata["errorMessage"] = outcome.error_message
+    error_message = outcome.error_message[:ERROR_MESSAGE_MAX]
+    if error_message:
+        metadata["errorMessage"] = error_message
     stopped_by_id = outcome.stopped_by.get("id") if outcome.stopped_by else None
     try:
         with transaction.atomic():
@@ -243,7 +244,7 @@ def stream_outcome_save(
                 prompt_tokens=ending.prompt_tokens,
                 finish_reason=outcome.finish_reason,
                 error_code=outcome.error_code,
-                error_message=outcome.error_message[:500],
+                error_message=error_message,
                 first_token_at=outcome.first_token_at,
                 completed_at=timezone.now(),
                 chunks_sent=outcome.chunks_sent,
