@@ -18,7 +18,9 @@ import uuid
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count
+from django.utils.formats import date_format
 from django.utils.text import Truncator
+from django.utils.timezone import localtime
 
 from chatproject.errors import DomainError
 
@@ -112,17 +114,10 @@ class MessageEditInline(admin.TabularInline):
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = (
-        "session",
-        "seq",
-        "author",
-        "role",
-        "short_content",
-        "is_deleted",
-        "is_flagged",
-        "is_edited",
-        "created_at",
-    )
+    # Columns that fit beside the admin's menu and filters at 1280 px: the text first (the
+    # link to the message), short words for its state; seq and ids are on the message's page.
+    list_display = ("short_content", "author_name", "room", "role", "state", "sent")
+    list_display_links = ("short_content",)
     list_select_related = ("session", "author")
     list_filter = ("session", "author", "is_deleted", "is_flagged", "role")
     search_fields = ("content", "author__username")
@@ -162,7 +157,34 @@ class MessageAdmin(admin.ModelAdmin):
 
     @admin.display(description="content")
     def short_content(self, message):
-        return Truncator(message.content).chars(80)
+        if message.is_deleted:
+            return "(deleted)"
+        return Truncator(message.content).chars(60) or "(no text)"
+
+    @admin.display(description="author", ordering="author__username")
+    def author_name(self, message):
+        return Truncator(message.author.username).chars(20) if message.author else "-"
+
+    @admin.display(description="room", ordering="session__title")
+    def room(self, message):
+        return Truncator(message.session.title).chars(30)
+
+    @admin.display(description="state")
+    def state(self, message):
+        words = [
+            word
+            for word, on in (
+                ("deleted", message.is_deleted),
+                ("flagged", message.is_flagged),
+                ("edited", message.is_edited),
+            )
+            if on
+        ]
+        return ", ".join(words) or "-"
+
+    @admin.display(description="sent", ordering="created_at")
+    def sent(self, message):
+        return date_format(localtime(message.created_at), "Y-m-d H:i")
 
     @admin.action(description="Soft-delete (broadcasts)", permissions=["change"])
     def soft_delete(self, request, queryset):

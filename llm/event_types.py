@@ -111,13 +111,25 @@ def stream_stopped(
     }
 
 
-def active_stream(*, stream_id, message_id, content: str, index: int, tokens: int) -> dict:
+def active_stream(
+    *,
+    stream_id,
+    message_id,
+    content: str,
+    index: int,
+    tokens: int,
+    model: str,
+    requested_by: dict | None,
+) -> dict:
     """One entry of ``session:join``'s ``activeStreams``: ``index`` is the last chunk's
-    (-1 before the first), so the client continues from ``index + 1``."""
+    (-1 before the first), so the client continues from ``index + 1``; ``model`` and
+    ``requestedBy`` as ``stream:start`` said them, so a joiner shows what the room shows."""
     return {
         "streamId": str(stream_id),
         "messageId": str(message_id),
         "content": content,
         "index": index,
         "tokens": tokens,
+        "model": model,
+        "requestedBy": requested_by,
     }

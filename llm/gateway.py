@@ -61,6 +61,8 @@ def active_streams(session_id) -> list[dict]:
             content="".join(snapshot["deltas"]),
             index=len(snapshot["deltas"]) - 1,
             tokens=snapshot["tokens"],
+            model=snapshot.get("model", ""),
+            requested_by=snapshot.get("requestedBy"),
         )
         for snapshot in snapshots
         if snapshot["streamId"] in running

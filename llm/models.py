@@ -7,6 +7,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+ERROR_MESSAGE_MAX = 500
+
 
 class Agent(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -68,6 +70,10 @@ class Stream(models.Model):
     prompt_tokens = models.PositiveIntegerField(default=0)
     finish_reason = models.CharField(max_length=40, blank=True)
     error_code = models.CharField(max_length=40, blank=True)
+    error_message = models.CharField(
+        max_length=ERROR_MESSAGE_MAX, blank=True,
+        help_text="The failure's words as the room was told them, so a reload reads the same.",
+    )  # fmt: skip
     started_at = models.DateTimeField(default=timezone.now)
     first_token_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)

@@ -72,6 +72,17 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------------
 DATABASE_URL = env_str("DATABASE_URL", "")
+# SQLite, as the embedded default or a sqlite:// DATABASE_URL, serves several requests at once
+# (daphne runs each sync view in a thread of its own) through Django's documented options:
+# WAL, so readers and the one writer don't block each other; a write transaction that takes
+# the write lock when it begins (IMMEDIATE), so a second writer waits its turn (up to
+# ``timeout`` seconds) instead of failing with "database is locked" when its read turns into
+# a write; that wait long enough for a large upload's transaction ahead of it.
+SQLITE_OPTIONS = {
+    "init_command": "PRAGMA journal_mode=WAL",
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 20,
+}
 if DATABASE_URL:
     # Health checks: a connection a database restart broke is replaced when taken, instead of
     # failing the request that takes it (tests/reliability/test_postgres_restart.py).
@@ -88,12 +99,18 @@ if DATABASE_URL:
             "max_size": env_int("DATABASE_POOL_MAX", 20),
             "timeout": 10,
         }
+    elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+        # Options in the URL's query, if any, stand over these.
+        DATABASES["default"]["OPTIONS"] = {
+            **SQLITE_OPTIONS,
+            **DATABASES["default"].get("OPTIONS", {}),
+        }
 else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": BASE_DIR / "db.sqlite3",
-            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+            "OPTIONS": SQLITE_OPTIONS,
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -58,7 +58,13 @@ class AnswerRecord:
             return None
 
     def finish(
-        self, *, ending: StreamEnd, status: str, finish_reason: str, error_code: str = ""
+        self,
+        *,
+        ending: StreamEnd,
+        status: str,
+        finish_reason: str,
+        error_code: str = "",
+        error_message: str = "",
     ) -> None:
         """Save the answer's text (whatever part of it exists) and outcome. Sync; never
         raises."""
@@ -75,6 +81,8 @@ class AnswerRecord:
         }
         if error_code:
             metadata["errorCode"] = error_code
+        if error_message:
+            metadata["errorMessage"] = error_message
         try:
             assistant_message_finish(
                 message_id=self.message_id,

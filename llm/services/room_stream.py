@@ -288,14 +288,17 @@ class RoomStream:
                 status=Stream.Status.COMPLETED, finish_reason=ending.finish_reason, **common
             )
         if isinstance(ending, StreamStopped):
-            by = (self.stopped_by or {}).get("id")
             return StreamOutcome(
-                status=Stream.Status.STOPPED, finish_reason="stopped", stopped_by_id=by, **common
+                status=Stream.Status.STOPPED,
+                finish_reason="stopped",
+                stopped_by=self.stopped_by,
+                **common,
             )
         return StreamOutcome(
             status=Stream.Status.FAILED,
             finish_reason="error",
             error_code=getattr(ending, "code", "INTERNAL"),
+            error_message=getattr(ending, "message", ""),
             **common,
         )
 
@@ -330,6 +333,7 @@ class RoomStream:
             "sessionId": str(plan.session_id),
             "messageId": str(plan.message_id),
             "model": plan.config.model,
+            "requestedBy": plan.requested_by,
             "status": Stream.Status.STREAMING if self.deltas else Stream.Status.PENDING,
             "index": len(self.deltas) - 1,
             "tokens": self.tokens,

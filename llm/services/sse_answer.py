@@ -94,6 +94,7 @@ async def _save(plan: SsePlan, ending: StreamEnd, *, status: str, finish_reason:
         status=status,
         finish_reason=finish_reason,
         error_code=getattr(ending, "code", ""),
+        error_message=getattr(ending, "message", ""),
     )
 
 

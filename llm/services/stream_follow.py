@@ -281,7 +281,7 @@ class StreamFollower:
                 **self.ids, content=content, tokens=row.tokens_generated, stopped_by=stopped_by
             )
         code = row.error_code or "INTERNAL"
-        message = ERROR_SENTENCES.get(code, "The answer failed.")
+        message = row.error_message or ERROR_SENTENCES.get(code, "The answer failed.")
         return sse_events.ERROR, event_types.stream_error(**self.ids, code=code, message=message)
 
     # --- encoding -------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from chat.services.assistant import assistant_exchange_open, assistant_message_f
 from chatproject.errors import validation_error
 
 from ..context import context_messages
-from ..models import Agent, Stream
+from ..models import ERROR_MESSAGE_MAX, Agent, Stream
 from ..provider import ModelConfig, model_config
 from ..stream_events import StreamEnd
 from ..tools import TOOL_NAMES
@@ -158,7 +158,14 @@ def stream_record(*, plan: StreamPlan, prompt: str) -> None:
         prompt=prompt,
         parent_id=plan.parent_id,
         agent_id=plan.agent_id,
-        metadata={"streamId": str(plan.stream_id), "status": Stream.Status.STREAMING},
+        # Who asked and with which model, stored from the start: a reload mid-answer shows
+        # what the room's live view shows ("Answering alice…", the model's badge).
+        metadata={
+            "streamId": str(plan.stream_id),
+            "status": Stream.Status.STREAMING,
+            "model": plan.config.model,
+            "requestedBy": plan.requested_by,
+        },
         prompt_id=plan.user_message_id,
         answer_id=plan.message_id,
         also=[stream],
@@ -182,7 +189,10 @@ class StreamOutcome:
     ending: StreamEnd
     finish_reason: str = ""
     error_code: str = ""
-    stopped_by_id: int | None = None
+    error_message: str = ""
+    """The words the room was told (``stream:error``'s message)."""
+    stopped_by: dict | None = None
+    """The member who stopped it, as ``stream:stopped``'s ``stoppedBy``."""
     first_token_at: datetime | None = None
     chunks_sent: int = 0
     chunk_ends: list[int] = field(default_factory=list)
@@ -214,8 +224,15 @@ def stream_outcome_save(
         "finishReason": outcome.finish_reason or None,
         "toolCalls": ending.tool_calls,
     }
+    # How it ended in the words the room saw live, so a reload reads the same.
+    if outcome.stopped_by:
+        metadata["stoppedBy"] = outcome.stopped_by
     if outcome.error_code:
         metadata["errorCode"] = outcome.error_code
+    error_message = outcome.error_message[:ERROR_MESSAGE_MAX]
+    if error_message:
+        metadata["errorMessage"] = error_message
+    stopped_by_id = outcome.stopped_by.get("id") if outcome.stopped_by else None
     try:
         with transaction.atomic():
             message = assistant_message_finish(
@@ -230,13 +247,14 @@ def stream_outcome_save(
                 prompt_tokens=ending.prompt_tokens,
                 finish_reason=outcome.finish_reason,
                 error_code=outcome.error_code,
+                error_message=error_message,
                 first_token_at=outcome.first_token_at,
                 completed_at=timezone.now(),
                 chunks_sent=outcome.chunks_sent,
                 chunk_ends=outcome.chunk_ends,
                 bytes_sent=outcome.bytes_sent,
                 errors=ending.errors,
-                stopped_by_id=outcome.stopped_by_id,
+                stopped_by_id=stopped_by_id,
             )
     except Message.DoesNotExist:
         logger.info("stream %s ended after its session was deleted", stream_id)

@@ -120,6 +120,7 @@ def _outcome(row: Stream, message: Message, record: dict | None) -> StreamOutcom
         ending=ending,
         finish_reason="error",
         error_code=ORPHAN_CODE,
+        error_message=ORPHAN_MESSAGE,
         first_token_at=datetime.fromtimestamp(first_token, tz=UTC) if first_token else None,
         chunks_sent=len(deltas),
         chunk_ends=list(itertools.accumulate(len(delta) for delta in deltas)),

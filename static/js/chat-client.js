@@ -784,6 +784,9 @@ export class ChatClient {
     for (const entry of active) {
       const stream = this._stream({ ...entry, sessionId });
       if (FINAL_STREAM.has(stream.status) || entry.index < stream.baseIndex) continue;
+      // What stream:start said, for a client that joined after it.
+      stream.model ||= entry.model || null;
+      stream.requestedBy ||= entry.requestedBy || null;
       stream.base = entry.content || "";
       // The text so far was too large for the join reply: `text` is only what follows it
       // (the final message brings the whole answer).

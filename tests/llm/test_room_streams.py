@@ -177,6 +177,13 @@ async def test_the_prompt_and_the_answer_are_durable_messages_replayed_by_seq(
     assert (placeholder["id"], placeholder["role"], placeholder["content"]) == (
         ack["messageId"], "assistant", "",
     )  # fmt: skip
+    # Who asked and the model are stored from the start: a reload mid-answer shows them.
+    assert placeholder["metadata"] == {
+        "streamId": ack["streamId"],
+        "status": "streaming",
+        "model": "llama3.2",
+        "requestedBy": {"id": alice.pk, "username": "alice"},
+    }
     assert final["id"] == ack["messageId"] and final["content"] == "Echo: alice: hello model"
     assert final["seq"] == 2 and final["isEdited"] is False
     assert final["metadata"]["status"] == "completed"
@@ -301,6 +308,7 @@ async def test_another_member_stops_the_stream_and_the_ollama_request_closes(
     assert stopped["data"]["content"] == deltas and deltas
     message = await saved(ack["messageId"])
     assert message.content == deltas and message.metadata["status"] == "stopped"
+    assert message.metadata["stoppedBy"] == {"id": bob.pk, "username": "bob"}
     row = await stream_row(stream_id)
     assert (row.status, row.stopped_by_id) == ("stopped", bob.pk)
     gone = await ollama_emulator_settings.await_event("disconnect", within=DISCONNECT_WITHIN_S)
@@ -490,7 +498,13 @@ async def test_active_streams_is_empty_before_the_first_chunk_index_minus_one(
 
     assert reply["data"]["activeStreams"] == [
         event_types.active_stream(
-            stream_id=ack["streamId"], message_id=ack["messageId"], content="", index=-1, tokens=0
+            stream_id=ack["streamId"],
+            message_id=ack["messageId"],
+            content="",
+            index=-1,
+            tokens=0,
+            model="llama3.2",
+            requested_by={"id": alice.pk, "username": "alice"},
         )
     ]
 
@@ -513,8 +527,11 @@ async def test_an_unknown_model_fails_with_invalid_model_and_the_message_keeps_i
     message = await saved(ack["messageId"])
     assert (message.content, message.metadata["status"]) == ("", "failed")
     assert message.metadata["errorCode"] == "INVALID_MODEL"
+    # The words the room was told, kept for a reload.
+    assert message.metadata["errorMessage"] == error["data"]["message"]
     row = await stream_row(ack["streamId"])
     assert (row.status, row.error_code, row.errors) == ("failed", "INVALID_MODEL", 1)
+    assert row.error_message == error["data"]["message"]
 
 
 async def test_a_failure_mid_answer_keeps_the_part_so_far(

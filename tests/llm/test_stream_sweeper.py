@@ -67,7 +67,9 @@ def assert_failed_keeping_the_text(stream: Stream, text: str = "".join(DELTAS)) 
         "finishReason": "error",
         "toolCalls": [],
         "errorCode": ORPHAN_CODE,
+        "errorMessage": ORPHAN_MESSAGE,
     }
+    assert row.error_message == ORPHAN_MESSAGE
     return row
 
 

@@ -49,6 +49,12 @@ class Command(BaseCommand):
             f"({','.join(DEFAULT_MODELS)}).",
         )
         parser.add_argument("--reply", default=None, help="Fixed answer text instead of the echo.")
+        parser.add_argument(
+            "--log-level",
+            default="info",
+            choices=["critical", "error", "warning", "info", "debug"],
+            help="uvicorn's log level (info: a line per request; warning: problems only).",
+        )
 
     def handle(self, *args, **options):
         models = [name.strip() for name in options["models"].split(",") if name.strip()]
@@ -76,7 +82,7 @@ class Command(BaseCommand):
             port=port,
             lifespan="on",
             ws="none",
-            log_level="info",
+            log_level=options["log_level"],
             # In-flight (or stalled) streams are cut this long after Ctrl-C.
             timeout_graceful_shutdown=2,
         )

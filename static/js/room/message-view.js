@@ -344,9 +344,16 @@ function statusSlot(msg, ctx) {
   }
   const stream = msg.role === "assistant" ? liveStream(msg, ctx) : null;
   const status = stream?.status || msg.metadata?.status;
+  // Who asked, who stopped and why it failed: the live stream's word, else the stored
+  // message's, so a reload reads exactly what the live view read.
+  const meta = msg.metadata || {};
+  const askedBy = (stream?.requestedBy || meta.requestedBy)?.username;
+  const stoppedBy = (stream?.stoppedBy || meta.stoppedBy)?.username;
+  const stored = meta.errorMessage ? { code: meta.errorCode, message: meta.errorMessage } : null;
+  const error = stream?.error || stored;
   if (msg.role === "assistant" && status && status !== "completed") {
     const stale = !stream && !isYoungStream(msg, ctx);
-    key += `|${status}|${stream?.streamId}|${stream?.error?.message}|${stream?.stoppedBy?.username}|${stale}`;
+    key += `|${status}|${stream?.streamId}|${askedBy}|${stoppedBy}|${error?.message}|${stale}`;
   }
   if (!key) return ["", null];
   return [
@@ -354,13 +361,12 @@ function statusSlot(msg, ctx) {
     () => {
       for (const upload of uploads) parts.push(uploadRow(upload));
       if (msg.role === "assistant" && status === "streaming" && stream) {
-        const who = stream.requestedBy?.username;
         parts.push(
           h(
             "div",
             { class: "stream-bar" },
             h("span", { class: "pulse", "aria-hidden": "true" }),
-            h("span", {}, who ? `Answering ${who}…` : "Answering…"),
+            h("span", {}, askedBy ? `Answering ${askedBy}…` : "Answering…"),
             h(
               "button",
               {
@@ -374,12 +380,12 @@ function statusSlot(msg, ctx) {
           ),
         );
       } else if (status === "stopped") {
-        const by = stream?.stoppedBy?.username;
-        parts.push(h("div", { class: "msg-status muted" }, by ? `Stopped by ${by}.` : "Stopped."));
+        const words = stoppedBy ? `Stopped by ${stoppedBy}.` : "Stopped.";
+        parts.push(h("div", { class: "msg-status muted" }, words));
       } else if (status === "failed") {
-        const text = stream?.error
-          ? streamErrorText(stream.error)
-          : `The answer failed${msg.metadata?.errorCode ? ` (${msg.metadata.errorCode})` : ""}.`;
+        const text = error
+          ? streamErrorText(error)
+          : `The answer failed${meta.errorCode ? ` (${meta.errorCode})` : ""}.`;
         parts.push(h("div", { class: "msg-status msg-status-error", role: "alert" }, text));
       } else if (status === "streaming" && !stream && !isYoungStream(msg, ctx)) {
         // Stored as streaming, yet no stream is running for it: its worker went away.
