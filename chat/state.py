@@ -36,6 +36,8 @@ from collections import defaultdict, deque
 
 from django.conf import settings
 
+from .windows import FixedWindows
+
 logger = logging.getLogger(__name__)
 
 PRESENCE_TTL = 45
@@ -54,7 +56,7 @@ class MemoryState:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._presence: dict[int, dict[str, float]] = defaultdict(dict)
-        self._windows: dict[str, tuple[int, float]] = {}
+        self._windows = FixedWindows()
         self._queues: dict[int, deque[str]] = defaultdict(lambda: deque(maxlen=QUEUE_LIMIT))
 
     def _live(self, user_id: int, now: float) -> dict[str, float]:
@@ -95,14 +97,8 @@ class MemoryState:
             return {uid for uid in user_ids if self._live(uid, now)}
 
     async def throttle_hit(self, key: str, limit: int, window_ms: int) -> float | None:
-        now = time.time()
         with self._lock:
-            count, ends = self._windows.get(key, (0, 0.0))
-            if ends <= now:
-                count, ends = 0, now + window_ms / 1000
-            count += 1
-            self._windows[key] = (count, ends)
-        return ends - now if count > limit else None
+            return self._windows.hit(key, limit, window_ms)
 
     async def queue_for_offline(self, user_ids, text: str) -> None:
         now = time.time()
