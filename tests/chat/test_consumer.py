@@ -434,3 +434,44 @@ async def test_join_shows_each_members_read_position(ws_connect, make_room, alic
     joined = await request(a, "session:join", {"sessionId": str(room.pk)})
     positions = {m["username"]: m["lastSeenSeq"] for m in joined["data"]["members"]}
     assert positions == {"alice": 0, "bob": 1}
+
+
+async def _announce(user, *, online: bool) -> None:
+    """A presence change of ``user`` as a worker broadcasts it, arriving now."""
+    from accounts.serializers import render_user
+    from chat.presence_updates import presence_broadcast
+
+    await presence_broadcast(user=render_user(user), online=online, last_seen_at=None)
+
+
+async def test_a_stale_offline_is_not_forwarded_while_the_user_has_a_connection(
+    ws_connect, make_room, alice, bob
+):
+    """A reload's close can be announced after its new connection's open (another worker,
+    a slower path): the members keep seeing the user online, since a connection is open."""
+    room = await make_room()
+    a = await ws_connect(alice)
+    await request(a, "session:join", {"sessionId": str(room.pk)})
+    b = await ws_connect(bob)
+    assert (await next_event(a, "presence:update"))["data"]["status"] == "online"
+
+    await _announce(bob, online=False)
+
+    assert "presence:update" not in [f["event"] for f in await frames_for(a, 0.5)]
+    await b.disconnect()
+    offline = await next_event(a, "presence:update")
+    assert offline["data"]["user"]["id"] == bob.pk and offline["data"]["status"] == "offline"
+    await _announce(bob, online=True)  # a stale open, arriving after the last close
+    assert "presence:update" not in [f["event"] for f in await frames_for(a, 0.5)]
+
+
+async def test_nobody_is_told_they_are_offline_on_their_own_connection(
+    ws_connect, make_room, alice
+):
+    room = await make_room()
+    a = await ws_connect(alice)
+    await request(a, "session:join", {"sessionId": str(room.pk)})
+
+    await _announce(alice, online=False)
+
+    assert "presence:update" not in [f["event"] for f in await frames_for(a, 0.5)]
