@@ -107,3 +107,39 @@ def test_a_reload_refused_as_one_connection_too_many_says_so_then_goes_live(web,
     expect(chip).to_have_text("Live", timeout=75_000)
     expect(a.message("while you waited")).to_be_visible()
     assert seen(a)["violations"] == []
+
+
+def test_six_joins_on_one_connection_are_limited_and_the_room_says_it_waits(pair):
+    """The page's script joining its session again and again on one connection is still
+    limited (the 6th in a minute); a rejoin the client then needs waits, says so, and goes
+    live again after ``retryAfter``."""
+    a, b, room = pair
+    watch(a)
+    a.page.reload()
+    a.page.wait_for_selector("#room[data-joined=true]")  # the page's own join: the 1st
+
+    codes = a.page.evaluate(
+        """async (sessionId) => {
+          const codes = [];
+          for (let i = 0; i < 5; i += 1) {
+            try {
+              await window.chatClient.request("session:join", { sessionId });
+              codes.push("ack");
+            } catch (error) {
+              codes.push(error.code);
+            }
+          }
+          return codes;
+        }""",
+        room,
+    )
+    assert codes == ["ack"] * 4 + ["RATE_LIMITED"]
+
+    a.page.evaluate("(sessionId) => { window.chatClient.joinSession(sessionId); }", room)
+    chip = a.page.locator("#conn-state")
+    expect(chip).to_contain_text("Too many rejoins · live again in")
+    expect(chip).to_have_attribute("data-state", "waiting")
+    expect(chip).to_have_text("Live", timeout=75_000)
+    b.say("after the wait")
+    expect(a.message("after the wait")).to_be_visible(timeout=2000)
+    assert seen(a)["violations"] == []
