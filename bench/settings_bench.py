@@ -13,8 +13,9 @@ two changes that touch neither the measured path nor its cost.
   prefixes the same way; this keeps the benchmark isolated whatever they do.
 
 With ``BENCH_UNTHROTTLED=1`` in the environment (``bench/fanout.py``'s ``+raised`` variants)
-every per-user event limit is raised out of reach, so a run measures what a worker carries,
-not what the contract's throttle lets through (``message:send``: 30 per user per minute).
+every per-user event limit, and the new-connection limit, is raised out of reach, so a run
+measures what a worker carries, not what the contract's throttle lets through
+(``message:send``: 30 per user per minute).
 Nothing else reads that variable; production and tests keep the contract's limits.
 """
 
@@ -28,6 +29,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 if os.environ.get("BENCH_UNTHROTTLED") == "1":
     WS_EVENT_LIMITS = dict.fromkeys(WS_EVENT_LIMITS, 10**9)  # noqa: F405
     WS_THROTTLE_LIMIT = 10**9
+    WS_CONNECTION_LIMIT = 10**9
 
 if "CONFIG" in CHANNEL_LAYERS["default"]:
     CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = REALTIME_PREFIX

@@ -18,7 +18,6 @@ import logging
 import uuid
 
 from channels.db import database_sync_to_async
-from django.utils import timezone
 
 from chatproject.errors import DomainError
 
@@ -28,7 +27,13 @@ from .extensions import Route, extra_routes
 from .frame_size import frame_fits
 from .gateway_base import GatewayConsumer
 from .join import session_join_snapshot
-from .models import Membership
+from .presence_updates import (
+    PRESENCE_MESSAGE_TYPE,
+    online_reads,
+    presence_broadcast,
+    presence_lapsed,
+    presence_touch_last_seen,
+)
 from .selectors import session_get_for_member
 from .send_writer import message_send_async
 from .serializers import (
@@ -36,7 +41,6 @@ from .serializers import (
     MessageRefInput,
     MessageSendInput,
     ReactionFrameInput,
-    iso,
     render_message,
 )
 from .services.messages import message_delete, message_edit
@@ -67,18 +71,6 @@ ROUTES: dict[str, Route] = {
 }
 
 
-@database_sync_to_async
-def _user_session_ids(user_id: int) -> list:
-    return list(Membership.objects.filter(user_id=user_id).values_list("session_id", flat=True))
-
-
-@database_sync_to_async
-def _touch_last_seen(user) -> str:
-    now = timezone.now()
-    type(user).objects.filter(pk=user.pk).update(last_seen_at=now)
-    return iso(now)
-
-
 class ChatConsumer(GatewayConsumer):
     """One client connection to the chat gateway."""
 
@@ -100,12 +92,12 @@ class ChatConsumer(GatewayConsumer):
         first frame, then the offline queue."""
         state = get_state()
         became_online, queued = await state.connection_open(self.user.pk, self.connection_id)
-        connection_timers().presence_add(self.user.pk, self.connection_id)
+        connection_timers().presence_add(self.user.pk, self.connection_id, presence_lapsed)
         await self.send_connection_success()
         if queued:
             await self._deliver_queued(state, queued)
         if became_online:
-            await self._announce_presence("online", None)
+            await presence_broadcast(user=self.user_data, online=True, last_seen_at=None)
 
     async def _deliver_queued(self, state, queued: list[tuple[int, str]]) -> None:
         """Send the offline queue one frame at a time, then take off the queue what went
@@ -132,14 +124,20 @@ class ChatConsumer(GatewayConsumer):
             await self._typing_broadcast(session_id, event_types.TYPING_STOP)
         for session_id in self.joined:
             await self._leave(session_id)
+        # A heartbeat refresh on its way could put this entry back after its removal.
+        await connection_timers().refreshed(self.connection_id)
         if await get_state().presence_disconnect(self.user.pk, self.connection_id):
-            await self._announce_presence("offline", await _touch_last_seen(self.user))
+            last_seen_at = await presence_touch_last_seen(self.user.pk)
+            await presence_broadcast(user=self.user_data, online=False, last_seen_at=last_seen_at)
 
     async def dispatch(self, message) -> None:
         # Forwarding an encoded frame touches no database: skip Channels' per-message
         # close_old_connections hop through the shared sync thread (TRAPS, Channels 4.2).
         if message["type"] == FRAME_MESSAGE_TYPE:
             await self.chat_frame(message)
+            return
+        if message["type"] == PRESENCE_MESSAGE_TYPE:
+            await self.presence_update(message)
             return
         await super().dispatch(message)
 
@@ -151,6 +149,18 @@ class ChatConsumer(GatewayConsumer):
             return
         for text in frame_texts(message):
             await self.send(text_data=text)
+
+    async def presence_update(self, message) -> None:
+        """Called with a presence change of someone sharing a joined session: forwarded only
+        if it is still true (``chat.presence_updates``), so an older change arriving after a
+        newer one can't undo it. This socket's own user is online: this socket is open."""
+        online = message["online"]
+        if message["userId"] == self.user.pk:
+            still_true = online
+        else:
+            still_true = await online_reads().online(message["userId"]) == online
+        if still_true:
+            await self.send(text_data=message["text"])
 
     async def session_removed(self, message) -> None:
         """Called when this user was removed from a session: leave its group now, so not
@@ -280,13 +290,3 @@ class ChatConsumer(GatewayConsumer):
         if self.typing_timers.get(session_id) is asyncio.current_task():
             del self.typing_timers[session_id]
             await self._typing_broadcast(session_id, event_types.TYPING_STOP)
-
-    async def _announce_presence(self, status: str, last_seen_at: str | None) -> None:
-        frame = {
-            "event": event_types.PRESENCE_UPDATE,
-            "data": event_types.presence_update(
-                user=self.user_data, status=status, last_seen_at=last_seen_at
-            ),
-        }
-        for session_id in await _user_session_ids(self.user.pk):
-            await broadcast_async(group_for_session(session_id), frame)

@@ -14,7 +14,9 @@ service (``chat.timers``), not tasks of its own.
 A door subclasses ``GatewayConsumer`` with its own ``routes`` (event name -> input serializer
 and handler) and hooks (``opened``, ``closed``). Every client frame gets exactly one reply
 echoing its ``ref``: ``ack`` with the handler's result, or ``error`` with a contract code. A
-bad frame never closes the socket; only a frame over 64 KiB does (1009).
+bad frame never closes the socket; only a frame over 64 KiB does (1009). A user's new
+connections are limited across workers (``chat.throttles``): one too many gets
+RATE_LIMITED and close 4429.
 """
 
 from __future__ import annotations
@@ -47,8 +49,9 @@ from .events import group_for_user
 from .extensions import Route
 from .frame_size import frame_fits, frame_max_bytes
 from .serializers import iso
-from .throttles import throttle_check
+from .throttles import connection_check, throttle_check
 from .timers import connection_timers
+from .windows import FixedWindows
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +71,8 @@ _SOCKET_HANDLERS = {
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_DEACTIVATED = 4403
 CLOSE_TOO_BIG = 1009
+# Too many new connections of one user: come back after the error's retryAfter.
+CLOSE_RATE_LIMITED = 4429
 
 
 def now_iso() -> str:
@@ -129,6 +134,12 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             await self._send_error(None, DomainError("UNAUTHORIZED", reason))
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
+        try:
+            await connection_check(user_id=self.user.pk)
+        except DomainError as error:
+            await self._send_error(None, error)
+            await self.close(code=CLOSE_RATE_LIMITED)
+            return
         self.authenticated = True
         metrics.WS_CONNECTIONS.inc()
         # However the consumer ends (a handler's error, the server cancelling a consumer
@@ -177,6 +188,12 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         """Called when an authenticated connection ends, before it leaves the user's group."""
 
     @cached_property
+    def throttle_windows(self) -> FixedWindows:
+        """The counts of the limits that hold per connection (``session:join``), made when
+        first needed."""
+        return FixedWindows()
+
+    @cached_property
     def user_data(self) -> dict:
         """The user as frames show it. Made when first needed, as a plain dict: most
         connections never need it."""
@@ -218,6 +235,7 @@ class GatewayConsumer(AsyncWebsocketConsumer):
                 user_id=self.user.pk,
                 event=self.throttle_event(event),
                 session_id=validated.validated_data.get("sessionId"),
+                connection=self.throttle_windows,
             )
             if isinstance(route.handler, str):
                 result = await getattr(self, route.handler)(validated.validated_data)

@@ -167,7 +167,9 @@ def room(request, session_id):
     rendered_at = timezone.now()
     page = message_history(session=session, limit=HISTORY_PAGE)
     memberships = list(session.memberships.all())
-    online = get_state().online(m.user_id for m in memberships)
+    # The viewer is online by being here (this page's script connects them, too): a reload
+    # renders between the old page's close and the new page's connection.
+    online = get_state().online(m.user_id for m in memberships) | {request.user.pk}
     mine = next(m for m in memberships if m.user_id == request.user.pk)
     boot = {
         "session": {

@@ -5,10 +5,14 @@ the same throttle windows and fills the same queues; without it, in this process
 (the embedded one-process default). Consumers and the broadcaster call the async methods
 on the event loop; the few sync ones serve page views and sweeps.
 
-Presence is a sorted set per user of connection id -> expiry time. A worker refreshes the
-entries of all its open connections together every ``PRESENCE_HEARTBEAT`` (``chat.timers``);
-a worker killed without closing its sockets leaves entries that simply expire, so nobody
-stays online for longer than ``PRESENCE_TTL``.
+Presence is a sorted set per user of connection id -> expiry time: the one place where a
+user's connections are counted, so whether they are online is read from that count, never
+from the order in which opens and closes were heard. A worker refreshes the entries of all
+its open connections together every ``PRESENCE_HEARTBEAT`` (``chat.timers``); a worker
+killed without closing its sockets leaves entries that simply expire, so nobody stays online
+for longer than ``PRESENCE_TTL``, and ``presence_sweep`` (run by every worker's heartbeat)
+finds the users whose last entries expired so that their going offline is announced too.
+An index (user id -> the latest expiry of their entries) lets a sweep look only at those.
 
 Redis connections come from a bounded pool per process and event loop that makes a caller
 wait for a free connection (``REDIS_POOL_TIMEOUT``) rather than fail at once when all are
@@ -36,10 +40,15 @@ from collections import defaultdict, deque
 
 from django.conf import settings
 
+from .windows import FixedWindows
+
 logger = logging.getLogger(__name__)
 
 PRESENCE_TTL = 45
 PRESENCE_HEARTBEAT = 15
+# A user's presence key outlives their entries long enough for a sweep (every heartbeat) to
+# find the ones that expired, then goes on its own.
+PRESENCE_KEY_TTL = 2 * PRESENCE_TTL
 # Users per pipeline when refreshing presence: a beat sends a few pipelines of this many
 # users (two commands each) rather than one huge one that would hold the loop while it is
 # encoded and its replies parsed.
@@ -54,7 +63,9 @@ class MemoryState:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._presence: dict[int, dict[str, float]] = defaultdict(dict)
-        self._windows: dict[str, tuple[int, float]] = {}
+        self._windows = FixedWindows()
+        # Users whose last entries expired, for the next sweep to report.
+        self._lapsed: set[int] = set()
         self._queues: dict[int, deque[tuple[int, str]]] = defaultdict(
             lambda: deque(maxlen=QUEUE_LIMIT)
         )
@@ -62,8 +73,11 @@ class MemoryState:
 
     def _live(self, user_id: int, now: float) -> dict[str, float]:
         entries = self._presence[user_id]
-        for conn in [c for c, exp in entries.items() if exp <= now]:
+        expired = [c for c, exp in entries.items() if exp <= now]
+        for conn in expired:
             del entries[conn]
+        if expired and not entries:
+            self._lapsed.add(user_id)
         return entries
 
     async def connection_open(
@@ -74,6 +88,7 @@ class MemoryState:
             entries = self._live(user_id, now)
             was_offline = not entries
             entries[conn_id] = now + PRESENCE_TTL
+            self._lapsed.discard(user_id)
             queued = list(self._queues.get(user_id, ()))
         return was_offline, queued
 
@@ -90,6 +105,7 @@ class MemoryState:
         with self._lock:
             for user_id, conn_id in entries:
                 self._presence[user_id][conn_id] = expires
+                self._lapsed.discard(user_id)
 
     async def presence_remove_many(self, entries) -> None:
         with self._lock:
@@ -100,22 +116,32 @@ class MemoryState:
         with self._lock:
             entries = self._live(user_id, time.time())
             entries.pop(conn_id, None)
-            return not entries
+            if entries:
+                return False
+            self._lapsed.discard(user_id)  # announced by the caller
+            return True
 
     def online(self, user_ids) -> set[int]:
         now = time.time()
         with self._lock:
             return {uid for uid in user_ids if self._live(uid, now)}
 
-    async def throttle_hit(self, key: str, limit: int, window_ms: int) -> float | None:
+    async def online_now(self, user_ids) -> set[int]:
+        return self.online(user_ids)
+
+    async def presence_sweep(self) -> list[int]:
+        """The users whose last entries expired (rather than closed) since the last sweep."""
         now = time.time()
         with self._lock:
-            count, ends = self._windows.get(key, (0, 0.0))
-            if ends <= now:
-                count, ends = 0, now + window_ms / 1000
-            count += 1
-            self._windows[key] = (count, ends)
-        return ends - now if count > limit else None
+            for user_id in list(self._presence):
+                if not self._live(user_id, now):
+                    del self._presence[user_id]
+            lapsed, self._lapsed = list(self._lapsed), set()
+        return lapsed
+
+    async def throttle_hit(self, key: str, limit: int, window_ms: int) -> float | None:
+        with self._lock:
+            return self._windows.hit(key, limit, window_ms)
 
     async def queue_for_offline(self, user_ids, text: str) -> None:
         now = time.time()
@@ -128,6 +154,7 @@ class MemoryState:
     def reset(self) -> None:
         with self._lock:
             self._presence.clear()
+            self._lapsed.clear()
             self._windows.clear()
             self._queues.clear()
 
@@ -225,10 +252,11 @@ class RedisState:
         pipe.zremrangebyscore(key, "-inf", now)
         pipe.zcard(key)
         pipe.zadd(key, {conn_id: now + PRESENCE_TTL})
-        pipe.expire(key, PRESENCE_TTL)
+        pipe.expire(key, PRESENCE_KEY_TTL)
+        pipe.zadd(self._key("presence-index"), {user_id: now + PRESENCE_TTL}, gt=True)
         pipe.lrange(queue, 0, -1)
         try:
-            _, before, _, _, items = await pipe.execute()
+            _, before, _, _, _, items = await pipe.execute()
         except self._errors as exc:
             _outage("presence and offline queue", exc)
             return False, []
@@ -261,12 +289,15 @@ class RedisState:
         expires = time.time() + PRESENCE_TTL
         by_user = _by_user(entries)
         users = list(by_user)
+        index = self._key("presence-index")
         for start in range(0, len(users), PRESENCE_BATCH):
             pipe = self._async().pipeline(transaction=False)
-            for user_id in users[start : start + PRESENCE_BATCH]:
+            batch = users[start : start + PRESENCE_BATCH]
+            for user_id in batch:
                 key = self._key("presence", user_id)
                 pipe.zadd(key, dict.fromkeys(by_user[user_id], expires))
-                pipe.expire(key, PRESENCE_TTL)
+                pipe.expire(key, PRESENCE_KEY_TTL)
+            pipe.zadd(index, dict.fromkeys(batch, expires), gt=True)
             try:
                 await pipe.execute()
             except self._errors as exc:
@@ -313,6 +344,61 @@ class RedisState:
             _outage("presence", exc)
             return set()
         return {uid for uid, n in zip(user_ids, counts, strict=True) if n}
+
+    async def online_now(self, user_ids) -> set[int]:
+        """``online`` on the event loop."""
+        user_ids = list(user_ids)
+        now = time.time()
+        pipe = self._async().pipeline(transaction=False)
+        for uid in user_ids:
+            pipe.zcount(self._key("presence", uid), now, "+inf")
+        try:
+            counts = await pipe.execute()
+        except self._errors as exc:
+            _outage("presence", exc)
+            return set()
+        return {uid for uid, n in zip(user_ids, counts, strict=True) if n}
+
+    # KEYS: the index, then the presence keys of the users it has due. ARGV: now, then those
+    # users' ids. Each user's expired entries go; a user left with none leaves the index and
+    # is reported if entries expired just now (one who closed their last connection has none
+    # to expire: their going offline was announced then). In one script, so one worker alone
+    # reports a user, and no connection opening meanwhile is missed.
+    _PRESENCE_SWEEP = """
+    local lapsed = {}
+    for i = 2, #KEYS do
+        local uid = ARGV[i]
+        local expired = redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', ARGV[1])
+        local last = redis.call('ZRANGE', KEYS[i], -1, -1, 'WITHSCORES')
+        if #last == 0 then
+            redis.call('ZREM', KEYS[1], uid)
+            if expired > 0 then
+                table.insert(lapsed, uid)
+            end
+        else
+            redis.call('ZADD', KEYS[1], last[2], uid)
+        end
+    end
+    return lapsed
+    """
+
+    async def presence_sweep(self) -> list[int]:
+        """The users whose last entries expired (a killed worker's) since the last sweep,
+        each reported to one worker only; none in an outage."""
+        index, now = self._key("presence-index"), time.time()
+        try:
+            due = await self._async().zrangebyscore(index, "-inf", now, start=0, num=PRESENCE_BATCH)
+            if not due:
+                return []
+            user_ids = [int(uid) for uid in due]
+            keys = [index, *(self._key("presence", uid) for uid in user_ids)]
+            lapsed = await self._async().eval(
+                self._PRESENCE_SWEEP, len(keys), *keys, now, *user_ids
+            )
+        except self._errors as exc:
+            _outage("presence sweep", exc)
+            return []
+        return [int(uid) for uid in lapsed]
 
     async def throttle_hit(self, key: str, limit: int, window_ms: int) -> float | None:
         full = self._key("throttle", key)

@@ -4,8 +4,15 @@ WebSocket twin (``POST /api/chat/messages`` is ``message:send``) spends the twin
 through ``EventThrottle``, so REST is no way around the WebSocket limit.
 
 Each rule is a fixed window: ``limit`` events per ``window_ms``: ``WS_EVENT_LIMITS`` a
-minute for the events named there (the contract's defaults), ``session:join`` counted per
-session; every other event shares ``WS_THROTTLE_LIMIT`` per ``WS_THROTTLE_TTL``.
+minute for the events named there (the contract's defaults); every other event shares
+``WS_THROTTLE_LIMIT`` per ``WS_THROTTLE_TTL``.
+
+``session:join`` is counted per session on one connection, in that connection's memory: a
+reload or a reconnect is a new connection with a budget of its own, so a person coming back
+to a room is never kept out of its live events by the joins of the connection they left.
+What bounds a user reconnecting in a loop is the limit on new connections
+(``connection_check``: ``WS_CONNECTION_LIMIT`` per ``WS_CONNECTION_WINDOW_MS`` per user,
+counted in the shared state, so across workers).
 """
 
 from __future__ import annotations
@@ -20,40 +27,63 @@ from chatproject import metrics
 from chatproject.errors import DomainError
 
 from .state import get_state
+from .windows import FixedWindows
 
 
 @dataclass(frozen=True)
 class Rule:
     limit: int
     window_ms: int = 60_000
-    per_session: bool = False
+    # Counted per session on one connection, rather than per user across connections.
+    per_connection: bool = False
 
 
-# Counted per session rather than per user.
-PER_SESSION = frozenset({"session:join"})
+PER_CONNECTION = frozenset({"session:join"})
 
 
 def rule_for(event: str) -> Rule:
     limit = settings.WS_EVENT_LIMITS.get(event)
     if limit is None:
         return Rule(settings.WS_THROTTLE_LIMIT, settings.WS_THROTTLE_TTL)
-    return Rule(limit, per_session=event in PER_SESSION)
+    return Rule(limit, per_connection=event in PER_CONNECTION)
 
 
-async def throttle_check(*, user_id: int, event: str, session_id=None) -> None:
-    """Count one ``event`` for the user; RATE_LIMITED (with retryAfter) past the rule."""
+def _limited(what: str, limit: int, window_ms: int, retry_after: float) -> DomainError:
+    return DomainError(
+        "RATE_LIMITED",
+        f"Too many {what}: at most {limit} per {window_ms // 1000} s.",
+        retry_after=retry_after,
+    )
+
+
+async def throttle_check(
+    *, user_id: int, event: str, session_id=None, connection: FixedWindows | None = None
+) -> None:
+    """Count one ``event`` for the user; RATE_LIMITED (with retryAfter) past the rule.
+
+    ``connection`` holds the counts of the connection the event came on, for the rules
+    counted per connection; a door without one (REST) counts those per user and session."""
     rule = rule_for(event)
-    key = f"{event}:{user_id}"
-    if rule.per_session and session_id is not None:
-        key = f"{key}:{session_id}"
-    retry_after = await get_state().throttle_hit(key, rule.limit, rule.window_ms)
+    if rule.per_connection and connection is not None:
+        retry_after = connection.hit(f"{event}:{session_id}", rule.limit, rule.window_ms)
+    else:
+        key = f"{event}:{user_id}"
+        if rule.per_connection:
+            key = f"{key}:{session_id}"
+        retry_after = await get_state().throttle_hit(key, rule.limit, rule.window_ms)
     if retry_after is not None:
         metrics.WS_THROTTLED.labels(event).inc()
-        raise DomainError(
-            "RATE_LIMITED",
-            f"Too many {event} events: at most {rule.limit} per {rule.window_ms // 1000} s.",
-            retry_after=retry_after,
-        )
+        raise _limited(f"{event} events", rule.limit, rule.window_ms, retry_after)
+
+
+async def connection_check(*, user_id: int) -> None:
+    """Count one new connection of the user, on any worker and any WebSocket door;
+    RATE_LIMITED (with retryAfter) past ``WS_CONNECTION_LIMIT`` per window."""
+    limit, window_ms = settings.WS_CONNECTION_LIMIT, settings.WS_CONNECTION_WINDOW_MS
+    retry_after = await get_state().throttle_hit(f"connect:{user_id}", limit, window_ms)
+    if retry_after is not None:
+        metrics.WS_THROTTLED.labels("connect").inc()
+        raise _limited("new connections", limit, window_ms, retry_after)
 
 
 class EventThrottle(BaseThrottle):

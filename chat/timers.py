@@ -8,6 +8,12 @@ sockets those came due in bursts after every pause of the loop and exhausted the
 pool (docs/benchmarks.md, "Idle connections"). Here one task refreshes every registered
 connection's presence in a few pipelined Redis calls per beat, and one loop timer, armed
 for the earliest deadline of a heap, closes the connections whose access token expired.
+
+Each beat also sweeps the shared presence for users whose last entries expired (their worker
+was killed, so nobody announced them offline) and hands them to the ``lapsed`` callback the
+gateway registers. A connection that closes while a beat's refresh is on its way waits for
+it (``refreshed``) before its entry is removed: otherwise the refresh could put the entry
+back after the removal, and for that moment the user would count as online.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import logging
 import time
 import weakref
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from .state import PRESENCE_HEARTBEAT, get_state
@@ -39,6 +46,9 @@ class ConnectionTimers:
         self._presence: dict[str, int] = {}  # connection id -> user id
         self._users: Counter[int] = Counter()  # user id -> connections registered here
         self._heartbeat: asyncio.Task | None = None
+        # The connections of the refresh on its way, and what is set once it is done.
+        self._refreshing: tuple[set[str], asyncio.Event] | None = None
+        self._lapsed: Callable[[list[int]], Awaitable[None]] | None = None
         self._expiring: dict[str, tuple[float, Expiring]] = {}  # id -> (deadline, conn)
         # (deadline, connection id); an entry whose deadline is no longer the connection's
         # (refreshed, closed) is skipped when it comes up, or dropped by ``_compact``.
@@ -49,8 +59,16 @@ class ConnectionTimers:
 
     # --- presence --------------------------------------------------------------------------
 
-    def presence_add(self, user_id: int, connection_id: str) -> None:
-        """Keep this connection's presence entry alive while it is registered."""
+    def presence_add(
+        self,
+        user_id: int,
+        connection_id: str,
+        lapsed: Callable[[list[int]], Awaitable[None]] | None = None,
+    ) -> None:
+        """Keep this connection's presence entry alive while it is registered; ``lapsed`` is
+        called with the users a sweep finds gone offline without a close."""
+        if lapsed is not None:
+            self._lapsed = lapsed
         if connection_id not in self._presence:
             self._users[user_id] += 1
         self._presence[connection_id] = user_id
@@ -62,24 +80,44 @@ class ConnectionTimers:
             while self._presence:
                 await asyncio.sleep(PRESENCE_HEARTBEAT)
                 await self.refresh_presence()
+                await self.sweep_presence()
         finally:
             self._heartbeat = None
+
+    async def sweep_presence(self) -> None:
+        """Report the users whose last connection's entry expired to ``lapsed``."""
+        try:
+            lapsed = await get_state().presence_sweep()
+            if lapsed and self._lapsed is not None:
+                await self._lapsed(lapsed)
+        except Exception:
+            logger.warning("presence sweep failed", exc_info=True)
+
+    async def refreshed(self, connection_id: str) -> None:
+        """Return once no refresh on its way includes this connection's entry."""
+        while self._refreshing is not None and connection_id in self._refreshing[0]:
+            await self._refreshing[1].wait()
 
     async def refresh_presence(self) -> None:
         """One beat: refresh every registered connection's presence entry."""
         entries = [(user_id, conn) for conn, user_id in self._presence.items()]
         if not entries:
             return
+        done = asyncio.Event()
+        self._refreshing = ({conn for _, conn in entries}, done)
         try:
             await get_state().presence_refresh_many(entries)
-            # A connection that closed while the refresh was on its way may have had its
-            # entry removed before the refresh re-added it: remove it again, or its user
-            # would look online for PRESENCE_TTL after going offline.
+            # A connection that closed while the refresh was on its way (its close waits
+            # for this refresh before removing its entry, but a consumer may end without
+            # that step): remove it again, or its user would look online for PRESENCE_TTL.
             gone = [(user_id, conn) for user_id, conn in entries if conn not in self._presence]
             if gone:
                 await get_state().presence_remove_many(gone)
         except Exception:
             logger.warning("presence refresh failed", exc_info=True)
+        finally:
+            self._refreshing = None
+            done.set()
 
     # --- token expiry ----------------------------------------------------------------------
 

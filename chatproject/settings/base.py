@@ -194,6 +194,7 @@ WS_THROTTLE_LIMIT = env_int("WS_THROTTLE_LIMIT", 60)
 # Events with a rule of their own, per user per minute: the contract's defaults (section 3).
 # Not read from the environment; only the benchmarks' settings raise them, to measure what a
 # worker carries rather than what the throttle lets through (bench/settings_bench.py).
+# session:join is counted per session on one connection (chat.throttles).
 WS_EVENT_LIMITS = {
     "session:join": 5,
     "message:send": 30,
@@ -201,6 +202,10 @@ WS_EVENT_LIMITS = {
     "typing:start": 100,
     "stream:request": 10,
 }
+# New WebSocket connections per user, across workers and doors (CONTRACT section 3): one
+# more is refused with RATE_LIMITED and close 4429. Not from the environment either.
+WS_CONNECTION_LIMIT = 30
+WS_CONNECTION_WINDOW_MS = 60_000
 WS_MAX_FRAME_BYTES = 65536
 # The largest frame the server sends (CONTRACT section 3, "Frame size"): the cap the README
 # serves daphne and uvicorn with, which applies to outgoing frames too (chat.frame_size).

@@ -18,9 +18,14 @@
  *   (`contentOmitted`, the frame cap), the text is the deltas' (`partial` when a join
  *   snapshot left out the start).
  *
+ * - waits it is told to make are said, not silent: a `session:join` refused with
+ *   RATE_LIMITED is retried after its `retryAfter` (`session:waiting` meanwhile), and a
+ *   connection refused as one too many (error RATE_LIMITED, close 4429) reconnects after its
+ *   `retryAfter` (`reconnecting` with `reason: "RATE_LIMITED"`), not sooner.
+ *
  * Events are callbacks: `client.on("message:new", (data, frame) => ...)`. Besides the
  * server's events: `state`, `connected`, `disconnected`, `reconnecting`, `session:joined`,
- * `session:failed`, `gap`,
+ * `session:waiting`, `session:failed`, `gap`,
  * `stream:update`, `outbox`, `outbox:sent`, `outbox:failed`, and `*` (every server frame).
  */
 
@@ -41,6 +46,8 @@ const STREAM_EVENTS = new Set([
 const FINAL_STREAM = new Set(["completed", "stopped", "failed"]);
 const CLOSE_UNAUTHORIZED = 4401;
 const CLOSE_DEACTIVATED = 4403;
+// Too many new connections of this user: the error before it says when to come back.
+const CLOSE_RATE_LIMITED = 4429;
 // The gateway closes a connection on a frame above 64 KiB; refuse such a frame here instead.
 const MAX_FRAME_BYTES = 65536;
 const RETRYABLE = new Set(["DISCONNECTED", "TIMEOUT"]);
@@ -131,10 +138,12 @@ export class ChatClient {
     this.attempt = 0;
     this.authFailures = 0;
     this.closedByUser = false;
+    this.refusal = null; // the error frame that came before a close, if any
     this.flushing = false;
     this.timers = { reconnect: null, refresh: null, ping: null, flush: null };
+    this.waitingForServer = false; // a reconnect the server said to wait for (4429)
     this._onOnline = () => {
-      if (this.state === "reconnecting") this._reconnectNow();
+      if (this.state === "reconnecting" && !this.waitingForServer) this._reconnectNow();
     };
     globalThis.addEventListener?.("online", this._onOnline);
   }
@@ -257,6 +266,16 @@ export class ChatClient {
       this.closeReason = { code: "FORBIDDEN", message: "This account was deactivated." };
       return this._setState("closed");
     }
+    const refusal = this.refusal;
+    this.refusal = null;
+    if (event.code === CLOSE_RATE_LIMITED) {
+      // Sooner would be refused again: come back once the window the server names is over.
+      const retryAfter = refusal?.retryAfter || 60;
+      return this._scheduleReconnect(retryAfter * 1000 + Math.random() * 1000, {
+        reason: "RATE_LIMITED",
+        retryAfter,
+      });
+    }
     if (event.code === CLOSE_UNAUTHORIZED) {
       // An expired token gets a fresh one from getToken; a session cookie that no longer
       // authenticates won't on a retry either, so stop after a second refusal in a row.
@@ -270,15 +289,17 @@ export class ChatClient {
     this._scheduleReconnect();
   }
 
-  _scheduleReconnect() {
+  /** Reconnect after the backoff's next delay, or after `delayMs` when the server said when. */
+  _scheduleReconnect(delayMs = null, why = {}) {
     const { initialMs, maxMs, factor } = this.backoff;
     const ceiling = Math.min(maxMs, initialMs * factor ** this.attempt);
     // "Equal jitter": at least half the ceiling, so clients that dropped together spread out
     // without any of them hammering the server right away.
-    const delay = ceiling / 2 + Math.random() * (ceiling / 2);
+    const delay = delayMs ?? ceiling / 2 + Math.random() * (ceiling / 2);
+    this.waitingForServer = delayMs !== null;
     this.attempt += 1;
     this._setState("reconnecting");
-    this._emit("reconnecting", { attempt: this.attempt, delayMs: Math.round(delay) });
+    this._emit("reconnecting", { attempt: this.attempt, delayMs: Math.round(delay), ...why });
     clearTimeout(this.timers.reconnect);
     this.timers.reconnect = setTimeout(() => this._open(), delay);
   }
@@ -343,7 +364,10 @@ export class ChatClient {
         else waiter.reject(new ChatError(data));
         return;
       }
-      if (event === "error") this._emit("error", data, frame);
+      if (event === "error") {
+        this.refusal = data;
+        this._emit("error", data, frame);
+      }
       return;
     }
     if (event === "connection:success") {
@@ -433,14 +457,17 @@ export class ChatClient {
   }
 
   async _join(data) {
-    // session:join is limited per session (5 a minute): wait out a RATE_LIMITED and retry,
-    // since a rejoin is what keeps the session complete.
+    // session:join is limited per session on one connection (5 a minute; a new connection
+    // starts afresh): wait out a RATE_LIMITED and retry, since a rejoin is what keeps the
+    // session complete, and say so meanwhile: until then its live events don't come.
     for (let tries = 0; ; tries += 1) {
       try {
         return await this.request("session:join", data);
       } catch (error) {
         if (error.code !== "RATE_LIMITED" || tries >= 5) throw error;
-        await sleep((error.retryAfter || 1) * 1000);
+        const retryAfter = error.retryAfter || 1;
+        this._emit("session:waiting", { sessionId: data.sessionId, retryAfter });
+        await sleep(retryAfter * 1000);
       }
     }
   }

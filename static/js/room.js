@@ -634,6 +634,7 @@ client.on("presence:update", ({ user, status }) => members.setPresence(user, sta
 client.on("session:joined", (ack) => {
   if (ack.sessionId !== sessionId) return;
   $("#room").dataset.joined = "true"; // the room is live (browser tests wait for this)
+  showConnection();
   members.merge(ack.members || []);
   for (const entry of ack.presence || [])
     members.setPresence(entry.user, entry.status === "online");
@@ -661,19 +662,54 @@ client.on("outbox:failed", ({ entry, error }) => {
   thread?.timeline.refresh(local.id);
 });
 
+// "Live" only once the session is joined: before that (or while a join or a reconnect waits
+// out a limit) the room's live events don't come, and the header says so.
 const STATE_TEXT = {
   connecting: "Connecting…",
-  open: "Live",
+  open: "Joining…",
   reconnecting: "Reconnecting…",
   closed: "Offline",
 };
-client.on("state", (state) => {
-  if (state !== "open") delete $("#room").dataset.joined;
+let waitTimer = null;
+
+function setChip(state, label) {
   const chip = $("#conn-state");
-  const label = STATE_TEXT[state] || state;
   chip.dataset.state = state;
   chip.title = label; // on a phone only the dot shows: the label is its tooltip
   replaceChildren(chip, h("span", { class: "conn-label" }, label));
+}
+
+function showConnection() {
+  clearInterval(waitTimer);
+  const { state } = client;
+  const live = state === "open" && $("#room").dataset.joined === "true";
+  setChip(live ? "open" : state, live ? "Live" : STATE_TEXT[state] || state);
+}
+
+/** A wait the server asked for: "<text> <n> s", counting down until the state changes. */
+function showWait(text, seconds) {
+  clearInterval(waitTimer);
+  const until = Date.now() + seconds * 1000;
+  const tick = () => {
+    const left = Math.max(0, Math.ceil((until - Date.now()) / 1000));
+    setChip("waiting", `${text} ${left} s`);
+  };
+  tick();
+  waitTimer = setInterval(tick, 1000);
+}
+
+client.on("session:waiting", ({ sessionId: id, retryAfter }) => {
+  if (id !== sessionId) return;
+  delete $("#room").dataset.joined;
+  showWait("Too many rejoins · live again in", retryAfter);
+});
+client.on("reconnecting", ({ reason, delayMs }) => {
+  if (reason === "RATE_LIMITED") showWait("Too many connections · retrying in", delayMs / 1000);
+});
+client.on("state", (state) => {
+  if (state !== "open") delete $("#room").dataset.joined;
+  showConnection();
+  const chip = $("#conn-state");
   if (state === "closed" && client.closeReason?.code === "UNAUTHORIZED") {
     chip.title = "Logged out";
     replaceChildren(

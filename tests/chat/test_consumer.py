@@ -291,6 +291,40 @@ async def test_the_sixth_join_of_one_session_in_a_minute_is_rate_limited(
     assert (await request(ws, "ping", ref="still"))["event"] == "ack"
 
 
+async def test_a_new_connection_joins_at_once_after_the_old_one_spent_its_joins(
+    ws_connect, make_room, alice, bob
+):
+    """A reload is a new connection: the join limit of the one it replaces does not follow it,
+    and it receives the room's messages live."""
+    room = await make_room()
+    old = await ws_connect(alice)
+    for i in range(6):
+        await request(old, "session:join", {"sessionId": str(room.pk)}, ref=i)
+    await old.disconnect()
+
+    new = await ws_connect(alice)
+    joined = await request(new, "session:join", {"sessionId": str(room.pk)})
+    assert joined["event"] == "ack"
+    await database_sync_to_async(message_send)(author=bob, session_id=room.pk, content="live")
+    assert (await next_event(new, "message:new"))["data"]["message"]["content"] == "live"
+
+
+async def test_the_31st_connection_of_a_user_in_a_minute_is_refused_with_4429(
+    ws_connect, alice, bob
+):
+    for _ in range(30):
+        ws = await ws_connect(alice)
+        await ws.disconnect()
+
+    refused = await ws_connect(alice, expect_success=False)
+    error = await refused.receive_json_from(timeout=5)
+    assert error["event"] == "error" and error["data"]["code"] == "RATE_LIMITED"
+    assert 1 <= error["data"]["retryAfter"] <= 60
+    assert (await refused.receive_output(timeout=5)) == {"type": "websocket.close", "code": 4429}
+    # Another user's budget is their own.
+    assert (await ws_connect(bob)).connection_success["data"]["userId"] == bob.pk
+
+
 async def test_events_without_a_rule_use_the_default_limit(ws_connect, alice, settings):
     settings.WS_THROTTLE_LIMIT = 2
     ws = await ws_connect(alice)
@@ -400,3 +434,44 @@ async def test_join_shows_each_members_read_position(ws_connect, make_room, alic
     joined = await request(a, "session:join", {"sessionId": str(room.pk)})
     positions = {m["username"]: m["lastSeenSeq"] for m in joined["data"]["members"]}
     assert positions == {"alice": 0, "bob": 1}
+
+
+async def _announce(user, *, online: bool) -> None:
+    """A presence change of ``user`` as a worker broadcasts it, arriving now."""
+    from accounts.serializers import render_user
+    from chat.presence_updates import presence_broadcast
+
+    await presence_broadcast(user=render_user(user), online=online, last_seen_at=None)
+
+
+async def test_a_stale_offline_is_not_forwarded_while_the_user_has_a_connection(
+    ws_connect, make_room, alice, bob
+):
+    """A reload's close can be announced after its new connection's open (another worker,
+    a slower path): the members keep seeing the user online, since a connection is open."""
+    room = await make_room()
+    a = await ws_connect(alice)
+    await request(a, "session:join", {"sessionId": str(room.pk)})
+    b = await ws_connect(bob)
+    assert (await next_event(a, "presence:update"))["data"]["status"] == "online"
+
+    await _announce(bob, online=False)
+
+    assert "presence:update" not in [f["event"] for f in await frames_for(a, 0.5)]
+    await b.disconnect()
+    offline = await next_event(a, "presence:update")
+    assert offline["data"]["user"]["id"] == bob.pk and offline["data"]["status"] == "offline"
+    await _announce(bob, online=True)  # a stale open, arriving after the last close
+    assert "presence:update" not in [f["event"] for f in await frames_for(a, 0.5)]
+
+
+async def test_nobody_is_told_they_are_offline_on_their_own_connection(
+    ws_connect, make_room, alice
+):
+    room = await make_room()
+    a = await ws_connect(alice)
+    await request(a, "session:join", {"sessionId": str(room.pk)})
+
+    await _announce(alice, online=False)
+
+    assert "presence:update" not in [f["event"] for f in await frames_for(a, 0.5)]

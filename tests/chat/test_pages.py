@@ -200,6 +200,19 @@ def test_the_room_hands_its_script_the_messages_and_the_seq_to_join_from(client,
     assert by_name["alice"]["lastSeenSeq"] == old.seq and by_name["bob"]["lastSeenSeq"] == 0
 
 
+def test_the_room_shows_its_viewer_online_while_their_reload_has_no_connection(
+    client, alice, bob, room
+):
+    """A reload renders the page after the old page's socket closed and before the new one
+    opens: the viewer is not shown offline to themselves."""
+    client.force_login(alice)
+
+    boot = boot_data(client.get(f"/rooms/{room.pk}/"))
+
+    online = {m["username"]: m["online"] for m in boot["members"]}
+    assert online == {"alice": True, "bob": False}
+
+
 def test_the_room_page_carries_the_newest_fifty_top_level_messages(client, alice, room):
     for n in range(55):
         message_send(author=alice, session_id=room.pk, content=f"m{n}")

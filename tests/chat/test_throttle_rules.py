@@ -1,6 +1,6 @@
-"""Which limit an event counts against: the contract's per-event defaults, per session for
-joins, the shared ``WS_THROTTLE_LIMIT`` for the rest; and a settings module (the benchmarks')
-can raise them."""
+"""Which limit an event counts against: the contract's per-event defaults, per session on
+one connection for joins, the shared ``WS_THROTTLE_LIMIT`` for the rest; and a settings
+module (the benchmarks') can raise them."""
 
 from chat.throttles import Rule, rule_for
 
@@ -10,7 +10,7 @@ def test_the_contract_defaults_apply_per_event():
     assert rule_for("message:edit") == Rule(20)
     assert rule_for("typing:start") == Rule(100)
     assert rule_for("stream:request") == Rule(10)
-    assert rule_for("session:join") == Rule(5, per_session=True)
+    assert rule_for("session:join") == Rule(5, per_connection=True)
 
 
 def test_an_event_with_no_rule_shares_the_default_window(settings):

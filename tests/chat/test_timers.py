@@ -8,14 +8,16 @@ from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from rest_framework_simplejwt.tokens import AccessToken
 
 from chat import state as state_module
 from chat import timers as timers_module
+from chat.services.sessions import session_create
 from chat.state import get_state
 from chat.timers import ConnectionTimers, connection_timers
 
-from .conftest import request
+from .conftest import next_event, request
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -160,3 +162,52 @@ async def test_a_user_is_connected_here_while_any_of_their_connections_is_regist
     timers.forget("second")
     assert not timers.connected_here(1)
     assert not timers.connected_here(2)
+
+
+async def test_a_user_whose_worker_died_is_announced_offline_by_the_sweep(
+    ws_connect, alice, bob, fast_presence
+):
+    """A killed worker closes nothing: once its entries expire, a live worker's heartbeat
+    finds the user gone and tells the members."""
+    room = await database_sync_to_async(
+        lambda: session_create(creator=alice, title="general", member_ids=[bob.pk])
+    )()
+    a = await ws_connect(alice)
+    await request(a, "session:join", {"sessionId": str(room.pk)})
+    b = await ws_connect(bob)
+    assert (await next_event(a, "presence:update"))["data"]["status"] == "online"
+    connection_timers().forget(b.connection_success["data"]["connectionId"])  # as if killed
+
+    offline = await next_event(a, "presence:update")
+
+    assert offline["data"]["user"]["id"] == bob.pk and offline["data"]["status"] == "offline"
+    assert offline["data"]["lastSeenAt"]
+
+
+async def test_a_close_waits_for_the_refresh_on_its_way(monkeypatch):
+    """Else the refresh could put the closed connection's entry back after its removal,
+    and a member reading presence meanwhile would count the user online."""
+    arrived, release = asyncio.Event(), asyncio.Event()
+
+    class SlowState:
+        async def presence_refresh_many(self, entries):
+            arrived.set()
+            await release.wait()
+
+        async def presence_remove_many(self, entries):
+            pass
+
+    monkeypatch.setattr(timers_module, "get_state", SlowState)
+    timers = ConnectionTimers()
+    timers.presence_add(1, "closing")
+    beat = asyncio.create_task(timers.refresh_presence())
+    await arrived.wait()
+    timers.forget("closing")
+    waiting = asyncio.create_task(timers.refreshed("closing"))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+
+    release.set()
+    await asyncio.wait_for(waiting, 1)
+    await beat
+    await asyncio.wait_for(timers.refreshed("never-refreshed"), 0.1)

@@ -60,14 +60,42 @@ async def test_throttles_hold_across_workers(two_workers):
     one, two = await p.connect(alice, 0), await p.connect(alice, 1)
     try:
         results = []
-        for i in range(6):
+        for i in range(31):
             ws = (one, two)[i % 2]
-            reply = await reply_to(ws, "session:join", {"sessionId": room}, ref=i)
-            results.append(reply["event"])
-        assert results == ["ack"] * 5 + ["error"]
+            data = {"sessionId": room, "content": f"m{i}"}
+            results.append((await reply_to(ws, "message:send", data, ref=i))["event"])
+        assert results == ["ack"] * 30 + ["error"]
     finally:
         await one.close()
         await two.close()
+
+
+async def test_the_join_limit_is_per_connection_and_new_connections_are_limited_across_workers(
+    two_workers,
+):
+    p = two_workers
+    alice = p.user("alice")
+    room = p.room(alice)
+    one = await p.connect(alice, 0)
+    try:
+        joins = [(await reply_to(one, "session:join", {"sessionId": room}, ref=i))["event"]
+                 for i in range(6)]  # fmt: skip
+        assert joins == ["ack"] * 5 + ["error"]
+        for i in range(29):  # with ``one``: 30 new connections this minute, on both workers
+            other = await p.connect(alice, i)
+            if i == 0:  # a new connection has joins of its own
+                joined = await reply_to(other, "session:join", {"sessionId": room})
+                assert joined["event"] == "ack"
+            await other.close()
+
+        refused = await websockets.connect(f"{p.worker(1).ws_url}?token={alice['access']}")
+        error = json.loads(await refused.recv())
+        with pytest.raises(websockets.ConnectionClosed):
+            await refused.recv()
+        assert error["event"] == "error" and error["data"]["code"] == "RATE_LIMITED"
+        assert error["data"]["retryAfter"] > 0 and refused.close_code == 4429
+    finally:
+        await one.close()
 
 
 async def test_presence_is_shared_across_workers(two_workers):
