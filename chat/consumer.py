@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from functools import cached_property
 
 from channels.db import database_sync_to_async
 
@@ -174,6 +175,21 @@ class ChatConsumer(GatewayConsumer):
 
     # --- handlers --------------------------------------------------------------------------
 
+    @cached_property
+    def join_resumes(self) -> dict:
+        """Per session, the seq a ``session:join`` answered ``hasMore`` up to: the client is
+        asked to join again from there."""
+        return {}
+
+    def throttle_exempt(self, event: str, data: dict) -> bool:
+        """A join that continues a ``hasMore`` replay on this connection is not counted: the
+        join limit is for joins, and a long catch-up takes as many pages as it has events."""
+        return (
+            event == "session:join"
+            and data.get("lastSeq") is not None
+            and self.join_resumes.get(data["sessionId"]) == data["lastSeq"]
+        )
+
     async def on_session_join(self, data) -> dict:
         session_id = data["sessionId"]
         await database_sync_to_async(session_get_for_member)(user=self.user, session_id=session_id)
@@ -181,6 +197,10 @@ class ChatConsumer(GatewayConsumer):
         snapshot = await database_sync_to_async(session_join_snapshot)(
             user=self.user, session_id=session_id, last_seq=data["lastSeq"]
         )
+        if snapshot["hasMore"] and snapshot["missed"]:
+            self.join_resumes[session_id] = snapshot["missed"][-1]["seq"]
+        else:
+            self.join_resumes.pop(session_id, None)
         if session_id not in self.joined:
             self.joined = self.joined | {session_id}
             await broadcast_async(

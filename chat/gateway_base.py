@@ -231,12 +231,13 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             validated = route.serializer(data=data)
             if not validated.is_valid():
                 raise validation_error(f"Invalid data for {event}.", validated.errors)
-            await throttle_check(
-                user_id=self.user.pk,
-                event=self.throttle_event(event),
-                session_id=validated.validated_data.get("sessionId"),
-                connection=self.throttle_windows,
-            )
+            if not self.throttle_exempt(event, validated.validated_data):
+                await throttle_check(
+                    user_id=self.user.pk,
+                    event=self.throttle_event(event),
+                    session_id=validated.validated_data.get("sessionId"),
+                    connection=self.throttle_windows,
+                )
             if isinstance(route.handler, str):
                 result = await getattr(self, route.handler)(validated.validated_data)
             else:
@@ -257,6 +258,12 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         """The throttle rule and budget an event counts against: its own, unless a door
         makes several events share one (an LLM request is one whichever door asks)."""
         return event
+
+    def throttle_exempt(self, event: str, data: dict) -> bool:
+        """Called before a valid frame is counted against its limit: True for a frame that
+        continues a reply the server asked the client to continue, which the limit is not
+        for."""
+        return False
 
     async def reply_error(self, event: str | None, ref, error: DomainError) -> None:
         """Called when a client frame is refused: the ``error`` reply echoing its ``ref``

@@ -291,6 +291,36 @@ async def test_the_sixth_join_of_one_session_in_a_minute_is_rate_limited(
     assert (await request(ws, "ping", ref="still"))["event"] == "ack"
 
 
+async def test_continuing_a_has_more_replay_is_not_counted_as_a_join(
+    ws_connect, make_room, alice, bob, monkeypatch
+):
+    """A long catch-up takes as many joins as it has pages: the pages the server asked for
+    (``lastSeq`` where the last ``hasMore`` reply ended) never meet the join limit, while a
+    join from anywhere else still counts."""
+    from chat import join
+
+    monkeypatch.setattr(join, "REPLAY_LIMIT", 1)
+    room = await make_room()
+    for i in range(8):
+        await database_sync_to_async(message_send)(
+            author=alice, session_id=room.pk, content=f"m{i}"
+        )
+    b = await ws_connect(bob)
+    seqs, last_seq, has_more = [], 0, True
+    while has_more:
+        reply = await request(b, "session:join", {"sessionId": str(room.pk), "lastSeq": last_seq})
+        assert reply["event"] == "ack", reply
+        seqs += [frame["seq"] for frame in reply["data"]["missed"]]
+        last_seq, has_more = seqs[-1], reply["data"]["hasMore"]
+    assert seqs == list(range(1, 9))
+
+    for i in range(4):
+        again = await request(b, "session:join", {"sessionId": str(room.pk), "lastSeq": 0}, ref=i)
+        assert again["event"] == "ack", again
+    limited = await request(b, "session:join", {"sessionId": str(room.pk), "lastSeq": 0})
+    assert limited["data"]["code"] == "RATE_LIMITED"
+
+
 async def test_a_new_connection_joins_at_once_after_the_old_one_spent_its_joins(
     ws_connect, make_room, alice, bob
 ):
