@@ -714,12 +714,14 @@ async def run_parts(worker: Worker, emulator: Emulator, prepared: dict, args, me
             await direct_answer(emulator.url)
             await room_answer(requesters, text)
         print(f"1. throughput: {args.rounds} rounds of {args.tokens} tokens", flush=True)
-        directs, rooms = await alternate(
-            args.rounds,
-            lambda: direct_answer(emulator.url),
-            lambda: room_answer(requesters, text),
-            meter,
-        )
+        profile = Profile(args.profile, worker.process.pid, args.log_dir / "profile-rate.txt")
+        async with profile:
+            directs, rooms = await alternate(
+                args.rounds,
+                lambda: direct_answer(emulator.url),
+                lambda: room_answer(requesters, text),
+                meter,
+            )
         check(directs + rooms, text)
         throughput = Throughput(args.tokens, directs, rooms, await loop_turns(emulator.url))
 
@@ -1288,7 +1290,7 @@ def main(argv: list[str] | None = None) -> None:
         "--profile",
         nargs="?",
         const="py-spy",
-        help="record the worker with py-spy (this executable) in parts 2 and 3",
+        help="record the worker with py-spy (this executable) in parts 1, 2 and 3",
     )
     parser.add_argument("--serve-emulator", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
