@@ -1021,7 +1021,7 @@ def interpretation(t: Throughput, f: FirstToken, c: Concurrency, issues: Counter
         f"(the CPU of a {t.tokens}-token answer minus a {f.tokens}-token one, per extra "
         "token): both read LangChain's public `ChatOllama.astream`, with its per-chunk "
         "callback bookkeeping and its merging of every chunk once the answer is read (the "
-        "worker's with the built-in tools bound, `model_stream` in `llm/provider.py`); the "
+        "worker's with the built-in tools offered, `model_stream` in `llm/provider.py`); the "
         "worker adds the runner's queue and coalescing, and the room's shared-state write "
         f"and broadcast per chunk rather than per token, {reading}."
     )
@@ -1203,7 +1203,7 @@ def section(
             "`/ws/chat/` and reads the `stream:chunk` frames; the direct client is "
             f'`ChatOllama(base_url=<emulator>, model="{MODEL}", num_predict={MAX_TOKENS})'
             ".astream(...)`, a new one per answer as the platform makes one per answer "
-            "(the platform's also has the built-in tools bound, a bigger request). Both in "
+            "(the platform's also offers the built-in tools, a bigger request). Both in "
             "the benchmark's process on the standard asyncio loop, one answer at a time, "
             "alternating, except in the concurrency part. Each room answer is asked for in a "
             "fresh room (the model sees the same one-message context as the direct client) "
