@@ -319,8 +319,16 @@ def reseeded(url: str, args) -> Seeded:
             "FROM chat_chatsession s WHERE s.title LIKE 'history %%' "
             "ORDER BY substr(s.title, 9)::int"
         ).fetchall()
-    seeded = Seeded(sessions=[(row[0], row[1]) for row in rows], words=words)
-    seeded.messages = sum(row[1] for row in rows)
+        seeded = Seeded(sessions=[(row[0], row[1]) for row in rows], words=words)
+        seeded.messages = sum(row[1] for row in rows)
+        seeded.top_level = dict(
+            conn.execute("SELECT id, message_count FROM chat_chatsession").fetchall()
+        )
+        seeded.reactions = conn.execute("SELECT count(*) FROM chat_reaction").fetchone()[0]
+        seeded.attachments = conn.execute("SELECT count(*) FROM chat_attachment").fetchone()[0]
+        for relation in ("chat_message", "message_history", "message_content_fts"):
+            size = conn.execute("SELECT pg_total_relation_size(%s)", (relation,)).fetchone()[0]
+            seeded.table_mb[relation] = size / 2**20
     return seeded
 
 
@@ -419,6 +427,7 @@ def what_if_search_ranked(session, query: str):
     from django.contrib.postgres.search import SearchRank
     from django.db.models import Subquery
 
+    from chat.message_details import detailed_messages
     from chat.models import Message
     from chat.search import StoredSearchVector, messages_matching, search_query
     from chat.selectors import SEARCH_MATCHES_MAX, Page, messages_with_details
@@ -427,7 +436,8 @@ def what_if_search_ranked(session, query: str):
     total = matched.order_by("-seq")[:SEARCH_MATCHES_MAX].count()
     newest = matched.order_by("-seq").values("pk")[:SEARCH_MATCHES_MAX]
     ordered = (
-        Message.objects.filter(pk__in=Subquery(newest))
+        detailed_messages()
+        .filter(pk__in=Subquery(newest))
         .annotate(rank=SearchRank(StoredSearchVector(), search_query(query)))
         .order_by("-rank", "-seq")
     )
