@@ -776,7 +776,7 @@ def interpretation(results: list[Result], args) -> list[str]:
             f"the raw server's {per(base, '_asyncio.Task'):.0f}, "
             f"{per(base, 'builtins.coroutine'):.0f} and {per(base, 'collections.deque'):.0f} "
             "(census below): the application task daphne runs for the connection, in which "
-            "`ProtocolTypeRouter`, the origin check, the auth middleware, `URLRouter` and "
+            "`ProtocolTypeRouter`, the auth middleware, `URLRouter` and "
             "the consumer are suspended one inside the other, and the two tasks of Channels' "
             "`await_many_dispatch` (`AsyncConsumer.__call__`): one waits on daphne's input "
             "queue, one on the connection's own queue in the channel layer (each an "
