@@ -115,7 +115,7 @@ def start_worker(
             command(port), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{name} exited with {process.returncode}: see {log_path}")
@@ -125,7 +125,7 @@ def start_worker(
         except httpx.HTTPError:
             time.sleep(0.2)
     process.kill()
-    raise RuntimeError(f"{name} on {port} did not start in 30 s: see {log_path}")
+    raise RuntimeError(f"{name} on {port} did not start in 90 s: see {log_path}")
 
 
 def stop_process(process: subprocess.Popen) -> None:

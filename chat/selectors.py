@@ -14,7 +14,7 @@ from django.db.models.functions import Coalesce
 
 from chatproject.errors import forbidden, not_found, validation_error
 
-from .message_details import messages_with_details
+from .message_details import detailed_messages, messages_with_details
 from .models import ChatSession, Membership, Message, Reaction, SessionEvent
 from .search import messages_matching
 
@@ -144,7 +144,7 @@ def sessions_for_user(*, user) -> QuerySet[ChatSession]:
 
 def message_get(message_id) -> Message:
     message_id = _as_uuid(message_id, "Message")
-    found = messages_with_details(Message.objects.filter(pk=message_id)[:1])
+    found = messages_with_details(detailed_messages().filter(pk=message_id)[:1])
     if not found:
         raise not_found("Message")
     return found[0]
@@ -182,7 +182,7 @@ def message_history(
     ``total`` is the size of the whole conversation, whatever the cursors
     (``_history_total``).
     """
-    base = Message.objects.filter(session=session, parent_id=parent_id)
+    base = detailed_messages().filter(session=session, parent_id=parent_id)
     if after_seq is not None:
         base = base.filter(seq__gt=after_seq)
     if before_seq is not None:
@@ -213,7 +213,7 @@ def _history_total(*, session: ChatSession, parent_id=None) -> int:
 
 
 def thread_replies(*, parent: Message) -> list[Message]:
-    return messages_with_details(Message.objects.filter(parent=parent).order_by("seq"))
+    return messages_with_details(detailed_messages().filter(parent=parent).order_by("seq"))
 
 
 def message_search(*, session: ChatSession, query: str, limit: int = 20, offset: int = 0) -> Page:
@@ -225,21 +225,24 @@ def message_search(*, session: ChatSession, query: str, limit: int = 20, offset:
     read the vector of every match to score it: for a common word, most of a search's time
     (docs/benchmarks.md).
     """
-    matched = _search_matches(session=session, query=query)
     # The count reads the matches newest first, as the page does: for a common word the
     # planner then walks the session's own ``seq`` index down to the 1,000th match, where
     # unordered it read a bitmap of that word's matches in every session, or the table.
+    # It counts plain rows: the page's loading (``detailed_messages``) would run for each.
+    matched = _search_matches(Message.objects.all(), session=session, query=query)
     total = matched.order_by("-seq")[:SEARCH_MATCHES_MAX].count()
     end = min(offset + limit, total)
     if offset >= end:
         return Page(messages=[], total=total)
-    page = messages_with_details(matched.order_by("-seq")[offset:end])
-    return Page(messages=page, total=total)
+    page = _search_matches(detailed_messages(), session=session, query=query)
+    return Page(messages=messages_with_details(page.order_by("-seq")[offset:end]), total=total)
 
 
-def _search_matches(*, session: ChatSession, query: str) -> QuerySet[Message]:
-    """The session's live messages matching ``query`` (``chat.search``)."""
-    return messages_matching(Message.objects.filter(session=session, is_deleted=False), query)
+def _search_matches(
+    messages: QuerySet[Message], *, session: ChatSession, query: str
+) -> QuerySet[Message]:
+    """The session's live ``messages`` matching ``query`` (``chat.search``)."""
+    return messages_matching(messages.filter(session=session, is_deleted=False), query)
 
 
 def reactions_for_message(*, message: Message) -> list[Reaction]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import NamedTuple
 from urllib.parse import urlparse
 
+from asgiref.sync import markcoroutinefunction
 from channels.middleware import BaseMiddleware
 from channels.security.websocket import WebsocketDenier
 from django.conf import settings
@@ -96,7 +97,14 @@ class OriginCheck(BaseMiddleware):
     """Refuses a WebSocket handshake from a disallowed origin with HTTP 403, before the
     credentials are looked at."""
 
-    async def __call__(self, scope, receive, send):
+    @markcoroutinefunction
+    def __call__(self, scope, receive, send):
+        """The inner application's coroutine (or the refusal's), returned rather than
+        awaited: awaited, this call's frame would stay suspended for as long as the socket
+        is open, in every open socket, with nothing left to do (docs/benchmarks.md, idle
+        connections). Marked a coroutine function (asgiref's ``markcoroutinefunction``, as
+        Django marks such middleware) so routers and servers take it for the single-callable
+        ASGI application it is."""
         if not origin_allowed(scope):
-            return await WebsocketDenier()(scope, receive, send)
-        return await self.inner(scope, receive, send)
+            return WebsocketDenier()(scope, receive, send)
+        return self.inner(scope, receive, send)

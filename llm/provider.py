@@ -94,11 +94,16 @@ def model_stream(
     """The model's answer to ``messages`` as it comes (LangChain's ``astream``), one
     message chunk per line of Ollama's response: the one of the ``done`` line carries the
     counts (``usage_metadata``) and ``done_reason`` (``response_metadata``), tool calls come
-    as ``tool_calls``. ``tools`` are in Ollama's (OpenAI) format (``tools.tool_schema``),
-    which ``bind_tools`` passes on as they are.
+    as ``tool_calls``. ``tools`` are in Ollama's (OpenAI) format (``tools.tool_schema``).
+
+    They go to ``astream`` as a keyword argument for the model, as ``bind_tools`` would pass
+    them (it only converts them to that format and binds them): without the binding's own
+    async generator and config merge around every chunk of the answer (docs/benchmarks.md,
+    stream passthrough).
     """
-    model = llm.bind_tools(list(tools)) if tools else llm
-    return model.astream(list(messages))
+    if tools:
+        return llm.astream(list(messages), tools=list(tools))
+    return llm.astream(list(messages))
 
 
 async def close_model(llm: ChatOllama) -> None:

@@ -10,7 +10,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from accounts.serializers import UserSerializer, render_user
-from chat.message_details import messages_with_details
+from chat.message_details import detailed_messages, messages_with_details
 from chat.models import Attachment, Message, Reaction
 from chat.serializers import MessageSerializer, render_message
 from chat.services.attachments import attachment_add_file, attachment_add_url
@@ -54,10 +54,8 @@ def detailed(room, alice, bob):
 
 
 def test_a_page_renders_as_a_plain_read_of_its_rows_does(room, detailed):
-    page = Message.objects.filter(session=room).order_by("seq")
-
-    loaded = messages_with_details(page)
-    plain = list(page)
+    loaded = messages_with_details(detailed_messages().filter(session=room).order_by("seq"))
+    plain = list(Message.objects.filter(session=room).order_by("seq"))
     for message in plain:
         message.reaction_list = list(message.reactions.order_by("created_at", "id"))
         message.attachment_list = list(message.attachments.order_by("created_at", "id"))
@@ -70,7 +68,7 @@ def test_a_page_renders_as_a_plain_read_of_its_rows_does(room, detailed):
 
 
 def test_reactions_and_attachments_are_model_instances_as_read_from_the_table(room, detailed):
-    (rich,) = messages_with_details(Message.objects.filter(pk=detailed[1].pk))
+    (rich,) = messages_with_details(detailed_messages().filter(pk=detailed[1].pk))
 
     for loaded in (*rich.reaction_list, *rich.attachment_list):
         stored = type(loaded).objects.get(pk=loaded.pk)
@@ -81,7 +79,7 @@ def test_reactions_and_attachments_are_model_instances_as_read_from_the_table(ro
 
 def test_the_broadcast_renderer_renders_as_a_new_serializer_does(room, alice, detailed):
     message_delete(user=alice, message_id=detailed[0].pk)
-    messages = messages_with_details(Message.objects.filter(session=room).order_by("seq"))
+    messages = messages_with_details(detailed_messages().filter(session=room).order_by("seq"))
     assert any(m.is_deleted for m in messages) and any(m.attachment_list for m in messages)
 
     for message in messages:

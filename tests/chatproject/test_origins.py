@@ -117,3 +117,24 @@ async def test_the_sites_own_origin_connects(alice):
 async def test_a_cors_origin_connects(alice):
     headers = [(b"host", b"127.0.0.1:8000"), (b"origin", b"http://localhost:5173")]
     assert await connects(alice, headers)
+
+
+async def _inner(scope, receive, send):
+    """An application that does nothing."""
+
+
+def test_the_check_hands_over_to_the_application_without_staying_on_the_socket():
+    """An allowed handshake gets the inner application's own coroutine: no frame of the
+    check stays suspended for as long as the socket is open (docs/benchmarks.md, idle
+    connections), and routers still take it for a single-callable ASGI application."""
+    from asgiref.compatibility import guarantee_single_callable
+
+    from chatproject.origins import OriginCheck
+
+    check = OriginCheck(_inner)
+    handed = check(scope("http://localhost:5173"), None, None)
+    try:
+        assert handed.cr_code is _inner.__code__
+        assert guarantee_single_callable(check) is check
+    finally:
+        handed.close()
