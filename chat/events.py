@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import orjson
 from django.db import models, transaction
 
-from . import broadcaster
+from . import broadcaster, event_types
 from .models import ChatSession, Membership, SessionEvent
 from .state import get_state
 from .timers import connection_timers
@@ -34,6 +34,18 @@ def frame_texts(message: dict[str, Any]) -> list[str]:
     of several the broadcaster sent as one (``chat.broadcaster``)."""
     texts = message.get("texts")
     return texts if texts is not None else [message["text"]]
+
+
+# How every logged ``message:new`` frame starts (``event_log_rows`` puts the event first).
+_MESSAGE_NEW_START = f'{{"event":"{event_types.MESSAGE_NEW}"'
+
+
+def is_message_new_by(text: str, user_id) -> bool:
+    """Whether an encoded frame is the ``message:new`` of a message ``user_id`` wrote."""
+    if not text.startswith(_MESSAGE_NEW_START):
+        return False
+    author = orjson.loads(text)["data"]["message"].get("author")
+    return author is not None and author.get("id") == user_id
 
 
 def group_for_session(session_id) -> str:
