@@ -7,6 +7,7 @@
     python bench/fanout.py --variants pubsub,pubsub@uvicorn   # daphne against uvicorn
     python bench/fanout.py --variants pubsub,pubsub+unthrottled  # with and without throttle
     python bench/fanout.py --variants pubsub --peers "" --no-baseline --floors  # the floor
+    python bench/fanout.py --before ../main   # ... each variant also on another checkout
 
 Scenarios: (a) 1 room x 100 members, (b) 20 rooms x 10 members. Every member is a client of
 its own (a registered user with a JWT) and every member sends: ``message:send`` over the
@@ -91,7 +92,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -164,6 +165,7 @@ class Variant:
     server: str = "daphne"  # daphne | uvicorn
     throttled: bool = True  # False: every per-user limit raised (``+unthrottled``)
     name: str = ""  # a key of FLOORS (layer "floor") or one of PEERS (layer "peer")
+    tree: str = ""  # another checkout whose workers run this variant (``--before``)
 
     @property
     def label(self) -> str:
@@ -172,7 +174,8 @@ class Variant:
         label = self.layer if self.workers == 1 else f"{self.layer} x{self.workers}"
         if self.server != "daphne":
             label = f"{label} {self.server}"
-        return label if self.throttled else f"{label} unthrottled"
+        label = label if self.throttled else f"{label} unthrottled"
+        return f"{label} (before)" if self.tree else label
 
 
 @dataclass
@@ -811,7 +814,8 @@ def run_platform_group(
             if not variant.throttled:
                 env["BENCH_UNTHROTTLED"] = "1"
             command = uvicorn_command if variant.server == "uvicorn" else server_command
-            workers = [start_worker(env, log_dir, command) for _ in range(variant.workers)]
+            tree = Path(variant.tree) if variant.tree else ROOT
+            workers = [start_worker(env, log_dir, command, tree) for _ in range(variant.workers)]
             try:
                 if prepared is None:
                     prepared = asyncio.run(prepare(workers[0].url, scenarios))
@@ -1374,6 +1378,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--settle", type=float, default=1.0, help="pause between phases, s")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument(
+        "--before",
+        type=Path,
+        help="a checkout of another commit (with its own .venv, or this one's): each platform "
+        "variant also runs on its workers, right after, on the same database, labelled "
+        "(before); its migrations must be this one's",
+    )
+    parser.add_argument(
         "--floors",
         action="store_true",
         help="also run the stack's floor (bench/floor_asgi.py): a stock Channels relay, "
@@ -1405,6 +1416,9 @@ def main(argv: list[str] | None = None) -> None:
     if any(s.members > SEND_BUDGET * 1000 for s in scenarios):
         raise SystemExit("too many members")
     variants = parse_variants(args.variants)
+    if args.before:
+        tree = str(args.before.resolve())
+        variants = [v for variant in variants for v in (variant, replace(variant, tree=tree))]
     peers = [name.strip() for name in args.peers.split(",") if name.strip()]
     if unknown := set(peers) - set(PEERS):
         raise SystemExit(f"unknown peer {', '.join(sorted(unknown))}: {', '.join(PEERS)}")

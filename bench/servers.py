@@ -103,17 +103,22 @@ def uvicorn_command(port: int) -> list[str]:
 
 
 def start_worker(
-    env: dict[str, str], log_dir: Path, command: Callable[[int], list[str]] = server_command
+    env: dict[str, str],
+    log_dir: Path,
+    command: Callable[[int], list[str]] = server_command,
+    tree: Path = ROOT,
 ) -> Worker:
     """A server process on a free loopback port (daphne unless ``command`` says otherwise),
-    once it answers HTTP."""
+    once it answers HTTP. ``tree``: the checkout it runs, with that checkout's ``.venv`` if
+    it has one (another commit of the platform, measured in the same run)."""
     port = free_port()
-    name = command(port)[2]  # [python, -m, name, ...]
+    argv = command(port)
+    name = argv[2]  # [python, -m, name, ...]
+    if tree != ROOT and (tree / ".venv" / "bin" / "python").exists():
+        argv = [str(tree / ".venv" / "bin" / "python"), *argv[1:]]
     log_path = log_dir / f"{name}-{port}.log"
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            command(port), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
+        process = subprocess.Popen(argv, cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import deque
 from functools import cached_property
 
 from channels.db import database_sync_to_async
@@ -23,7 +24,13 @@ from channels.db import database_sync_to_async
 from chatproject.errors import DomainError
 
 from . import event_types
-from .events import FRAME_MESSAGE_TYPE, broadcast_async, frame_texts, group_for_session
+from .events import (
+    FRAME_MESSAGE_TYPE,
+    broadcast_async,
+    frame_texts,
+    group_for_session,
+    is_message_new_by,
+)
 from .extensions import Route, extra_routes
 from .frame_size import frame_fits
 from .gateway_base import GatewayConsumer
@@ -59,7 +66,9 @@ TYPING_EXPIRY = 6.0
 ROUTES: dict[str, Route] = {
     "session:join": Route(SessionJoinInput, "on_session_join"),
     "session:leave": Route(SessionRefInput, "on_session_leave"),
-    "message:send": Route(MessageSendInput, "on_message_send"),
+    # Concurrent: frames for this socket keep flowing while its send is stored, but its
+    # own message:new waits for the ack (``chat_frame``).
+    "message:send": Route(MessageSendInput, "on_message_send", concurrent=True),
     "message:edit": Route(MessageEditFrameInput, "on_message_edit"),
     "message:delete": Route(MessageRefInput, "on_message_delete"),
     "message:delivered": Route(MessageRefInput, "on_message_delivered"),
@@ -80,6 +89,10 @@ class ChatConsumer(GatewayConsumer):
     # The sessions this socket joined. Replaced, never changed in place, so the empty one
     # is shared by every socket that joined none (most of a worker's idle sockets).
     joined: frozenset = frozenset()
+    # This socket's message:send requests not yet replied to, and the frames held until
+    # they are (``chat_frame``).
+    sends_in_flight = 0
+    held: deque | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -149,7 +162,25 @@ class ChatConsumer(GatewayConsumer):
         if message.get("exclude") == self.user.pk:
             return
         for text in frame_texts(message):
-            await self.send(text_data=text)
+            if self.held is None and self.sends_in_flight and is_message_new_by(text, self.user.pk):
+                # Perhaps the message of a send not yet acked: a client learns of its
+                # message from the ack first (the contract). It and what follows it wait.
+                self.held = deque()
+            if self.held is not None:
+                self.held.append(text)
+            else:
+                await self.send(text_data=text)
+
+    async def replied(self, event: str) -> None:
+        """Called when a ``message:send``'s reply has gone out: once none is left in
+        flight, the frames held for them go out, in order."""
+        if event != "message:send":
+            return
+        self.sends_in_flight -= 1
+        while self.held and not self.sends_in_flight:
+            await self.send(text_data=self.held.popleft())
+        if not self.held and not self.sends_in_flight:
+            self.held = None
 
     async def presence_update(self, message) -> None:
         """Called with a presence change of someone sharing a joined session: forwarded only
@@ -220,6 +251,7 @@ class ChatConsumer(GatewayConsumer):
         return {"sessionId": str(session_id)}
 
     async def on_message_send(self, data) -> dict:
+        self.sends_in_flight += 1
         message = await message_send_async(
             author=self.user,
             session_id=data["sessionId"],

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import orjson
 from django.db import models, transaction
 
-from . import broadcaster
+from . import broadcaster, event_types
 from .frame_size import fit_event_frame, frame_fits
 from .models import ChatSession, Membership, SessionEvent
 from .state import get_state
@@ -35,6 +35,18 @@ def frame_texts(message: dict[str, Any]) -> list[str]:
     of several the broadcaster sent as one (``chat.broadcaster``)."""
     texts = message.get("texts")
     return texts if texts is not None else [message["text"]]
+
+
+# How every logged ``message:new`` frame starts (``event_log_rows`` puts the event first).
+_MESSAGE_NEW_START = f'{{"event":"{event_types.MESSAGE_NEW}"'
+
+
+def is_message_new_by(text: str, user_id) -> bool:
+    """Whether an encoded frame is the ``message:new`` of a message ``user_id`` wrote."""
+    if not text.startswith(_MESSAGE_NEW_START):
+        return False
+    author = orjson.loads(text)["data"]["message"].get("author")
+    return author is not None and author.get("id") == user_id
 
 
 def group_for_session(session_id) -> str:
@@ -68,24 +80,31 @@ class Event(NamedTuple):
 
 # Written as SQL because the ORM can't return what an UPDATE wrote: ``RETURNING`` (PostgreSQL,
 # SQLite >= 3.35) hands back the new ``last_seq`` in the statement that takes it, under the
-# row lock that orders writers. ``message_count`` grows by the new top-level messages among
-# the seqs (0 for other events), ``last_message_at`` moves when a time is given.
+# row lock that orders writers, and with it the session's members (whom the events are
+# queued for while they have no connection), so taking seqs is one round trip, not two.
+# ``message_count`` grows by the new top-level messages among the seqs (0 for other events),
+# ``last_message_at`` moves when a time is given.
 _SEQ_SQL = (
     "UPDATE chat_chatsession"
     " SET last_seq = last_seq + %s, message_count = message_count + %s,"
     " last_message_at = COALESCE(%s, last_message_at)"
     " WHERE id = %s"
-    " RETURNING last_seq"
 )
-# The same, only if the sender is a member: a send needs no read before it.
-_SEQ_FOR_SENDER_SQL = (
-    "UPDATE chat_chatsession"
-    " SET last_seq = last_seq + %s, message_count = message_count + %s,"
-    " last_message_at = COALESCE(%s, last_message_at)"
-    " WHERE id = %s"
+# Only if the sender is a member: a send needs no read before it.
+_FOR_SENDER_SQL = (
     " AND EXISTS (SELECT 1 FROM chat_membership WHERE session_id = %s AND user_id = %s)"
-    " RETURNING last_seq"
 )
+# The members as one value, per database: an array on PostgreSQL; SQLite has none, so a
+# comma-separated text (``_member_ids`` reads either).
+_RETURNING_SQL = {
+    "postgresql": (
+        " RETURNING last_seq, ARRAY(SELECT user_id FROM chat_membership WHERE session_id = %s)"
+    ),
+    "sqlite": (
+        " RETURNING last_seq,"
+        " (SELECT group_concat(user_id) FROM chat_membership WHERE session_id = %s)"
+    ),
+}
 
 # The parameters as the ORM writes these column types on the connection's database (a UUID
 # is 32 hex digits on SQLite, a datetime naive UTC text there).
@@ -95,16 +114,16 @@ _MESSAGE_AT = models.DateTimeField()
 
 def seq_take(
     *, session_id, count: int = 1, top_level: int = 0, message_at=None, sender=None
-) -> int | None:
-    """Take the session's next ``count`` seqs; the last of them, or None if there is no such
-    session (or, with ``sender``, if the sender is not a member), and nothing changed. Must
-    run inside the transaction that uses them.
+) -> Allocated | None:
+    """Take the session's next ``count`` seqs: them and the session's members as of then,
+    or None if there is no such session (or, with ``sender``, if the sender is not a
+    member), and nothing changed. Must run inside the transaction that uses them.
 
-    The UPDATE locks the session row until commit, so concurrent writers are serialised and
-    seqs appear in commit order with no duplicates and no gaps. ``top_level``: how many of
-    the seqs are new top-level messages (the session's ``message_count`` moves with them, in
-    this statement: the counter commits or rolls back with the messages). With
-    ``message_at`` the session's ``last_message_at`` moves too.
+    One statement: the UPDATE locks the session row until commit, so concurrent writers are
+    serialised and seqs appear in commit order with no duplicates and no gaps.
+    ``top_level``: how many of the seqs are new top-level messages (the session's
+    ``message_count`` moves with them, in this statement: the counter commits or rolls back
+    with the messages). With ``message_at`` the session's ``last_message_at`` moves too.
     """
     connection = transaction.get_connection()
     if not connection.in_atomic_block:
@@ -113,42 +132,44 @@ def seq_take(
     params = [count, top_level, _MESSAGE_AT.get_db_prep_value(message_at, connection), session_pk]
     sql = _SEQ_SQL
     if sender is not None:
-        sql = _SEQ_FOR_SENDER_SQL
+        sql += _FOR_SENDER_SQL
         params += [session_pk, sender.pk]
+    sql += _RETURNING_SQL[connection.vendor]
+    params.append(session_pk)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
-    return None if row is None else row[0]
+    if row is None:
+        return None
+    return Allocated(seq=row[0], member_ids=_member_ids(row[1]), count=count)
 
 
-def session_member_ids(session_id) -> list[int]:
-    """Who is a member of the session: whom its events are queued for while they have no
-    connection."""
-    return list(Membership.objects.filter(session_id=session_id).values_list("user_id", flat=True))
+def _member_ids(value) -> list[int]:
+    if isinstance(value, str):
+        return [int(user_id) for user_id in value.split(",")]
+    return list(value or ())
 
 
 def seq_allocate(
     *, session_id, count: int = 1, top_level: int = 0, message_at=None, sender=None
 ) -> Allocated | None:
-    """``seq_take``, and the session's members as of then, read in the same transaction.
+    """``seq_take``, with an unknown session an error unless there is a ``sender``.
 
     With ``sender``: None if the sender is not a member (or if there is no such session),
     and nothing changed. The caller raises ``permissions.sender_refusal`` once out of its
     transaction: raised inside a block with no savepoint, it would doom an enclosing
     transaction too. Without: an unknown session raises ``ChatSession.DoesNotExist``.
     """
-    seq = seq_take(
+    allocated = seq_take(
         session_id=session_id,
         count=count,
         top_level=top_level,
         message_at=message_at,
         sender=sender,
     )
-    if seq is None:
-        if sender is not None:
-            return None
+    if allocated is None and sender is None:
         raise ChatSession.DoesNotExist(f"No session {session_id}")
-    return Allocated(seq=seq, member_ids=session_member_ids(session_id), count=count)
+    return allocated
 
 
 def encode(frame: dict[str, Any]) -> str:

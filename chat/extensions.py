@@ -21,10 +21,16 @@ Handler = Callable[[Any, dict], Awaitable[Any]]
 @dataclass(frozen=True)
 class Route:
     """One client event: how to validate its data and what handles it (a consumer method
-    name, or a coroutine function taking the consumer and the validated data)."""
+    name, or a coroutine function taking the consumer and the validated data).
+
+    ``concurrent``: the handler runs as a task of its own once the frame is validated and
+    within its throttle, and the consumer goes on with the next message (a broadcast, the
+    client's next frame) meanwhile; its reply goes out when it ends. For a handler that
+    mostly waits (a send being stored), so the frames for its socket don't wait with it."""
 
     serializer: type[serializers.Serializer]
     handler: str | Handler
+    concurrent: bool = False
 
 
 extra_routes: dict[str, Route] = {}

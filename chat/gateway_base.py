@@ -3,10 +3,13 @@ handshake, the frame envelope, the route table, throttles, errors, token lifetim
 
 A ``GatewayConsumer`` is a Channels ``AsyncWebsocketConsumer`` run as Channels runs it: one
 message at a time, from the socket or the channel layer. While a client frame is handled,
-a broadcast for this socket waits, so everything a request causes (the ``message:new`` of a
-``message:send``, a session's frames after a ``session:join``) reaches the client after the
-request's reply. The handshake has been checked by then: origin (``chatproject.origins``)
-and credentials (``accounts.middleware``), found in ``scope``.
+a broadcast for this socket waits, so everything a request causes (a session's frames after
+a ``session:join``) reaches the client after the request's reply. A route marked
+``concurrent`` (``message:send``: its handler mostly waits for the database) runs as a task
+of its own instead, and the door keeps that order itself (``ChatConsumer.chat_frame`` holds
+the sender's own ``message:new`` until the ack). The handshake has been checked by then:
+origin (``chatproject.origins``) and credentials (``accounts.middleware``), found in
+``scope``.
 
 An idle connection keeps its token lifetime and presence as entries in the worker's timer
 service (``chat.timers``), not tasks of its own.
@@ -89,6 +92,9 @@ class GatewayConsumer(AsyncWebsocketConsumer):
     groups = ()
     # Until the handshake's credentials are accepted (``connect``).
     authenticated = False
+    # The reply tasks of ``concurrent`` routes still running; replaced, never changed in
+    # place, while empty (most connections never have one).
+    replies_pending: set = frozenset()
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -239,20 +245,48 @@ class GatewayConsumer(AsyncWebsocketConsumer):
                     connection=self.throttle_windows,
                 )
             if isinstance(route.handler, str):
-                result = await getattr(self, route.handler)(validated.validated_data)
+                call = getattr(self, route.handler)(validated.validated_data)
             else:
-                result = await route.handler(self, validated.validated_data)
-            await self._send_frame("ack", result, ref=ref)
-        except DomainError as error:
-            await self.reply_error(event, ref, error)
-        except Exception as exc:
-            if (outage := outage_error(exc)) is not None:
-                logger.warning("%s refused: %s (%s: %s)", event, outage.message,
-                               type(exc).__name__, exc)  # fmt: skip
-                await self.reply_error(event, ref, outage)
+                call = route.handler(self, validated.validated_data)
+            if route.concurrent:
+                self._keep(asyncio.create_task(self._reply_when_done(event, ref, call)))
                 return
-            logger.exception("unhandled error in %s", self.__class__.__name__)
-            await self.reply_error(event, ref, DomainError("INTERNAL", "Something went wrong."))
+            result = await call
+            await self._send_frame("ack", result, ref=ref)
+        except Exception as exc:
+            await self._reply_failure(event, ref, exc)
+
+    def _keep(self, task: asyncio.Task) -> None:
+        # The loop keeps only weak references to tasks.
+        if not self.replies_pending:
+            self.replies_pending = set()
+        self.replies_pending.add(task)
+        task.add_done_callback(self.replies_pending.discard)
+
+    async def _reply_when_done(self, event: str, ref, call) -> None:
+        try:
+            result = await call
+            await self._send_frame("ack", result, ref=ref)
+        except Exception as exc:
+            await self._reply_failure(event, ref, exc)
+        finally:
+            await self.replied(event)
+
+    async def replied(self, event: str) -> None:
+        """Called when the reply to a client frame of a ``concurrent`` route has gone out
+        (an ``ack`` or an ``error``)."""
+
+    async def _reply_failure(self, event: str | None, ref, exc: Exception) -> None:
+        if isinstance(exc, DomainError):
+            await self.reply_error(event, ref, exc)
+            return
+        if (outage := outage_error(exc)) is not None:
+            logger.warning("%s refused: %s (%s: %s)", event, outage.message,
+                           type(exc).__name__, exc)  # fmt: skip
+            await self.reply_error(event, ref, outage)
+            return
+        logger.error("unhandled error in %s", self.__class__.__name__, exc_info=exc)
+        await self.reply_error(event, ref, DomainError("INTERNAL", "Something went wrong."))
 
     def throttle_event(self, event: str) -> str:
         """The throttle rule and budget an event counts against: its own, unless a door

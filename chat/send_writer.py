@@ -6,17 +6,29 @@ call at a time. A send stored alone is a transaction of several round trips, so 
 worker's sends queued behind each other in that thread and a worker stored a few hundred a
 second. Here each loop has a writer: a request joins its queue, and one task takes
 everything waiting at that moment and stores it with ``messages_send_batch`` (one
-transaction, one ``database_sync_to_async`` call), settles each request's future with its
+transaction, one call into the writer's thread), settles each request's future with its
 own message or error, then takes what arrived meanwhile. A lone send goes at once; under
 load a batch costs about what one send did, and the batches grow with the load.
 
+The batches run in a thread of the writer's own (``sync_to_async`` with a one-thread
+executor, as asgiref documents), not in the thread Channels' ``database_sync_to_async``
+shares with every other ORM call of the worker: a batch no longer queues behind the other
+calls, and the thread keeps its database connection from one batch to the next while sends
+keep coming, instead of taking it from the pool, with the pool's health check (a round
+trip), and giving it back around every batch. When the queue runs dry the connection goes
+back to the pool (``close_old_connections``), so an idle connection is checked before its
+next use as every other is; one an outage broke under load is dropped by Django when its
+transaction fails to roll back, and the batch's one-by-one retry takes a fresh one.
+
 Chosen over several connections in flight (``sync_to_async(thread_sensitive=False)`` on a
-small pool): those still pay a transaction per message, their commits would reach a
-session's group out of seq order unless reordered, and a thread pool next to the ORM's
-thread hung connects waiting for a pooled connection when it was tried (docs/scaling.md).
-Batches keep one thread, so a session's broadcasts follow its seqs as before: they are sent
-on commit, in seq order, and the batches of a loop run one after the other in submission
-order.
+pool of threads): those still pay a transaction per message, their commits would reach a
+session's group out of seq order unless reordered, and such a pool hung connects waiting
+for a pooled connection when it was tried (each of its threads kept a connection; here one
+thread per loop holds at most one, and only while there is work). The batches of a loop
+run one after the other in submission order, so a session's sends are broadcast on commit
+in seq order. Another write in the session (an edit, from the ORM's thread) is ordered
+against them by the session row's lock, and its broadcast follows its own commit; a client
+that sees a seq out of order fills the gap by seq, as with several workers.
 """
 
 from __future__ import annotations
@@ -25,8 +37,10 @@ import asyncio
 import threading
 import weakref
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 
-from channels.db import database_sync_to_async
+from asgiref.sync import sync_to_async
+from django.db import close_old_connections
 
 from .broadcaster import bind_loop
 from .models import Message
@@ -43,6 +57,9 @@ class _Writer:
     def __init__(self) -> None:
         self.waiting: deque[tuple[SendRequest, asyncio.Future]] = deque()
         self.task: asyncio.Task | None = None
+        thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="send-writer")
+        self.store = sync_to_async(messages_send_batch, thread_sensitive=False, executor=thread)
+        self.release = sync_to_async(close_old_connections, thread_sensitive=False, executor=thread)
 
     def submit(self, request: SendRequest) -> asyncio.Future:
         loop = asyncio.get_running_loop()
@@ -58,16 +75,19 @@ class _Writer:
         batch: list[tuple[SendRequest, asyncio.Future]] = []
         try:
             while self.waiting:
-                batch = [self.waiting.popleft() for _ in range(min(BATCH_MAX, len(self.waiting)))]
-                try:
-                    outcomes = await database_sync_to_async(messages_send_batch)(
-                        [request for request, _ in batch]
-                    )
-                except Exception as exc:
-                    outcomes = [exc] * len(batch)
-                for (_, done), outcome in zip(batch, outcomes, strict=True):
-                    _settle(done, outcome)
-                batch = []
+                while self.waiting:
+                    count = min(BATCH_MAX, len(self.waiting))
+                    batch = [self.waiting.popleft() for _ in range(count)]
+                    try:
+                        outcomes = await self.store([request for request, _ in batch])
+                    except Exception as exc:
+                        outcomes = [exc] * len(batch)
+                    for (_, done), outcome in zip(batch, outcomes, strict=True):
+                        _settle(done, outcome)
+                    batch = []
+                # Dry: the connection goes back to the pool (sends that arrive meanwhile
+                # are taken next, by this task).
+                await self.release()
         finally:
             self.task = None
             # Cancelled with the loop: nobody may wait forever on a send that won't happen.

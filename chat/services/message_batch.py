@@ -6,11 +6,15 @@ sent with its clientId, or the same ``DomainError`` (NOT_FOUND, FORBIDDEN, a bad
 CONTENT_REJECTED, ...), and a failing request fails alone. The requests of one session take
 its seqs in the order given.
 
-What is stored, however many requests and sessions: one read of the clientIds already used,
-one of the sessions' members, one seq statement per session, one INSERT of all the messages,
-one of all their logged events (and one UPDATE per thread replied to). A write that fails
-all the same (two sends with one clientId racing on another worker, a deadlock) rolls the
-transaction back, and the requests are then stored one by one, each with its own outcome.
+What is stored, however many requests and sessions: one seq statement per session (which
+also checks the authors' membership: it returns the members), one INSERT of all the
+messages, one of all their logged events (and one UPDATE per thread replied to). Nothing is
+read first: a repeated clientId (a client's retry) is found by the unique constraint, and an
+author who may not write in a session by the seq statement. Either is rare, so either rolls
+the transaction back, as does a write that fails all the same (two sends with one clientId
+racing on another worker, a deadlock), and the requests are then stored one by one, each
+with its own outcome (``message_store_one``: the first message sent with the clientId, or
+the refusal).
 """
 
 from __future__ import annotations
@@ -23,12 +27,10 @@ from typing import Any, NamedTuple
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from chatproject.errors import DomainError, not_found
+from chatproject.errors import not_found
 
 from ..events import Allocated, Append, events_append_all, seq_take
-from ..models import Membership, Message
-from ..permissions import sender_refusal
-from ..selectors import message_get
+from ..models import Message
 from .messages import message_prepare, message_store_one, messages_insert, new_message_events
 
 logger = logging.getLogger(__name__)
@@ -74,7 +76,6 @@ def messages_send_batch(requests: Sequence[SendRequest]) -> list[Outcome]:
                 continue
             first_with[key] = index
         prepared.append((index, message))
-    prepared = _without_repeats(prepared, outcomes)
     if prepared:
         _store(prepared, requests, outcomes)
     for index, first in repeats.items():
@@ -91,90 +92,47 @@ def _session_id(value) -> uuid.UUID:
         raise not_found("Session") from exc
 
 
-def _without_repeats(prepared, outcomes) -> list[tuple[int, Message]]:
-    """The prepared messages whose clientId was not used before, in one read; the others'
-    outcome is the message first sent with it."""
-    client_ids = {message.client_id for _, message in prepared if message.client_id}
-    if not client_ids:
-        return prepared
-    # Each column narrowed to the batch's values: the unique constraint's index
-    # (session, author, client_id) answers it.
-    used = {
-        (session_id, author_id, client_id): pk
-        for session_id, author_id, client_id, pk in Message.objects.filter(
-            session_id__in={message.session_id for _, message in prepared},
-            author_id__in={message.author_id for _, message in prepared},
-            client_id__in=client_ids,
-        ).values_list("session_id", "author_id", "client_id", "pk")
-    }
-    fresh = []
-    for index, message in prepared:
-        pk = used.get((message.session_id, message.author_id, message.client_id))
-        if pk is None:
-            fresh.append((index, message))
-        else:
-            outcomes[index] = message_get(pk)
-    return fresh
-
-
 def _store(prepared, requests, outcomes) -> None:
     try:
         with transaction.atomic():
-            refused = _store_together(prepared)
-    except DatabaseError:
-        logger.info("a batch of %d sends failed; storing them one by one", len(prepared),
-                    exc_info=True)  # fmt: skip
+            _store_together(prepared)
+    except (DatabaseError, _Refused) as exc:
+        logger.info("a batch of %d sends was not stored together (%s); storing them one by one",
+                    len(prepared), type(exc).__name__)  # fmt: skip
         for index, message in prepared:
             outcomes[index] = _store_alone(message, author=requests[index].author)
         return
     for index, message in prepared:
-        author = requests[index].author
-        if index in refused:
-            outcomes[index] = _refusal(author=author, session_id=message.session_id)
-        else:
-            outcomes[index] = message
+        outcomes[index] = message
 
 
-def _store_together(prepared: list[tuple[int, Message]]) -> set[int]:
-    """Store the messages of members in one go; the indexes of those refused (the author
-    is not a member, or there is no such session), which take no seq."""
-    by_session: dict[uuid.UUID, list[tuple[int, Message]]] = {}
-    for index, message in prepared:
-        by_session.setdefault(message.session_id, []).append((index, message))
-    members: dict[uuid.UUID, set[int]] = {}
-    for session_id, user_id in Membership.objects.filter(
-        session_id__in=list(by_session)
-    ).values_list("session_id", "user_id"):
-        members.setdefault(session_id, set()).add(user_id)
-    refused: set[int] = set()
+class _Refused(Exception):
+    """An author of the batch may not write in its session (or the session is gone): the
+    batch's transaction is rolled back, and each request gets its own answer alone."""
+
+
+def _store_together(prepared: list[tuple[int, Message]]) -> None:
+    """Store the messages in one go, or raise ``_Refused`` (and the caller rolls back)."""
+    by_session: dict[uuid.UUID, list[Message]] = {}
+    for _, message in prepared:
+        by_session.setdefault(message.session_id, []).append(message)
     appends: list[tuple[uuid.UUID, Allocated, list[Message]]] = []
     now = timezone.now()
     # Sessions in one order for every batch: two batches locking the same rows in opposite
     # orders would deadlock.
     for session_id in sorted(by_session):
-        ids = members.get(session_id, set())
-        accepted = []
-        for index, message in by_session[session_id]:
-            if message.author_id in ids:
-                accepted.append(message)
-            else:
-                refused.add(index)
-        if not accepted:
-            continue
-        seq = seq_take(
+        messages = by_session[session_id]
+        allocated = seq_take(
             session_id=session_id,
-            count=len(accepted),
-            top_level=sum(message.parent_id is None for message in accepted),
+            count=len(messages),
+            top_level=sum(message.parent_id is None for message in messages),
             message_at=now,
         )
-        if seq is None:
-            # The session went away since its members were read.
-            refused |= {index for index, _ in by_session[session_id]}
-            continue
-        allocated = Allocated(seq=seq, member_ids=sorted(ids), count=len(accepted))
-        for message, taken in zip(accepted, allocated.seqs, strict=True):
+        if allocated is None or not {m.author_id for m in messages} <= set(allocated.member_ids):
+            raise _Refused
+        for message, taken in zip(messages, allocated.seqs, strict=True):
             message.seq = taken
-        appends.append((session_id, allocated, accepted))
+        appends.append((session_id, allocated, messages))
     messages_insert([message for *_, stored in appends for message in stored])
     events_append_all(
         [
@@ -182,16 +140,6 @@ def _store_together(prepared: list[tuple[int, Message]]) -> set[int]:
             for session_id, allocated, stored in appends
         ]
     )
-    return refused
-
-
-def _refusal(*, author, session_id) -> DomainError:
-    """Why the author may not write in the session (``sender_refusal`` raises what
-    ``session_get_for_member`` answers, and returns the rest)."""
-    try:
-        return sender_refusal(user=author, session_id=session_id)
-    except DomainError as error:
-        return error
 
 
 def _store_alone(message: Message, *, author) -> Outcome:

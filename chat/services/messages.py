@@ -124,9 +124,9 @@ def messages_store(
     other models that belong with them, such as a stream's). Atomic by itself, or part of
     the caller's transaction if there is one; their broadcasts follow its commit.
 
-    One transaction: the seq statement, the members read, one INSERT for the messages and
-    one for their events however many there are, one UPDATE to count replies in their
-    thread, one INSERT per model of ``also``.
+    One transaction: the seq statement (which returns the members too), one INSERT for the
+    messages and one for their events however many there are, one UPDATE to count replies
+    in their thread, one INSERT per model of ``also``.
 
     With ``sender``, the seq statement checks that the sender is a member: False if not, and
     nothing stored. The caller raises ``permissions.sender_refusal`` (``seq_allocate`` says

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from chat import event_types
 from chat.models import ChatSession, Message, SessionEvent
@@ -142,3 +143,40 @@ def test_a_client_id_race_on_the_unique_constraint_fails_no_other_request(room, 
     stored = Message.objects.filter(session=room).order_by("seq")
     assert list(stored.values_list("seq", "content")) == [(1, "hi"), (2, "before"), (3, "after")]
     assert list(SessionEvent.objects.order_by("seq").values_list("seq", flat=True)) == [1, 2, 3]
+
+
+def test_a_batch_reads_nothing_first_one_statement_per_session_then_two_inserts(
+    alice, bob, django_capture_on_commit_callbacks
+):
+    rooms = [session_create(creator=alice, title=f"r{n}", member_ids=[bob.pk]) for n in range(2)]
+    requests = [
+        SendRequest((alice, bob)[n % 2], rooms[n % 2].pk, f"m{n}", client_id=f"c{n}")
+        for n in range(6)
+    ]
+
+    with CaptureQueriesContext(connection) as captured, django_capture_on_commit_callbacks():
+        outcomes = messages_send_batch(requests)
+
+    assert all(isinstance(o, Message) for o in outcomes)
+    statements = [q["sql"].split()[0] for q in captured.captured_queries]
+    # No clientId or members read: each session's seq statement checks the authors (it
+    # returns the members), and the unique constraint catches a repeated clientId.
+    assert statements == ["BEGIN", "UPDATE", "UPDATE", "INSERT", "INSERT", "COMMIT"]
+
+
+def test_a_non_member_in_a_batch_is_refused_and_the_others_are_stored_gap_free(
+    room, alice, bob, carol
+):
+    outcomes = messages_send_batch(
+        [
+            SendRequest(alice, room.pk, "one"),
+            SendRequest(carol, room.pk, "let me in"),
+            SendRequest(bob, room.pk, "two"),
+        ]
+    )
+
+    assert codes(outcomes) == ["Message", "FORBIDDEN", "Message"]
+    stored = Message.objects.filter(session=room).order_by("seq")
+    assert list(stored.values_list("seq", "content")) == [(1, "one"), (2, "two")]
+    room.refresh_from_db()
+    assert (room.last_seq, room.message_count) == (2, 2)

@@ -6,11 +6,13 @@ import asyncio
 
 import pytest
 from channels.db import database_sync_to_async
+from django.db import connection
 
 from chat.models import ChatSession, Message, SessionEvent
 from chat.send_writer import BATCH_MAX, message_send_async
 from chat.services.sessions import session_create
 from chatproject.errors import DomainError
+from tests.conftest import on_postgres
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -79,3 +81,39 @@ async def test_a_failing_send_fails_only_its_caller(settings, room, alice, bob, 
     assert isinstance(stranger, DomainError) and repeat.pk == first.pk
     assert (one.seq, two.seq) == (2, 3)
     assert await stored(room) == [(1, alice.pk, "hi"), (2, alice.pk, "one"), (3, bob.pk, "two")]
+
+
+@pytest.fixture
+def teardown_backend_pid() -> int:
+    """The backend of the test's own connection, which tears the test down."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+@database_sync_to_async
+def drop_connections(*, sparing: int) -> None:
+    # A database restart, as the writer's connection sees it.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid NOT IN (pg_backend_pid(), %s)",
+            [sparing],
+        )
+
+
+@pytest.mark.skipif(not on_postgres(), reason="needs PostgreSQL: connections to drop")
+async def test_a_send_after_the_database_dropped_the_writer_s_connections_is_stored(
+    alice, bob, teardown_backend_pid
+):
+    room = await database_sync_to_async(session_create)(
+        creator=alice, title="general", member_ids=[bob.pk]
+    )
+    await message_send_async(author=alice, session_id=room.pk, content="one")
+    await asyncio.sleep(0.2)  # the writer ran dry and gave its connection back
+
+    await drop_connections(sparing=teardown_backend_pid)
+    message = await message_send_async(author=bob, session_id=room.pk, content="two")
+
+    assert message.seq == 2
+    assert [content for *_, content in await stored(room)] == ["one", "two"]
