@@ -42,6 +42,7 @@ def session_join_snapshot(*, user, session_id, last_seq: int | None) -> dict:
         "hasMore": False,
         "activeStreams": [],
     }
+    _fit_members(snapshot, user_id=user.pk, room=snapshot_max_bytes())
     room = frame_max_bytes() - ENVELOPE_ALLOWANCE - encoded_size(snapshot)
     streams = []
     for stream in active_streams(session.pk):
@@ -54,6 +55,38 @@ def session_join_snapshot(*, user, session_id, last_seq: int | None) -> dict:
             session_id=session.pk, last_seq=last_seq, room=room
         )
     return snapshot
+
+
+def snapshot_max_bytes() -> int:
+    """What the snapshot may take of the reply: the rest is room for one event of any size."""
+    return frame_max_bytes() - ENVELOPE_ALLOWANCE - event_max_bytes()
+
+
+def _fit_members(snapshot: dict, *, user_id: int, room: int) -> None:
+    """In a room too large for its members to fit in the reply beside one event (about a
+    thousand members), keep those that fit, the joining user and the members online first,
+    and say ``membersOmitted``: ``GET /api/chat/sessions/:id`` and its ``/presence`` list them
+    all. The session's own ``members`` is the same list, so it is cut alike."""
+    if encoded_size(snapshot) <= room:
+        return
+    online = {entry["user"]["id"] for entry in snapshot["presence"] if entry["status"] == "online"}
+    by_id = {entry["user"]["id"]: entry for entry in snapshot["presence"]}
+    first = sorted(snapshot["members"], key=lambda m: (m["id"] != user_id, m["id"] not in online))
+    fixed = {**snapshot, "session": {**snapshot["session"], "members": []}, "members": [],
+             "presence": [], "membersOmitted": True}  # fmt: skip
+    room -= encoded_size(fixed)
+    kept = []
+    for member in first:
+        # The member twice (the session's list and the reply's) and its presence entry,
+        # each with a separator.
+        room -= 2 * (encoded_size(member) + 1) + encoded_size(by_id[member["id"]]) + 1
+        if room < 0:
+            break
+        kept.append(member)
+    snapshot["session"] = {**snapshot["session"], "members": kept}
+    snapshot["members"] = kept
+    snapshot["presence"] = [by_id[m["id"]] for m in kept]
+    snapshot["membersOmitted"] = True
 
 
 def _missed_that_fit(*, session_id, last_seq: int, room: int) -> tuple[list[dict], bool]:

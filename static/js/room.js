@@ -636,8 +636,13 @@ client.on("session:joined", (ack) => {
   $("#room").dataset.joined = "true"; // the room is live (browser tests wait for this)
   showConnection();
   members.merge(ack.members || []);
-  for (const entry of ack.presence || [])
-    members.setPresence(entry.user, entry.status === "online");
+  members.setPresenceAll(ack.presence || []);
+  // A room too large for one reply lists some of its members: the rest come over REST.
+  if (ack.membersOmitted) {
+    api(`/api/chat/sessions/${sessionId}/presence`)
+      .then((all) => members.setPresenceAll(all))
+      .catch(() => {});
+  }
 });
 client.on("stream:update", (stream) => {
   if (stream.sessionId && stream.sessionId !== sessionId) return;

@@ -12,6 +12,7 @@ import logging
 
 import orjson
 import pytest
+from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
@@ -20,6 +21,7 @@ from chat.events import group_for_session
 from chat.extensions import active_stream_providers, register_active_streams
 from chat.frame_size import fit_event_frame
 from chat.join import session_join_snapshot
+from chat.presence import presence_for_session
 from chat.serializers import METADATA_MAX_BYTES, AttachmentUrlInput
 from chat.services.attachments import attachment_add_url
 from chat.services.messages import message_send
@@ -193,6 +195,40 @@ def test_a_running_answers_text_too_large_for_the_join_reply_is_left_out(small_c
     assert "content" not in long and long["contentOmitted"] is True and long["index"] == 9
     assert [frame["seq"] for frame in snapshot["missed"]] == [1]
     assert size(snapshot) <= CAP
+
+
+@pytest.mark.django_db
+def test_a_room_too_large_for_the_join_reply_lists_the_members_that_fit(
+    small_cap, alice, bob, django_user_model
+):
+    """Past what fits beside one event, the reply keeps the joining user and the members
+    online first, says ``membersOmitted``, and still brings a missed event; REST lists all."""
+    others = django_user_model.objects.bulk_create(
+        django_user_model(username=f"member{n:03}") for n in range(80)
+    )
+    room = session_create(creator=alice, title="big", member_ids=[bob.pk, *(u.pk for u in others)])
+    message_send(author=alice, session_id=room.pk, content="hello")
+    async_to_sync(get_state().connection_open)(others[-1].pk, "conn-1")
+
+    snapshot = session_join_snapshot(user=bob, session_id=room.pk, last_seq=0)
+
+    assert size({"event": "ack", "ref": 1, "data": snapshot}) <= CAP
+    assert snapshot["membersOmitted"] is True
+    kept = [m["id"] for m in snapshot["members"]]
+    assert 0 < len(kept) < 82
+    assert kept[:2] == [bob.pk, others[-1].pk]
+    assert [m["id"] for m in snapshot["session"]["members"]] == kept
+    assert [p["user"]["id"] for p in snapshot["presence"]] == kept
+    assert [frame["seq"] for frame in snapshot["missed"]] == [1]
+    assert len(presence_for_session(session=room)) == 82
+
+
+@pytest.mark.django_db
+def test_a_room_that_fits_lists_every_member_without_saying_so(small_cap, alice, bob):
+    room = session_create(creator=alice, title="r", member_ids=[bob.pk])
+    snapshot = session_join_snapshot(user=bob, session_id=room.pk, last_seq=None)
+    assert "membersOmitted" not in snapshot
+    assert {m["id"] for m in snapshot["members"]} == {alice.pk, bob.pk}
 
 
 # --- what can't be sent -------------------------------------------------------------------

@@ -37,10 +37,20 @@ export class Members {
   }
 
   setPresence(user, online) {
+    this._presence(user, online);
+    this.render();
+  }
+
+  /** Presence entries ([{user, status}]: a join ack's or the REST list's), drawn once. */
+  setPresenceAll(entries) {
+    for (const entry of entries) this._presence(entry.user, entry.status === "online");
+    this.render();
+  }
+
+  _presence(user, online) {
     const known = this.byId.get(user.id);
     if (known) known.online = online;
     else this.byId.set(user.id, { ...user, role: "member", lastSeenSeq: 0, online });
-    this.render();
   }
 
   /** A member read up to `seq`; true if that moved their watermark. */
