@@ -12,7 +12,8 @@ two changes that touch neither the measured path nor its cost.
   the benchmark's user 5's sockets (``user-<id>`` groups). The base settings derive these
   prefixes the same way; this keeps the benchmark isolated whatever they do.
 
-With ``BENCH_UNTHROTTLED=1`` in the environment (``bench/fanout.py``'s ``+raised`` variants)
+With ``BENCH_UNTHROTTLED=1`` in the environment (``bench/fanout.py``'s ``+unthrottled`` variants,
+and ``bench/idle.py``, whose users each open hundreds of connections)
 every per-user event limit, and the new-connection limit, is raised out of reach, so a run
 measures what a worker carries, not what the contract's throttle lets through
 (``message:send``: 30 per user per minute).
