@@ -47,6 +47,17 @@ async def request_seeing(ws, event: str, data: dict, ref="r") -> tuple[dict, lis
             before.append(frame)
 
 
+async def until(ws, *events: str) -> list[dict]:
+    """Frames up to and including the first named one of ``events``."""
+    frames = []
+    async with asyncio.timeout(WITHIN_S):
+        while True:
+            frame = await ws.receive_json_from(timeout=WITHIN_S)
+            frames.append(frame)
+            if frame["event"] in events:
+                return frames
+
+
 async def streams_finished(within: float = WITHIN_S) -> None:
     """Wait until no room stream runs on this worker (their tasks have saved and cleaned
     up), so a test never ends with one still writing."""

@@ -5,8 +5,6 @@ them, history as context, saving, stopping, failures, and the envelope shared wi
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from channels.db import database_sync_to_async
 
@@ -17,7 +15,7 @@ from llm import ai_events
 from llm.models import Stream
 from llm.system_prompts import ONE_TO_ONE
 
-from .streams import WITHIN_S, streams_finished, streams_stopped
+from .streams import streams_finished, streams_stopped, until
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -33,17 +31,6 @@ async def no_stream_left_running():
 
 async def send(ws, event: str, data: dict, ref="r") -> None:
     await ws.send_json_to({"event": event, "data": data, "ref": ref})
-
-
-async def until(ws, *events: str) -> list[dict]:
-    """Frames up to and including the first named one of ``events``."""
-    frames = []
-    async with asyncio.timeout(WITHIN_S):
-        while True:
-            frame = await ws.receive_json_from(timeout=WITHIN_S)
-            frames.append(frame)
-            if frame["event"] in events:
-                return frames
 
 
 def named(frames, event: str) -> list[dict]:

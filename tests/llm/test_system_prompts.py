@@ -6,7 +6,6 @@ carry their authors' names, and they do; a one-to-one door's tells it it is an a
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
@@ -21,7 +20,7 @@ from llm.system_prompts import GROUP_CHAT, ONE_TO_ONE
 
 from ..chat.conftest import request
 from .sse import asgi_client, bearer, parse_sse
-from .streams import WITHIN_S, streams_finished, streams_stopped
+from .streams import streams_finished, streams_stopped, until
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -128,16 +127,6 @@ async def test_a_room_agents_prompt_replaces_the_default_and_a_blank_one_keeps_i
 
 
 # -- /ws/ai/: chat:start (seed 001) and prompt (seed 000) -------------------------------------
-
-
-async def until(ws, *events: str) -> list[dict]:
-    frames = []
-    async with asyncio.timeout(WITHIN_S):
-        while True:
-            frame = await ws.receive_json_from(timeout=WITHIN_S)
-            frames.append(frame)
-            if frame["event"] in events:
-                return frames
 
 
 async def ai_answer(ai_connect, user, event: str, conversation: ChatSession | None, text: str):
