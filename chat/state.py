@@ -329,17 +329,21 @@ class RedisState:
             return False
         return left == 0
 
+    def _online_pipe(self, client, user_ids: list[int]):
+        """A pipeline counting each user's live presence entries."""
+        now = time.time()
+        pipe = client.pipeline(transaction=False)
+        for uid in user_ids:
+            pipe.zcount(self._key("presence", uid), now, "+inf")
+        return pipe
+
     def online(self, user_ids) -> set[int]:
         """The users with an open connection; nobody, while Redis can't be read."""
         user_ids = list(user_ids)
         if not user_ids:
             return set()
-        now = time.time()
-        pipe = self._sync.pipeline(transaction=False)
-        for uid in user_ids:
-            pipe.zcount(self._key("presence", uid), now, "+inf")
         try:
-            counts = pipe.execute()
+            counts = self._online_pipe(self._sync, user_ids).execute()
         except self._errors as exc:
             _outage("presence", exc)
             return set()
@@ -348,12 +352,10 @@ class RedisState:
     async def online_now(self, user_ids) -> set[int]:
         """``online`` on the event loop."""
         user_ids = list(user_ids)
-        now = time.time()
-        pipe = self._async().pipeline(transaction=False)
-        for uid in user_ids:
-            pipe.zcount(self._key("presence", uid), now, "+inf")
+        if not user_ids:
+            return set()
         try:
-            counts = await pipe.execute()
+            counts = await self._online_pipe(self._async(), user_ids).execute()
         except self._errors as exc:
             _outage("presence", exc)
             return set()
