@@ -51,18 +51,19 @@ def frame_fits(text: str) -> bool:
     return len(text) * 4 <= cap or len(text.encode()) <= cap
 
 
-def content_omitted(data: Mapping[str, Any]) -> dict[str, Any]:
-    """``data`` without its ``content``, saying so (``contentOmitted: true``)."""
-    rest = {key: value for key, value in data.items() if key != "content"}
-    return {**rest, "contentOmitted": True}
+def content_omitted(data: Mapping[str, Any], field: str = "content") -> dict[str, Any]:
+    """``data`` without its ``content`` (or ``field``), saying so (``contentOmitted: true``,
+    or ``<field>Omitted``)."""
+    rest = {key: value for key, value in data.items() if key != field}
+    return {**rest, f"{field}Omitted": True}
 
 
-def fit_content(data: dict[str, Any], *, room: int) -> dict[str, Any]:
+def fit_content(data: dict[str, Any], *, room: int, field: str = "content") -> dict[str, Any]:
     """``data`` as it is if it encodes to at most ``room`` bytes, else without its
-    ``content`` (``contentOmitted``)."""
-    if "content" not in data or encoded_size(data) <= room:
+    ``content`` (or ``field``): ``content_omitted``."""
+    if field not in data or encoded_size(data) <= room:
         return data
-    return content_omitted(data)
+    return content_omitted(data, field)
 
 
 def _scalar_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:

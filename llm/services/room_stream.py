@@ -33,7 +33,6 @@ from django.utils import timezone
 from chat.events import broadcast_async, broadcast_now, encode, group_for_session
 from chat.frame_size import (
     ENVELOPE_ALLOWANCE,
-    encoded_size,
     event_max_bytes,
     fit_content,
     frame_max_bytes,
@@ -84,10 +83,7 @@ def _whole_content_if_it_fits(data: dict) -> dict:
 def _tool_result_if_it_fits(data: dict) -> dict:
     """A ``stream:tool`` frame's data, without a ``result`` too large for a frame
     (``resultOmitted: true``): the saved message's ``metadata.toolCalls`` has it."""
-    if encoded_size(data) <= event_max_bytes():
-        return data
-    rest = {key: value for key, value in data.items() if key != "result"}
-    return {**rest, "resultOmitted": True}
+    return fit_content(data, room=event_max_bytes(), field="result")
 
 
 class RoomStream:
