@@ -15,7 +15,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from chatproject.errors import DomainError
 from chatproject.validation import validated
 
-from .ratelimit import auth_rate_check, login_rate_check
+from .ratelimit import login_rate_check, register_rate_check
 from .serializers import (
     MeSerializer,
     RefreshInputSerializer,
@@ -34,7 +34,7 @@ class RegisterApi(APIView):
 
     @extend_schema(request=RegisterInputSerializer, responses={201: UserSerializer})
     def post(self, request):
-        auth_rate_check(request, group="auth.register", keys=["ip"])
+        register_rate_check(request)
         user = user_register(**validated(RegisterInputSerializer, request.data))
         return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
 

@@ -16,18 +16,9 @@ from django.views.decorators.http import require_http_methods
 from chatproject.errors import DomainError
 
 from .forms import SignupForm
-from .ratelimit import auth_rate_check
+from .ratelimit import register_rate_check
 
 SAFE_NEXT_DEFAULT = "/"
-
-
-def _rate_limited(request, group: str) -> str | None:
-    """The sentence to show when this IP is over ``AUTH_RATE``, else None."""
-    try:
-        auth_rate_check(request, group=group, keys=["ip"])
-    except DomainError as error:
-        return f"{error.message} ({error.as_data().get('retryAfter', 60)} s)"
-    return None
 
 
 class LoginView(auth_views.LoginView):
@@ -48,15 +39,22 @@ def signup(request):
     if request.user.is_authenticated:
         return redirect(SAFE_NEXT_DEFAULT)
     form = SignupForm(request.POST or None)
-    status = 200
+    status, retry_after = 200, None
     if request.method == "POST":
-        if refusal := _rate_limited(request, "page.signup"):
+        try:
+            # The same count as POST /api/auth/register: one limit per IP, whichever door.
+            register_rate_check(request)
+        except DomainError as error:
+            retry_after = error.as_data()["retryAfter"]
             form.is_valid()
-            form.add_error(None, refusal)
+            form.add_error(None, f"{error.message} ({retry_after} s)")
             status = 429
-        elif form.is_valid() and (user := form.save()) is not None:
-            auth.login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-            return redirect(SAFE_NEXT_DEFAULT)
         else:
+            if form.is_valid() and (user := form.save()) is not None:
+                auth.login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+                return redirect(SAFE_NEXT_DEFAULT)
             status = 400
-    return render(request, "accounts/signup.html", {"form": form}, status=status)
+    response = render(request, "accounts/signup.html", {"form": form}, status=status)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response

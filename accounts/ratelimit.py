@@ -15,6 +15,7 @@ from chatproject.errors import DomainError
 
 LOGIN_GROUP = "auth.login"
 LOGIN_KEYS = ["ip", "accounts.ratelimit.username_key"]
+REGISTER_GROUP = "auth.register"
 
 
 def auth_rate_check(request, *, group: str, keys: list[str]) -> None:
@@ -35,6 +36,11 @@ def auth_rate_check(request, *, group: str, keys: list[str]) -> None:
 def login_rate_check(request) -> None:
     """Count one login attempt, whichever door it came through; refuse if over the limit."""
     auth_rate_check(request, group=LOGIN_GROUP, keys=LOGIN_KEYS)
+
+
+def register_rate_check(request) -> None:
+    """Count one sign-up, through the REST door or the web page alike, per IP."""
+    auth_rate_check(request, group=REGISTER_GROUP, keys=["ip"])
 
 
 def username_key(group, request) -> str:

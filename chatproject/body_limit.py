@@ -16,6 +16,8 @@ import orjson
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 
+from .errors import DomainError
+
 ENVELOPE_ALLOWANCE = 64 * 1024
 
 
@@ -34,20 +36,17 @@ def _content_length(scope) -> int | None:
 
 
 async def _send_413(send) -> None:
-    body = orjson.dumps(
-        {
-            "code": "PAYLOAD_TOO_LARGE",
-            "message": (
-                "The request body is too large: attachments can be at most "
-                f"{filesizeformat(settings.ATTACHMENT_MAX_BYTES)}."
-            ),
-            "details": {"maxBytes": settings.ATTACHMENT_MAX_BYTES},
-        }
+    error = DomainError(
+        "PAYLOAD_TOO_LARGE",
+        "The request body is too large: attachments can be at most "
+        f"{filesizeformat(settings.ATTACHMENT_MAX_BYTES)}.",
+        details={"maxBytes": settings.ATTACHMENT_MAX_BYTES},
     )
+    body = orjson.dumps(error.as_data())
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": error.status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),

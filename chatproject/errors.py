@@ -13,7 +13,7 @@ import math
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -153,6 +153,17 @@ def error_response(error: DomainError) -> Response:
     return response
 
 
+def error_json(error: DomainError) -> JsonResponse:
+    """A refusal in the API's one error shape ``{code, message, details?}``."""
+    response = JsonResponse(error.as_data(), status=error.status)
+    if error.status == 401:
+        # As DRF answers a 401: say which scheme to use.
+        response["WWW-Authenticate"] = 'Bearer realm="api"'
+    if error.retry_after is not None:
+        response["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
+    return response
+
+
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     """DRF's exception handler: every refusal leaves as ``{code, message, details?}``."""
     if isinstance(exc, DomainError):
@@ -179,7 +190,4 @@ def api_not_found(request, *args, **kwargs):
     """Any ``/api/`` path no route matched: the JSON error shape, not Django's HTML page.
     CSRF-exempt (nothing is changed here), or an unknown path POSTed to would get the CSRF
     middleware's HTML 403 instead of this 404."""
-    from django.http import JsonResponse
-
-    error = DomainError("NOT_FOUND", f"No API endpoint at {request.path}.")
-    return JsonResponse(error.as_data(), status=404)
+    return error_json(DomainError("NOT_FOUND", f"No API endpoint at {request.path}."))

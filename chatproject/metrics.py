@@ -8,10 +8,10 @@ input, so a client can't grow the number of series. Only an operator may read th
 
 from __future__ import annotations
 
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
 
-from .errors import DomainError
+from .errors import DomainError, error_json
 from .operator_access import operator_allowed
 
 WS_CONNECTIONS = Gauge("chat_ws_connections", "WebSocket connections open on this worker.")
@@ -36,7 +36,5 @@ async def metrics_view(request) -> HttpResponse:
             "Metrics are for operators: send Authorization: Bearer <METRICS_TOKEN>, "
             "or log in as staff.",
         )
-        response = JsonResponse(refusal.as_data(), status=401)
-        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
-        return response
+        return error_json(refusal)
     return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)

@@ -16,7 +16,7 @@ from channels.db import database_sync_to_async
 from django.views.decorators.csrf import csrf_exempt
 
 from chat.throttles import throttle_check
-from chatproject.errors import DomainError, validation_error
+from chatproject.errors import DomainError, error_json, validation_error
 from chatproject.json_depth import TOO_DEEP_MESSAGE, nested_too_deep
 
 from .http_auth import request_user
@@ -25,7 +25,7 @@ from .selectors import stream_get_for_member
 from .services.slots import slot_acquire, slot_release
 from .services.sse_answer import sse_answer, sse_prepare
 from .services.stream_follow import StreamFollower
-from .sse_wire import EventStreamResponse, error_json
+from .sse_wire import EventStreamResponse
 
 # An LLM request spends the same per-user budget whichever door it comes through.
 THROTTLE_EVENT = "stream:request"

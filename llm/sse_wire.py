@@ -10,14 +10,11 @@ request to Ollama when a client hangs up.
 
 from __future__ import annotations
 
-import math
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from django.http import JsonResponse, StreamingHttpResponse
-
-from chatproject.errors import DomainError
+from django.http import StreamingHttpResponse
 
 # A comment line: ignored by clients, keeps proxies from timing an idle stream out.
 KEEPALIVE = b": keepalive\n\n"
@@ -46,14 +43,3 @@ class EventStreamResponse(StreamingHttpResponse):
                 yield part
         finally:
             await self._events.aclose()
-
-
-def error_json(error: DomainError) -> JsonResponse:
-    """A refusal in the API's one error shape ``{code, message, details?}``."""
-    response = JsonResponse(error.as_data(), status=error.status)
-    if error.status == 401:
-        # As DRF answers a 401: say which scheme to use.
-        response["WWW-Authenticate"] = 'Bearer realm="api"'
-    if error.retry_after is not None:
-        response["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
-    return response

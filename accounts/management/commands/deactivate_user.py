@@ -19,10 +19,10 @@ class Command(BaseCommand):
         parser.add_argument("usernames", nargs="+", metavar="username")
 
     def handle(self, *args, usernames: list[str], **options) -> None:
-        users = get_user_model().objects
-        missing = [name for name in usernames if not users.filter(username=name).exists()]
+        found = {u.username: u for u in get_user_model().objects.filter(username__in=usernames)}
+        missing = [name for name in usernames if name not in found]
         if missing:
             raise CommandError(f"No such user: {', '.join(missing)}. Nobody was deactivated.")
-        for name in usernames:
-            user_deactivate(user=users.get(username=name))
+        for name in dict.fromkeys(usernames):
+            user_deactivate(user=found[name])
             self.stdout.write(f"Deactivated {name}: tokens refused, connections closed.")
