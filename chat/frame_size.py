@@ -94,12 +94,13 @@ def fit_event_frame(frame: dict[str, Any]) -> dict[str, Any]:
         def with_message(changed: dict[str, Any]) -> dict[str, Any]:
             return {**frame, "data": {**frame["data"], "message": changed}}
 
-        fitted = with_message(content_omitted(message))
+        without_content = content_omitted(message)
+        fitted = with_message(without_content)
         if encoded_size(fitted) <= limit:
             return fitted
         fitted = with_message(
             {
-                **content_omitted(message),
+                **without_content,
                 "metadata": _scalar_metadata(message.get("metadata") or {}),
                 "metadataOmitted": True,
             }
