@@ -123,7 +123,7 @@ class ChatConsumer(GatewayConsumer):
             if not frame_fits(text):
                 logger.warning("dropped a %d-character queued frame over the frame cap for "
                                "user %s", len(text), self.user.pk)  # fmt: skip
-            elif not await self.send(text_data=text):
+            elif not await self.send_fitting(text_data=text):
                 break
             delivered = entry_id
         if delivered is not None:

@@ -263,6 +263,8 @@ def broadcast_now(group: str, text: str, *, queue_for_session=None, queue_for=No
     The send and the offline queueing leave this thread at once (``chat.broadcaster``):
     at most the members are read here, through this thread's database connection.
     """
+    if not _fits(group, text):
+        return
     if queue_for is None and queue_for_session is not None:
         try:
             queue_for = list(
@@ -272,8 +274,6 @@ def broadcast_now(group: str, text: str, *, queue_for_session=None, queue_for=No
             )
         except Exception:
             logger.warning("offline queueing for %s failed", group, exc_info=True)
-    if not _fits(group, text):
-        return
     then = _offline_queueing(queue_for, text) if queue_for else None
     broadcaster.publish(group, {"type": FRAME_MESSAGE_TYPE, "text": text}, then=then)
 

@@ -45,10 +45,16 @@ def encoded_size(value: Any) -> int:
 
 
 def frame_fits(text: str) -> bool:
-    """Whether an encoded frame may be sent. A text of n characters takes at most 4n bytes,
-    so most frames are answered without encoding them again."""
+    """Whether an encoded frame may be sent. A text of n characters takes n to 4n bytes,
+    and exactly n if it is ASCII (a scan, no copy): only a long non-ASCII text is encoded
+    again to be measured. Called for each socket a broadcast reaches, so kept cheap."""
     cap = frame_max_bytes()
-    return len(text) * 4 <= cap or len(text.encode()) <= cap
+    length = len(text)
+    if length * 4 <= cap:
+        return True
+    if length > cap:
+        return False
+    return text.isascii() or len(text.encode()) <= cap
 
 
 def content_omitted(data: Mapping[str, Any], field: str = "content") -> dict[str, Any]:
@@ -89,12 +95,13 @@ def fit_event_frame(frame: dict[str, Any]) -> dict[str, Any]:
         def with_message(changed: dict[str, Any]) -> dict[str, Any]:
             return {**frame, "data": {**frame["data"], "message": changed}}
 
-        fitted = with_message(content_omitted(message))
+        without_content = content_omitted(message)
+        fitted = with_message(without_content)
         if encoded_size(fitted) <= limit:
             return fitted
         fitted = with_message(
             {
-                **content_omitted(message),
+                **without_content,
                 "metadata": _scalar_metadata(message.get("metadata") or {}),
                 "metadataOmitted": True,
             }

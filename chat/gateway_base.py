@@ -337,6 +337,10 @@ class GatewayConsumer(AsyncWebsocketConsumer):
                            "(connection %s)", len(text_data), frame_max_bytes(),
                            self.connection_id)  # fmt: skip
             return False
+        return await self.send_fitting(text_data=text_data, bytes_data=bytes_data, close=close)
+
+    async def send_fitting(self, text_data=None, bytes_data=None, close=False) -> bool:
+        """``send`` for a frame just checked against the cap: not measured twice."""
         try:
             await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
         except Exception as exc:
@@ -357,6 +361,8 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             logger.error("the ack of a %d-character reply is over the frame cap", len(text))
             error = DomainError("INTERNAL", "The reply would be larger than a frame can be.")
             return await self._send_frame("error", error.as_data(), ref=ref)
+        if event == "ack":
+            return await self.send_fitting(text_data=text)
         return await self.send(text_data=text)
 
     async def _send_error(self, ref, error: DomainError, **extra) -> None:
