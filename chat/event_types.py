@@ -12,8 +12,6 @@ MESSAGE_NEW = "message:new"
 MESSAGE_EDITED = "message:edited"
 MESSAGE_DELETED = "message:deleted"
 MESSAGE_REACTION_UPDATE = "message:reaction:update"
-MESSAGE_DELIVERED = "message:delivered"
-MESSAGE_SEEN_UPDATE = "message:seen:update"
 
 DURABLE_EVENTS = (MESSAGE_NEW, MESSAGE_EDITED, MESSAGE_DELETED, MESSAGE_REACTION_UPDATE)
 
@@ -43,24 +41,6 @@ def message_reaction_update(
     }
 
 
-def message_delivered(*, session_id, message_id, user_id: int, delivered_at: str) -> dict:
-    return {
-        "sessionId": str(session_id),
-        "messageId": str(message_id),
-        "userId": user_id,
-        "deliveredAt": delivered_at,
-    }
-
-
-def message_seen_update(*, session_id, message_id, user_id: int, seen_at: str) -> dict:
-    return {
-        "sessionId": str(session_id),
-        "messageId": str(message_id),
-        "userId": user_id,
-        "seenAt": seen_at,
-    }
-
-
 # --- Gateway events: not stored, not numbered ---------------------------------------------
 
 CONNECTION_SUCCESS = "connection:success"
@@ -69,6 +49,7 @@ USER_LEFT = "user:left"
 TYPING_START = "typing:start"
 TYPING_STOP = "typing:stop"
 PRESENCE_UPDATE = "presence:update"
+RECEIPTS_UPDATE = "receipts:update"
 
 
 def connection_success(*, user_id: int, username: str, connection_id: str, server_time: str):
@@ -94,3 +75,8 @@ def typing(*, session_id, user: dict[str, Any]) -> dict[str, Any]:
 
 def presence_update(*, user: dict[str, Any], status: str, last_seen_at: str | None) -> dict:
     return {"user": user, "status": status, "lastSeenAt": last_seen_at}
+
+
+def receipts_update(*, session_id, readers: list[dict[str, Any]]) -> dict[str, Any]:
+    """``readers``: ``[{userId, deliveredSeq, seenSeq}]``, the members whose watermarks moved."""
+    return {"sessionId": str(session_id), "readers": readers}

@@ -193,6 +193,7 @@ def room(request, session_id):
                 "username": m.user.username,
                 "role": m.role,
                 "lastSeenSeq": m.last_seen_seq,
+                "lastDeliveredSeq": m.last_delivered_seq,
                 "online": m.user_id in online,
             }
             for m in memberships
