@@ -17,13 +17,12 @@ from chat.models import (
     ChatSession,
     Message,
     MessageEdit,
-    MessageReceipt,
     Reaction,
     SessionEvent,
 )
 from chat.services.messages import message_delete, message_edit, message_send
 from chat.services.reactions import reaction_toggle
-from chat.services.receipts import message_mark_seen
+from chat.services.receipts import SEEN, Mark, receipts_mark_batch
 from chat.services.sessions import session_create
 from llm.models import Agent
 
@@ -49,7 +48,7 @@ def chat_rows(room, alice, bob):
     message = message_send(author=alice, session_id=room.pk, content="first draft")
     message_edit(user=alice, message_id=message.pk, content="final words")
     reaction_toggle(user=bob, message_id=message.pk, emoji="👍")
-    message_mark_seen(user=bob, message_id=message.pk)
+    receipts_mark_batch([Mark(bob.pk, message.pk, SEEN)])
     Attachment.objects.create(
         message=message,
         uploaded_by=alice,
@@ -77,7 +76,7 @@ def _select(*objs, action: str) -> dict:
 
 @pytest.mark.parametrize(
     "model",
-    [ChatSession, Message, Reaction, Attachment, SessionEvent, MessageReceipt, Agent, User],
+    [ChatSession, Message, Reaction, Attachment, SessionEvent, Agent, User],
     ids=lambda model: model.__name__,
 )
 def test_staff_loads_every_changelist_and_change_page(staff_client, chat_rows, model):
