@@ -15,23 +15,25 @@ import asyncio
 import uuid
 import weakref
 from collections import deque
+from collections.abc import Callable
 
 from channels.db import database_sync_to_async
 
 from .receipt_updates import receipt_updates
-from .services.receipts import Mark, receipts_mark_batch
+from .services.receipts import Mark, MarkedBatch, receipts_mark_batch
 
 # At most this many receipts in one transaction: it holds their memberships' row locks.
 BATCH_MAX = 200
 
 
-class _Writer:
-    """One event loop's waiting receipts, written by one task while there are any."""
+class ReceiptWriter:
+    """One event loop's waiting receipts, written by one task while there are any, with
+    ``write`` (``receipts_mark_batch``, or what a test counts batches with)."""
 
-    def __init__(self) -> None:
+    def __init__(self, write: Callable[[list[Mark]], MarkedBatch] = receipts_mark_batch) -> None:
         self.waiting: deque[tuple[Mark, asyncio.Future]] = deque()
         self.task: asyncio.Task | None = None
-        self.write = database_sync_to_async(receipts_mark_batch)
+        self.write = database_sync_to_async(write)
 
     def submit(self, mark: Mark) -> asyncio.Future:
         loop = asyncio.get_running_loop()
@@ -77,11 +79,11 @@ def _settle(done: asyncio.Future, outcome) -> None:
 _writers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _writer() -> _Writer:
+def _writer() -> ReceiptWriter:
     loop = asyncio.get_running_loop()
     writer = _writers.get(loop)
     if writer is None:
-        writer = _writers[loop] = _Writer()
+        writer = _writers[loop] = ReceiptWriter()
     return writer
 
 
