@@ -199,6 +199,7 @@ def room(request, session_id):
             for m in memberships
         ],
         "lastSeenSeq": mine.last_seen_seq,
+        "lastDeliveredSeq": mine.last_delivered_seq,
         # What an upload may be, so the page refuses a file when it is picked rather than
         # after the message has gone out without it.
         "attachments": {
