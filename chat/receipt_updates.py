@@ -24,6 +24,10 @@ from . import event_types
 from .events import broadcast_now, encode, group_for_session
 from .services.receipts import Reader
 
+# Readers per frame: an entry is at most about 60 bytes encoded, so a frame stays far below
+# the frame cap however large the room (``chat.frame_size``); more go out as more frames.
+READERS_PER_FRAME = 1000
+
 
 class ReceiptUpdates:
     """The readers that moved per session, and the sessions inside their interval."""
@@ -54,17 +58,18 @@ class ReceiptUpdates:
             return
         interval = settings.RECEIPT_BROADCAST_INTERVAL_MS / 1000
         self.cooling[session_id] = self.loop.call_later(interval, self._send, session_id)
-        data = event_types.receipts_update(
-            session_id=session_id,
-            readers=[
-                {"userId": user_id, "deliveredSeq": r.delivered_seq, "seenSeq": r.seen_seq}
-                for user_id, r in readers.items()
-            ],
-        )
-        broadcast_now(
-            group_for_session(session_id),
-            encode({"event": event_types.RECEIPTS_UPDATE, "data": data}),
-        )
+        entries = [
+            {"userId": user_id, "deliveredSeq": r.delivered_seq, "seenSeq": r.seen_seq}
+            for user_id, r in readers.items()
+        ]
+        for start in range(0, len(entries), READERS_PER_FRAME):
+            data = event_types.receipts_update(
+                session_id=session_id, readers=entries[start : start + READERS_PER_FRAME]
+            )
+            broadcast_now(
+                group_for_session(session_id),
+                encode({"event": event_types.RECEIPTS_UPDATE, "data": data}),
+            )
 
 
 _updates: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

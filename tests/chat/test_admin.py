@@ -22,7 +22,7 @@ from chat.models import (
 )
 from chat.services.messages import message_delete, message_edit, message_send
 from chat.services.reactions import reaction_toggle
-from chat.services.receipts import SEEN, Mark, receipts_mark_batch
+from chat.services.receipts import DELIVERED, SEEN, Mark, receipts_mark_batch
 from chat.services.sessions import session_create
 from llm.models import Agent
 
@@ -284,3 +284,14 @@ def test_the_message_list_query_count_does_not_grow_with_rows(
         listing = staff_client.get(_changelist(Message))
 
     assert listing.context["cl"].result_count == 30
+
+
+def test_the_session_page_shows_each_members_read_and_delivery_watermarks(
+    staff_client, room, alice, bob
+):
+    message = message_send(author=alice, session_id=room.pk, content="hi")
+    receipts_mark_batch([Mark(bob.pk, message.pk, DELIVERED)])
+
+    detail = staff_client.get(_change(room)).content.decode()
+
+    assert "Last seen seq" in detail and "Last delivered seq" in detail

@@ -152,3 +152,27 @@ async def test_receipts_arriving_during_a_write_are_written_together_next(alice,
     assert [a["seenSeq"] for a in acks[:-1]] == [1] * 20
     assert acks[-1].code == "NOT_FOUND", "a refused receipt fails alone"
     assert batches == [1, 20], "alone, a receipt is written at once; the rest gather meanwhile"
+
+
+async def test_a_huge_update_is_split_into_frames_under_the_cap(settings):
+    from channels.layers import get_channel_layer
+
+    from chat.events import frame_texts, group_for_session
+    from chat.frame_size import frame_fits
+    from chat.receipt_updates import READERS_PER_FRAME, ReceiptUpdates
+
+    settings.RECEIPT_BROADCAST_INTERVAL_MS = 50
+    layer = get_channel_layer()
+    session_id = uuid.uuid4()
+    channel = await layer.new_channel()
+    await layer.group_add(group_for_session(session_id), channel)
+    readers = {user_id: Reader(10**12, 10**12) for user_id in range(2 * READERS_PER_FRAME + 1)}
+
+    ReceiptUpdates(asyncio.get_running_loop()).add({session_id: readers})
+    texts = []
+    while len(texts) < 3:
+        texts.extend(frame_texts(await asyncio.wait_for(layer.receive(channel), timeout=5)))
+    await layer.group_discard(group_for_session(session_id), channel)
+
+    assert all(frame_fits(text) for text in texts)
+    assert sum(text.count('"userId"') for text in texts) == len(readers)
