@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from django.db import models, transaction
 from django.db.models import Case, F, Q, Value, When
@@ -31,10 +31,11 @@ SEEN = "seen"
 
 
 class Mark(NamedTuple):
-    """One ``message:delivered`` (``kind`` DELIVERED) or ``message:seen`` (SEEN)."""
+    """One ``message:delivered`` (``kind`` DELIVERED) or ``message:seen`` (SEEN) of the
+    message ``message_id`` (a UUID) by the user ``user_id``."""
 
     user_id: int
-    message_id: Any
+    message_id: uuid.UUID
     kind: str
 
 
@@ -53,39 +54,50 @@ class MarkedBatch(NamedTuple):
     moved: dict[uuid.UUID, dict[int, Reader]]
 
 
+class Located(NamedTuple):
+    """Where a marked message sits: its session and seq."""
+
+    session_id: uuid.UUID
+    seq: int
+
+
 def receipts_mark_batch(marks: Sequence[Mark]) -> MarkedBatch:
     """Move the watermarks the marks ask for. A mark of a message that is unknown, deleted,
-    or in a session its user is not a member of gets NOT_FOUND, alone."""
+    or in a session its user is not a member of gets NOT_FOUND, alone. Each ack carries its
+    member's watermarks after the whole batch."""
     with transaction.atomic():
-        messages = _messages(marks)
+        located = _locate(marks)
         pairs = {
-            (found[0], mark.user_id) for mark in marks if (found := messages.get(mark.message_id))
+            (found.session_id, mark.user_id)
+            for mark in marks
+            if (found := located.get(mark.message_id))
         }
         before = _watermarks(pairs)
         after = dict(before)
         for mark in marks:
-            found = messages.get(mark.message_id)
-            pair = (found[0], mark.user_id) if found else None
+            found = located.get(mark.message_id)
+            pair = (found.session_id, mark.user_id) if found else None
             if pair not in after:
                 continue
             delivered, seen = after[pair]
-            seq = found[1]
-            after[pair] = Reader(max(delivered, seq), max(seen, seq) if mark.kind == SEEN else seen)
+            if mark.kind == SEEN:
+                seen = max(seen, found.seq)
+            after[pair] = Reader(max(delivered, found.seq), seen)
         moved_pairs = {pair: reader for pair, reader in after.items() if reader != before[pair]}
         if moved_pairs:
             _write(moved_pairs)
     outcomes: list[dict | Exception] = []
     for mark in marks:
-        found = messages.get(mark.message_id)
-        reader = after.get((found[0], mark.user_id)) if found else None
+        found = located.get(mark.message_id)
+        reader = after.get((found.session_id, mark.user_id)) if found else None
         if reader is None:
             outcomes.append(not_found("Message"))
             continue
         outcomes.append(
             {
-                "sessionId": str(found[0]),
+                "sessionId": str(found.session_id),
                 "messageId": str(mark.message_id),
-                "seq": found[1],
+                "seq": found.seq,
                 "deliveredSeq": reader.delivered_seq,
                 "seenSeq": reader.seen_seq,
             }
@@ -96,13 +108,13 @@ def receipts_mark_batch(marks: Sequence[Mark]) -> MarkedBatch:
     return MarkedBatch(outcomes, moved)
 
 
-def _messages(marks: Sequence[Mark]) -> dict[Any, tuple[uuid.UUID, int]]:
-    """Per message id of the marks: its session and seq, for messages not deleted."""
+def _locate(marks: Sequence[Mark]) -> dict[uuid.UUID, Located]:
+    """Per message id of the marks, in one SELECT: where it sits, for messages not deleted."""
     ids = {mark.message_id for mark in marks}
     rows = Message.objects.filter(pk__in=ids, is_deleted=False).values_list(
         "pk", "session_id", "seq"
     )
-    return {pk: (session_id, seq) for pk, session_id, seq in rows}
+    return {pk: Located(session_id, seq) for pk, session_id, seq in rows}
 
 
 def _watermarks(pairs: set[tuple[uuid.UUID, int]]) -> dict[tuple[uuid.UUID, int], Reader]:
