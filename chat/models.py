@@ -68,8 +68,9 @@ class Membership(models.Model):
     # The read watermark: every message with seq <= this is seen by the member.
     last_seen_seq = models.BigIntegerField(default=0)
     # The delivery watermark: every message with seq <= this reached one of the member's
-    # clients. Never below ``last_seen_seq`` once moved: seen implies delivered.
-    last_delivered_seq = models.BigIntegerField(default=0)
+    # clients. Never below ``last_seen_seq`` once moved: seen implies delivered. A default in
+    # the database too, so bulk loads that name only the older columns still work.
+    last_delivered_seq = models.BigIntegerField(default=0, db_default=0)
 
     class Meta:
         constraints = [

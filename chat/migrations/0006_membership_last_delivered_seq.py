@@ -40,7 +40,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="membership",
             name="last_delivered_seq",
-            field=models.BigIntegerField(default=0),
+            field=models.BigIntegerField(default=0, db_default=0),
         ),
         migrations.RunPython(fold_receipts, migrations.RunPython.noop),
         migrations.DeleteModel(name="MessageReceipt"),
