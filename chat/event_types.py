@@ -41,6 +41,16 @@ def message_reaction_update(
     }
 
 
+# --- Receipts: watermark moves gathered per interval, not stored, not numbered ------------
+
+RECEIPTS_UPDATE = "receipts:update"
+
+
+def receipts_update(*, session_id, readers: list[dict[str, Any]]) -> dict[str, Any]:
+    """``readers``: ``[{userId, deliveredSeq, seenSeq}]``, the members whose watermarks moved."""
+    return {"sessionId": str(session_id), "readers": readers}
+
+
 # --- Gateway events: not stored, not numbered ---------------------------------------------
 
 CONNECTION_SUCCESS = "connection:success"
@@ -49,7 +59,6 @@ USER_LEFT = "user:left"
 TYPING_START = "typing:start"
 TYPING_STOP = "typing:stop"
 PRESENCE_UPDATE = "presence:update"
-RECEIPTS_UPDATE = "receipts:update"
 
 
 def connection_success(*, user_id: int, username: str, connection_id: str, server_time: str):
@@ -75,8 +84,3 @@ def typing(*, session_id, user: dict[str, Any]) -> dict[str, Any]:
 
 def presence_update(*, user: dict[str, Any], status: str, last_seen_at: str | None) -> dict:
     return {"user": user, "status": status, "lastSeenAt": last_seen_at}
-
-
-def receipts_update(*, session_id, readers: list[dict[str, Any]]) -> dict[str, Any]:
-    """``readers``: ``[{userId, deliveredSeq, seenSeq}]``, the members whose watermarks moved."""
-    return {"sessionId": str(session_id), "readers": readers}
