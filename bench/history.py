@@ -193,12 +193,12 @@ def seed(url: str, args) -> Seeded:
                 (session_id, f"history {s}", stamp, first_user + members[s][0]),
             )
             with cur.copy(
-                "COPY chat_membership (role, joined_at, last_seen_seq, session_id, user_id) "
-                "FROM STDIN"
+                "COPY chat_membership (role, joined_at, last_seen_seq, last_delivered_seq, "
+                "session_id, user_id) FROM STDIN"
             ) as copy:
                 for i, user in enumerate(members[s]):
                     role = "owner" if i == 0 else "member"
-                    copy.write_row((role, stamp, 0, session_id, first_user + user))
+                    copy.write_row((role, stamp, 0, 0, session_id, first_user + user))
 
         # The words of every message at once (the costly part), then the rows.
         lengths = [max(1, min(60, int(rng.lognormvariate(2.2, 0.6)))) for _ in range(count)]

@@ -3,10 +3,11 @@
 The admin reads freely but writes through the services wherever clients must hear about a
 change: soft-delete and restore are actions that call ``message_delete`` /
 ``message_restore``, so they take the next seq and broadcast like any other delete or edit.
-Everything else a client sees (a message's fields, reactions, attachments, receipts, the event
-log) is read-only here: a write from the admin would reach no client, and a hard delete would
-cascade into the event log and leave holes in the seqs clients replay. Moderators remove a
-message by soft-deleting it, which also hides its attachments and reactions.
+Everything else a client sees (a message's fields, reactions, attachments, the members' read
+and delivery watermarks, the event log) is read-only here: a write from the admin would reach
+no client, and a hard delete would cascade into the event log and leave holes in the seqs
+clients replay. Moderators remove a message by soft-deleting it, which also hides its
+attachments and reactions.
 
 Editable foreign keys are autocomplete widgets and changelists select their related rows, so
 no page loads every user, session or message. A session's agent, which chat names by id only
@@ -31,7 +32,6 @@ from .models import (
     Membership,
     Message,
     MessageEdit,
-    MessageReceipt,
     Reaction,
     SessionEvent,
 )
@@ -55,7 +55,7 @@ class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 0
     autocomplete_fields = ("user",)
-    readonly_fields = ("joined_at", "last_seen_seq")
+    readonly_fields = ("joined_at", "last_seen_seq", "last_delivered_seq")
 
 
 class ChatSessionForm(forms.ModelForm):
@@ -245,13 +245,6 @@ class AttachmentAdmin(ReadOnlyAdmin):
         "metadata",
         "created_at",
     )
-
-
-@admin.register(MessageReceipt)
-class MessageReceiptAdmin(ReadOnlyAdmin):
-    list_display = ("message", "user", "delivered_at", "seen_at")
-    list_select_related = ("message", "user")
-    search_fields = ("user__username",)
 
 
 @admin.register(SessionEvent)

@@ -18,6 +18,7 @@ from .selectors import (
     SEARCH_MATCHES_MAX,
     message_get_for_member,
     message_history,
+    message_receipts,
     message_search,
     reactions_for_message,
     session_get_for_member,
@@ -31,6 +32,7 @@ from .serializers import (
     HistoryQuery,
     MemberAddInput,
     MessageEditInput,
+    MessageReceiptsSerializer,
     MessageSendInput,
     MessageSerializer,
     ReactionInput,
@@ -190,6 +192,17 @@ class ReactionApi(APIView):
         return Response(
             reaction_toggle(user=request.user, message_id=message_id, emoji=data["emoji"])
         )
+
+
+class MessageReceiptsApi(APIView):
+    @extend_schema(
+        responses={200: MessageReceiptsSerializer},
+        description="Who has seen the message and who has it delivered, among the other "
+        "members (not the caller, not its author), by the members' watermarks.",
+    )
+    def get(self, request, message_id):
+        receipts = message_receipts(user=request.user, message_id=message_id)
+        return Response(MessageReceiptsSerializer(receipts).data)
 
 
 class ThreadApi(APIView):

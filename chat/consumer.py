@@ -42,6 +42,7 @@ from .presence_updates import (
     presence_lapsed,
     presence_touch_last_seen,
 )
+from .receipt_writer import receipt_mark_async
 from .selectors import session_get_for_member
 from .send_writer import message_send_async
 from .serializers import (
@@ -53,7 +54,7 @@ from .serializers import (
 )
 from .services.messages import message_delete, message_edit
 from .services.reactions import reaction_toggle
-from .services.receipts import message_mark_delivered, message_mark_seen
+from .services.receipts import DELIVERED, SEEN
 from .state import get_state
 from .timers import connection_timers
 from .ws_inputs import AuthRefreshInput, EmptyInput, SessionJoinInput, SessionRefInput
@@ -276,14 +277,12 @@ class ChatConsumer(GatewayConsumer):
         return {"sessionId": str(message.session_id), "messageId": str(message.pk)}
 
     async def on_message_delivered(self, data) -> dict:
-        return await database_sync_to_async(message_mark_delivered)(
-            user=self.user, message_id=data["messageId"]
+        return await receipt_mark_async(
+            user=self.user, message_id=data["messageId"], kind=DELIVERED
         )
 
     async def on_message_seen(self, data) -> dict:
-        return await database_sync_to_async(message_mark_seen)(
-            user=self.user, message_id=data["messageId"]
-        )
+        return await receipt_mark_async(user=self.user, message_id=data["messageId"], kind=SEEN)
 
     async def on_message_reaction(self, data) -> dict:
         return await database_sync_to_async(reaction_toggle)(

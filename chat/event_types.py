@@ -12,8 +12,6 @@ MESSAGE_NEW = "message:new"
 MESSAGE_EDITED = "message:edited"
 MESSAGE_DELETED = "message:deleted"
 MESSAGE_REACTION_UPDATE = "message:reaction:update"
-MESSAGE_DELIVERED = "message:delivered"
-MESSAGE_SEEN_UPDATE = "message:seen:update"
 
 DURABLE_EVENTS = (MESSAGE_NEW, MESSAGE_EDITED, MESSAGE_DELETED, MESSAGE_REACTION_UPDATE)
 
@@ -43,22 +41,14 @@ def message_reaction_update(
     }
 
 
-def message_delivered(*, session_id, message_id, user_id: int, delivered_at: str) -> dict:
-    return {
-        "sessionId": str(session_id),
-        "messageId": str(message_id),
-        "userId": user_id,
-        "deliveredAt": delivered_at,
-    }
+# --- Receipts: watermark moves gathered per interval, not stored, not numbered ------------
+
+RECEIPTS_UPDATE = "receipts:update"
 
 
-def message_seen_update(*, session_id, message_id, user_id: int, seen_at: str) -> dict:
-    return {
-        "sessionId": str(session_id),
-        "messageId": str(message_id),
-        "userId": user_id,
-        "seenAt": seen_at,
-    }
+def receipts_update(*, session_id, readers: list[dict[str, Any]]) -> dict[str, Any]:
+    """``readers``: ``[{userId, deliveredSeq, seenSeq}]``, the members whose watermarks moved."""
+    return {"sessionId": str(session_id), "readers": readers}
 
 
 # --- Gateway events: not stored, not numbered ---------------------------------------------

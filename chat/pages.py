@@ -193,11 +193,13 @@ def room(request, session_id):
                 "username": m.user.username,
                 "role": m.role,
                 "lastSeenSeq": m.last_seen_seq,
+                "lastDeliveredSeq": m.last_delivered_seq,
                 "online": m.user_id in online,
             }
             for m in memberships
         ],
         "lastSeenSeq": mine.last_seen_seq,
+        "lastDeliveredSeq": mine.last_delivered_seq,
         # What an upload may be, so the page refuses a file when it is picked rather than
         # after the message has gone out without it.
         "attachments": {

@@ -274,3 +274,41 @@ def unread_counts(*, user) -> dict:
         .annotate(n=Count("id"))
     )
     return {row["session_id"]: row["n"] for row in rows}
+
+
+@dataclass(frozen=True)
+class MessageReceipts:
+    """Who has seen a message and who has it delivered but not seen."""
+
+    message_id: uuid.UUID
+    session_id: uuid.UUID
+    seq: int
+    seen_by: list
+    delivered_to: list
+
+
+def message_receipts(*, user, message_id) -> MessageReceipts:
+    """The members other than the caller and the author whose watermarks reached the
+    message, if ``user`` is a member of its session. Two queries, however many members."""
+    message_id = _as_uuid(message_id, "Message")
+    mine = Membership.objects.filter(session=OuterRef("session"), user_id=user.pk)
+    row = (
+        Message.objects.filter(pk=message_id)
+        .annotate(caller_is_member=Exists(mine))
+        .values("session_id", "seq", "author_id", "caller_is_member")
+        .first()
+    )
+    if row is None:
+        raise not_found("Message")
+    if not row["caller_is_member"]:
+        raise forbidden("You are not a member of this message's session.")
+    readers = (
+        Membership.objects.filter(session_id=row["session_id"], last_delivered_seq__gte=row["seq"])
+        .exclude(user_id__in=[uid for uid in (user.pk, row["author_id"]) if uid is not None])
+        .select_related("user")
+        .order_by("user__username")
+    )
+    seen_by, delivered_to = [], []
+    for member in readers:
+        (seen_by if member.last_seen_seq >= row["seq"] else delivered_to).append(member.user)
+    return MessageReceipts(message_id, row["session_id"], row["seq"], seen_by, delivered_to)

@@ -119,16 +119,32 @@ class SearchPageSerializer(serializers.Serializer):
 
 
 class MemberSerializer(serializers.ModelSerializer):
-    """A member: the user, their role, and their read position (every message with
-    ``seq <= lastSeenSeq`` is seen), so any client can show "Seen by" after a reload."""
+    """A member: the user, their role, and their read and delivery positions (every message
+    with ``seq <= lastSeenSeq`` is seen, with ``seq <= lastDeliveredSeq`` delivered), so any
+    client can show "Seen by" and "Delivered to" after a reload."""
 
     id = serializers.IntegerField(source="user.id")
     username = serializers.CharField(source="user.username")
     lastSeenSeq = serializers.IntegerField(source="last_seen_seq")
+    lastDeliveredSeq = serializers.IntegerField(source="last_delivered_seq")
 
     class Meta:
         model = Membership
-        fields = ["id", "username", "role", "lastSeenSeq"]
+        fields = ["id", "username", "role", "lastSeenSeq", "lastDeliveredSeq"]
+
+
+class MessageReceiptsSerializer(serializers.Serializer):
+    """Who has read a message, and who has it without having read it yet."""
+
+    messageId = serializers.UUIDField(source="message_id")
+    sessionId = serializers.UUIDField(source="session_id")
+    seq = serializers.IntegerField()
+    seenBy = UserSerializer(source="seen_by", many=True, help_text="Other members who saw it.")
+    deliveredTo = UserSerializer(
+        source="delivered_to",
+        many=True,
+        help_text="Other members it reached who have not seen it yet (not those in seenBy).",
+    )
 
 
 class SessionSerializer(serializers.ModelSerializer):

@@ -48,6 +48,11 @@ urlpatterns = [
         name="message-reactions",
     ),
     re_path(
+        rf"^messages/(?P<message_id>{UUID})/receipts/?$",
+        api.MessageReceiptsApi.as_view(),
+        name="message-receipts",
+    ),
+    re_path(
         rf"^messages/(?P<message_id>{UUID})/thread/?$",
         api.ThreadApi.as_view(),
         name="message-thread",

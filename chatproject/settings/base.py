@@ -210,6 +210,9 @@ WS_MAX_FRAME_BYTES = 65536
 # The largest frame the server sends (CONTRACT section 3, "Frame size"): the cap the README
 # serves daphne and uvicorn with, which applies to outgoing frames too (chat.frame_size).
 WS_SEND_MAX_BYTES = 262144
+# A session's receipts:update goes out at most once per this many ms per worker, listing the
+# readers whose watermarks moved meanwhile (chat.receipt_updates).
+RECEIPT_BROADCAST_INTERVAL_MS = env_int("RECEIPT_BROADCAST_INTERVAL_MS", 1000)
 
 # --- LLM ------------------------------------------------------------------------------------
 OLLAMA_URL = env_str("OLLAMA_URL", "http://localhost:11434")

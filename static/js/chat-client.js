@@ -23,6 +23,13 @@
  *   connection refused as one too many (error RATE_LIMITED, close 4429) reconnects after its
  *   `retryAfter` (`reconnecting` with `reason: "RATE_LIMITED"`), not sooner.
  *
+ * Receipts are watermarks: `markDelivered(id)` / `markSeen(id)` mark that message and every
+ * earlier one of its session (acked with the member's `{deliveredSeq, seenSeq}` after the
+ * write). Others' moves arrive as `receipts:update {sessionId, readers: [{userId,
+ * deliveredSeq, seenSeq}]}`, at most one per session per interval, listing the readers that
+ * moved; it is not durable and not queued while offline: a join's `members` carry every
+ * member's `lastDeliveredSeq` and `lastSeenSeq`, so a (re)join starts from the truth.
+ *
  * Events are callbacks: `client.on("message:new", (data, frame) => ...)`. Besides the
  * server's events: `state`, `connected`, `disconnected`, `reconnecting`, `session:joined`,
  * `session:waiting`, `session:failed`, `gap`,
@@ -657,8 +664,15 @@ export class ChatClient {
     return this.request("message:reaction", { messageId, emoji });
   }
 
+  /** Mark the message, and every earlier one of its session, seen (and so delivered). */
   markSeen(messageId) {
     return this.request("message:seen", { messageId });
+  }
+
+  /** Mark the message, and every earlier one of its session, delivered: it reached this
+   * client but is not in view (tab hidden, scrolled up). */
+  markDelivered(messageId) {
+    return this.request("message:delivered", { messageId });
   }
 
   /** Call on every keystroke: sends `typing:start` at most every 3 s, `typing:stop` after

@@ -40,6 +40,7 @@ const streamsByMessage = new Map(); // assistant message id -> stream tracker
 let localOrder = 0;
 let editingId = null;
 let mySeenSeq = boot.lastSeenSeq || 0;
+let myDeliveredSeq = Math.max(boot.lastDeliveredSeq || 0, mySeenSeq);
 let hasOlder = boot.hasOlder;
 let loadingOlder = false;
 
@@ -284,23 +285,39 @@ const composer = composerFor($("#composer"));
 // --- seen receipts, unread -----------------------------------------------------------------
 
 let seenTimer = null;
-/** Tell the server what we have read: the newest message by someone else, once it is in view. */
+/** Tell the server what we have read: the newest message by someone else, once it is in
+ * view; while it is not (tab hidden, scrolled up), that it was delivered. Watermarks: each
+ * marks every earlier message too. */
 function markSeenSoon() {
   clearTimeout(seenTimer);
   seenTimer = setTimeout(() => {
-    if (document.visibilityState !== "visible" || !main.stick) return;
     const latest = [...main.items]
       .reverse()
       .find((m) => Number.isFinite(m.seq) && m.author?.id !== me.id);
-    if (!latest || latest.seq <= mySeenSeq) return;
-    client.markSeen(latest.id).then(
-      () => {
-        mySeenSeq = Math.max(mySeenSeq, latest.seq);
-      },
-      () => {},
-    );
+    if (!latest) return;
+    const inView = document.visibilityState === "visible" && main.stick;
+    if (inView && latest.seq > mySeenSeq) client.markSeen(latest.id).then(moved, () => {});
+    else if (!inView && latest.seq > myDeliveredSeq) {
+      client.markDelivered(latest.id).then(moved, () => {});
+    }
   }, 600);
 }
+
+/** My watermarks after a receipt's ack, or a `receipts:update` from my other tabs. */
+function moved({ deliveredSeq, seenSeq }) {
+  myDeliveredSeq = Math.max(myDeliveredSeq, deliveredSeq);
+  mySeenSeq = Math.max(mySeenSeq, seenSeq);
+}
+
+client.on("receipts:update", ({ sessionId: session, readers }) => {
+  if (session !== sessionId) return;
+  let seenMoved = false;
+  for (const reader of readers) {
+    if (reader.userId === me.id) moved(reader);
+    else if (members.receipts(reader)) seenMoved = true;
+  }
+  if (seenMoved) refreshSeen();
+});
 
 document.addEventListener("visibilitychange", markSeenSoon);
 window.addEventListener("focus", markSeenSoon);
@@ -622,12 +639,6 @@ client.on("message:deleted", ({ messageId }) =>
 client.on("message:reaction:update", ({ messageId, reactions }) =>
   patchMessage(messageId, { reactions }),
 );
-client.on("message:seen:update", ({ messageId, userId }) => {
-  const seq = store.get(messageId)?.seq;
-  if (!Number.isFinite(seq)) return;
-  if (userId === me.id) mySeenSeq = Math.max(mySeenSeq, seq);
-  else if (members.seen(userId, seq)) refreshSeen();
-});
 client.on("typing:start", ({ user }) => user.id !== me.id && typing.start(user));
 client.on("typing:stop", ({ user }) => typing.stop(user));
 client.on("presence:update", ({ user, status }) => members.setPresence(user, status === "online"));
@@ -636,6 +647,10 @@ client.on("session:joined", (ack) => {
   $("#room").dataset.joined = "true"; // the room is live (browser tests wait for this)
   showConnection();
   members.merge(ack.members || []);
+  // Receipts are not queued while offline: the join's watermarks are the truth.
+  const mine = (ack.members || []).find((m) => m.id === me.id);
+  if (mine) moved({ deliveredSeq: mine.lastDeliveredSeq || 0, seenSeq: mine.lastSeenSeq || 0 });
+  refreshSeen();
   members.setPresenceAll(ack.presence || []);
   // A room too large for one reply lists some of its members: the rest come over REST.
   if (ack.membersOmitted) {

@@ -186,6 +186,41 @@ def test_the_author_sees_who_has_seen_their_last_message(pair):
     expect(a.message("did you see this?").locator(".msg-seen")).to_have_text(f"Seen by {b.name}")
 
 
+def set_visible(person, visible: bool) -> None:
+    """Make the page think its tab is shown or hidden, as switching tabs does."""
+    state = "visible" if visible else "hidden"
+    person.page.evaluate(
+        f"""() => {{
+          Object.defineProperty(document, "visibilityState", {{value: "{state}",
+                                                               configurable: true}});
+          document.dispatchEvent(new Event("visibilitychange"));
+        }}"""
+    )
+
+
+def test_a_message_read_in_another_tab_shows_seen_by_live_after_delivered(web, pair):
+    a, b, _ = pair
+    set_visible(b, False)
+    a.say("are you there?")
+    expect(b.message("are you there?")).to_be_visible()
+    message_id = b.message("are you there?").get_attribute("data-id")
+
+    # Hidden, bob's page says the message reached it, not that bob read it.
+    with web.api(a.user) as http:
+        for _ in range(50):
+            receipts = http.get(f"/api/chat/messages/{message_id}/receipts").json()
+            if receipts["deliveredTo"]:
+                break
+            a.page.wait_for_timeout(100)
+    assert [u["username"] for u in receipts["deliveredTo"]] == [b.name]
+    assert receipts["seenBy"] == []
+    expect(a.message("are you there?").locator(".msg-seen")).to_have_count(0)
+
+    set_visible(b, True)
+
+    expect(a.message("are you there?").locator(".msg-seen")).to_have_text(f"Seen by {b.name}")
+
+
 def test_search_finds_a_message_and_jumps_to_it(pair):
     a, b, _ = pair
     a.say("the launch code is pineapple")

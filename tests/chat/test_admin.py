@@ -17,13 +17,12 @@ from chat.models import (
     ChatSession,
     Message,
     MessageEdit,
-    MessageReceipt,
     Reaction,
     SessionEvent,
 )
 from chat.services.messages import message_delete, message_edit, message_send
 from chat.services.reactions import reaction_toggle
-from chat.services.receipts import message_mark_seen
+from chat.services.receipts import DELIVERED, SEEN, Mark, receipts_mark_batch
 from chat.services.sessions import session_create
 from llm.models import Agent
 
@@ -49,7 +48,7 @@ def chat_rows(room, alice, bob):
     message = message_send(author=alice, session_id=room.pk, content="first draft")
     message_edit(user=alice, message_id=message.pk, content="final words")
     reaction_toggle(user=bob, message_id=message.pk, emoji="👍")
-    message_mark_seen(user=bob, message_id=message.pk)
+    receipts_mark_batch([Mark(bob.pk, message.pk, SEEN)])
     Attachment.objects.create(
         message=message,
         uploaded_by=alice,
@@ -77,7 +76,7 @@ def _select(*objs, action: str) -> dict:
 
 @pytest.mark.parametrize(
     "model",
-    [ChatSession, Message, Reaction, Attachment, SessionEvent, MessageReceipt, Agent, User],
+    [ChatSession, Message, Reaction, Attachment, SessionEvent, Agent, User],
     ids=lambda model: model.__name__,
 )
 def test_staff_loads_every_changelist_and_change_page(staff_client, chat_rows, model):
@@ -285,3 +284,14 @@ def test_the_message_list_query_count_does_not_grow_with_rows(
         listing = staff_client.get(_changelist(Message))
 
     assert listing.context["cl"].result_count == 30
+
+
+def test_the_session_page_shows_each_members_read_and_delivery_watermarks(
+    staff_client, room, alice, bob
+):
+    message = message_send(author=alice, session_id=room.pk, content="hi")
+    receipts_mark_batch([Mark(bob.pk, message.pk, DELIVERED)])
+
+    detail = staff_client.get(_change(room)).content.decode()
+
+    assert "Last seen seq" in detail and "Last delivered seq" in detail

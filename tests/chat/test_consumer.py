@@ -136,8 +136,9 @@ async def test_a_message_sent_over_rest_reaches_the_socket(ws_connect, make_room
 
 
 async def test_edit_delete_reaction_and_receipts_reach_the_other_member(
-    ws_connect, make_room, alice, bob
+    ws_connect, make_room, alice, bob, settings
 ):
+    settings.RECEIPT_BROADCAST_INTERVAL_MS = 100
     room = await make_room()
     a, b = await ws_connect(alice), await ws_connect(bob)
     for ws in (a, b):
@@ -153,13 +154,20 @@ async def test_edit_delete_reaction_and_receipts_reach_the_other_member(
     update = await next_event(a, "message:reaction:update")
     assert update["data"]["reactions"] == [{"emoji": "🎉", "count": 1, "userIds": [bob.pk]}]
 
-    await request(b, "message:delivered", {"messageId": mid}, ref="d")
-    delivered = await next_event(a, "message:delivered")
-    assert delivered["data"]["userId"] == bob.pk and delivered["data"]["deliveredAt"]
+    ack = await request(b, "message:delivered", {"messageId": mid}, ref="d")
+    assert ack["data"] == {
+        "sessionId": str(room.pk), "messageId": mid, "seq": 1, "deliveredSeq": 1, "seenSeq": 0
+    }  # fmt: skip
+    delivered = await next_event(a, "receipts:update")
+    assert delivered["data"] == event_types.receipts_update(
+        session_id=room.pk, readers=[{"userId": bob.pk, "deliveredSeq": 1, "seenSeq": 0}]
+    )
+    assert "seq" not in delivered, "receipts are not durable events"
 
-    await request(b, "message:seen", {"messageId": mid}, ref="s")
-    seen = await next_event(a, "message:seen:update")
-    assert seen["data"]["userId"] == bob.pk and seen["data"]["messageId"] == mid
+    ack = await request(b, "message:seen", {"messageId": mid}, ref="s")
+    assert (ack["data"]["deliveredSeq"], ack["data"]["seenSeq"]) == (1, 1)
+    seen = await next_event(a, "receipts:update")
+    assert seen["data"]["readers"] == [{"userId": bob.pk, "deliveredSeq": 1, "seenSeq": 1}]
 
     await request(a, "message:delete", {"messageId": mid}, ref="del")
     deleted = await next_event(b, "message:deleted")
@@ -439,31 +447,73 @@ async def test_the_gateway_counts_connections_events_throttles_and_errors(
     assert sample("chat_ws_connections") == before[0]
 
 
-async def test_receipts_reach_an_offline_members_queue(ws_connect, make_room, alice, bob):
+async def test_receipts_are_never_queued_for_an_offline_member(ws_connect, make_room, alice, bob):
     room = await make_room()
     message = await database_sync_to_async(message_send)(
         author=alice, session_id=room.pk, content="read me"
     )
-    from chat.services.receipts import message_mark_seen
+    b = await ws_connect(bob)
+    await frames_for(b, 0.3)  # bob's own offline queue: the message:new
+    await request(b, "session:join", {"sessionId": str(room.pk)})
+    await request(b, "message:delivered", {"messageId": str(message.pk)}, ref="d")
+    await request(b, "message:seen", {"messageId": str(message.pk)}, ref="s")
 
-    await database_sync_to_async(message_mark_seen)(user=bob, message_id=message.pk)
     a = await ws_connect(alice)
     events = [f["event"] for f in await frames_for(a, 0.5)]
-    assert "message:seen:update" in events
+    assert events == ["message:new"], "alice's queue holds her message, no receipt"
+    joined = await request(a, "session:join", {"sessionId": str(room.pk)})
+    bob_member = next(m for m in joined["data"]["members"] if m["id"] == bob.pk)
+    assert (bob_member["lastDeliveredSeq"], bob_member["lastSeenSeq"]) == (1, 1)
+
+
+async def test_many_marks_in_an_interval_make_one_receipts_update(
+    ws_connect, alice, bob, make_user, settings
+):
+    settings.RECEIPT_BROADCAST_INTERVAL_MS = 2000
+    readers = [await database_sync_to_async(make_user)() for _ in range(4)]
+    room = await database_sync_to_async(session_create)(
+        creator=alice, title="busy", member_ids=[bob.pk, *(u.pk for u in readers)]
+    )
+    send = database_sync_to_async(message_send)
+    messages = [await send(author=alice, session_id=room.pk, content=f"m{n}") for n in range(3)]
+    a = await ws_connect(alice)
+    await frames_for(a, 0.2)
+    await request(a, "session:join", {"sessionId": str(room.pk)})
+    sockets = [await ws_connect(user) for user in readers]
+    # The first mark goes out at once; every mark inside the interval after it waits for
+    # its end and goes out as one frame, listing each reader once, as of the latest mark.
+    await request(sockets[0], "message:delivered", {"messageId": str(messages[0].pk)})
+    first = await next_event(a, "receipts:update")
+    assert [r["userId"] for r in first["data"]["readers"]] == [readers[0].pk]
+    for n, ws in enumerate(sockets):
+        for message in messages:
+            await request(ws, "message:delivered", {"messageId": str(message.pk)}, ref=f"{n}d")
+            await request(ws, "message:seen", {"messageId": str(message.pk)}, ref=f"{n}s")
+
+    second = await next_event(a, "receipts:update")
+    after = [f for f in await frames_for(a, 0.5) if f["event"] == "receipts:update"]
+
+    assert sorted(r["userId"] for r in second["data"]["readers"]) == sorted(u.pk for u in readers)
+    assert {(r["deliveredSeq"], r["seenSeq"]) for r in second["data"]["readers"]} == {(3, 3)}
+    assert after == []
 
 
 async def test_join_shows_each_members_read_position(ws_connect, make_room, alice, bob):
     room = await make_room()
     send = database_sync_to_async(message_send)
     first = await send(author=alice, session_id=room.pk, content="1")
-    await send(author=alice, session_id=room.pk, content="2")
-    from chat.services.receipts import message_mark_seen
+    second = await send(author=alice, session_id=room.pk, content="2")
+    from chat.services.receipts import DELIVERED, SEEN, Mark, receipts_mark_batch
 
-    await database_sync_to_async(message_mark_seen)(user=bob, message_id=first.pk)
+    await database_sync_to_async(receipts_mark_batch)(
+        [Mark(bob.pk, first.pk, SEEN), Mark(bob.pk, second.pk, DELIVERED)]
+    )
     a = await ws_connect(alice)
     joined = await request(a, "session:join", {"sessionId": str(room.pk)})
-    positions = {m["username"]: m["lastSeenSeq"] for m in joined["data"]["members"]}
-    assert positions == {"alice": 0, "bob": 1}
+    positions = {
+        m["username"]: (m["lastDeliveredSeq"], m["lastSeenSeq"]) for m in joined["data"]["members"]
+    }
+    assert positions == {"alice": (0, 0), "bob": (2, 1)}
 
 
 async def _announce(user, *, online: bool) -> None:

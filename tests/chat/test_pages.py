@@ -10,7 +10,7 @@ from django.test import Client
 
 from chat.models import Membership
 from chat.services.messages import message_delete, message_send
-from chat.services.receipts import message_mark_seen
+from chat.services.receipts import SEEN, Mark, receipts_mark_batch
 from chat.services.sessions import session_create
 from chat.state import get_state
 from tests.pages_html import csp_violations, external_urls
@@ -56,7 +56,7 @@ def test_the_session_list_shows_last_message_unread_count_and_presence(client, a
 def test_messages_a_member_has_seen_are_not_unread(client, alice, bob, room):
     first = message_send(author=bob, session_id=room.pk, content="one")
     message_send(author=bob, session_id=room.pk, content="two")
-    message_mark_seen(user=alice, message_id=first.pk)
+    receipts_mark_batch([Mark(alice.pk, first.pk, SEEN)])
     client.force_login(alice)
 
     html = client.get("/").content.decode()
@@ -177,7 +177,7 @@ def test_a_room_of_which_the_user_is_not_a_member_is_403(client, carol, room):
 
 def test_the_room_hands_its_script_the_messages_and_the_seq_to_join_from(client, alice, bob, room):
     old = message_send(author=bob, session_id=room.pk, content="old")
-    message_mark_seen(user=alice, message_id=old.pk)
+    receipts_mark_batch([Mark(alice.pk, old.pk, SEEN)])
     message_send(author=bob, session_id=room.pk, content="new")
     client.force_login(alice)
 
@@ -198,6 +198,7 @@ def test_the_room_hands_its_script_the_messages_and_the_seq_to_join_from(client,
     assert boot["lastSeenSeq"] == old.seq
     by_name = {m["username"]: m for m in boot["members"]}
     assert by_name["alice"]["lastSeenSeq"] == old.seq and by_name["bob"]["lastSeenSeq"] == 0
+    assert by_name["alice"]["lastDeliveredSeq"] == old.seq, "seen implies delivered"
 
 
 def test_the_room_shows_its_viewer_online_while_their_reload_has_no_connection(

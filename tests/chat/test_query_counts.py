@@ -173,3 +173,17 @@ def test_a_send_is_three_statements_and_reads_nothing_after(
     # event.
     assert statements == ["UPDATE", "INSERT", "INSERT"]
     assert len(callbacks) == 1
+
+
+def test_message_receipts_queries_do_not_grow_with_the_readers(client_for, room, alice, crowd):
+    from chat.services.receipts import SEEN, Mark, receipts_mark_batch
+
+    client = client_for(alice)
+    message = message_send(author=alice, session_id=room.pk, content="read me")
+    url = f"/api/chat/messages/{message.pk}/receipts"
+    few, small = queries_for(client, url)
+    receipts_mark_batch([Mark(user.pk, message.pk, SEEN) for user in crowd])
+    many, large = queries_for(client, url)
+
+    assert (len(small["seenBy"]), len(large["seenBy"])) == (0, 3)
+    assert many == few

@@ -40,8 +40,20 @@ def test_create_makes_the_caller_owner_and_adds_the_named_members(client_for, al
     assert body["agentId"] == str(agent.pk)
     assert body["lastMessageAt"] is None
     assert body["members"] == [
-        {"id": alice.pk, "username": "alice", "role": "owner", "lastSeenSeq": 0},
-        {"id": bob.pk, "username": "bob", "role": "member", "lastSeenSeq": 0},
+        {
+            "id": alice.pk,
+            "username": "alice",
+            "role": "owner",
+            "lastSeenSeq": 0,
+            "lastDeliveredSeq": 0,
+        },
+        {
+            "id": bob.pk,
+            "username": "bob",
+            "role": "member",
+            "lastSeenSeq": 0,
+            "lastDeliveredSeq": 0,
+        },
     ]
     session = ChatSession.objects.get(pk=body["id"])
     assert set(session.members.values_list("username", flat=True)) == {"alice", "bob"}
@@ -61,7 +73,13 @@ def test_create_ignores_the_creator_in_member_ids(client_for, alice):
     )
 
     assert response.status_code == 201
-    owner = {"id": alice.pk, "username": "alice", "role": "owner", "lastSeenSeq": 0}
+    owner = {
+        "id": alice.pk,
+        "username": "alice",
+        "role": "owner",
+        "lastSeenSeq": 0,
+        "lastDeliveredSeq": 0,
+    }
     assert response.json()["members"] == [owner]
 
 
@@ -265,9 +283,13 @@ def test_a_member_may_add_a_user(client_for, room, bob, carol):
     response = client_for(bob).post(url(room, "/members"), {"userId": carol.pk}, format="json")
 
     assert response.status_code == 201
-    assert {"id": carol.pk, "username": "carol", "role": "member", "lastSeenSeq": 0} in (
-        response.json()["members"]
-    )
+    assert {
+        "id": carol.pk,
+        "username": "carol",
+        "role": "member",
+        "lastSeenSeq": 0,
+        "lastDeliveredSeq": 0,
+    } in (response.json()["members"])
     assert Membership.objects.filter(session=room, user=carol).exists()
 
 

@@ -6,7 +6,7 @@ import { h, replaceChildren } from "../dom.js";
 import { hueClass, initial, names } from "../format.js";
 
 export class Members {
-  /** @param {Array} initial [{id, username, role, lastSeenSeq, online}] */
+  /** @param {Array} initial [{id, username, role, lastSeenSeq, lastDeliveredSeq, online}] */
   constructor({ list, count, sub }, members) {
     this.listEl = list;
     this.countEl = count;
@@ -31,7 +31,7 @@ export class Members {
   merge(list) {
     for (const m of list) {
       const known = this.byId.get(m.id);
-      this.byId.set(m.id, { lastSeenSeq: 0, online: false, ...known, ...m });
+      this.byId.set(m.id, { lastSeenSeq: 0, lastDeliveredSeq: 0, online: false, ...known, ...m });
     }
     this.render();
   }
@@ -50,14 +50,19 @@ export class Members {
   _presence(user, online) {
     const known = this.byId.get(user.id);
     if (known) known.online = online;
-    else this.byId.set(user.id, { ...user, role: "member", lastSeenSeq: 0, online });
+    else {
+      this.byId.set(user.id, { ...user, role: "member", lastSeenSeq: 0, lastDeliveredSeq: 0, online });
+    }
   }
 
-  /** A member read up to `seq`; true if that moved their watermark. */
-  seen(userId, seq) {
+  /** A reader's watermarks from `receipts:update` (they only move up); true if their read
+   * watermark moved, which is what "Seen by" shows. */
+  receipts({ userId, deliveredSeq, seenSeq }) {
     const member = this.byId.get(userId);
-    if (!member || !(seq > (member.lastSeenSeq || 0))) return false;
-    member.lastSeenSeq = seq;
+    if (!member) return false;
+    member.lastDeliveredSeq = Math.max(member.lastDeliveredSeq || 0, deliveredSeq);
+    if (!(seenSeq > (member.lastSeenSeq || 0))) return false;
+    member.lastSeenSeq = seenSeq;
     return true;
   }
 
