@@ -64,7 +64,7 @@ if __package__ in (None, ""):  # run as ``python bench/capacity.py``
 
 from bench import capacity_model as model
 from bench.capacity_measure import Sampler, failures, plot, redis_server_pid, summarise, table
-from bench.capacity_user import Recorder, Stats, User
+from bench.capacity_user import Recorder, Stats, User, perf
 from bench.fanout import log_issues, machine, summarise_profile
 from bench.servers import (
     ROOT,
@@ -213,10 +213,9 @@ async def launch(user: User, at: float) -> None:
 
 async def sweep(users: list[User]) -> None:
     """Count replies that never came, once a second."""
-    loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(1)
-        now = loop.time()
+        now = perf()
         for user in users:
             if user.pending:
                 user.overdue(now)
