@@ -64,7 +64,7 @@ if __package__ in (None, ""):  # run as ``python bench/capacity.py``
 
 from bench import capacity_model as model
 from bench.capacity_measure import Sampler, failures, plot, redis_server_pid, summarise, table
-from bench.capacity_user import Recorder, Stats, User, perf
+from bench.capacity_user import REPLY_TIMEOUT_S, Recorder, Stats, User, perf
 from bench.fanout import log_issues, machine, summarise_profile
 from bench.servers import (
     ROOT,
@@ -81,6 +81,7 @@ from bench.stream import MODEL, Emulator
 
 PASSWORD = "pw-Capacity-123456"
 CHECK_CONCURRENCY = 50  # users rejoining at once in the loss check
+CHECK_TIMEOUT_S = 300.0  # the whole loss check; users not checked by then count as errors
 PLOTS = ROOT / "docs" / "plots"
 
 
@@ -230,17 +231,26 @@ async def check(users: list[User], rec: Recorder) -> tuple[int, int]:
     async def one(user: User) -> dict[str, int]:
         async with gate:
             tops = {}
-            try:
-                await asyncio.wait_for(user.ready.wait(), 60)
-                for session in user.sessions:
-                    tops[session] = await user.join(session)
-            except (TimeoutError, RuntimeError) as exc:
-                rec.error("loss check", f"{user.username}: {type(exc).__name__} {exc}")
+            for attempt in range(3):  # the user's own reconnect may cut a rejoin short
+                try:
+                    await asyncio.wait_for(user.ready.wait(), REPLY_TIMEOUT_S)
+                    for session in user.sessions:
+                        tops[session] = await user.join(session)
+                    return tops
+                except (TimeoutError, RuntimeError) as exc:
+                    if attempt == 2 or "RECONNECTING" not in str(exc):
+                        rec.error("loss check", f"{user.username}: {type(exc).__name__} {exc}")
+                        return tops
             return tops
 
-    results = await asyncio.gather(*(one(user) for user in users))
+    tasks = {asyncio.ensure_future(one(user)): user for user in users}
+    done, late = await asyncio.wait(tasks, timeout=CHECK_TIMEOUT_S)
+    for task in late:
+        task.cancel()
+        rec.error("loss check", f"not done in {CHECK_TIMEOUT_S:.0f} s")
     lost, held_by_any, newest = 0, {}, {}
-    for user, tops in zip(users, results, strict=True):
+    for task in done:
+        user, tops = tasks[task], task.result()
         for session, top in tops.items():
             first, mine = user.first_seq[session], user.messages[session]
             lost += sum(1 for seq in rec.acked[session] if first < seq <= top and seq not in mine)

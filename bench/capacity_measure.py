@@ -178,6 +178,8 @@ def plot(runs: list[dict], path: Path) -> bool:
         print("matplotlib is not installed: no plot")
         return False
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    labels = sorted({label for run in runs for s in run["steps"] for label in s["usage"]},
+                    key=_usage_order)  # fmt: skip
     for k, run in enumerate(runs):
         steps = run["steps"]
         users = [s["users"] for s in steps]
@@ -187,8 +189,9 @@ def plot(runs: list[dict], path: Path) -> bool:
                   label=f"{name}: send-to-receive p99")  # fmt: skip
         left.plot(users, worst, marker="x", linestyle="--", color=f"C{k}",
                   label=f"{name}: worst reply p99")  # fmt: skip
-        labels = sorted({label for s in steps for label in s["usage"]}, key=_usage_order)
-        for j, label in enumerate(labels):
+        for j, label in enumerate(labels):  # one colour per process, one line style per run
+            if not any(label in s["usage"] for s in steps):
+                continue
             cpu = [s["usage"].get(label, {}).get("cpu", 0) * 100 for s in steps]
             right.plot(users, cpu, marker="o", color=f"C{j}", linestyle=("-", "--", ":")[k % 3],
                        label=f"{name}: {label}")  # fmt: skip
