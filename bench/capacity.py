@@ -193,8 +193,9 @@ async def drive(workers, population, sessions, prefix, sampler: Sampler, args) -
             rec.stats.measuring = False
             usage = sampler.end()
             profile = await end_profile(recording)
-            lost, unseen = await check(users[:n], rec)
+            lost, unseen, checked = await check(users[:n], rec)
             step = summarise(rec.stats, args.hold, lost, unseen, usage, profile)
+            step["copies_checked"] = checked
             step["ramp_s"] = ramp
             steps.append(step)
             progress(len(workers), step)
@@ -222,10 +223,10 @@ async def sweep(users: list[User]) -> None:
                 user.overdue(now)
 
 
-async def check(users: list[User], rec: Recorder) -> tuple[int, int]:
+async def check(users: list[User], rec: Recorder) -> tuple[int, int, int]:
     """The loss check: each user rejoins its rooms from the seq up to which it holds every
     event; (copies missing from members that joined before the message was sent, acked
-    messages that no member holds)."""
+    messages that no member holds, copies checked)."""
     gate = asyncio.Semaphore(CHECK_CONCURRENCY)
 
     async def one(user: User) -> dict[str, int]:
@@ -248,12 +249,14 @@ async def check(users: list[User], rec: Recorder) -> tuple[int, int]:
     for task in late:
         task.cancel()
         rec.error("loss check", f"not done in {CHECK_TIMEOUT_S:.0f} s")
-    lost, held_by_any, newest = 0, {}, {}
+    lost, checked, held_by_any, newest = 0, 0, {}, {}
     for task in done:
         user, tops = tasks[task], task.result()
         for session, top in tops.items():
             first, mine = user.first_seq[session], user.messages[session]
-            lost += sum(1 for seq in rec.acked[session] if first < seq <= top and seq not in mine)
+            expected = [seq for seq in rec.acked[session] if first < seq <= top]
+            checked += len(expected)
+            lost += sum(1 for seq in expected if seq not in mine)
             held_by_any.setdefault(session, set()).update(mine)
             newest[session] = max(newest.get(session, 0), top)
     unseen = sum(
@@ -262,7 +265,7 @@ async def check(users: list[User], rec: Recorder) -> tuple[int, int]:
         for seq in rec.acked[session]
         if seq <= top and seq not in held_by_any[session]
     )
-    return lost, unseen
+    return lost, unseen, checked
 
 
 async def start_profile(pid: int, users: int, args):
@@ -293,7 +296,8 @@ def progress(workers: int, step: dict) -> None:
         f"  {workers} worker(s) {step['users']:>6} users: p50 {step['p50_ms']:.1f} ms, "
         f"p99 {step['p99_ms']:.1f} ms, worst reply {worst[0]} "
         f"{worst[1].get('p99_ms', 0):.0f} ms, {step['frames_per_s']:.0f} frames/s, "
-        f"{sum(step['errors'].values())} errors, {step['lost']} lost: "
+        f"{sum(step['errors'].values())} errors, {step['lost']} lost of "
+        f"{step['copies_checked']} copies checked: "
         f"{'held' if not why else 'failed (' + '; '.join(why) + ')'}",
         flush=True,
     )
