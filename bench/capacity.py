@@ -44,6 +44,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import random
 import shlex
 import shutil
@@ -63,7 +64,15 @@ if __package__ in (None, ""):  # run as ``python bench/capacity.py``
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import capacity_model as model
-from bench.capacity_measure import Sampler, failures, plot, redis_server_pid, summarise, table
+from bench.capacity_measure import (
+    Sampler,
+    caveats,
+    failures,
+    plot,
+    redis_server_pid,
+    summarise,
+    table,
+)
 from bench.capacity_user import REPLY_TIMEOUT_S, Recorder, Stats, User, perf
 from bench.fanout import log_issues, machine, summarise_profile
 from bench.servers import (
@@ -298,7 +307,8 @@ def progress(workers: int, step: dict) -> None:
         f"{worst[1].get('p99_ms', 0):.0f} ms, {step['frames_per_s']:.0f} frames/s, "
         f"{sum(step['errors'].values())} errors, {step['lost']} lost of "
         f"{step['copies_checked']} copies checked: "
-        f"{'held' if not why else 'failed (' + '; '.join(why) + ')'}",
+        f"{'held' if not why else 'failed (' + '; '.join(why) + ')'}"
+        + "".join(f" [{note}]" for note in caveats(step)),
         flush=True,
     )
 
@@ -308,7 +318,7 @@ def progress(workers: int, step: dict) -> None:
 SECTION = "## Capacity"
 
 
-def section(runs: list[dict], command: str, started: datetime, seconds: float) -> str:
+def section(runs: list[dict], command: str, started: datetime, seconds: float, link: str) -> str:
     doc = __doc__.split("\n\n", 2)[2].strip()
     held = "; ".join(
         f"{run['workers']} worker(s): {run['largest_step_held'] or 'none'}" for run in runs
@@ -322,7 +332,7 @@ def section(runs: list[dict], command: str, started: datetime, seconds: float) -
         f"- Machine: {machine()}", f"- Command: `{command}`",
         f"- Date: {started:%Y-%m-%d %H:%M} UTC; run time {seconds:.0f} s", "",
         f"Largest step that held: {held}.", "", table(runs), "",
-        "![Capacity: p99 and CPU against concurrent users](plots/capacity.png)", "",
+        *([f"![Capacity: p99 and CPU against concurrent users]({link})", ""] if link else []),
         *(["Where worker 0's time went (py-spy, the last two steps):", "", *profiles, ""]
           if profiles else []),
     ]  # fmt: skip
@@ -389,7 +399,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nresults in {args.results}{' and ' + str(args.plot) if drew else ''}; "
           f"run time {seconds:.0f} s")  # fmt: skip
     if args.write:
-        write_section(args.write, SECTION, section(runs, command, started, seconds))
+        link = os.path.relpath(args.plot, args.write.resolve().parent) if drew else ""
+        write_section(args.write, SECTION, section(runs, command, started, seconds, link))
         print(f"wrote the Capacity section of {args.write}")
 
 
