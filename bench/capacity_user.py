@@ -218,6 +218,8 @@ class User:
         if name == "message:send":
             self.rec.acked[data["sessionId"]][data["seq"]] = data["id"]
         elif name == "session:join":
+            # Before any later frame of the session is read: its seqs count from here.
+            self.first_seq.setdefault(data["session"]["id"], data["lastSeq"])
             for missed in data.get("missed") or []:
                 self.on_durable(missed, None)
 
