@@ -36,6 +36,9 @@ Real daphne workers (``bench/servers.py``: a fresh PostgreSQL database, Redis wi
 prefix of its own, the pub/sub channel layer, ``bench.settings_bench``), connections spread
 over them; throttles as the contract says (the model's rates are inside them) unless
 ``--unthrottled``. Writes JSON results and a plot to docs/plots/ and prints a markdown table.
+All simulated users live in this one process (uvloop): the table shows its CPU, and a step
+where it used more than 80% of a core is flagged, its latencies then including the load
+generator's own queueing.
 """
 
 from __future__ import annotations
@@ -66,9 +69,9 @@ if __package__ in (None, ""):  # run as ``python bench/capacity.py``
 from bench import capacity_model as model
 from bench.capacity_measure import (
     Sampler,
-    caveats,
     failures,
     plot,
+    progress,
     redis_server_pid,
     summarise,
     table,
@@ -296,21 +299,6 @@ async def end_profile(recording) -> str:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(process.wait(), 30)
     return summarise_profile(out)
-
-
-def progress(workers: int, step: dict) -> None:
-    why = failures(step)
-    worst = max(step["replies"].items(), key=lambda kv: kv[1]["p99_ms"], default=("-", {}))
-    print(
-        f"  {workers} worker(s) {step['users']:>6} users: p50 {step['p50_ms']:.1f} ms, "
-        f"p99 {step['p99_ms']:.1f} ms, worst reply {worst[0]} "
-        f"{worst[1].get('p99_ms', 0):.0f} ms, {step['frames_per_s']:.0f} frames/s, "
-        f"{sum(step['errors'].values())} errors, {step['lost']} lost of "
-        f"{step['copies_checked']} copies checked: "
-        f"{'held' if not why else 'failed (' + '; '.join(why) + ')'}"
-        + "".join(f" [{note}]" for note in caveats(step)),
-        flush=True,
-    )
 
 
 # --- report ---------------------------------------------------------------------------------

@@ -143,6 +143,21 @@ def caveats(step: dict) -> list[str]:
     return [f"load generator at {cpu:.0%} of a core"] if cpu > GENERATOR_BUSY else []
 
 
+def progress(workers: int, step: dict) -> None:
+    why = failures(step)
+    worst = max(step["replies"].items(), key=lambda kv: kv[1]["p99_ms"], default=("-", {}))
+    print(
+        f"  {workers} worker(s) {step['users']:>6} users: p50 {step['p50_ms']:.1f} ms, "
+        f"p99 {step['p99_ms']:.1f} ms, worst reply {worst[0]} "
+        f"{worst[1].get('p99_ms', 0):.0f} ms, {step['frames_per_s']:.0f} frames/s, "
+        f"{sum(step['errors'].values())} errors, {step['lost']} lost of "
+        f"{step['copies_checked']} copies checked: "
+        f"{'held' if not why else 'failed (' + '; '.join(why) + ')'}"
+        + "".join(f" [{note}]" for note in caveats(step)),
+        flush=True,
+    )
+
+
 def table(runs: list[dict]) -> str:
     """The markdown table of every step of every run."""
     labels = sorted({label for run in runs for s in run["steps"] for label in s["usage"]},
