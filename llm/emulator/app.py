@@ -570,7 +570,7 @@ class _Run:
         for index, token in enumerate(tokens):
             if self._failing_now(len(tokens)):
                 break
-            await self._pause(self.script.first_delay_ms if index == 0 else self.script.delay_ms)
+            await self._pause(self.script.token_pause_ms(index))
             if self.first_token_ns is None:
                 self.first_token_ns = time.monotonic_ns()
             await self._line(self._frame(token))
@@ -581,7 +581,7 @@ class _Run:
             return
         eval_count = self.sent
         if tool_calls:
-            await self._pause(self.script.first_delay_ms)
+            await self._pause(self.script.token_pause_ms(0))
             self.first_token_ns = time.monotonic_ns()
             await self._line(self._frame("", tool_calls))
             eval_count = 10 * len(tool_calls)
@@ -611,7 +611,7 @@ class _Run:
         if failing in ("error_line", "cut", "stall", "no_done"):
             count = count if self.script.fail_after is None else min(self.script.fail_after, count)
         for index in range(count):
-            await self._pause(self.script.first_delay_ms if index == 0 else self.script.delay_ms)
+            await self._pause(self.script.token_pause_ms(index))
             if self.first_token_ns is None:
                 self.first_token_ns = time.monotonic_ns()
             self.sent += 1
@@ -632,7 +632,7 @@ class _Run:
             self.record("failure", id=self.request_id, mode=failing, tokens_sent=self.sent)
             return
         if tool_calls:
-            await self._pause(self.script.first_delay_ms)
+            await self._pause(self.script.token_pause_ms(0))
             eval_count = 10 * len(tool_calls)
         else:
             eval_count = self.sent

@@ -8,6 +8,7 @@ A ``Script`` is a plain dataclass so tests can build one in-process; ``Script.fr
 from __future__ import annotations
 
 import dataclasses
+import random
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -76,8 +77,16 @@ class Script:
     delay_ms: float = 0.0
     """Pause before each token after the first."""
 
+    delay_max_ms: float | None = None
+    """With it, each pause between tokens is drawn uniformly from ``delay_ms`` to this (a
+    model under varying load); None: always ``delay_ms``."""
+
     first_delay_ms: float = 0.0
     """Pause before the first token (prompt evaluation / model load time)."""
+
+    first_delay_max_ms: float | None = None
+    """With it, each answer's pause before its first token is drawn uniformly from
+    ``first_delay_ms`` to this; None: always ``first_delay_ms``."""
 
     failure: str | None = None
     """One of ``FAILURES`` or None."""
@@ -111,6 +120,17 @@ class Script:
                 raise ValueError(f"{name} must be a non-negative integer or None")
         if self.delay_ms < 0 or self.first_delay_ms < 0:
             raise ValueError("delays must not be negative")
+        for low, high in (("delay_ms", "delay_max_ms"), ("first_delay_ms", "first_delay_max_ms")):
+            top = getattr(self, high)
+            if top is not None and top < getattr(self, low):
+                raise ValueError(f"{high} must be at least {low}")
+
+    def token_pause_ms(self, index: int) -> float:
+        """The pause before token ``index``: the first-token delay for 0, else the delay
+        between tokens, each drawn from its range when the script gives one."""
+        if index == 0:
+            return _draw(self.first_delay_ms, self.first_delay_max_ms)
+        return _draw(self.delay_ms, self.delay_max_ms)
 
     def updated(self, **changes: Any) -> Script:
         """A copy with ``changes`` applied (validated like a new Script)."""
@@ -125,6 +145,10 @@ class Script:
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _draw(low: float, high: float | None) -> float:
+    return low if high is None else random.uniform(low, high)
 
 
 def split_tokens(text: str) -> list[str]:

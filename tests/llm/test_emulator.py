@@ -113,6 +113,39 @@ async def test_ollama_client_sees_ollama_stream_shapes(ollama_emulator):
     assert last.created_at.endswith("Z")
 
 
+async def test_delay_ranges_draw_each_pause_within_their_bounds(ollama_emulator):
+    ollama_emulator.configure(
+        num_tokens=12, first_delay_ms=150, first_delay_max_ms=300, delay_ms=20, delay_max_ms=60
+    )
+    arrivals = []
+    async with ollama.AsyncClient(host=ollama_emulator.url, timeout=CLIENT_TIMEOUT) as client:
+        started = time.monotonic()
+        async for part in await client.chat(
+            model="llama3.2", messages=[{"role": "user", "content": "x"}], stream=True
+        ):
+            if not part.done:
+                arrivals.append(time.monotonic())
+
+    assert len(arrivals) == 12
+    assert arrivals[0] - started >= 0.15
+    # Chunks may reach the client two at a time, so the pauses are checked in sum: the
+    # first-token delay and 11 pauses of at least their lower bounds.
+    assert arrivals[-1] - started >= 0.15 + 11 * 0.02
+
+
+def test_delay_ranges_vary_the_pauses_between_bounds():
+    script = Script(first_delay_ms=600, first_delay_max_ms=3000, delay_ms=30, delay_max_ms=80)
+    firsts = [script.token_pause_ms(0) for _ in range(200)]
+    betweens = [script.token_pause_ms(k) for k in range(1, 201)]
+
+    assert all(600 <= ms <= 3000 for ms in firsts)
+    assert all(30 <= ms <= 80 for ms in betweens)
+    assert max(firsts) - min(firsts) > 1000
+    assert max(betweens) - min(betweens) > 25
+    fixed = Script(first_delay_ms=5, delay_ms=7)
+    assert {fixed.token_pause_ms(0), fixed.token_pause_ms(3)} == {5, 7}
+
+
 async def test_num_tokens_repeats_the_reply_to_length(ollama_emulator):
     ollama_emulator.configure(reply="ab cd", num_tokens=5)
 
@@ -530,6 +563,10 @@ def test_script_validation():
         Script().updated(colour="blue")
     with pytest.raises(ValueError):
         Script(tool_calls=[{"arguments": {}}])
+    with pytest.raises(ValueError):
+        Script(first_delay_ms=600, first_delay_max_ms=100)
+    with pytest.raises(ValueError):
+        Script(delay_ms=30, delay_max_ms=10)
     assert split_tokens("Echo: a  b ") == ["Echo:", " a", "  b "]
 
 

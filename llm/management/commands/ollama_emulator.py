@@ -19,7 +19,8 @@ class Command(BaseCommand):
         "user message word by word ('Echo: ...'). Point the platform at it with "
         "OLLAMA_URL=http://HOST:PORT. Its behaviour can be changed while it runs: "
         "POST /_emulator/script with JSON fields of llm.emulator.Script (reply, tokens, "
-        "num_tokens, delay_ms, first_delay_ms, failure: http_503|error_line|cut|stall|no_done, "
+        "num_tokens, delay_ms, delay_max_ms, first_delay_ms, first_delay_max_ms, "
+        "failure: http_503|error_line|cut|stall|no_done, "
         "fail_after, error, tool_calls: [{name, arguments}], models), GET /_emulator/log to see "
         "requests and disconnects, POST /_emulator/reset. Example: "
         "python manage.py ollama_emulator --host 127.0.0.1 --port 11434 --delay-ms 30"
@@ -41,6 +42,18 @@ class Command(BaseCommand):
             type=float,
             default=0.0,
             help="Pause before the first token, in ms (0).",
+        )
+        parser.add_argument(
+            "--delay-max-ms",
+            type=float,
+            default=None,
+            help="Draw each pause between tokens from --delay-ms to this, in ms (none: fixed).",
+        )
+        parser.add_argument(
+            "--first-delay-max-ms",
+            type=float,
+            default=None,
+            help="Draw each first-token pause from --first-delay-ms to this, in ms (none: fixed).",
         )
         parser.add_argument(
             "--models",
@@ -65,6 +78,8 @@ class Command(BaseCommand):
                 reply=options["reply"],
                 delay_ms=options["delay_ms"],
                 first_delay_ms=options["first_delay_ms"],
+                delay_max_ms=options["delay_max_ms"],
+                first_delay_max_ms=options["first_delay_max_ms"],
                 models=models,
             )
         except ValueError as exc:
