@@ -47,6 +47,9 @@ logger = logging.getLogger(__name__)
 # The channel-layer message type a consumer handles to forward the presence changes that
 # are still true (``ChatConsumer.presence_changes``).
 PRESENCE_MESSAGE_TYPE = "presence.changes"
+# At most this many entries in one frame (about 100 bytes each, well under the frame cap):
+# a big room whose members all came back in one interval gets several frames.
+FRAME_CHANGES_MAX = 500
 
 
 def presence_message(changes: list[dict]) -> dict:
@@ -134,10 +137,12 @@ class PresenceBatcher:
         offline = [user_id for user_id in changed if user_id not in online]
         by_session = await database_sync_to_async(presence_record)(offline=offline, changed=changed)
         for session_id, changes in by_session.items():
-            try:
-                await broadcaster.send(group_for_session(session_id), presence_message(changes))
-            except Exception:
-                logger.warning("presence broadcast to %s failed", session_id, exc_info=True)
+            for start in range(0, len(changes), FRAME_CHANGES_MAX):
+                message = presence_message(changes[start : start + FRAME_CHANGES_MAX])
+                try:
+                    await broadcaster.send(group_for_session(session_id), message)
+                except Exception:
+                    logger.warning("presence broadcast to %s failed", session_id, exc_info=True)
 
 
 _batchers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
