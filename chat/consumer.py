@@ -38,9 +38,9 @@ from .join import session_join_snapshot
 from .presence_updates import (
     PRESENCE_MESSAGE_TYPE,
     online_reads,
-    presence_broadcast,
+    presence_batcher,
+    presence_frame_text,
     presence_lapsed,
-    presence_touch_last_seen,
 )
 from .receipt_writer import receipt_mark_async
 from .selectors import session_get_for_member
@@ -57,6 +57,7 @@ from .services.reactions import reaction_toggle
 from .services.receipts import DELIVERED, SEEN
 from .state import get_state
 from .timers import connection_timers
+from .typing_updates import typing_batcher
 from .ws_inputs import AuthRefreshInput, EmptyInput, SessionJoinInput, SessionRefInput
 
 logger = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ class ChatConsumer(GatewayConsumer):
         if queued:
             await self._deliver_queued(state, queued)
         if became_online:
-            await presence_broadcast(user=self.user_data, online=True, last_seen_at=None)
+            presence_batcher().changed(self.user.pk, online_before=False)
 
     async def _deliver_queued(self, state, queued: list[tuple[int, str]]) -> None:
         """Send the offline queue one frame at a time, then take off the queue what went
@@ -133,17 +134,16 @@ class ChatConsumer(GatewayConsumer):
     async def closed(self) -> None:
         """Called when the connection ends: typing stops, sessions are left, presence may
         turn offline."""
-        for timer in self.typing_timers.values():
+        for session_id, timer in self.typing_timers.items():
             timer.cancel()
-        for session_id in list(self.typing_timers):
-            await self._typing_broadcast(session_id, event_types.TYPING_STOP)
+            typing_batcher().stopped(session_id, self.user_data)
+        self.typing_timers = {}
         for session_id in self.joined:
             await self._leave(session_id)
         # A heartbeat refresh on its way could put this entry back after its removal.
         await connection_timers().refreshed(self.connection_id)
         if await get_state().presence_disconnect(self.user.pk, self.connection_id):
-            last_seen_at = await presence_touch_last_seen(self.user.pk)
-            await presence_broadcast(user=self.user_data, online=False, last_seen_at=last_seen_at)
+            presence_batcher().changed(self.user.pk, online_before=True)
 
     async def dispatch(self, message) -> None:
         # Forwarding an encoded frame touches no database: skip Channels' per-message
@@ -152,7 +152,7 @@ class ChatConsumer(GatewayConsumer):
             await self.chat_frame(message)
             return
         if message["type"] == PRESENCE_MESSAGE_TYPE:
-            await self.presence_update(message)
+            await self.presence_changes(message)
             return
         await super().dispatch(message)
 
@@ -183,17 +183,21 @@ class ChatConsumer(GatewayConsumer):
         if not self.held and not self.sends_in_flight:
             self.held = None
 
-    async def presence_update(self, message) -> None:
-        """Called with a presence change of someone sharing a joined session: forwarded only
-        if it is still true (``chat.presence_updates``), so an older change arriving after a
-        newer one can't undo it. This socket's own user is online: this socket is open."""
-        online = message["online"]
-        if message["userId"] == self.user.pk:
-            still_true = online
-        else:
-            still_true = await online_reads().online(message["userId"]) == online
-        if still_true:
-            await self.send(text_data=message["text"])
+    async def presence_changes(self, message) -> None:
+        """Called with presence changes of people sharing a joined session: forwarded are
+        the entries still true (``chat.presence_updates``), so an older change arriving after
+        a newer one can't undo it; none left, nothing is sent. Entries about this socket's
+        own user are left out: they are online (this socket is open) and know it."""
+        changes = message["changes"]
+        holds = await asyncio.gather(*(self._still_true(change) for change in changes))
+        kept = [change for change, true in zip(changes, holds, strict=True) if true]
+        if kept:
+            await self.send(text_data=presence_frame_text(message, kept))
+
+    async def _still_true(self, change: dict) -> bool:
+        if change["user"]["id"] == self.user.pk:
+            return False
+        return await online_reads().online(change["user"]["id"]) == (change["status"] == "online")
 
     async def session_removed(self, message) -> None:
         """Called when this user was removed from a session: leave its group now, so not
@@ -293,9 +297,10 @@ class ChatConsumer(GatewayConsumer):
         session_id = self._require_joined(data["sessionId"])
         previous = self.typing_timers.pop(session_id, None)
         if previous is not None:
-            previous.cancel()
+            previous.cancel()  # already typing: only the expiry moves, nobody is told
+        else:
+            typing_batcher().started(session_id, self.user_data)
         self.typing_timers[session_id] = asyncio.create_task(self._typing_expiry(session_id))
-        await self._typing_broadcast(session_id, event_types.TYPING_START)
         return {"sessionId": str(session_id)}
 
     async def on_typing_stop(self, data) -> dict:
@@ -303,7 +308,7 @@ class ChatConsumer(GatewayConsumer):
         timer = self.typing_timers.pop(session_id, None)
         if timer is not None:
             timer.cancel()
-            await self._typing_broadcast(session_id, event_types.TYPING_STOP)
+            typing_batcher().stopped(session_id, self.user_data)
         return {"sessionId": str(session_id)}
 
     # --- helpers ---------------------------------------------------------------------------
@@ -318,7 +323,7 @@ class ChatConsumer(GatewayConsumer):
         timer = self.typing_timers.pop(session_id, None)
         if timer is not None:
             timer.cancel()
-            await self._typing_broadcast(session_id, event_types.TYPING_STOP)
+            typing_batcher().stopped(session_id, self.user_data)
         await self.channel_layer.group_discard(group_for_session(session_id), self.channel_name)
         await broadcast_async(
             group_for_session(session_id),
@@ -328,16 +333,8 @@ class ChatConsumer(GatewayConsumer):
             },
         )
 
-    async def _typing_broadcast(self, session_id, event: str) -> None:
-        data = event_types.typing(session_id=session_id, user=self.user_data)
-        await broadcast_async(
-            group_for_session(session_id),
-            {"event": event, "data": data},
-            exclude_user=self.user.pk,
-        )
-
     async def _typing_expiry(self, session_id) -> None:
         await asyncio.sleep(TYPING_EXPIRY)
         if self.typing_timers.get(session_id) is asyncio.current_task():
             del self.typing_timers[session_id]
-            await self._typing_broadcast(session_id, event_types.TYPING_STOP)
+            typing_batcher().stopped(session_id, self.user_data)

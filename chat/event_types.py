@@ -56,9 +56,8 @@ def receipts_update(*, session_id, readers: list[dict[str, Any]]) -> dict[str, A
 CONNECTION_SUCCESS = "connection:success"
 USER_JOINED = "user:joined"
 USER_LEFT = "user:left"
-TYPING_START = "typing:start"
-TYPING_STOP = "typing:stop"
-PRESENCE_UPDATE = "presence:update"
+TYPING_UPDATE = "typing:update"
+PRESENCE_CHANGES = "presence:changes"
 
 
 def connection_success(*, user_id: int, username: str, connection_id: str, server_time: str):
@@ -78,9 +77,17 @@ def user_left(*, session_id, user: dict[str, Any]) -> dict[str, Any]:
     return {"sessionId": str(session_id), "user": user}
 
 
-def typing(*, session_id, user: dict[str, Any]) -> dict[str, Any]:
-    return {"sessionId": str(session_id), "user": user}
+def typing_update(*, session_id, started: list[dict], stopped: list[dict]) -> dict[str, Any]:
+    """Who began and who stopped typing in the session since the last ``typing:update``."""
+    return {"sessionId": str(session_id), "started": started, "stopped": stopped}
 
 
-def presence_update(*, user: dict[str, Any], status: str, last_seen_at: str | None) -> dict:
+def presence_change(*, user: dict[str, Any], status: str, last_seen_at: str | None) -> dict:
+    """One entry of ``presence:changes``."""
     return {"user": user, "status": status, "lastSeenAt": last_seen_at}
+
+
+def presence_changes(*, changes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Users whose presence changed since the last ``presence:changes`` (``presence_change``
+    entries)."""
+    return {"changes": changes}

@@ -213,6 +213,12 @@ WS_SEND_MAX_BYTES = 262144
 # A session's receipts:update goes out at most once per this many ms per worker, listing the
 # readers whose watermarks moved meanwhile (chat.receipt_updates).
 RECEIPT_BROADCAST_INTERVAL_MS = env_int("RECEIPT_BROADCAST_INTERVAL_MS", 1000)
+# Typing changes of a session go out as one typing:update at most this often per worker
+# (chat.typing_updates); a start and a stop inside one interval cancel out.
+TYPING_BROADCAST_INTERVAL_MS = env_int("TYPING_BROADCAST_INTERVAL_MS", 500)
+# Presence changes are gathered per worker and announced as presence:changes this often
+# (chat.presence_updates); a reload inside one interval announces nothing.
+PRESENCE_BROADCAST_INTERVAL_MS = env_int("PRESENCE_BROADCAST_INTERVAL_MS", 1000)
 
 # --- LLM ------------------------------------------------------------------------------------
 OLLAMA_URL = env_str("OLLAMA_URL", "http://localhost:11434")

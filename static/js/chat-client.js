@@ -34,6 +34,11 @@
  * server's events: `state`, `connected`, `disconnected`, `reconnecting`, `session:joined`,
  * `session:waiting`, `session:failed`, `gap`,
  * `stream:update`, `outbox`, `outbox:sent`, `outbox:failed`, and `*` (every server frame).
+ *
+ * Typing and presence come batched (docs/websocket.md): `typing:update {sessionId, started,
+ * stopped}` lists who began and who stopped typing since the last one (skip your own user
+ * in it), and `presence:changes {changes: [{user, status, lastSeenAt}]}` the members whose
+ * presence changed. `typing()` below sends what the server gathers.
  */
 
 const DURABLE = new Set([

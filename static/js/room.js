@@ -639,9 +639,10 @@ client.on("message:deleted", ({ messageId }) =>
 client.on("message:reaction:update", ({ messageId, reactions }) =>
   patchMessage(messageId, { reactions }),
 );
-client.on("typing:start", ({ user }) => user.id !== me.id && typing.start(user));
-client.on("typing:stop", ({ user }) => typing.stop(user));
-client.on("presence:update", ({ user, status }) => members.setPresence(user, status === "online"));
+client.on("typing:update", ({ sessionId: id, started, stopped }) => {
+  if (id === sessionId) typing.update(started.filter((u) => u.id !== me.id), stopped);
+});
+client.on("presence:changes", ({ changes }) => members.setPresenceAll(changes));
 client.on("session:joined", (ack) => {
   if (ack.sessionId !== sessionId) return;
   $("#room").dataset.joined = "true"; // the room is live (browser tests wait for this)

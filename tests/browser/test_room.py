@@ -63,6 +63,21 @@ def test_typing_shows_on_the_other_side_and_clears(pair):
     expect(b.page.locator("#typing")).to_have_text("")
 
 
+def test_typing_shows_on_the_other_side_and_clears_when_the_typist_sends(pair):
+    a, b, _ = pair
+    box = b.page.locator("#composer .composer-input")
+
+    box.type("almost done")
+    expect(a.page.locator("#typing")).to_have_text(f"{b.name} is typing…")
+    expect(b.page.locator("#typing")).to_have_text("")  # nobody sees their own typing
+    box.press("Enter")
+
+    expect(a.message("almost done")).to_be_visible()
+    expect(a.page.locator("#typing")).to_have_text("")
+    a.page.wait_for_timeout(1500)  # the batched stop comes later: it must not bring it back
+    expect(a.page.locator("#typing")).to_have_text("")
+
+
 def test_a_reaction_and_an_edit_appear_on_the_other_side(pair):
     a, b, _ = pair
     a.say("the meeting is at 3")

@@ -187,21 +187,26 @@ async def test_someone_elses_message_cannot_be_edited(ws_connect, make_room, ali
 
 
 async def test_typing_reaches_others_not_the_typist_and_expires(
-    ws_connect, make_room, alice, bob, monkeypatch
+    ws_connect, make_room, alice, bob, monkeypatch, settings
 ):
     monkeypatch.setattr(consumer_module, "TYPING_EXPIRY", 0.3)
+    settings.TYPING_BROADCAST_INTERVAL_MS = 100
     room = await make_room()
     a, b = await ws_connect(alice), await ws_connect(bob)
     for ws in (a, b):
         await request(ws, "session:join", {"sessionId": str(room.pk)})
     await request(a, "typing:start", {"sessionId": str(room.pk)}, ref="t")
 
-    start = await next_event(b, "typing:start")
-    stop = await next_event(b, "typing:stop")
+    start = await next_event(b, "typing:update")
+    stop = await next_event(b, "typing:update")
 
     alice_data = {"id": alice.pk, "username": "alice"}
-    assert start["data"] == event_types.typing(session_id=room.pk, user=alice_data)
-    assert stop["data"]["user"]["id"] == alice.pk
+    assert start["data"] == event_types.typing_update(
+        session_id=room.pk, started=[alice_data], stopped=[]
+    )
+    assert stop["data"] == event_types.typing_update(
+        session_id=room.pk, started=[], stopped=[alice_data]
+    )
     typist_saw = [f["event"] for f in await frames_for(a, 0.5)]
     assert not [e for e in typist_saw if e.startswith("typing:")]
 
@@ -220,16 +225,23 @@ async def test_presence_goes_online_and_offline_for_members_in_the_room(
     a = await ws_connect(alice)
     await request(a, "session:join", {"sessionId": str(room.pk)})
     b = await ws_connect(bob)
-    online = await next_event(a, "presence:update")
-    assert online["data"]["user"]["id"] == bob.pk and online["data"]["status"] == "online"
+    online = await next_event(a, "presence:changes")
+    assert online["data"] == event_types.presence_changes(
+        changes=[
+            event_types.presence_change(
+                user={"id": bob.pk, "username": "bob"}, status="online", last_seen_at=None
+            )
+        ]
+    )
 
     joined = await request(a, "session:join", {"sessionId": str(room.pk)}, ref="again")
     statuses = {p["user"]["username"]: p["status"] for p in joined["data"]["presence"]}
     assert statuses == {"alice": "online", "bob": "online"}
 
     await b.disconnect()
-    offline = await next_event(a, "presence:update")
-    assert offline["data"]["status"] == "offline" and offline["data"]["lastSeenAt"]
+    (offline,) = (await next_event(a, "presence:changes"))["data"]["changes"]
+    assert offline["user"]["id"] == bob.pk
+    assert offline["status"] == "offline" and offline["lastSeenAt"]
 
 
 async def test_a_user_stays_online_while_any_connection_is_open(ws_connect, make_room, alice, bob):
@@ -237,11 +249,12 @@ async def test_a_user_stays_online_while_any_connection_is_open(ws_connect, make
     a = await ws_connect(alice)
     await request(a, "session:join", {"sessionId": str(room.pk)})
     b1, b2 = await ws_connect(bob), await ws_connect(bob)
-    await next_event(a, "presence:update")
+    await next_event(a, "presence:changes")
     await b1.disconnect()
-    assert "presence:update" not in [f["event"] for f in await frames_for(a, 0.5)]
+    assert "presence:changes" not in [f["event"] for f in await frames_for(a, 1.5)]
     await b2.disconnect()
-    assert (await next_event(a, "presence:update"))["data"]["status"] == "offline"
+    (offline,) = (await next_event(a, "presence:changes"))["data"]["changes"]
+    assert offline["status"] == "offline"
 
 
 async def test_events_while_offline_are_queued_and_delivered_after_connection_success(
@@ -516,12 +529,17 @@ async def test_join_shows_each_members_read_position(ws_connect, make_room, alic
     assert positions == {"alice": (0, 0), "bob": (2, 1)}
 
 
-async def _announce(user, *, online: bool) -> None:
-    """A presence change of ``user`` as a worker broadcasts it, arriving now."""
+async def _announce(room, user, *, online: bool) -> None:
+    """A presence change of ``user`` as a worker broadcasts it to ``room``, arriving now."""
     from accounts.serializers import render_user
-    from chat.presence_updates import presence_broadcast
+    from chat import broadcaster
+    from chat.events import group_for_session
+    from chat.presence_updates import presence_message
 
-    await presence_broadcast(user=render_user(user), online=online, last_seen_at=None)
+    change = event_types.presence_change(
+        user=render_user(user), status="online" if online else "offline", last_seen_at=None
+    )
+    await broadcaster.send(group_for_session(room.pk), presence_message([change]))
 
 
 async def test_a_stale_offline_is_not_forwarded_while_the_user_has_a_connection(
@@ -533,16 +551,17 @@ async def test_a_stale_offline_is_not_forwarded_while_the_user_has_a_connection(
     a = await ws_connect(alice)
     await request(a, "session:join", {"sessionId": str(room.pk)})
     b = await ws_connect(bob)
-    assert (await next_event(a, "presence:update"))["data"]["status"] == "online"
+    (online,) = (await next_event(a, "presence:changes"))["data"]["changes"]
+    assert online["status"] == "online"
 
-    await _announce(bob, online=False)
+    await _announce(room, bob, online=False)
 
-    assert "presence:update" not in [f["event"] for f in await frames_for(a, 0.5)]
+    assert "presence:changes" not in [f["event"] for f in await frames_for(a, 0.5)]
     await b.disconnect()
-    offline = await next_event(a, "presence:update")
-    assert offline["data"]["user"]["id"] == bob.pk and offline["data"]["status"] == "offline"
-    await _announce(bob, online=True)  # a stale open, arriving after the last close
-    assert "presence:update" not in [f["event"] for f in await frames_for(a, 0.5)]
+    (offline,) = (await next_event(a, "presence:changes"))["data"]["changes"]
+    assert offline["user"]["id"] == bob.pk and offline["status"] == "offline"
+    await _announce(room, bob, online=True)  # a stale open, arriving after the last close
+    assert "presence:changes" not in [f["event"] for f in await frames_for(a, 0.5)]
 
 
 async def test_nobody_is_told_they_are_offline_on_their_own_connection(
@@ -552,6 +571,6 @@ async def test_nobody_is_told_they_are_offline_on_their_own_connection(
     a = await ws_connect(alice)
     await request(a, "session:join", {"sessionId": str(room.pk)})
 
-    await _announce(alice, online=False)
+    await _announce(room, alice, online=False)
 
-    assert "presence:update" not in [f["event"] for f in await frames_for(a, 0.5)]
+    assert "presence:changes" not in [f["event"] for f in await frames_for(a, 0.5)]

@@ -175,13 +175,14 @@ async def test_a_user_whose_worker_died_is_announced_offline_by_the_sweep(
     a = await ws_connect(alice)
     await request(a, "session:join", {"sessionId": str(room.pk)})
     b = await ws_connect(bob)
-    assert (await next_event(a, "presence:update"))["data"]["status"] == "online"
+    (online,) = (await next_event(a, "presence:changes"))["data"]["changes"]
+    assert online["status"] == "online"
     connection_timers().forget(b.connection_success["data"]["connectionId"])  # as if killed
 
-    offline = await next_event(a, "presence:update")
+    (offline,) = (await next_event(a, "presence:changes"))["data"]["changes"]
 
-    assert offline["data"]["user"]["id"] == bob.pk and offline["data"]["status"] == "offline"
-    assert offline["data"]["lastSeenAt"]
+    assert offline["user"]["id"] == bob.pk and offline["status"] == "offline"
+    assert offline["lastSeenAt"]
 
 
 async def test_a_close_waits_for_the_refresh_on_its_way(monkeypatch):

@@ -106,16 +106,16 @@ async def test_presence_is_shared_across_workers(two_workers):
     try:
         await reply_to(a, "session:join", {"sessionId": room})
         b = await p.connect(bob, 1)
-        online = await next_event(a, "presence:update")
+        (online,) = (await next_event(a, "presence:changes"))["data"]["changes"]
         with p.api(alice, 0) as http:
             presence = http.get(f"/api/chat/sessions/{room}/presence").json()
         statuses = {entry["user"]["id"]: entry["status"] for entry in presence}
         await b.close()
-        offline = await next_event(a, "presence:update")
+        (offline,) = (await next_event(a, "presence:changes"))["data"]["changes"]
 
-        assert online["data"]["status"] == "online" and online["data"]["user"]["id"] == bob["id"]
+        assert online["status"] == "online" and online["user"]["id"] == bob["id"]
         assert statuses == {alice["id"]: "online", bob["id"]: "online"}
-        assert offline["data"]["status"] == "offline"
+        assert offline["status"] == "offline" and offline["user"]["id"] == bob["id"]
     finally:
         await a.close()
 

@@ -24,9 +24,11 @@ async def frames_until_quiet(ws, quiet: float = 1.0) -> list[dict]:
 
 def statuses_of(frames: list[dict], user: dict) -> list[str]:
     return [
-        f["data"]["status"]
+        change["status"]
         for f in frames
-        if f["event"] == "presence:update" and f["data"]["user"]["id"] == user["id"]
+        if f["event"] == "presence:changes"
+        for change in f["data"]["changes"]
+        if change["user"]["id"] == user["id"]
     ]
 
 
@@ -54,9 +56,9 @@ async def test_overlapping_close_and_open_on_two_workers_keep_the_user_online(pl
         assert "offline" not in statuses_of(seen, bob), statuses_of(seen, bob)
 
         await old.close()
-        offline = await next_event(a, "presence:update")
-        assert offline["data"]["user"]["id"] == bob["id"]
-        assert offline["data"]["status"] == "offline" and offline["data"]["lastSeenAt"]
+        (offline,) = (await next_event(a, "presence:changes"))["data"]["changes"]
+        assert offline["user"]["id"] == bob["id"]
+        assert offline["status"] == "offline" and offline["lastSeenAt"]
     finally:
         await a.close()
 
@@ -86,7 +88,48 @@ async def test_after_each_quick_reload_everyone_sees_the_user_online(platform):
             if statuses:
                 last_seen_by_alice.append(statuses[-1])
         assert set(last_seen_by_alice) <= {"online"}, last_seen_by_alice
-        assert set(bob_saw) == {"online"}, bob_saw
+        assert set(bob_saw) == {"online"}, bob_saw  # his join's presence; no frame about him
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_last_close_is_announced_once_to_the_other_worker(platform):
+    """Presence changes are gathered per interval: bob's going offline on one worker reaches
+    alice on the other as exactly one entry, with when he was last seen."""
+    p = platform
+    alice, bob = p.user("alice"), p.user("bob")
+    room = p.room(alice, bob)
+    a = await p.connect(alice, 0)
+    b = await p.connect(bob, len(p.workers) - 1)
+    try:
+        await reply_to(a, "session:join", {"sessionId": room})
+        await frames_until_quiet(a, 1.5)
+
+        await b.close()
+        frames = await frames_until_quiet(a, 2.5)
+
+        assert statuses_of(frames, bob) == ["offline"]
+        (change,) = [c for f in frames for c in f["data"].get("changes", [])]
+        assert change["lastSeenAt"]
+    finally:
+        await a.close()
+
+
+async def test_a_reload_on_one_worker_inside_the_interval_announces_nothing(platform):
+    p = platform
+    alice, bob = p.user("alice"), p.user("bob")
+    room = p.room(alice, bob)
+    a = await p.connect(alice, 0)
+    b = await p.connect(bob, len(p.workers) - 1)
+    try:
+        await reply_to(a, "session:join", {"sessionId": room})
+        await frames_until_quiet(a, 1.5)
+
+        await b.close()
+        b = await p.connect(bob, len(p.workers) - 1)
+
+        assert statuses_of(await frames_until_quiet(a, 2.5), bob) == []
     finally:
         await a.close()
         await b.close()

@@ -33,16 +33,16 @@ async def test_token_expiry_closes_the_socket_and_its_user_goes_offline(platform
     try:
         await reply_to(a, "session:join", {"sessionId": room})
         b = await p.connect({**bob, "access": _token_expiring_in(bob, 2)}, len(p.workers) - 1)
-        online = await next_event(a, "presence:update")
+        (online,) = (await next_event(a, "presence:changes"))["data"]["changes"]
 
         expired = json.loads(await asyncio.wait_for(b.recv(), 10))
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await asyncio.wait_for(b.recv(), 10)
-        offline = await next_event(a, "presence:update")
+        (offline,) = (await next_event(a, "presence:changes"))["data"]["changes"]
 
-        assert online["data"]["status"] == "online" and online["data"]["user"]["id"] == bob["id"]
+        assert online["status"] == "online" and online["user"]["id"] == bob["id"]
         assert expired["event"] == "error" and expired["data"]["code"] == "UNAUTHORIZED"
         assert closed.value.rcvd.code == 4401
-        assert offline["data"]["status"] == "offline" and offline["data"]["user"]["id"] == bob["id"]
+        assert offline["status"] == "offline" and offline["user"]["id"] == bob["id"]
     finally:
         await a.close()

@@ -105,21 +105,31 @@ export class Typing {
     this.users = new Map(); // id -> {username, timer}
   }
 
-  start(user) {
+  stop(user) {
+    this._remove(user);
+    this.render();
+  }
+
+  /** A `typing:update`'s lists, drawn once. */
+  update(started, stopped) {
+    for (const user of stopped) this._remove(user);
+    for (const user of started) this._add(user);
+    this.render();
+  }
+
+  _add(user) {
     const entry = this.users.get(user.id) || { username: user.username };
     clearTimeout(entry.timer);
     // The server ends a silent typist after 6 s; this is the safety net if that is lost.
     entry.timer = setTimeout(() => this.stop(user), 7000);
     this.users.set(user.id, entry);
-    this.render();
   }
 
-  stop(user) {
+  _remove(user) {
     const entry = this.users.get(user.id);
     if (!entry) return;
     clearTimeout(entry.timer);
     this.users.delete(user.id);
-    this.render();
   }
 
   render() {
