@@ -17,7 +17,7 @@ What it guarantees:
   ``stream_delay_ms`` (so the first one is never delayed), otherwise with the others that
   arrive within that window, at most ``stream_delay_ms`` late. A chunk goes out when the
   caller takes it: what arrived while the caller was busy with the last one (a loaded
-  worker) goes out together, not as a chunk per token, up to ``DELTA_MAX_CHARS`` (a chunk
+  worker) goes out together, not as a chunk per token, up to ``delta_max_chars()`` (a chunk
   is a frame, and frames are capped: ``chat.frame_size``);
 - the reading gives the event loop back at least every ``READ_SLICE_S``, and after any
   line the generator waits for with nothing buffered (so that line goes out at once): a
@@ -81,10 +81,13 @@ MAX_TOOL_ROUNDS = 5
 # once): the generator then takes a slice's lines at once, not one wake-up per line.
 READ_SLICE_S = 0.002
 
-# A chunk's delta grows to at most about this many characters, then goes out at once: in
-# JSON a character takes at most 6 bytes, so a chunk stays well inside the frame cap's half
-# that one event may take (``chat.frame_size``).
-DELTA_MAX_CHARS = 16384
+
+
+def delta_max_chars() -> int:
+    """How long a chunk's delta grows before it goes out at once: in JSON a character takes
+    at most 6 bytes, so a chunk stays well inside the half of the frame cap that one event
+    may take (``chat.frame_size``), whatever the cap is set to (16,384 at 256 KiB)."""
+    return settings.WS_SEND_MAX_BYTES // 16
 
 # Queued after a round's last line: the response ended, with or without its done line.
 _END = object()
@@ -109,6 +112,7 @@ class _Answer:
         self.sent: list[str] = []
         self.buffer: list[str] = []
         self.buffered = 0
+        self.max_chars = delta_max_chars()
         self.last_out: float | None = None
         self.tokens_done = 0
         self.round_tokens = 0
@@ -133,7 +137,7 @@ class _Answer:
     @property
     def full(self) -> bool:
         """Whether the buffered text must go out now, whatever the time."""
-        return self.buffered >= DELTA_MAX_CHARS
+        return self.buffered >= self.max_chars
 
     def due_in(self) -> float | None:
         """Seconds until the buffered text is due (0: now), or None if nothing is buffered."""

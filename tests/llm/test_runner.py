@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY
 
 from llm import stream_errors
 from llm.provider import ModelConfig, chat_model, model_config
-from llm.runner import DELTA_MAX_CHARS, run_stream
+from llm.runner import delta_max_chars, run_stream
 from llm.stream_events import (
     StreamChunk,
     StreamComplete,
@@ -150,7 +150,7 @@ async def test_first_delta_goes_out_alone_and_the_rest_are_coalesced(ollama_emul
 
 async def test_a_coalesced_delta_goes_out_once_it_reaches_the_chunk_size_limit(ollama_emulator):
     # However long the delay, a chunk is a frame and frames are capped: the text buffered
-    # goes out once it reaches DELTA_MAX_CHARS.
+    # goes out once it reaches delta_max_chars().
     token = "漢字ü😀" * 25
     ollama_emulator.configure(tokens=[token] * 2000)
 
@@ -158,8 +158,21 @@ async def test_a_coalesced_delta_goes_out_once_it_reaches_the_chunk_size_limit(o
 
     end = assert_well_formed(events)
     assert len(end.content) == 2000 * len(token)
-    assert len(chunks(events)) > len(end.content) // DELTA_MAX_CHARS
-    assert max(len(c.delta) for c in chunks(events)) < DELTA_MAX_CHARS + len(token)
+    assert len(chunks(events)) > len(end.content) // delta_max_chars()
+    assert max(len(c.delta) for c in chunks(events)) < delta_max_chars() + len(token)
+
+
+async def test_the_chunk_size_limit_follows_a_lowered_frame_cap(ollama_emulator, settings):
+    # A deployment (or a test) that lowers the frame cap lowers the delta limit with it, so a
+    # chunk of multibyte text never becomes a frame over the cap.
+    settings.WS_SEND_MAX_BYTES = 8192
+    token = "漢字ü😀 "
+    ollama_emulator.configure(tokens=[token] * 3000)
+
+    events = await run(model_for(ollama_emulator, max_tokens=4096), stream_delay_ms=60_000)
+
+    assert delta_max_chars() == 512
+    assert max(len(c.delta) for c in chunks(events)) < 512 + len(token)
 
 
 async def test_no_delay_sends_every_delta_then_a_closing_chunk(ollama_emulator):
