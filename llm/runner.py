@@ -82,12 +82,12 @@ MAX_TOOL_ROUNDS = 5
 READ_SLICE_S = 0.002
 
 
-
 def delta_max_chars() -> int:
     """How long a chunk's delta grows before it goes out at once: in JSON a character takes
     at most 6 bytes, so a chunk stays well inside the half of the frame cap that one event
     may take (``chat.frame_size``), whatever the cap is set to (16,384 at 256 KiB)."""
     return settings.WS_SEND_MAX_BYTES // 16
+
 
 # Queued after a round's last line: the response ended, with or without its done line.
 _END = object()
