@@ -10,6 +10,8 @@ it got. Every event fits in half the cap, so each page brings at least one.
 
 from __future__ import annotations
 
+from chatproject.reused_serializer import ReusedSerializer
+
 from .extensions import active_streams
 from .frame_size import (
     ENVELOPE_ALLOWANCE,
@@ -18,10 +20,12 @@ from .frame_size import (
     fit_content,
     frame_max_bytes,
 )
-from .presence import presence_entry
-from .selectors import events_after, session_get_for_member, session_with_members
-from .serializers import SessionSerializer
+from .member_rows import member_rows, render_member, render_presence
+from .selectors import events_after, session_get_for_member
+from .serializers import SessionHeadSerializer
 from .state import get_state
+
+render_session_head = ReusedSerializer(SessionHeadSerializer)
 
 REPLAY_LIMIT = 500
 
@@ -29,14 +33,14 @@ REPLAY_LIMIT = 500
 def session_join_snapshot(*, user, session_id, last_seq: int | None) -> dict:
     """Read after the connection is in the session's group, so any event committed from
     here on arrives live too: the client drops duplicates by seq, and nothing falls between."""
-    session = session_with_members(session_get_for_member(user=user, session_id=session_id).pk)
-    members = [m.user for m in session.memberships.all()]
-    online = get_state().online(u.pk for u in members)
-    session_data = SessionSerializer(session).data
+    session = session_get_for_member(user=user, session_id=session_id)
+    rows = member_rows(session.pk)
+    online = get_state().online(row.user_id for row in rows)
+    members = [render_member(row) for row in rows]
     snapshot = {
-        "session": session_data,
-        "members": session_data["members"],
-        "presence": [presence_entry(u, online=u.pk in online) for u in members],
+        "session": {**render_session_head(session), "members": members},
+        "members": members,
+        "presence": [render_presence(row, online=row.user_id in online) for row in rows],
         "lastSeq": session.last_seq,
         "missed": [],
         "hasMore": False,

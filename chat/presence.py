@@ -7,22 +7,12 @@ killed worker can't leave a user stuck online.
 
 from __future__ import annotations
 
-from accounts.serializers import render_user
-
+from .member_rows import member_rows, render_presence
 from .models import ChatSession
-from .serializers import iso
 from .state import get_state
 
 
-def presence_entry(user, *, online: bool) -> dict:
-    return {
-        "user": render_user(user),
-        "status": "online" if online else "offline",
-        "lastSeenAt": iso(user.last_seen_at),
-    }
-
-
 def presence_for_session(*, session: ChatSession) -> list[dict]:
-    members = [m.user for m in session.memberships.select_related("user").order_by("id")]
-    online = get_state().online(u.pk for u in members)
-    return [presence_entry(user, online=user.pk in online) for user in members]
+    rows = member_rows(session.pk)
+    online = get_state().online(row.user_id for row in rows)
+    return [render_presence(row, online=row.user_id in online) for row in rows]

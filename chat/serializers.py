@@ -23,10 +23,12 @@ from .frame_size import encoded_size
 from .models import Attachment, ChatSession, Membership, Message
 from .selectors import SEARCH_MATCHES_MAX
 
+_DATETIME = serializers.DateTimeField()
+
 
 def iso(value) -> str | None:
     """A datetime as the wire renders it (ISO-8601 UTC, ``Z``)."""
-    return serializers.DateTimeField().to_representation(value) if value else None
+    return _DATETIME.to_representation(value) if value else None
 
 
 class AttachmentSerializer(serializers.ModelSerializer):
@@ -147,9 +149,11 @@ class MessageReceiptsSerializer(serializers.Serializer):
     )
 
 
-class SessionSerializer(serializers.ModelSerializer):
+class SessionHeadSerializer(serializers.ModelSerializer):
+    """A session without its members: what a join renders beside members it reads as rows
+    (``chat.member_rows``)."""
+
     createdBy = UserSerializer(source="created_by", allow_null=True)
-    members = MemberSerializer(source="memberships", many=True)
     agentId = serializers.UUIDField(source="agent_id", allow_null=True)
     createdAt = serializers.DateTimeField(source="created_at")
     lastMessageAt = serializers.DateTimeField(source="last_message_at", allow_null=True)
@@ -157,6 +161,13 @@ class SessionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ChatSession
+        fields = ["id", "title", "createdBy", "agentId", "createdAt", "lastMessageAt", "lastSeq"]
+
+
+class SessionSerializer(SessionHeadSerializer):
+    members = MemberSerializer(source="memberships", many=True)
+
+    class Meta(SessionHeadSerializer.Meta):
         fields = ["id", "title", "createdBy", "members", "agentId", "createdAt", "lastMessageAt",
                   "lastSeq"]  # fmt: skip
 
