@@ -7,7 +7,7 @@ read ``last_seen_seq``; "Seen by" and "Delivered to" are computed from the water
 
 ``receipts_mark_batch`` writes the marks a worker gathered (``chat.receipt_writer``) in one
 transaction of at most three statements, whatever their number: one SELECT resolves every
-message id, one locks and reads the memberships concerned, one UPDATE moves every watermark
+message id, one locks and reads the memberships concerned, one UPDATE sets every watermark
 that moves. Receipts are not durable events: they take no seq, are not replayed, and are
 never queued for members who are away (``chat.receipt_updates`` broadcasts them).
 """
@@ -18,9 +18,7 @@ import uuid
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from django.db import models, transaction
-from django.db.models import Case, F, Q, Value, When
-from django.db.models.functions import Greatest
+from django.db import transaction
 
 from chatproject.errors import not_found
 
@@ -44,6 +42,13 @@ class Reader(NamedTuple):
 
     delivered_seq: int
     seen_seq: int
+
+
+class Watermark(NamedTuple):
+    """A membership's id and its watermarks, as locked for a write."""
+
+    pk: int
+    reader: Reader
 
 
 class MarkedBatch(NamedTuple):
@@ -72,7 +77,8 @@ def receipts_mark_batch(marks: Sequence[Mark]) -> MarkedBatch:
             for mark in marks
             if (found := located.get(mark.message_id))
         }
-        before = _watermarks(pairs)
+        locked = _watermarks(pairs)
+        before = {pair: watermark.reader for pair, watermark in locked.items()}
         after = dict(before)
         for mark in marks:
             found = located.get(mark.message_id)
@@ -85,7 +91,7 @@ def receipts_mark_batch(marks: Sequence[Mark]) -> MarkedBatch:
             after[pair] = Reader(max(delivered, found.seq), seen)
         moved_pairs = {pair: reader for pair, reader in after.items() if reader != before[pair]}
         if moved_pairs:
-            _write(moved_pairs)
+            _write({locked[pair].pk: reader for pair, reader in moved_pairs.items()})
     outcomes: list[dict | Exception] = []
     for mark in marks:
         found = located.get(mark.message_id)
@@ -117,39 +123,40 @@ def _locate(marks: Sequence[Mark]) -> dict[uuid.UUID, Located]:
     return {pk: Located(session_id, seq) for pk, session_id, seq in rows}
 
 
-def _watermarks(pairs: set[tuple[uuid.UUID, int]]) -> dict[tuple[uuid.UUID, int], Reader]:
+def _watermarks(pairs: set[tuple[uuid.UUID, int]]) -> dict[tuple[uuid.UUID, int], Watermark]:
     """The watermarks of the memberships ``pairs`` name (those that exist), locked until
     commit, in one order for every batch: two batches locking rows in opposite orders would
-    deadlock."""
+    deadlock. Read by the pairs' sessions and users (two IN lists an index serves) and kept to
+    the pairs here: an OR of one condition per pair costs Django's compiler and the database
+    more than the rows it would spare, and a few rows more are locked for a moment."""
     if not pairs:
         return {}
-    which = Q()
-    for session_id, user_id in pairs:
-        which |= Q(session_id=session_id, user_id=user_id)
     rows = (
         Membership.objects.select_for_update()
-        .filter(which)
+        .filter(session_id__in={s for s, _ in pairs}, user_id__in={u for _, u in pairs})
         .order_by("pk")
-        .values_list("session_id", "user_id", "last_delivered_seq", "last_seen_seq")
+        .values_list("pk", "session_id", "user_id", "last_delivered_seq", "last_seen_seq")
     )
-    return {(session_id, user_id): Reader(d, s) for session_id, user_id, d, s in rows}
+    return {
+        (session_id, user_id): Watermark(pk, Reader(delivered, seen))
+        for pk, session_id, user_id, delivered, seen in rows
+        if (session_id, user_id) in pairs
+    }
 
 
-def _write(moved: dict[tuple[uuid.UUID, int], Reader]) -> None:
-    """One UPDATE for every membership of ``moved``: each watermark to its new value, or
-    kept if a concurrent write already took it higher."""
-    which = Q()
-    delivered, seen = [], []
-    for (session_id, user_id), reader in moved.items():
-        member = Q(session_id=session_id, user_id=user_id)
-        which |= member
-        delivered.append(When(member, then=Value(reader.delivered_seq)))
-        seen.append(When(member, then=Value(reader.seen_seq)))
-    Membership.objects.filter(which).update(
-        last_delivered_seq=Greatest(F("last_delivered_seq"), _case(delivered)),
-        last_seen_seq=Greatest(F("last_seen_seq"), _case(seen)),
-    )
+# Every moved membership's two watermarks in one statement whatever their number, joined to a
+# VALUES list of (membership id, delivered, seen): the ORM's ``bulk_update`` would write a
+# CASE with a branch per row, which the database evaluates for every row it updates. The
+# rows are locked (``_watermarks``), so their new values are set as they are.
+_WRITE_SQL = (
+    "UPDATE chat_membership SET last_delivered_seq = v.column2, last_seen_seq = v.column3 "
+    "FROM (VALUES {rows}) AS v WHERE chat_membership.id = v.column1"
+)
 
 
-def _case(whens: list[When]) -> Case:
-    return Case(*whens, default=Value(0), output_field=models.BigIntegerField())
+def _write(moved: dict[int, Reader]) -> None:
+    """Set the watermarks of the memberships ``moved`` names by id."""
+    params = [value for pk, reader in moved.items() for value in (pk, *reader)]
+    sql = _WRITE_SQL.format(rows=", ".join(["(%s, %s, %s)"] * len(moved)))
+    with transaction.get_connection().cursor() as cursor:
+        cursor.execute(sql, params)

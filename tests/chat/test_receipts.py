@@ -123,6 +123,22 @@ def test_a_batch_costs_the_same_queries_whatever_its_size(room, alice, make_user
     assert {watermarks(other, u) for u in readers[1:]} == {(1, 1)}
 
 
+def test_a_batch_moves_only_the_memberships_its_marks_name(room, alice, bob, carol):
+    # Bob marks in room, carol in other: bob's membership of other and carol's of room (read
+    # and locked with the batch's sessions and users) keep their watermarks.
+    other = session_create(creator=alice, title="other", member_ids=[bob.pk, carol.pk])
+    Membership.objects.create(session=room, user=carol)
+    in_room = message_send(author=alice, session_id=room.pk, content="here")
+    in_other = message_send(author=alice, session_id=other.pk, content="there")
+
+    receipts_mark_batch([Mark(bob.pk, in_room.pk, SEEN), Mark(carol.pk, in_other.pk, DELIVERED)])
+
+    assert watermarks(room, bob) == (1, 1)
+    assert watermarks(other, carol) == (1, 0)
+    assert watermarks(other, bob) == (0, 0)
+    assert watermarks(room, carol) == (0, 0)
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_receipts_arriving_during_a_write_are_written_together_next(alice, make_user):
     readers = [await database_sync_to_async(make_user)() for _ in range(20)]
