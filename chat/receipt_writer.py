@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 import weakref
-from collections import deque
 from collections.abc import Callable
 
 from channels.db import database_sync_to_async
 
+from .grouped_calls import GroupedCalls
 from .receipt_updates import receipt_updates
 from .services.receipts import Mark, MarkedBatch, receipts_mark_batch
 
@@ -27,53 +27,20 @@ BATCH_MAX = 200
 
 
 class ReceiptWriter:
-    """One event loop's waiting receipts, written by one task while there are any, with
-    ``write`` (``receipts_mark_batch``, or what a test counts batches with)."""
+    """One event loop's waiting receipts, written in groups with ``write``
+    (``receipts_mark_batch``, or what a test counts batches with)."""
 
     def __init__(self, write: Callable[[list[Mark]], MarkedBatch] = receipts_mark_batch) -> None:
-        self.waiting: deque[tuple[Mark, asyncio.Future]] = deque()
-        self.task: asyncio.Task | None = None
         self.write = database_sync_to_async(write)
+        self.calls = GroupedCalls(self._write_group, group_max=BATCH_MAX)
 
     def submit(self, mark: Mark) -> asyncio.Future:
-        loop = asyncio.get_running_loop()
-        done = loop.create_future()
-        self.waiting.append((mark, done))
-        if self.task is None:
-            self.task = loop.create_task(self._drain())
-        return done
+        return self.calls.submit(mark)
 
-    async def _drain(self) -> None:
-        batch: list[tuple[Mark, asyncio.Future]] = []
-        try:
-            while self.waiting:
-                count = min(BATCH_MAX, len(self.waiting))
-                batch = [self.waiting.popleft() for _ in range(count)]
-                try:
-                    written = await self.write([mark for mark, _ in batch])
-                except Exception as exc:
-                    outcomes = [exc] * len(batch)
-                else:
-                    outcomes = written.outcomes
-                    receipt_updates().add(written.moved)
-                for (_, done), outcome in zip(batch, outcomes, strict=True):
-                    _settle(done, outcome)
-                batch = []
-        finally:
-            self.task = None
-            # Cancelled with the loop: nobody may wait forever on a write that won't happen.
-            for _, done in [*batch, *self.waiting]:
-                done.cancel()
-            self.waiting.clear()
-
-
-def _settle(done: asyncio.Future, outcome) -> None:
-    if done.done():  # the caller went away; the receipt is written all the same
-        return
-    if isinstance(outcome, BaseException):
-        done.set_exception(outcome)
-    else:
-        done.set_result(outcome)
+    async def _write_group(self, marks: list[Mark]) -> list:
+        written = await self.write(marks)
+        receipt_updates().add(written.moved)
+        return written.outcomes
 
 
 _writers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

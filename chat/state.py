@@ -40,6 +40,7 @@ from collections import defaultdict, deque
 
 from django.conf import settings
 
+from .grouped_calls import GroupedCalls
 from .windows import FixedWindows
 
 logger = logging.getLogger(__name__)
@@ -232,6 +233,7 @@ class RedisState:
         self._errors = self.clients.errors
         # Where throttles count while Redis is unreachable.
         self._local = MemoryState()
+        self._throttle_calls_by_loop: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def _async(self):
         return self.clients.async_client()
@@ -413,18 +415,47 @@ class RedisState:
             return []
         return [int(uid) for uid in lapsed]
 
+    # KEYS: throttle counters. ARGV: each one's window in ms. One hit on each (a key may come
+    # more than once), and per key its count and time to live after its hit: the frames of a
+    # worker that arrive while one round trip is out are counted together in the next.
+    _THROTTLE_HITS = """
+    local out = {}
+    for i, key in ipairs(KEYS) do
+        local count = redis.call('INCR', key)
+        local ttl = redis.call('PTTL', key)
+        if ttl < 0 then
+            redis.call('PEXPIRE', key, ARGV[i])
+            ttl = tonumber(ARGV[i])
+        end
+        out[#out + 1] = count
+        out[#out + 1] = ttl
+    end
+    return out
+    """
+
     async def throttle_hit(self, key: str, limit: int, window_ms: int) -> float | None:
-        full = self._key("throttle", key)
-        pipe = self._async().pipeline(transaction=True)
-        pipe.incr(full)
-        pipe.pexpire(full, window_ms, nx=True)
-        pipe.pttl(full)
         try:
-            count, _, ttl = await pipe.execute()
+            count, ttl = await self._throttle_calls().submit(
+                (self._key("throttle", key), window_ms)
+            )
         except self._errors as exc:
             _outage("throttles count per worker meanwhile", exc)
             return await self._local.throttle_hit(key, limit, window_ms)
         return max(ttl, 1) / 1000 if count > limit else None
+
+    def _throttle_calls(self) -> GroupedCalls:
+        loop = asyncio.get_running_loop()
+        calls = self._throttle_calls_by_loop.get(loop)
+        if calls is None:
+            calls = self._throttle_calls_by_loop[loop] = GroupedCalls(self._count_hits)
+        return calls
+
+    async def _count_hits(self, hits: list[tuple[str, int]]) -> list[tuple[int, int]]:
+        keys = [key for key, _ in hits]
+        counts = await self._async().eval(
+            self._THROTTLE_HITS, len(keys), *keys, *(window for _, window in hits)
+        )
+        return [(counts[2 * i], counts[2 * i + 1]) for i in range(len(hits))]
 
     # KEYS: n presence keys, then the same users' n queue keys, then the counter of queued
     # frames. ARGV: now, the frame, the queue limit, the queue TTL. Checking presence and
