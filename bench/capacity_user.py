@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import httpx
 import orjson
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from bench import capacity_model as model
 
@@ -106,7 +106,7 @@ class User:
             response.raise_for_status()
             self.token = response.json()["access"]
             await self.connect()
-        except (httpx.HTTPError, OSError, RuntimeError, TimeoutError, InvalidStatus) as exc:
+        except (httpx.HTTPError, OSError, RuntimeError, TimeoutError, WebSocketException) as exc:
             self.rec.error("login/connect", f"{type(exc).__name__}: {exc}")
             return
         loop = asyncio.get_running_loop()
@@ -353,7 +353,7 @@ class User:
             try:
                 await self.connect()
                 return
-            except (OSError, RuntimeError, TimeoutError, InvalidStatus, ConnectionClosed) as exc:
+            except (OSError, RuntimeError, TimeoutError, WebSocketException) as exc:
                 if self.stopping:
                     return
                 self.rec.error("reconnect", f"{type(exc).__name__}: {exc}")
