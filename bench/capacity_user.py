@@ -273,13 +273,15 @@ class User:
         if self.rec.stats.measuring:
             self.rec.stats.sent[event] += 1
         frame = orjson.dumps({"event": event, "data": data, "ref": ref}).decode()
-        task = loop.create_task(self.send_raw(frame))
+        task = loop.create_task(self.send_raw(self.ws, frame))
         self.sending.add(task)
         task.add_done_callback(self.sending.discard)
 
-    async def send_raw(self, frame: str) -> None:
+    @staticmethod
+    async def send_raw(ws, frame: str) -> None:
+        """Send on the socket the frame was made for (a reconnect may have replaced it)."""
         with contextlib.suppress(ConnectionClosed):
-            await self.ws.send(frame)
+            await ws.send(frame)
 
     async def request(self, event: str, data: dict) -> dict:
         future = asyncio.get_running_loop().create_future()
