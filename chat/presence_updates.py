@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections import defaultdict
 
 from channels.db import database_sync_to_async
@@ -39,6 +38,7 @@ from accounts.serializers import render_user
 from . import broadcaster, event_types
 from .events import encode, group_for_session
 from .models import Membership
+from .per_loop import PerLoop
 from .serializers import iso
 from .state import get_state
 
@@ -145,16 +145,8 @@ class PresenceBatcher:
                     logger.warning("presence broadcast to %s failed", session_id, exc_info=True)
 
 
-_batchers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def presence_batcher() -> PresenceBatcher:
-    """The running event loop's batcher (its flush is a task of that loop)."""
-    loop = asyncio.get_running_loop()
-    batcher = _batchers.get(loop)
-    if batcher is None:
-        batcher = _batchers[loop] = PresenceBatcher()
-    return batcher
+# The running event loop's batcher (its flush is a task of that loop).
+presence_batcher = PerLoop(PresenceBatcher)
 
 
 async def presence_lapsed(user_ids: list[int]) -> None:
@@ -195,13 +187,5 @@ class OnlineReads:
         future.set_result(online)
 
 
-_by_loop: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def online_reads() -> OnlineReads:
-    """The running event loop's reads (futures and tasks are bound to their loop)."""
-    loop = asyncio.get_running_loop()
-    reads = _by_loop.get(loop)
-    if reads is None:
-        reads = _by_loop[loop] = OnlineReads()
-    return reads
+# The running event loop's reads (futures and tasks are bound to their loop).
+online_reads = PerLoop(OnlineReads)

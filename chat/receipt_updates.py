@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-import weakref
 
 from django.conf import settings
 
 from . import event_types
 from .events import broadcast_now, encode, group_for_session
+from .per_loop import PerLoop
 from .services.receipts import Reader
 
 # Readers per frame: an entry is at most about 60 bytes encoded, so a frame stays far below
@@ -72,13 +72,5 @@ class ReceiptUpdates:
             )
 
 
-_updates: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def receipt_updates() -> ReceiptUpdates:
-    """The running loop's ``ReceiptUpdates``."""
-    loop = asyncio.get_running_loop()
-    updates = _updates.get(loop)
-    if updates is None:
-        updates = _updates[loop] = ReceiptUpdates(loop)
-    return updates
+# The running loop's ``ReceiptUpdates``.
+receipt_updates = PerLoop(lambda: ReceiptUpdates(asyncio.get_running_loop()))

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-import weakref
 from collections.abc import Callable
 
 from channels.db import database_sync_to_async
 
 from .grouped_calls import GroupedCalls
+from .per_loop import PerLoop
 from .receipt_updates import receipt_updates
 from .services.receipts import Mark, MarkedBatch, receipts_mark_batch
 
@@ -43,15 +43,7 @@ class ReceiptWriter:
         return written.outcomes
 
 
-_writers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _writer() -> ReceiptWriter:
-    loop = asyncio.get_running_loop()
-    writer = _writers.get(loop)
-    if writer is None:
-        writer = _writers[loop] = ReceiptWriter()
-    return writer
+_writer = PerLoop(ReceiptWriter)
 
 
 async def receipt_mark_async(*, user, message_id: uuid.UUID, kind: str) -> dict:

@@ -41,6 +41,7 @@ from collections import defaultdict, deque
 from django.conf import settings
 
 from .grouped_calls import GroupedCalls
+from .per_loop import PerLoop
 from .windows import FixedWindows
 
 logger = logging.getLogger(__name__)
@@ -233,7 +234,7 @@ class RedisState:
         self._errors = self.clients.errors
         # Where throttles count while Redis is unreachable.
         self._local = MemoryState()
-        self._throttle_calls_by_loop: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._throttle_calls = PerLoop(lambda: GroupedCalls(self._count_hits))
 
     def _async(self):
         return self.clients.async_client()
@@ -442,13 +443,6 @@ class RedisState:
             _outage("throttles count per worker meanwhile", exc)
             return await self._local.throttle_hit(key, limit, window_ms)
         return max(ttl, 1) / 1000 if count > limit else None
-
-    def _throttle_calls(self) -> GroupedCalls:
-        loop = asyncio.get_running_loop()
-        calls = self._throttle_calls_by_loop.get(loop)
-        if calls is None:
-            calls = self._throttle_calls_by_loop[loop] = GroupedCalls(self._count_hits)
-        return calls
 
     async def _count_hits(self, hits: list[tuple[str, int]]) -> list[tuple[int, int]]:
         keys = [key for key, _ in hits]

@@ -22,11 +22,11 @@ import asyncio
 import heapq
 import logging
 import time
-import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from .per_loop import PerLoop
 from .state import PRESENCE_HEARTBEAT, get_state
 
 logger = logging.getLogger(__name__)
@@ -194,14 +194,5 @@ class ConnectionTimers:
         return connection_id in self._presence or connection_id in self._expiring
 
 
-_by_loop: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def connection_timers() -> ConnectionTimers:
-    """The running event loop's timer service (one per loop: tasks and timers are bound to
-    the loop that made them)."""
-    loop = asyncio.get_running_loop()
-    timers = _by_loop.get(loop)
-    if timers is None:
-        timers = _by_loop[loop] = ConnectionTimers()
-    return timers
+# The running event loop's timer service (tasks and timers are bound to their loop).
+connection_timers = PerLoop(ConnectionTimers)

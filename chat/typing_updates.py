@@ -15,12 +15,12 @@ with several, clients skip their own user.
 from __future__ import annotations
 
 import asyncio
-import weakref
 
 from django.conf import settings
 
 from . import event_types
 from .events import broadcast_async, group_for_session
+from .per_loop import PerLoop
 
 
 class _Pending:
@@ -85,13 +85,5 @@ class TypingBatcher:
         )
 
 
-_by_loop: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def typing_batcher() -> TypingBatcher:
-    """The running event loop's batcher (its flushes are tasks of that loop)."""
-    loop = asyncio.get_running_loop()
-    batcher = _by_loop.get(loop)
-    if batcher is None:
-        batcher = _by_loop[loop] = TypingBatcher()
-    return batcher
+# The running event loop's batcher (its flushes are tasks of that loop).
+typing_batcher = PerLoop(TypingBatcher)
