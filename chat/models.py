@@ -72,6 +72,17 @@ class Membership(models.Model):
     # the database too, so bulk loads that name only the older columns still work.
     last_delivered_seq = models.BigIntegerField(default=0, db_default=0)
 
+    class Notify(models.TextChoices):
+        ALL = "all"
+        MENTIONS = "mentions"
+        NONE = "none"
+
+    # Which of the session's messages notify the member (a browser notification, the tab
+    # title's count): every message by someone else, only those that mention them, or none.
+    notify = models.CharField(
+        max_length=10, choices=Notify.choices, default=Notify.MENTIONS, db_default="mentions"
+    )
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["session", "user"], name="membership_unique"),
@@ -225,3 +236,79 @@ class SessionEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.session_id}#{self.seq} {self.event}"
+
+
+class Mention(models.Model):
+    """One ``@username`` in a message naming a member: who, and where in the text (UTF-16
+    code units, as JavaScript indexes strings). ``session`` and ``seq`` repeat the message's
+    so a member's unread mentions are counted from this table alone."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="mentions")
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="+")
+    seq = models.BigIntegerField()
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="mentions"
+    )
+    offset = models.PositiveIntegerField()
+    length = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["message", "offset"]
+        constraints = [
+            models.UniqueConstraint(fields=["message", "offset"], name="mention_once"),
+        ]
+        indexes = [
+            models.Index(fields=["user", "session", "seq"], name="mention_unread"),
+            models.Index(fields=["user", "-created_at"], name="mention_newest"),
+        ]
+
+    def __str__(self) -> str:
+        return f"@{self.user_id} in {self.message_id}"
+
+
+class Pin(models.Model):
+    """A pinned message of a session: one pin per message, by any member."""
+
+    message = models.OneToOneField(
+        Message, on_delete=models.CASCADE, primary_key=True, related_name="pin"
+    )
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="pins")
+    pinned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    pinned_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-pinned_at"]
+        indexes = [models.Index(fields=["session", "-pinned_at"], name="pin_session")]
+
+    def __str__(self) -> str:
+        return f"pin of {self.message_id}"
+
+
+class IncomingWebhook(models.Model):
+    """A secret URL that posts into one session as its bot user. Only a SHA-256 digest of
+    the secret is stored (it has 256 random bits, so no slow hash is needed): the URL is
+    shown once. A revoked hook keeps its row, so its messages still name it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="webhooks")
+    bot = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="webhooks"
+    )
+    name = models.CharField(max_length=100)
+    secret_digest = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "incoming webhook"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "corsheaders",
     "rest_framework",
     "rest_framework_simplejwt.token_blacklist",
+    "knox",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
@@ -153,6 +154,13 @@ else:
 
 # --- Auth -----------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
+# Bots' API tokens (django-rest-knox, stored hashed): our model, knox's authentication.
+KNOX_TOKEN_MODEL = "accounts.BotToken"
+REST_KNOX = {
+    "TOKEN_TTL": None,
+    "TOKEN_PREFIX": "cbt_",
+    "AUTH_HEADER_PREFIX": "Token",
+}
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
