@@ -75,6 +75,7 @@ class MessageSerializer(serializers.ModelSerializer):
     reactions = serializers.SerializerMethodField()
     attachments = AttachmentSerializer(source="attachment_list", many=True)
     clientId = serializers.CharField(source="client_id", allow_null=True)
+    isBot = serializers.SerializerMethodField()
 
     class Meta:
         model = Message
@@ -82,10 +83,15 @@ class MessageSerializer(serializers.ModelSerializer):
             "id", "sessionId", "seq", "author", "agentId", "role", "content", "metadata",
             "tokens", "parentMessageId", "replyCount", "isEdited", "editedAt", "isDeleted",
             "deletedAt", "createdAt", "updatedAt", "reactions", "attachments", "clientId",
+            "isBot",
         ]  # fmt: skip
 
     def get_reactions(self, obj: Message) -> list[dict[str, Any]]:
         return reaction_summary(obj.reaction_list)
+
+    def get_isBot(self, obj: Message) -> bool:
+        # A bot account's message (a webhook's too: its metadata.webhook names it).
+        return obj.author is not None and obj.author.is_bot
 
     def to_representation(self, instance: Message) -> dict[str, Any]:
         data = super().to_representation(instance)
