@@ -258,3 +258,5 @@ class SessionEventAdmin(ReadOnlyAdmin):
     # Newest first by primary key: the same order as created_at, but indexed.
     ordering = ("-id",)
     show_full_result_count = False
+
+from . import admin_webhooks  # noqa: E402, F401 (registers the webhooks admin)
