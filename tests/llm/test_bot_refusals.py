@@ -117,7 +117,7 @@ async def test_a_bots_sse_stream_is_refused(ollama_emulator, bot_and_room):
 
 
 def test_the_bot_is_still_a_member_who_may_post(bot_and_room):
-    _, raw, room = bot_and_room
+    bot, raw, room = bot_and_room
     assert Membership.objects.filter(session=room, user=bot).exists()
     http = APIClient()
     http.credentials(HTTP_AUTHORIZATION=f"Token {raw}")
