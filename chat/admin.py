@@ -25,6 +25,7 @@ from django.utils.timezone import localtime
 
 from chatproject.errors import DomainError
 
+from . import admin_webhooks  # noqa: F401 (registers the webhooks admin)
 from .extensions import agent_choices
 from .models import (
     Attachment,
@@ -258,5 +259,3 @@ class SessionEventAdmin(ReadOnlyAdmin):
     # Newest first by primary key: the same order as created_at, but indexed.
     ordering = ("-id",)
     show_full_result_count = False
-
-from . import admin_webhooks  # noqa: E402, F401 (registers the webhooks admin)
