@@ -1,6 +1,6 @@
 from django.urls import re_path
 
-from . import api, api_attachments
+from . import api, api_attachments, api_export
 
 UUID = r"[0-9a-fA-F-]{32,36}"
 
@@ -71,5 +71,10 @@ urlpatterns = [
         rf"^attachments/(?P<attachment_id>{UUID})/download/?$",
         api_attachments.AttachmentDownloadApi.as_view(),
         name="attachment-download",
+    ),
+    re_path(
+        rf"^sessions/(?P<session_id>{UUID})/export/?$",
+        api_export.SessionExportApi.as_view(),
+        name="session-export",
     ),
 ]
