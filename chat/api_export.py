@@ -107,7 +107,8 @@ class SessionExportApi(APIView):
         filename = export_filename(title=session.title, on=now.date(), fmt=writer.extension)
         response["Content-Disposition"] = content_disposition_header(True, filename)
         response["X-Content-Type-Options"] = "nosniff"
+        # No ``X-Accel-Buffering: no`` (as the event streams send): a proxy that buffers a
+        # download to disk reads it at the server's pace, so a slow client never makes the
+        # server hold what it has not sent (daphne writes without waiting for the socket).
         response["Cache-Control"] = "private, no-store"
-        # A proxy that buffers would hold the whole export before passing it on.
-        response["X-Accel-Buffering"] = "no"
         return response
