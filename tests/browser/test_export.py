@@ -65,3 +65,25 @@ def test_escape_closes_the_export_menu(web, people):
     person.page.keyboard.press("Escape")
     expect(menu.get_by_role("menuitem").first).to_be_hidden()
     expect(menu.locator("summary")).to_be_focused()
+
+
+def test_on_a_phone_the_drawer_offers_the_export(web, people, shots):  # noqa: F811
+    alice = web.user("alice")
+    room = web.room(alice)
+    with web.api(alice) as http:
+        http.post("/api/chat/messages", json={"sessionId": room, "content": "from a phone"})
+    person = people(alice)
+    page = person.page
+    page.set_viewport_size({"width": 390, "height": 780})
+    person.open_room(room)
+
+    expect(page.locator("#export-menu")).to_be_hidden()
+    page.locator("#sidebar-toggle").click()
+    links = page.locator(".sidebar-export a")
+    expect(links).to_have_count(2)
+    expect(links.first).to_be_visible()
+    page.screenshot(path=shots / "export-phone-drawer.png")
+    with page.expect_download() as download:
+        links.filter(has_text="Markdown").click()
+    text = Path(download.value.path()).read_text(encoding="utf-8")
+    assert "from a phone" in text
