@@ -14,7 +14,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from chat.api_export import SessionExportApi
-from chat.export_pages import EXPORT_PAGE_QUERIES, ExportCursor, export_page
+from chat.export_pages import EXPORT_PAGE_QUERIES, EXPORT_PAGE_SIZE, ExportCursor, export_page
 from chat.models import ChatSession, Message
 from chat.services.assistant import assistant_message_create
 from chat.services.attachments import attachment_add_file, attachment_add_url
@@ -258,7 +258,8 @@ def _bulk(room, authors, specs) -> list[Message]:
             )
         )
     for row in rows:
-        row.reply_count = sum(1 for other in rows if other.parent is row)
+        if row.parent is not None:
+            row.parent.reply_count += 1
     Message.objects.bulk_create(rows)
     ChatSession.objects.filter(pk=room.pk).update(last_seq=rows[-1].seq)
     return rows
@@ -319,18 +320,18 @@ def test_a_thread_larger_than_a_page_continues_on_the_next_pages(room, alice, bo
 
 
 def test_the_response_reads_the_session_in_pages(client_for, room, alice, bob, monkeypatch):
-    _bulk(room, [alice, bob], [None, 0, None] * 40)
-    monkeypatch.setattr(SessionExportApi, "page_size", 25)
+    _bulk(room, [alice, bob], [None, None, 1] * 400)
     reads = []
-    real = export_page
 
     def counted(**kwargs):
-        page = real(**kwargs)
+        page = export_page(**kwargs)
         reads.append(len(page.messages))
         return page
 
     monkeypatch.setattr("chat.api_export.export_page", counted)
     _, body = export(client_for(alice), room.pk)
 
-    assert len(json.loads(body)["messages"]) == 120
-    assert max(reads) <= 25 and len(reads) >= 120 // 25
+    assert len(json.loads(body)["messages"]) == 1200
+    assert SessionExportApi.page_size == EXPORT_PAGE_SIZE
+    assert max(reads) <= EXPORT_PAGE_SIZE < 1200
+    assert len(reads) >= 1200 // EXPORT_PAGE_SIZE
