@@ -169,11 +169,11 @@ def _link_target(url: str) -> str:
 
 
 def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB"):
-        if n < 1024 or unit == "MB":
-            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
+    if n < 1024:
+        return f"{n} B"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KB"
+    return f"{n / (1024 * 1024):.1f} MB"
 
 
 class MarkdownWriter(ExportWriter):
@@ -190,7 +190,7 @@ class MarkdownWriter(ExportWriter):
             for m in session["members"]
         )
         return (
-            f"# {session['title']}\n\n"
+            f"# {' '.join(session['title'].split())}\n\n"
             f"Exported {_when(iso(exported_at))} from session `{session['id']}`.  \n"
             f"Members: {members or 'none'}.\n"
         ).encode()
