@@ -352,3 +352,11 @@ class AttachmentUrlInput(serializers.Serializer):
                 f"At most {settings.ATTACHMENT_MAX_BYTES} bytes can be attached."
             )
         return value
+
+
+class ExportQuery(serializers.Serializer):
+    format = serializers.ChoiceField(
+        choices=["json", "md"],
+        default="json",
+        help_text="json: one object {session, exportedAt, messages}; md: a Markdown transcript.",
+    )

@@ -1,6 +1,6 @@
 from django.urls import re_path
 
-from . import api, api_attachments, api_webhooks
+from . import api, api_attachments, api_export, api_webhooks
 
 UUID = r"[0-9a-fA-F-]{32,36}"
 
@@ -86,5 +86,10 @@ urlpatterns = [
         r"^hooks/(?P<secret>[A-Za-z0-9_-]{16,128})/?$",
         api_webhooks.WebhookPostApi.as_view(),
         name="webhook-post",
+    ),
+    re_path(
+        rf"^sessions/(?P<session_id>{UUID})/export/?$",
+        api_export.SessionExportApi.as_view(),
+        name="session-export",
     ),
 ]

@@ -56,6 +56,16 @@ def test_every_operation_documents_the_refusals_it_may_answer(client):
     assert "201" in upload["responses"]
 
 
+def test_the_export_is_documented_with_its_formats(client):
+    schema = client.get("/api/schema/", {"format": "json"}).json()
+    export = schema["paths"]["/api/chat/sessions/{session_id}/export/"]["get"]
+
+    (fmt,) = [p for p in export["parameters"] if p["name"] == "format"]
+    assert fmt["in"] == "query"
+    assert fmt["schema"]["enum"] == ["json", "md"]
+    assert set(export["responses"]["200"]["content"]) == {"application/json", "text/markdown"}
+
+
 def test_the_api_docs_page_renders(client):
     assert client.get("/api/docs/").status_code == 200
 
