@@ -1,6 +1,6 @@
 from django.urls import re_path
 
-from . import api, api_attachments
+from . import api, api_attachments, api_pins
 
 UUID = r"[0-9a-fA-F-]{32,36}"
 
@@ -71,5 +71,20 @@ urlpatterns = [
         rf"^attachments/(?P<attachment_id>{UUID})/download/?$",
         api_attachments.AttachmentDownloadApi.as_view(),
         name="attachment-download",
+    ),
+    re_path(
+        rf"^sessions/(?P<session_id>{UUID})/pins/?$",
+        api_pins.PinListApi.as_view(),
+        name="session-pins",
+    ),
+    re_path(
+        rf"^messages/(?P<message_id>{UUID})/pin/?$",
+        api_pins.MessagePinApi.as_view(),
+        name="message-pin",
+    ),
+    re_path(
+        rf"^messages/(?P<message_id>{UUID})/history/?$",
+        api_pins.MessageVersionsApi.as_view(),
+        name="message-versions",
     ),
 ]
