@@ -345,7 +345,7 @@ def message_versions(*, user, message_id) -> MessageVersions:
     row = (
         Message.objects.filter(pk=message_id)
         .annotate(caller_is_member=Exists(mine))
-        .values("content", "created_at", "is_deleted", "caller_is_member")
+        .values("content", "created_at", "edited_at", "is_deleted", "caller_is_member")
         .first()
     )
     if row is None:
@@ -363,6 +363,9 @@ def message_versions(*, user, message_id) -> MessageVersions:
     texts = [edit.previous_content for edit in edits] + [row["content"]]
     # Version n was written by edit n - 1; the first by no edit, when the message was sent.
     writers = [(None, row["created_at"])] + [(edit.editor, edit.edited_at) for edit in edits]
+    if edits and row["edited_at"]:
+        # The current text's time is the message's ``editedAt``, as clients show it.
+        writers[-1] = (writers[-1][0], row["edited_at"])
     versions = [
         MessageVersion(content=text, edited_by=editor, at=at)
         for text, (editor, at) in zip(texts, writers, strict=True)
