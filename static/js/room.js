@@ -815,19 +815,22 @@ async function openVersions(id) {
       h("div", { class: "pins-scroll" }, versionsView(history)),
     );
   } catch (error) {
-    openPanel("Edit history", h("p", { class: "error" }, `Couldn't load the versions: ${error.message}`));
+    const text = `Couldn't load the versions: ${error.message}`;
+    openPanel("Edit history", h("p", { class: "error" }, text));
   }
 }
 
+// A message too large for a frame comes without its text (contentOmitted): the store's copy
+// has it, once applyEventMessage has merged the two.
 client.on("message:pinned", (data) => {
   if (store.has(data.messageId)) applyEventMessage(data.message);
-  pins.pinned(data);
+  pins.pinned({ ...data, message: store.get(data.messageId) || data.message });
 });
 client.on("message:unpinned", ({ messageId }) => {
   patchMessage(messageId, { pinnedAt: null, pinnedBy: null });
   pins.unpinned(messageId);
 });
-client.on("message:edited", ({ message }) => pins.updated(message));
+client.on("message:edited", ({ message }) => pins.updated(store.get(message.id) || message));
 client.on("message:deleted", ({ messageId }) => {
   patchMessage(messageId, { pinnedAt: null, pinnedBy: null });
   pins.updated({ id: messageId, isDeleted: true });

@@ -642,7 +642,8 @@ export function updateMessage(el, msg, ctx) {
       });
     }
   }
-  const actionsKey = `${msg.pending}|${msg.isDeleted}|${ctx.showReplies}|${msg.role}|${Boolean(msg.pinnedAt)}`;
+  const pinned = Boolean(msg.pinnedAt);
+  const actionsKey = `${msg.pending}|${msg.isDeleted}|${ctx.showReplies}|${msg.role}|${pinned}`;
   if (el._keys.actions !== actionsKey) {
     el._keys.actions = actionsKey;
     el.querySelector(".msg-actions")?.remove();

@@ -33,7 +33,9 @@ export function versionsView({ versions }) {
             { datetime: version.at, title: fullTime(version.at) },
             `${dayLabel(version.at)} ${clockTime(version.at)}`,
           ),
-          version.editedBy ? h("span", { class: "muted" }, `by ${version.editedBy.username}`) : null,
+          version.editedBy
+            ? h("span", { class: "muted" }, `by ${version.editedBy.username}`)
+            : null,
         ),
         h("div", { class: "msg-content markdown" }, renderMarkdown(version.content)),
       ),
