@@ -1,7 +1,9 @@
 """WebSocket authentication: who is on the other end of a socket.
 
-A connection authenticates with an access JWT (``?token=`` or ``Authorization: Bearer``) or,
-for the web app, the Django session cookie. ``authenticate`` answers with the user (anonymous
+A connection authenticates with an access JWT (``?token=`` or ``Authorization: Bearer``), a
+bot's API token (``Authorization: Token cbt_...``, in the header only: never the URL, where
+access logs would keep a token that does not expire) or, for the web app, the Django session
+cookie. ``authenticate`` answers with the user (anonymous
 when neither says who), the token's expiry, after which the consumer closes the connection
 unless it was refreshed, and for a bad or expired token why it was refused: the consumer
 then accepts, says ``UNAUTHORIZED`` and closes with 4401, as the contract asks.
@@ -24,19 +26,26 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.http import parse_cookie
+from knox.settings import knox_settings
+from rest_framework import exceptions
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken
+
+from .bot_auth import BotTokenAuthentication
 
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
     """Who a handshake authenticated as: ``user`` (anonymous if nobody), ``token_exp``
-    (epoch seconds, None for a session) and ``error`` (why a token was refused)."""
+    (epoch seconds, None for a session or a bot token), ``error`` (why a token was refused)
+    and ``bot_token_id`` (the ``token_id`` of the bot token used, whose deletion closes
+    the socket)."""
 
     user: object
     token_exp: int | None = None
     error: str | None = None
+    bot_token_id: str | None = None
 
 
 def token_from_scope(scope) -> str | None:
@@ -47,6 +56,17 @@ def token_from_scope(scope) -> str | None:
         if name == b"authorization":
             scheme, _, credentials = value.decode("latin1").partition(" ")
             if scheme.lower() == "bearer" and credentials:
+                return credentials.strip()
+    return None
+
+
+def bot_token_from_scope(scope) -> str | None:
+    """The token of an ``Authorization: Token ...`` header (knox's prefix), if any."""
+    prefix = knox_settings.AUTH_HEADER_PREFIX.lower()
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            scheme, _, credentials = value.decode("latin1").partition(" ")
+            if scheme.lower() == prefix and credentials.strip():
                 return credentials.strip()
     return None
 
@@ -72,6 +92,14 @@ def user_for_token(raw: str):
     return user, int(token["exp"])
 
 
+@database_sync_to_async
+def bot_for_token(raw: str):
+    """The active bot a bot token names, and the token's ``token_id``; knox checks it, as
+    on REST. Raises ``AuthenticationFailed`` for an unknown token or an inactive bot."""
+    user, token = BotTokenAuthentication().authenticate_credentials(raw.encode())
+    return user, str(token.token_id)
+
+
 async def user_for_session(session_key: str):
     """The active user a session cookie is logged in as, or an anonymous user. Channels'
     ``get_user`` does what Django's does for a request (the session's auth hash checked,
@@ -82,7 +110,8 @@ async def user_for_session(session_key: str):
 
 
 async def authenticate(scope) -> Credentials:
-    """Who the handshake in ``scope`` is: a token wins over a session cookie."""
+    """Who the handshake in ``scope`` is: a token wins over a session cookie. A bot token
+    in the query string is an access token that fails to parse: UNAUTHORIZED."""
     raw = token_from_scope(scope)
     if raw is not None:
         try:
@@ -90,6 +119,13 @@ async def authenticate(scope) -> Credentials:
         except TokenError as exc:
             return Credentials(AnonymousUser(), error=str(exc))
         return Credentials(user, token_exp=expires)
+    raw = bot_token_from_scope(scope)
+    if raw is not None:
+        try:
+            user, token_id = await bot_for_token(raw)
+        except exceptions.AuthenticationFailed as exc:
+            return Credentials(AnonymousUser(), error=f"The bot token can't be used: {exc.detail}")
+        return Credentials(user, bot_token_id=token_id)
     session_key = session_key_from_scope(scope)
     if session_key:
         return Credentials(await user_for_session(session_key))

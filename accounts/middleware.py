@@ -7,6 +7,8 @@ It puts in the scope what a consumer needs to follow the contract (CONTRACT sect
   neither says who (or the token was refused);
 - ``scope["token_exp"]``: the access token's expiry (epoch seconds), None for a session: the
   consumer closes the connection with 4401 then, unless ``auth:refresh`` came first;
+- ``scope["bot_token_id"]``: the ``token_id`` of the bot token the socket opened with, None
+  otherwise: the consumer closes the socket (4401) when that token is deleted;
 - ``scope["auth_error"]``: why a token was refused (bad, expired, a refresh token, its user
   deactivated), None otherwise: the consumer accepts, says ``UNAUTHORIZED`` and closes 4401.
 
@@ -27,11 +29,13 @@ from .auth import authenticate
 USER = "user"
 TOKEN_EXP = "token_exp"
 AUTH_ERROR = "auth_error"
+BOT_TOKEN_ID = "bot_token_id"
 
 
 class WebsocketAuthMiddleware(BaseMiddleware):
     """Authenticates a WebSocket handshake by access JWT (``?token=``, ``Authorization:
-    Bearer``) or session cookie; a token, when given, wins over the cookie."""
+    Bearer``), bot token (``Authorization: Token``) or session cookie; a token, when given,
+    wins over the cookie."""
 
     async def __call__(self, scope, receive, send):
         answer = OutageAnswer(send)
@@ -42,6 +46,7 @@ class WebsocketAuthMiddleware(BaseMiddleware):
                 USER: credentials.user,
                 TOKEN_EXP: credentials.token_exp,
                 AUTH_ERROR: credentials.error,
+                BOT_TOKEN_ID: credentials.bot_token_id,
             }
             return await self.inner(scope, receive, answer.send)
         except Exception as exc:

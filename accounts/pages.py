@@ -51,7 +51,7 @@ def signup(request):
             status = 429
         else:
             if form.is_valid() and (user := form.save()) is not None:
-                auth.login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+                auth.login(request, user, backend="accounts.backends.PeopleModelBackend")
                 return redirect(SAFE_NEXT_DEFAULT)
             status = 400
     response = render(request, "accounts/signup.html", {"form": form}, status=status)

@@ -22,6 +22,7 @@ class MeSerializer(UserSerializer):
     # An address, or "" when the user gave none (so not a schema "email" format).
     email = serializers.CharField(read_only=True)
     isStaff = serializers.BooleanField(source="is_staff", read_only=True)
+    isBot = serializers.BooleanField(source="is_bot", read_only=True)
     dateJoined = serializers.DateTimeField(source="date_joined", read_only=True)
 
 
@@ -42,3 +43,38 @@ class TokenInputSerializer(serializers.Serializer):
 
 class RefreshInputSerializer(serializers.Serializer):
     refresh = serializers.CharField()
+
+
+class BotSerializer(UserSerializer):
+    """A bot account as staff see it."""
+
+    isBot = serializers.BooleanField(source="is_bot", read_only=True)
+    isActive = serializers.BooleanField(source="is_active", read_only=True)
+    dateJoined = serializers.DateTimeField(source="date_joined", read_only=True)
+
+
+class BotCreateInput(serializers.Serializer):
+    username = serializers.RegexField(
+        r"^[\w.@+-]+\Z",
+        max_length=150,
+        error_messages={"invalid": "Use letters, digits and @ . + - _ only."},
+    )
+
+
+class BotTokenSerializer(serializers.Serializer):
+    """A bot token without its secret: ``id`` is its ``token_id``, never the digest."""
+
+    id = serializers.UUIDField(source="token_id", read_only=True)
+    name = serializers.CharField(read_only=True)
+    createdAt = serializers.DateTimeField(source="created", read_only=True)
+    lastUsedAt = serializers.DateTimeField(source="last_used_at", read_only=True, allow_null=True)
+
+
+class BotTokenCreatedSerializer(BotTokenSerializer):
+    token = serializers.CharField(
+        read_only=True, help_text="The token itself: shown this once, never stored."
+    )
+
+
+class BotTokenCreateInput(serializers.Serializer):
+    name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")

@@ -25,6 +25,7 @@ from django.utils.timezone import localtime
 
 from chatproject.errors import DomainError
 
+from . import admin_webhooks  # noqa: F401 (registers the webhooks admin)
 from .extensions import agent_choices
 from .models import (
     Attachment,

@@ -37,7 +37,7 @@ from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
 
 from accounts.auth import user_for_token
-from accounts.middleware import AUTH_ERROR, TOKEN_EXP
+from accounts.middleware import AUTH_ERROR, BOT_TOKEN_ID, TOKEN_EXP
 from accounts.serializers import render_user
 from chatproject import metrics
 from chatproject.errors import DomainError, outage_error, validation_error
@@ -377,6 +377,14 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         """Called when staff deactivate (ban) this user: every connection ends at once."""
         await self._send_error(None, DomainError("FORBIDDEN", "This account was deactivated."))
         await self.close(code=CLOSE_DEACTIVATED)
+
+    async def bot_token_revoked(self, message) -> None:
+        """Called when one of this bot's tokens was deleted (``tokenId``): a socket opened
+        with it ends at once; the bot's other sockets stay."""
+        if self.scope.get(BOT_TOKEN_ID) != message["tokenId"]:
+            return
+        await self._send_error(None, DomainError("UNAUTHORIZED", "This bot token was revoked."))
+        await self.close(code=CLOSE_UNAUTHORIZED)
 
     # --- handlers every door has -----------------------------------------------------------
 

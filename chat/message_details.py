@@ -14,7 +14,8 @@ Building and compiling a query is most of a history page's time in Python
 each read (a ``QuerySet`` is never changed by filtering it), so a read pays for its own
 filters only.
 
-The author comes with its id and username only: that is all a message renders of it, and
+The author comes with its id, username and ``is_bot`` only: that is all a message renders of
+it (``isBot``), and
 the other columns of ``accounts_user`` (the password hash among them) were most of the
 bytes of each row. The pin (and who pinned) rides along the same way, joined in the
 message's own statement (``loaded_pin``).
@@ -60,7 +61,7 @@ def detailed_messages() -> QuerySet[Message]:
 @functools.cache
 def _detailed(arrays: bool) -> QuerySet[Message]:
     messages = Message.objects.select_related("author", "pin__pinned_by").only(
-        *_MESSAGE_FIELDS, "author__username", *_PIN_FIELDS
+        *_MESSAGE_FIELDS, "author__username", "author__is_bot", *_PIN_FIELDS
     )
     if not arrays:
         # ``to_attr`` keeps plain lists: a plain ``prefetch_related`` would give every

@@ -26,6 +26,13 @@ def can_manage(*, user, membership: Membership | None) -> bool:
     )
 
 
+def bots_refused(*, user, action: str) -> None:
+    """FORBIDDEN for a bot: bots post into sessions people added them to, and never create
+    sessions or change who is in one (``action`` says what was refused)."""
+    if getattr(user, "is_bot", False):
+        raise forbidden(f"Bots can't {action}.")
+
+
 def sender_refusal(*, user, session_id) -> DomainError:
     """Why ``user`` may not write in the session: NOT_FOUND for an unknown one, else
     FORBIDDEN, as ``session_get_for_member`` answers."""

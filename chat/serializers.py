@@ -77,6 +77,7 @@ class MessageSerializer(serializers.ModelSerializer):
     reactions = serializers.SerializerMethodField()
     attachments = AttachmentSerializer(source="attachment_list", many=True)
     clientId = serializers.CharField(source="client_id", allow_null=True)
+    isBot = serializers.SerializerMethodField()
     pinnedAt = serializers.SerializerMethodField()
     pinnedBy = serializers.SerializerMethodField()
 
@@ -86,11 +87,15 @@ class MessageSerializer(serializers.ModelSerializer):
             "id", "sessionId", "seq", "author", "agentId", "role", "content", "metadata",
             "tokens", "parentMessageId", "replyCount", "isEdited", "editedAt", "isDeleted",
             "deletedAt", "createdAt", "updatedAt", "reactions", "attachments", "clientId",
-            "pinnedAt", "pinnedBy",
+            "isBot", "pinnedAt", "pinnedBy",
         ]  # fmt: skip
 
     def get_reactions(self, obj: Message) -> list[dict[str, Any]]:
         return reaction_summary(obj.reaction_list)
+
+    def get_isBot(self, obj: Message) -> bool:
+        # A bot account's message (a webhook's too: its metadata.webhook names it).
+        return obj.author is not None and obj.author.is_bot
 
     @extend_schema_field(serializers.DateTimeField(allow_null=True))
     def get_pinnedAt(self, obj: Message) -> str | None:

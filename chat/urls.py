@@ -1,6 +1,6 @@
 from django.urls import re_path
 
-from . import api, api_attachments, api_pins
+from . import api, api_attachments, api_pins, api_webhooks
 
 UUID = r"[0-9a-fA-F-]{32,36}"
 
@@ -71,6 +71,21 @@ urlpatterns = [
         rf"^attachments/(?P<attachment_id>{UUID})/download/?$",
         api_attachments.AttachmentDownloadApi.as_view(),
         name="attachment-download",
+    ),
+    re_path(
+        rf"^sessions/(?P<session_id>{UUID})/webhooks/?$",
+        api_webhooks.SessionWebhookListApi.as_view(),
+        name="session-webhooks",
+    ),
+    re_path(
+        rf"^webhooks/(?P<webhook_id>{UUID})/?$",
+        api_webhooks.WebhookDetailApi.as_view(),
+        name="webhook-detail",
+    ),
+    re_path(
+        r"^hooks/(?P<secret>[A-Za-z0-9_-]{16,128})/?$",
+        api_webhooks.WebhookPostApi.as_view(),
+        name="webhook-post",
     ),
     re_path(
         rf"^sessions/(?P<session_id>{UUID})/pins/?$",

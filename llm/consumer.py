@@ -31,6 +31,7 @@ from . import ai_events
 from .ai_relay import ChatRelay, PromptRelay, Relay
 from .inputs import ChatStartInput, ChatStopInput, PromptInput, model_settings
 from .selectors import conversation_get_for_owner
+from .services.assistant_access import assistant_start_check
 from .services.conversations import conversation_create, conversation_discard
 from .services.streams import stream_request, stream_stop
 
@@ -101,6 +102,7 @@ class AiConsumer(GatewayConsumer):
     # --- handlers ---------------------------------------------------------------------------
 
     async def on_chat_start(self, data) -> dict:
+        assistant_start_check(self.user)
         self._one_at_a_time()
         conversation_id, created = await database_sync_to_async(_conversation_for)(
             user=self.user, conversation_id=data["conversationId"], message=data["message"]
@@ -117,6 +119,7 @@ class AiConsumer(GatewayConsumer):
         return {"conversationId": str(conversation_id), **started}
 
     async def on_prompt(self, data) -> dict:
+        assistant_start_check(self.user)
         self._one_at_a_time()
         conversation = await database_sync_to_async(conversation_get_for_owner)(
             user=self.user, conversation_id=data["thread"]

@@ -1,7 +1,8 @@
 """Who is calling an async (non-DRF) view: the same rules as the REST doors.
 
 DRF's views are sync, so the SSE views authenticate themselves, as DRF would: an access JWT
-in ``Authorization: Bearer`` (simplejwt), else the web app's session cookie, which needs the
+in ``Authorization: Bearer`` (simplejwt), a bot token in ``Authorization: Token`` (knox,
+``accounts.bot_auth``), else the web app's session cookie, which needs the
 CSRF token on unsafe methods (a cross-site form could otherwise spend the user's cookie).
 The views are ``csrf_exempt`` so that Django's middleware does not refuse token clients,
 which send no cookie and need no CSRF check.
@@ -14,14 +15,17 @@ from rest_framework import exceptions
 from rest_framework.authentication import CSRFCheck
 from rest_framework_simplejwt.authentication import JWTAuthentication
 
+from accounts.bot_auth import BotTokenAuthentication
 from chatproject.errors import DomainError
 
 
-def _jwt_user(request):
-    """The token's user, None without a Bearer header; UNAUTHORIZED for a bad token or an
-    unknown or inactive user."""
+def _token_user(request):
+    """The token's user, None without a Bearer or Token header; UNAUTHORIZED for a bad
+    token or an unknown or inactive user."""
     try:
         found = JWTAuthentication().authenticate(request)
+        if found is None:
+            found = BotTokenAuthentication().authenticate(request)
     except exceptions.AuthenticationFailed as exc:
         detail = exc.detail
         message = detail.get("detail", str(detail)) if isinstance(detail, dict) else str(detail)
@@ -45,7 +49,7 @@ def _enforce_csrf(request) -> None:
 
 async def request_user(request):
     """The authenticated, active user of ``request``; UNAUTHORIZED without credentials."""
-    user = await database_sync_to_async(_jwt_user)(request)
+    user = await database_sync_to_async(_token_user)(request)
     if user is not None:
         return user
     user = await request.auser()

@@ -9,7 +9,7 @@ from chatproject.errors import forbidden, not_found, validation_error
 
 from ..events import SESSION_REMOVED_TYPE, tell_user_on_commit
 from ..models import ChatSession, Membership
-from ..permissions import can_manage, membership_require
+from ..permissions import bots_refused, can_manage, membership_require
 from ..selectors import (
     membership_get,
     session_get,
@@ -23,6 +23,7 @@ User = get_user_model()
 
 def session_create(*, creator, title: str, member_ids=(), agent_id=None) -> ChatSession:
     """A new session owned by ``creator``, with the named users as members."""
+    bots_refused(user=creator, action="create sessions")
     agent_id_check(agent_id)
     wanted = {int(i) for i in member_ids} - {creator.pk}
     found = set(User.objects.filter(pk__in=wanted, is_active=True).values_list("pk", flat=True))
@@ -48,6 +49,7 @@ def _session_to_manage(*, user, session_id) -> tuple[ChatSession, Membership | N
 
 def session_update(*, user, session_id, data: dict) -> ChatSession:
     """Change the title or the default agent: owners, session admins and staff."""
+    bots_refused(user=user, action="change sessions")
     session, membership = _session_to_manage(user=user, session_id=session_id)
     if not can_manage(user=user, membership=membership):
         raise forbidden("Only the session's owner or admins can change it.")
@@ -65,6 +67,7 @@ def session_update(*, user, session_id, data: dict) -> ChatSession:
 
 def session_delete(*, user, session_id) -> None:
     """Delete a session and everything in it: its owner or staff only."""
+    bots_refused(user=user, action="delete sessions")
     session, membership = _session_to_manage(user=user, session_id=session_id)
     if not (user.is_staff or membership.role == Membership.Role.OWNER):
         raise forbidden("Only the session's owner can delete it.")
@@ -73,6 +76,7 @@ def session_delete(*, user, session_id) -> None:
 
 def member_add(*, user, session_id, user_id: int) -> tuple[ChatSession, bool]:
     """Any member may add an active user (as in Slack); adding a member again is a no-op."""
+    bots_refused(user=user, action="manage members")
     session = session_get_for_member(user=user, session_id=session_id)
     if not User.objects.filter(pk=user_id, is_active=True).exists():
         raise validation_error("Unknown user.", {"userId": ["No active user has this id."]})
@@ -83,6 +87,7 @@ def member_add(*, user, session_id, user_id: int) -> tuple[ChatSession, bool]:
 def member_remove(*, user, session_id, user_id: int) -> None:
     """A member may leave; owners, session admins and staff may remove others. The owner
     can't leave their own session (delete it instead), so it always has one."""
+    bots_refused(user=user, action="manage members")
     session, membership = _session_to_manage(user=user, session_id=session_id)
     target = Membership.objects.filter(session=session, user_id=user_id).first()
     if target is None:

@@ -154,6 +154,8 @@ else:
 
 # --- Auth -----------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
+# Django's password backend, refusing bot accounts on every login door.
+AUTHENTICATION_BACKENDS = ["accounts.backends.PeopleModelBackend"]
 # Bots' API tokens (django-rest-knox, stored hashed): our model, knox's authentication.
 KNOX_TOKEN_MODEL = "accounts.BotToken"
 REST_KNOX = {
@@ -161,6 +163,11 @@ REST_KNOX = {
     "TOKEN_PREFIX": "cbt_",
     "AUTH_HEADER_PREFIX": "Token",
 }
+# knox's own migrations create its ``knox_authtoken`` table even when KNOX_TOKEN_MODEL swaps
+# the model out (its 0001 migration has no ``swappable`` option; django-rest-knox issue
+# #196): an empty table whose foreign key to ``accounts_user`` makes PostgreSQL refuse the
+# TRUNCATE of a flush. Not running them leaves knox with no table of its own, as wanted.
+MIGRATION_MODULES = {"knox": None}
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -213,6 +220,8 @@ WS_EVENT_LIMITS = {
 # New WebSocket connections per user, across workers and doors (CONTRACT section 3): one
 # more is refused with RATE_LIMITED and close 4429. Not from the environment either.
 WS_CONNECTION_LIMIT = 30
+# Posts a minute to one incoming webhook, across workers: one more gets 429 + Retry-After.
+WEBHOOK_POST_LIMIT = 30
 WS_CONNECTION_WINDOW_MS = 60_000
 WS_MAX_FRAME_BYTES = 65536
 # The largest frame the server sends (CONTRACT section 3, "Frame size"): the cap the README
@@ -262,6 +271,8 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework_simplejwt.authentication.JWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
+        # Bots: ``Authorization: Token cbt_...`` (django-rest-knox, last use recorded).
+        "accounts.bot_auth.BotTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # DRF's defaults, with a JSON parser that refuses deeply nested bodies with a 400.

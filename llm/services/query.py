@@ -28,6 +28,7 @@ from ..runner import run_stream
 from ..selectors import agent_find
 from ..stream_events import StreamEnd, StreamError
 from ..tools import TOOL_NAMES, build_tools
+from .assistant_access import assistant_start_check
 from .slots import slot
 from .sse_answer import SESSIONLESS_TOOLS
 
@@ -76,7 +77,8 @@ async def llm_query(
     *, user, prompt: str, session_id=None, agent_id=None, config: dict | None = None
 ) -> dict:
     """``{content, model, tokens, promptTokens, toolCalls}``; a failed answer raises its
-    contract code (INVALID_MODEL, LLM_UNAVAILABLE, INTERNAL)."""
+    contract code (INVALID_MODEL, LLM_UNAVAILABLE, INTERNAL). Bots: FORBIDDEN."""
+    assistant_start_check(user)
     plan = await database_sync_to_async(query_plan)(
         user=user, prompt=prompt, session_id=session_id, agent_id=agent_id, config=config
     )

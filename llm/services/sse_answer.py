@@ -33,6 +33,7 @@ from ..sse_wire import sse_event
 from ..stream_events import StreamChunk, StreamComplete, StreamEnd, StreamError
 from ..tools import build_tools
 from .answer_records import AnswerRecord
+from .assistant_access import assistant_start_check
 from .slots import slot_held
 
 logger = logging.getLogger(__name__)
@@ -57,7 +58,8 @@ def sse_prepare(*, user, data: dict) -> SsePlan:
     """Check the chat (NOT_FOUND, FORBIDDEN) and save the prompt in it; the model settings
     and context. Sync (database). The request names the model; a chat's agent adds its
     system prompt (unless the request has one), sampling and tools. With neither, the model
-    is told it is a one-to-one assistant (``wire_context``)."""
+    is told it is a one-to-one assistant (``wire_context``). Bots: FORBIDDEN."""
+    assistant_start_check(user)
     session = agent = None
     if data["chatId"] is not None:
         session = session_get_for_member(user=user, session_id=data["chatId"])

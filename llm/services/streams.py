@@ -25,6 +25,7 @@ from chatproject.errors import DomainError
 from ..models import Stream
 from ..selectors import stream_get_for_member
 from ..stream_state import get_stream_state
+from .assistant_access import assistant_start_check
 from .room_stream import LIVE_TTL_S, RoomStream, StreamObserver
 from .slots import slot_acquire, slot_release
 from .stream_records import stream_draft, stream_open
@@ -63,6 +64,7 @@ async def stream_request(
     ``observer`` also sees every event of the answer (the ``/ws/ai/`` door relays them);
     ``one_to_one``: the session is that door's conversation (``stream_draft``).
     """
+    assistant_start_check(user)
     stream_id = uuid.uuid4()
     key = str(stream_id)
     request = {

@@ -110,3 +110,23 @@ def test_the_browsable_api_answers_anonymous_users_with_401(room):
     response = APIClient().get("/api/chat/sessions", HTTP_ACCEPT="text/html")
 
     assert response.status_code == 401
+
+
+def test_the_bot_and_webhook_doors_are_in_the_schema(client):
+    schema = client.get("/api/schema/", {"format": "json"}).json()
+    paths = schema["paths"]
+    for path, methods in {
+        "/api/auth/bots/": {"get", "post"},
+        "/api/auth/bots/{bot_id}/tokens/": {"get", "post"},
+        "/api/auth/bots/{bot_id}/tokens/{token_id}/": {"delete"},
+        "/api/chat/sessions/{session_id}/webhooks/": {"get", "post"},
+        "/api/chat/webhooks/{webhook_id}/": {"delete"},
+        "/api/chat/hooks/{secret}/": {"post"},
+    }.items():
+        assert methods <= set(paths[path]), path
+    # Bots' tokens are a security scheme of their own; the hook URL needs none.
+    scheme = schema["components"]["securitySchemes"]["botToken"]
+    assert scheme["in"] == "header" and scheme["name"] == "Authorization"
+    assert paths["/api/chat/hooks/{secret}/"]["post"]["security"] == [{}]
+    message = schema["components"]["schemas"]["Message"]["properties"]
+    assert message["isBot"]["type"] == "boolean"

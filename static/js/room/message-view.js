@@ -34,11 +34,15 @@ export const QUICK_EMOJI = ["👍", "❤️", "😂", "🎉", "😮", "😢", "�
 
 /** Who wrote a message, as the timeline groups and labels it. */
 export function authorKey(msg) {
+  const hook = msg.metadata?.webhook;
+  if (hook) return `w${hook.id}:${hook.username}`;
   if (msg.author) return `u${msg.author.id}`;
   return msg.role === "assistant" ? `a${msg.agentId || ""}` : `r${msg.role}`;
 }
 
 export function authorName(msg, ctx) {
+  // A webhook's post shows the name it was posted under (its bot's username otherwise).
+  if (msg.metadata?.webhook?.username) return msg.metadata.webhook.username;
   if (msg.author) return msg.author.username;
   if (msg.role === "assistant") return ctx.agentName(msg.agentId);
   return msg.role === "system" ? "System" : "Tool";
@@ -77,15 +81,16 @@ function headerSlot(msg, ctx) {
   const model =
     msg.role === "assistant" ? msg.metadata?.model || ctx.streamFor(msg.id)?.model : null;
   const pinnedBy = msg.pinnedAt ? msg.pinnedBy?.username || "someone" : null;
-  const key = [name, msg.createdAt, msg.isEdited, msg.isDeleted, model, pinnedBy].join("|");
+  const key = [name, msg.createdAt, msg.isEdited, msg.isDeleted, model, msg.isBot, pinnedBy];
   return [
-    key,
+    key.join("|"),
     () =>
       h(
         "header",
         { class: "msg-header" },
         h("strong", { class: "msg-author" }, name),
         msg.role === "assistant" && !msg.author ? h("span", { class: "tag tag-ai" }, "AI") : null,
+        msg.isBot ? h("span", { class: "tag tag-bot", title: "A bot account" }, "bot") : null,
         model ? h("span", { class: "msg-model" }, model) : null,
         h(
           "time",
