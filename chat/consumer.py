@@ -50,9 +50,11 @@ from .serializers import (
     MessageRefInput,
     MessageSendInput,
     ReactionFrameInput,
+    pin_state,
     render_message,
 )
 from .services.messages import message_delete, message_edit
+from .services.pins import message_pin, message_unpin
 from .services.reactions import reaction_toggle
 from .services.receipts import DELIVERED, SEEN
 from .state import get_state
@@ -76,6 +78,8 @@ ROUTES: dict[str, Route] = {
     "message:delivered": Route(MessageRefInput, "on_message_delivered"),
     "message:seen": Route(MessageRefInput, "on_message_seen"),
     "message:reaction": Route(ReactionFrameInput, "on_message_reaction"),
+    "message:pin": Route(MessageRefInput, "on_message_pin"),
+    "message:unpin": Route(MessageRefInput, "on_message_unpin"),
     "typing:start": Route(SessionRefInput, "on_typing_start"),
     "typing:stop": Route(SessionRefInput, "on_typing_stop"),
     "auth:refresh": Route(AuthRefreshInput, "on_auth_refresh"),
@@ -292,6 +296,15 @@ class ChatConsumer(GatewayConsumer):
         return await database_sync_to_async(reaction_toggle)(
             user=self.user, message_id=data["messageId"], emoji=data["emoji"]
         )
+
+    async def on_message_pin(self, data) -> dict:
+        return await database_sync_to_async(self._pin_change)(message_pin, data)
+
+    async def on_message_unpin(self, data) -> dict:
+        return await database_sync_to_async(self._pin_change)(message_unpin, data)
+
+    def _pin_change(self, service, data) -> dict:
+        return pin_state(service(user=self.user, message_id=data["messageId"]).message)
 
     async def on_typing_start(self, data) -> dict:
         session_id = self._require_joined(data["sessionId"])

@@ -12,8 +12,17 @@ MESSAGE_NEW = "message:new"
 MESSAGE_EDITED = "message:edited"
 MESSAGE_DELETED = "message:deleted"
 MESSAGE_REACTION_UPDATE = "message:reaction:update"
+MESSAGE_PINNED = "message:pinned"
+MESSAGE_UNPINNED = "message:unpinned"
 
-DURABLE_EVENTS = (MESSAGE_NEW, MESSAGE_EDITED, MESSAGE_DELETED, MESSAGE_REACTION_UPDATE)
+DURABLE_EVENTS = (
+    MESSAGE_NEW,
+    MESSAGE_EDITED,
+    MESSAGE_DELETED,
+    MESSAGE_REACTION_UPDATE,
+    MESSAGE_PINNED,
+    MESSAGE_UNPINNED,
+)
 
 
 def message_new(message: dict[str, Any]) -> dict[str, Any]:
@@ -38,6 +47,30 @@ def message_reaction_update(
         "emoji": emoji,
         "action": action,
         "reactions": reactions,
+    }
+
+
+# --- Pins: durable, numbered like the message events above ------------------------------
+
+
+def message_pinned(
+    *, session_id, message_id, pinned_by: dict[str, Any], pinned_at: str, message: dict[str, Any]
+) -> dict[str, Any]:
+    """``message`` is the pinned message as rendered after the pin (its ``pinnedAt`` set)."""
+    return {
+        "sessionId": str(session_id),
+        "messageId": str(message_id),
+        "pinnedBy": pinned_by,
+        "pinnedAt": pinned_at,
+        "message": message,
+    }
+
+
+def message_unpinned(*, session_id, message_id, unpinned_by: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "sessionId": str(session_id),
+        "messageId": str(message_id),
+        "unpinnedBy": unpinned_by,
     }
 
 

@@ -1,10 +1,11 @@
 """The session event log and the broadcast that follows a commit.
 
 Every durable event (``message:new``, ``message:edited``, ``message:deleted``,
-``message:reaction:update``) takes the session's next ``seq``, is stored as a
-``SessionEvent`` row in the same transaction as the change, and is sent to the session's
-group only once that transaction commits: a rolled-back write never reaches a client, and a
-client that missed a broadcast (the channel layer is at-most-once) replays the log by seq.
+``message:reaction:update``, ``message:pinned``, ``message:unpinned``) takes the session's
+next ``seq``, is stored as a ``SessionEvent`` row in the same transaction as the change, and
+is sent to the session's group only once that transaction commits: a rolled-back write never
+reaches a client, and a client that missed a broadcast (the channel layer is at-most-once)
+replays the log by seq.
 
 Frames are encoded to JSON once here; consumers forward the text as it is.
 """

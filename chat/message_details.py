@@ -1,5 +1,5 @@
-"""Messages loaded with everything ``MessageSerializer`` renders: the author, the reactions
-and the attachments.
+"""Messages loaded with everything ``MessageSerializer`` renders: the author, the reactions,
+the attachments and the pin.
 
 Every read that renders messages starts from ``detailed_messages()``, filters, orders and
 slices it, and hands it to ``messages_with_details``. On PostgreSQL that is one statement
@@ -17,7 +17,8 @@ filters only.
 The author comes with its id, username and ``is_bot`` only: that is all a message renders of
 it (``isBot``), and
 the other columns of ``accounts_user`` (the password hash among them) were most of the
-bytes of each row.
+bytes of each row. The pin (and who pinned) rides along the same way, joined in the
+message's own statement (``loaded_pin``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from django.contrib.postgres.expressions import ArraySubquery
 from django.db import connection
 from django.db.models import F, Func, JSONField, Model, OuterRef, Prefetch, QuerySet
 
-from .models import Attachment, Message, Reaction
+from .models import Attachment, Message, Pin, Reaction
 
 # Oldest first, as the serializers list them (and as both models' Meta.ordering say).
 DETAIL_ORDER = ("created_at", "id")
@@ -40,6 +41,9 @@ _MESSAGE_FIELDS = [
     "parent", "reply_count", "is_edited", "edited_at", "is_deleted", "deleted_at",
     "is_flagged", "client_id", "created_at", "updated_at",
 ]  # fmt: skip
+
+# What a message renders of its pin: when, and who pinned it.
+_PIN_FIELDS = ("pin__pinned_at", "pin__pinned_by__username")
 
 # The message's attribute holding each relation's instances: the relation, and its model.
 _DETAILS = {
@@ -56,8 +60,8 @@ def detailed_messages() -> QuerySet[Message]:
 
 @functools.cache
 def _detailed(arrays: bool) -> QuerySet[Message]:
-    messages = Message.objects.select_related("author").only(
-        *_MESSAGE_FIELDS, "author__username", "author__is_bot"
+    messages = Message.objects.select_related("author", "pin__pinned_by").only(
+        *_MESSAGE_FIELDS, "author__username", "author__is_bot", *_PIN_FIELDS
     )
     if not arrays:
         # ``to_attr`` keeps plain lists: a plain ``prefetch_related`` would give every
@@ -105,3 +109,14 @@ def _instances(model: type[Model], rows: list[list], db: str) -> list[Model]:
         model.from_db(db, names, [f.to_python(value) for f, value in zip(fields, row, strict=True)])
         for row in rows
     ]
+
+
+def loaded_pin(message: Message) -> Pin | None:
+    """The message's pin as ``detailed_messages`` loaded it, or None. A message not loaded
+    from there (one just created, which no one has pinned yet) has none: this never reads
+    the database, so rendering a new message stays free of queries."""
+    if not Message.pin.is_cached(message):
+        return None
+    # A message with no pin has None cached, which the accessor raises as
+    # ``RelatedObjectDoesNotExist`` (an ``AttributeError``).
+    return getattr(message, "pin", None)

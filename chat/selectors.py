@@ -15,7 +15,7 @@ from django.db.models.functions import Coalesce
 from chatproject.errors import forbidden, not_found, validation_error
 
 from .message_details import detailed_messages, messages_with_details
-from .models import ChatSession, Membership, Message, Reaction, SessionEvent
+from .models import ChatSession, Membership, Message, MessageEdit, Reaction, SessionEvent
 from .search import messages_matching
 
 # Search serves the newest this many matches only, as GitHub's search serves its first 1,000:
@@ -312,3 +312,62 @@ def message_receipts(*, user, message_id) -> MessageReceipts:
     for member in readers:
         (seen_by if member.last_seen_seq >= row["seq"] else delivered_to).append(member.user)
     return MessageReceipts(message_id, row["session_id"], row["seq"], seen_by, delivered_to)
+
+
+def session_pins(*, session: ChatSession) -> list[Message]:
+    """The session's pinned messages, newest pin first, each loaded with its pin
+    (``message_details.loaded_pin``): one statement on PostgreSQL, whatever their number."""
+    pinned = detailed_messages().filter(pin__session=session)
+    return messages_with_details(pinned.order_by("-pin__pinned_at", "-seq"))
+
+
+@dataclass(frozen=True)
+class MessageVersion:
+    content: str
+    edited_by: object | None
+    at: object
+
+
+@dataclass(frozen=True)
+class MessageVersions:
+    message_id: uuid.UUID
+    versions: list[MessageVersion]
+
+
+def message_versions(*, user, message_id) -> MessageVersions:
+    """Every version of a message's text, oldest first and the current one last, if ``user``
+    is a member of its session. Each ``MessageEdit`` keeps the text an edit replaced: the
+    first is the message as sent, each later one was written by the edit before it. A
+    deleted message has none: its text is no member's to read (staff see the rows in the
+    admin). Two queries."""
+    message_id = _as_uuid(message_id, "Message")
+    mine = Membership.objects.filter(session=OuterRef("session"), user_id=user.pk)
+    row = (
+        Message.objects.filter(pk=message_id)
+        .annotate(caller_is_member=Exists(mine))
+        .values("content", "created_at", "edited_at", "is_deleted", "caller_is_member")
+        .first()
+    )
+    if row is None:
+        raise not_found("Message")
+    if not row["caller_is_member"]:
+        raise forbidden("You are not a member of this message's session.")
+    if row["is_deleted"]:
+        return MessageVersions(message_id, [])
+    edits = list(
+        MessageEdit.objects.filter(message_id=message_id)
+        .select_related("editor")
+        .only("previous_content", "edited_at", "editor__username")
+        .order_by("edited_at", "id")
+    )
+    texts = [edit.previous_content for edit in edits] + [row["content"]]
+    # Version n was written by edit n - 1; the first by no edit, when the message was sent.
+    writers = [(None, row["created_at"])] + [(edit.editor, edit.edited_at) for edit in edits]
+    if edits and row["edited_at"]:
+        # The current text's time is the message's ``editedAt``, as clients show it.
+        writers[-1] = (writers[-1][0], row["edited_at"])
+    versions = [
+        MessageVersion(content=text, edited_by=editor, at=at)
+        for text, (editor, at) in zip(texts, writers, strict=True)
+    ]
+    return MessageVersions(message_id, versions)

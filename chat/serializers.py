@@ -13,13 +13,15 @@ from typing import Any
 import orjson
 from django.conf import settings
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from accounts.serializers import UserSerializer
+from accounts.serializers import UserSerializer, render_user
 from chatproject.json_depth import nested_too_deep
 from chatproject.reused_serializer import ReusedSerializer
 
 from .frame_size import encoded_size
+from .message_details import loaded_pin
 from .models import Attachment, ChatSession, Membership, Message
 from .selectors import SEARCH_MATCHES_MAX
 
@@ -76,6 +78,8 @@ class MessageSerializer(serializers.ModelSerializer):
     attachments = AttachmentSerializer(source="attachment_list", many=True)
     clientId = serializers.CharField(source="client_id", allow_null=True)
     isBot = serializers.SerializerMethodField()
+    pinnedAt = serializers.SerializerMethodField()
+    pinnedBy = serializers.SerializerMethodField()
 
     class Meta:
         model = Message
@@ -83,7 +87,7 @@ class MessageSerializer(serializers.ModelSerializer):
             "id", "sessionId", "seq", "author", "agentId", "role", "content", "metadata",
             "tokens", "parentMessageId", "replyCount", "isEdited", "editedAt", "isDeleted",
             "deletedAt", "createdAt", "updatedAt", "reactions", "attachments", "clientId",
-            "isBot",
+            "isBot", "pinnedAt", "pinnedBy",
         ]  # fmt: skip
 
     def get_reactions(self, obj: Message) -> list[dict[str, Any]]:
@@ -92,6 +96,15 @@ class MessageSerializer(serializers.ModelSerializer):
     def get_isBot(self, obj: Message) -> bool:
         # A bot account's message (a webhook's too: its metadata.webhook names it).
         return obj.author is not None and obj.author.is_bot
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_pinnedAt(self, obj: Message) -> str | None:
+        pin = loaded_pin(obj)
+        return iso(pin.pinned_at) if pin else None
+
+    @extend_schema_field(UserSerializer(allow_null=True))
+    def get_pinnedBy(self, obj: Message) -> dict[str, Any] | None:
+        return _pinned_by(loaded_pin(obj))
 
     def to_representation(self, instance: Message) -> dict[str, Any]:
         data = super().to_representation(instance)
@@ -123,6 +136,65 @@ class SearchPageSerializer(serializers.Serializer):
     total = serializers.IntegerField(
         help_text=f"Matches, counted exactly up to {SEARCH_MATCHES_MAX:,} and capped there: "
         f"{SEARCH_MATCHES_MAX:,} means that many or more."
+    )
+
+
+class PinSerializer(serializers.Serializer):
+    """A pinned message and who pinned it when, from a message loaded with its pin
+    (``selectors.session_pins``)."""
+
+    message = MessageSerializer(source="*")
+    pinnedBy = serializers.SerializerMethodField()
+    pinnedAt = serializers.SerializerMethodField()
+
+    @extend_schema_field(UserSerializer(allow_null=True))
+    def get_pinnedBy(self, obj: Message) -> dict[str, Any] | None:
+        return _pinned_by(loaded_pin(obj))
+
+    @extend_schema_field(serializers.DateTimeField())
+    def get_pinnedAt(self, obj: Message) -> str | None:
+        pin = loaded_pin(obj)
+        return iso(pin.pinned_at) if pin else None
+
+
+class PinListSerializer(serializers.Serializer):
+    pins = PinSerializer(many=True, help_text="Newest pin first.")
+
+
+def pin_state(message: Message) -> dict[str, Any]:
+    """Whether a message (loaded with its pin) is pinned now, as the ``message:pin`` and
+    ``message:unpin`` acks say it: ``{sessionId, messageId, pinned, pinnedAt, pinnedBy}``."""
+    pin = loaded_pin(message)
+    return {
+        "sessionId": str(message.session_id),
+        "messageId": str(message.pk),
+        "pinned": pin is not None,
+        "pinnedAt": iso(pin.pinned_at) if pin else None,
+        "pinnedBy": _pinned_by(pin),
+    }
+
+
+def _pinned_by(pin) -> dict[str, Any] | None:
+    return render_user(pin.pinned_by) if pin is not None and pin.pinned_by else None
+
+
+class MessageVersionSerializer(serializers.Serializer):
+    content = serializers.CharField()
+    editedBy = UserSerializer(
+        source="edited_by",
+        allow_null=True,
+        help_text="Who made this version by an edit; null for the message as first sent.",
+    )
+    at = serializers.DateTimeField(help_text="When this version was written.")
+
+
+class MessageVersionsSerializer(serializers.Serializer):
+    """A message's edit history: every version of its text."""
+
+    messageId = serializers.UUIDField(source="message_id")
+    versions = MessageVersionSerializer(
+        many=True,
+        help_text="Oldest first, the current text last; empty for a deleted message.",
     )
 
 

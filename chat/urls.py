@@ -1,6 +1,6 @@
 from django.urls import re_path
 
-from . import api, api_attachments, api_export, api_webhooks
+from . import api, api_attachments, api_export, api_pins, api_webhooks
 
 UUID = r"[0-9a-fA-F-]{32,36}"
 
@@ -91,5 +91,20 @@ urlpatterns = [
         rf"^sessions/(?P<session_id>{UUID})/export/?$",
         api_export.SessionExportApi.as_view(),
         name="session-export",
+    ),
+    re_path(
+        rf"^sessions/(?P<session_id>{UUID})/pins/?$",
+        api_pins.PinListApi.as_view(),
+        name="session-pins",
+    ),
+    re_path(
+        rf"^messages/(?P<message_id>{UUID})/pin/?$",
+        api_pins.MessagePinApi.as_view(),
+        name="message-pin",
+    ),
+    re_path(
+        rf"^messages/(?P<message_id>{UUID})/history/?$",
+        api_pins.MessageVersionsApi.as_view(),
+        name="message-versions",
     ),
 ]

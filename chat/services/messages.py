@@ -13,7 +13,7 @@ from chatproject.errors import forbidden, validation_error
 from .. import event_types
 from ..content import content_clean
 from ..events import Event, event_record, events_append, seq_allocate
-from ..models import Message, MessageEdit, SessionEvent
+from ..models import Message, MessageEdit, Pin, SessionEvent
 from ..permissions import can_manage, membership_require, sender_refusal
 from ..selectors import (
     message_get,
@@ -218,7 +218,8 @@ def _redact_log(message: Message) -> None:
 
 
 def message_delete(*, user, message_id) -> Message:
-    """Soft-delete: the author, the session's owner/admins or staff. Deleting twice is a no-op."""
+    """Soft-delete: the author, the session's owner/admins or staff. Deleting twice is a no-op.
+    A pin goes with the message: ``message:deleted`` tells clients to drop it too."""
     message = message_get(message_id)
     membership = (
         None if user.is_staff else membership_require(user=user, session_id=message.session_id)
@@ -231,6 +232,7 @@ def message_delete(*, user, message_id) -> Message:
             return message
         now = timezone.now()
         Message.objects.filter(pk=locked.pk).update(is_deleted=True, deleted_at=now, updated_at=now)
+        Pin.objects.filter(message_id=locked.pk).delete()
         _redact_log(locked)
         event_record(
             session_id=locked.session_id,

@@ -46,6 +46,8 @@ const DURABLE = new Set([
   "message:edited",
   "message:deleted",
   "message:reaction:update",
+  "message:pinned",
+  "message:unpinned",
 ]);
 const STREAM_EVENTS = new Set([
   "stream:start",
@@ -667,6 +669,16 @@ export class ChatClient {
 
   react(messageId, emoji) {
     return this.request("message:reaction", { messageId, emoji });
+  }
+
+  /** Pin a message (any member); acked with `{sessionId, messageId, pinned, pinnedAt,
+   * pinnedBy}`. Pinning a pinned message changes nothing. */
+  pin(messageId) {
+    return this.request("message:pin", { messageId });
+  }
+
+  unpin(messageId) {
+    return this.request("message:unpin", { messageId });
   }
 
   /** Mark the message, and every earlier one of its session, seen (and so delivered). */

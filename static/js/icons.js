@@ -2,7 +2,8 @@
  * icons.js: the interface's icons as inline SVG, built with createElementNS.
  *
  * Icons are drawn, not emoji: they look the same on every system, emoji font or not, and
- * need no external asset. Paths follow Feather Icons (MIT licence, feathericons.com).
+ * need no external asset. Paths follow Feather Icons (MIT licence, feathericons.com); `pin`
+ * is Lucide's (ISC licence, lucide.dev), Feather's continuation.
  */
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -19,6 +20,7 @@ const PATHS = {
   stop: ["M6 6h12v12H6z"],
   file: ["M14 2H6a2 2 0 0 0-2 2v16a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V8z", "M14 2v6h6"],
   image: ["M19 3H5a2 2 0 0 0-2 2v14a2 2 0 0 0 2 2h14a2 2 0 0 0 2-2V5a2 2 0 0 0-2-2z", "M8.5 10a1.5 1.5 0 1 0 0-3 1.5 1.5 0 0 0 0 3z", "M21 15l-5-5L5 21"],
+  pin: ["M12 17v5", "M9 10.76a2 2 0 0 1-1.11 1.79l-1.78.9A2 2 0 0 0 5 15.24V16a1 1 0 0 0 1 1h12a1 1 0 0 0 1-1v-.76a2 2 0 0 0-1.11-1.79l-1.78-.9A2 2 0 0 1 15 10.76V7a1 1 0 0 1 1-1 2 2 0 0 0 0-4H8a2 2 0 0 0 0 4 1 1 0 0 1 1 1z"],
   tool: ["M14.7 6.3a1 1 0 0 0 0 1.4l1.6 1.6a1 1 0 0 0 1.4 0l3.77-3.77a6 6 0 0 1-7.94 7.94l-6.91 6.91a2.12 2.12 0 0 1-3-3l6.91-6.91a6 6 0 0 1 7.94-7.94l-3.76 3.76z"],
 };
 

@@ -19,8 +19,10 @@ import { Composer } from "./room/composer.js";
 import { Members, Typing } from "./room/members.js";
 import { authorName, QUICK_EMOJI, streamErrorText } from "./room/message-view.js";
 import { Lightbox, Popover, Toasts } from "./room/overlays.js";
+import { Pins, pinsView } from "./room/pins.js";
 import { Timeline } from "./room/timeline.js";
 import { Uploads } from "./room/uploads.js";
+import { versionsView } from "./room/versions.js";
 
 const boot = JSON.parse($("#room-data").textContent);
 const sessionId = boot.session.id;
@@ -373,6 +375,7 @@ function closePanel() {
   $("#room").classList.remove("with-panel");
   replaceChildren($("#panel-body"));
   thread = null;
+  $("#pins-toggle").setAttribute("aria-expanded", "false");
 }
 
 $("#panel-close").addEventListener("click", closePanel);
@@ -585,6 +588,13 @@ function onTimelineClick(event) {
         toasts.show(`Couldn't stop the answer: ${error.message}`);
       });
       break;
+    case "pin":
+    case "unpin":
+      pinToggle(id, action === "pin");
+      break;
+    case "history":
+      openVersions(id);
+      break;
     case "open-image":
       lightbox.open(button.dataset.src, button.dataset.name);
       break;
@@ -745,6 +755,89 @@ client.on("state", (state) => {
   }
   // Pending messages say whether they wait for the connection.
   for (const local of locals.values()) refreshSoon(local.id);
+});
+
+// --- pins and edit history ------------------------------------------------------------------
+
+const PINS_TITLE = "Pinned messages";
+const pins = new Pins({ sessionId, changed: () => showPins() });
+$("#pins-toggle").prepend(icon("pin", 16));
+showPins();
+
+function pinsShown() {
+  return !$("#panel").hidden && $("#panel-title").textContent === PINS_TITLE;
+}
+
+/** The header's count, and the panel's list if it is open. */
+function showPins() {
+  $("#pins-count").textContent = String(pins.size);
+  $("#pins-count").hidden = pins.size === 0;
+  $("#pins-toggle").setAttribute("aria-expanded", String(pinsShown()));
+  if (!pinsShown()) return;
+  const view = pinsView(pins.list(), {
+    open: (msg) => jumpTo(msg),
+    unpin: (id) => pinToggle(id, false),
+    authorName: (msg) => authorName(msg, { agentName: (aid) => assistant.agentName(aid) }),
+  });
+  replaceChildren($("#panel-body"), h("div", { class: "pins-scroll" }, view));
+}
+
+$("#pins-toggle").addEventListener("click", () => {
+  if (pinsShown()) return closePanel();
+  thread = null;
+  openPanel(PINS_TITLE);
+  showPins();
+  if (!pins.loaded) pins.load().catch(() => {});
+});
+
+async function pinToggle(id, pin) {
+  try {
+    const ack = pin ? await client.pin(id) : await client.unpin(id);
+    patchMessage(id, { pinnedAt: ack.pinnedAt, pinnedBy: ack.pinnedBy });
+    if (ack.pinned) pins.pinned({ ...ack, message: store.get(id) });
+    else pins.unpinned(id);
+  } catch (error) {
+    toasts.show(`Couldn't ${pin ? "pin" : "unpin"} the message: ${error.message}`);
+  }
+}
+
+async function openVersions(id) {
+  thread = null;
+  openPanel("Edit history", h("p", { class: "muted panel-note" }, "Loading the versions…"));
+  try {
+    const history = await api(`/api/chat/messages/${id}/history`);
+    if ($("#panel-title").textContent !== "Edit history") return;
+    const msg = store.get(id);
+    const who = msg ? authorName(msg, { agentName: (aid) => assistant.agentName(aid) }) : null;
+    openPanel(
+      "Edit history",
+      who ? h("p", { class: "muted panel-note" }, `A message by ${who}`) : null,
+      h("div", { class: "pins-scroll" }, versionsView(history)),
+    );
+  } catch (error) {
+    const text = `Couldn't load the versions: ${error.message}`;
+    openPanel("Edit history", h("p", { class: "error" }, text));
+  }
+}
+
+// A message too large for a frame comes without its text (contentOmitted): the store's copy
+// has it, once applyEventMessage has merged the two.
+client.on("message:pinned", (data) => {
+  if (store.has(data.messageId)) applyEventMessage(data.message);
+  pins.pinned({ ...data, message: store.get(data.messageId) || data.message });
+});
+client.on("message:unpinned", ({ messageId }) => {
+  patchMessage(messageId, { pinnedAt: null, pinnedBy: null });
+  pins.unpinned(messageId);
+});
+client.on("message:edited", ({ message }) => pins.updated(store.get(message.id) || message));
+client.on("message:deleted", ({ messageId }) => {
+  patchMessage(messageId, { pinnedAt: null, pinnedBy: null });
+  pins.updated({ id: messageId, isDeleted: true });
+});
+// Every (re)join reads the list afresh: what changed while away is in it.
+client.on("session:joined", (ack) => {
+  if (ack.sessionId === sessionId) pins.load().catch(() => {});
 });
 
 // --- start ---------------------------------------------------------------------------------

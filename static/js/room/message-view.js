@@ -80,9 +80,10 @@ function headerSlot(msg, ctx) {
   const name = authorName(msg, ctx);
   const model =
     msg.role === "assistant" ? msg.metadata?.model || ctx.streamFor(msg.id)?.model : null;
-  const key = [name, msg.createdAt, msg.isEdited, model, msg.isBot].join("|");
+  const pinnedBy = msg.pinnedAt ? msg.pinnedBy?.username || "someone" : null;
+  const key = [name, msg.createdAt, msg.isEdited, msg.isDeleted, model, msg.isBot, pinnedBy];
   return [
-    key,
+    key.join("|"),
     () =>
       h(
         "header",
@@ -96,11 +97,33 @@ function headerSlot(msg, ctx) {
           { class: "msg-time", datetime: msg.createdAt, title: fullTime(msg.createdAt) },
           clockTime(msg.createdAt),
         ),
-        msg.isEdited
-          ? h("span", { class: "msg-edited", title: fullTime(msg.editedAt) }, "(edited)")
+        editedMark(msg),
+        pinnedBy
+          ? h(
+              "span",
+              { class: "msg-pinned", title: `Pinned by ${pinnedBy} ${fullTime(msg.pinnedAt)}` },
+              icon("pin", 12),
+              "Pinned",
+            )
           : null,
       ),
   ];
+}
+
+/** "(edited)": a button that opens the message's earlier versions (none once deleted). */
+function editedMark(msg) {
+  if (!msg.isEdited) return null;
+  if (msg.isDeleted) return h("span", { class: "msg-edited" }, "(edited)");
+  return h(
+    "button",
+    {
+      type: "button",
+      class: "msg-edited link-btn",
+      title: `Edited ${fullTime(msg.editedAt)}: show the earlier versions`,
+      dataset: { action: "history" },
+    },
+    "(edited)",
+  );
 }
 
 /** An answer stored as streaming, recently enough that its stream may still be starting. */
@@ -561,6 +584,9 @@ function actions(msg, ctx) {
     ctx.showReplies && !msg.parentMessageId
       ? button("thread", "Reply in thread", icon("reply"))
       : null,
+    msg.pinnedAt
+      ? button("unpin", "Unpin", icon("pin"))
+      : button("pin", "Pin to this session", icon("pin")),
     mine && msg.role === "user" ? button("edit", "Edit", icon("edit")) : null,
     canDelete ? button("delete", "Delete", icon("trash")) : null,
   );
@@ -602,6 +628,8 @@ export function updateMessage(el, msg, ctx) {
   el.classList.toggle("pending", Boolean(msg.pending));
   el.classList.toggle("failed", Boolean(msg.failed));
   el.classList.toggle("editing", Boolean(ctx.editing));
+  el.classList.toggle("pinned", Boolean(msg.pinnedAt));
+  el.classList.toggle("edited", Boolean(msg.isEdited));
   const body = el.querySelector(".msg-body");
   for (const slot of SLOTS) {
     const [key, render] = RENDER[slot](msg, ctx);
@@ -619,7 +647,8 @@ export function updateMessage(el, msg, ctx) {
       });
     }
   }
-  const actionsKey = `${msg.pending}|${msg.isDeleted}|${ctx.showReplies}|${msg.role}`;
+  const pinned = Boolean(msg.pinnedAt);
+  const actionsKey = `${msg.pending}|${msg.isDeleted}|${ctx.showReplies}|${msg.role}|${pinned}`;
   if (el._keys.actions !== actionsKey) {
     el._keys.actions = actionsKey;
     el.querySelector(".msg-actions")?.remove();
