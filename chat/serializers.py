@@ -57,9 +57,10 @@ def reaction_summary(reactions) -> list[dict[str, Any]]:
 
 
 class MessageSerializer(serializers.ModelSerializer):
-    """A message as the contract renders it. Expects ``author`` loaded with it, and its
-    reactions and attachments as the lists ``reaction_list`` and ``attachment_list`` (see
-    ``selectors.messages_with_details``; a message just created gets empty ones)."""
+    """A message as the contract renders it. Expects ``author`` loaded with it, its
+    reactions and attachments as the lists ``reaction_list`` and ``attachment_list``, and
+    its mentions rendered as ``mention_list`` (see ``selectors.messages_with_details``; a
+    message just created gets them from ``chat.services.mentions.mentions_prepare``)."""
 
     sessionId = serializers.UUIDField(source="session_id")
     author = UserSerializer(allow_null=True)
@@ -75,6 +76,10 @@ class MessageSerializer(serializers.ModelSerializer):
     reactions = serializers.SerializerMethodField()
     attachments = AttachmentSerializer(source="attachment_list", many=True)
     clientId = serializers.CharField(source="client_id", allow_null=True)
+    mentions = serializers.SerializerMethodField(
+        help_text="The members it names: [{user, offset, length}] in text order; offset and "
+        "length count UTF-16 code units of content (the @ included)."
+    )
 
     class Meta:
         model = Message
@@ -82,16 +87,20 @@ class MessageSerializer(serializers.ModelSerializer):
             "id", "sessionId", "seq", "author", "agentId", "role", "content", "metadata",
             "tokens", "parentMessageId", "replyCount", "isEdited", "editedAt", "isDeleted",
             "deletedAt", "createdAt", "updatedAt", "reactions", "attachments", "clientId",
+            "mentions",
         ]  # fmt: skip
 
     def get_reactions(self, obj: Message) -> list[dict[str, Any]]:
         return reaction_summary(obj.reaction_list)
 
+    def get_mentions(self, obj: Message) -> list[dict[str, Any]]:
+        return obj.mention_list
+
     def to_representation(self, instance: Message) -> dict[str, Any]:
         data = super().to_representation(instance)
         if instance.is_deleted:
             # A tombstone: the row keeps its text for moderators, clients never see it.
-            data.update(content="", metadata={}, reactions=[], attachments=[])
+            data.update(content="", metadata={}, reactions=[], attachments=[], mentions=[])
         return data
 
 

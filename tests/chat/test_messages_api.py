@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 MESSAGE_KEYS = {
     "id", "sessionId", "seq", "author", "agentId", "role", "content", "metadata", "tokens",
     "parentMessageId", "replyCount", "isEdited", "editedAt", "isDeleted", "deletedAt",
-    "createdAt", "updatedAt", "reactions", "attachments", "clientId",
+    "createdAt", "updatedAt", "reactions", "attachments", "clientId", "mentions",
 }  # fmt: skip
 
 
