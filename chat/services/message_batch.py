@@ -10,12 +10,12 @@ What is stored, however many requests and sessions: one seq statement per sessio
 also checks the authors' membership: it returns the members), one INSERT of all the
 messages, one of all their logged events (and one UPDATE per thread replied to); if any
 text has an ``@``, one SELECT of the members named and one INSERT of all the mentions
-(``chat.services.mentions``). Nothing else is read first: a repeated clientId (a client's retry) is found by the unique constraint, and an
-author who may not write in a session by the seq statement. Either is rare, so either rolls
-the transaction back, as does a write that fails all the same (two sends with one clientId
-racing on another worker, a deadlock), and the requests are then stored one by one, each
-with its own outcome (``message_store_one``: the first message sent with the clientId, or
-the refusal).
+(``chat.services.mentions``). Nothing else is read first: a repeated clientId (a client's
+retry) is found by the unique constraint, and an author who may not write in a session by
+the seq statement. Either is rare, so either rolls the transaction back, as does a write
+that fails all the same (two sends with one clientId racing on another worker, a
+deadlock), and the requests are then stored one by one, each with its own outcome
+(``message_store_one``: the first message sent with the clientId, or the refusal).
 """
 
 from __future__ import annotations

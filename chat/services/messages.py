@@ -11,7 +11,6 @@ from django.utils import timezone
 from chatproject.errors import forbidden, validation_error
 
 from .. import event_types
-from .mentions import mentions_insert, mentions_prepare, mentions_replace, notifications_on_commit
 from ..content import content_clean
 from ..events import Event, event_record, events_append, seq_allocate
 from ..models import Message, MessageEdit, SessionEvent
@@ -23,6 +22,7 @@ from ..selectors import (
     thread_root_get,
 )
 from ..serializers import render_message
+from .mentions import mentions_insert, mentions_prepare, mentions_replace, notifications_on_commit
 
 
 def _mark_new(message: Message) -> None:
