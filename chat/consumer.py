@@ -49,9 +49,11 @@ from .serializers import (
     MessageEditFrameInput,
     MessageRefInput,
     MessageSendInput,
+    NotifyFrameInput,
     ReactionFrameInput,
     render_message,
 )
+from .services.mentions import membership_notify_set
 from .services.messages import message_delete, message_edit
 from .services.reactions import reaction_toggle
 from .services.receipts import DELIVERED, SEEN
@@ -80,6 +82,7 @@ ROUTES: dict[str, Route] = {
     "typing:stop": Route(SessionRefInput, "on_typing_stop"),
     "auth:refresh": Route(AuthRefreshInput, "on_auth_refresh"),
     "ping": Route(EmptyInput, "on_ping"),
+    "session:notify": Route(NotifyFrameInput, "on_session_notify"),
 }
 
 
@@ -292,6 +295,12 @@ class ChatConsumer(GatewayConsumer):
         return await database_sync_to_async(reaction_toggle)(
             user=self.user, message_id=data["messageId"], emoji=data["emoji"]
         )
+
+    async def on_session_notify(self, data) -> dict:
+        notify = await database_sync_to_async(membership_notify_set)(
+            user=self.user, session_id=data["sessionId"], notify=data["notify"]
+        )
+        return {"sessionId": str(data["sessionId"]), "notify": notify}
 
     async def on_typing_start(self, data) -> dict:
         session_id = self._require_joined(data["sessionId"])

@@ -181,6 +181,46 @@ class SessionSerializer(SessionHeadSerializer):
                   "lastSeq"]  # fmt: skip
 
 
+class SessionForMemberSerializer(SessionSerializer):
+    """A session as its member reads it (``GET /sessions``, ``GET /sessions/:id``): with
+    what they have not read and how they are notified (``selectors.sessions_with_unread``)."""
+
+    unreadCount = serializers.IntegerField(
+        source="unread_count", help_text="Messages by others after your read position."
+    )
+    unreadMentionCount = serializers.IntegerField(
+        source="unread_mention_count", help_text="Those of them that mention you."
+    )
+    notify = serializers.ChoiceField(
+        choices=Membership.Notify.choices,
+        help_text="Which messages notify you: all, mentions (of you) or none.",
+    )
+
+    class Meta(SessionSerializer.Meta):
+        fields = [*SessionSerializer.Meta.fields, "unreadCount", "unreadMentionCount", "notify"]
+
+
+class MentionResultSerializer(MessageSerializer):
+    """A message that mentions the caller, with its session's title."""
+
+    sessionTitle = serializers.CharField(source="session_title")
+
+    class Meta(MessageSerializer.Meta):
+        fields = [*MessageSerializer.Meta.fields, "sessionTitle"]
+
+
+class MentionPageSerializer(serializers.Serializer):
+    results = MentionResultSerializer(source="messages", many=True, help_text="Newest first.")
+    total = serializers.IntegerField(help_text="Messages that mention you, in all.")
+
+
+class NotifySerializer(serializers.Serializer):
+    """A member's notification setting in a session."""
+
+    sessionId = serializers.UUIDField()
+    notify = serializers.ChoiceField(choices=Membership.Notify.choices)
+
+
 # --- Inputs --------------------------------------------------------------------------------
 
 # Ids, seqs and offsets are 64-bit in the database: a larger number is refused here, not by
@@ -251,6 +291,24 @@ class MessageRefInput(serializers.Serializer):
 
 class MessageEditFrameInput(MessageRefInput, MessageEditInput):
     """``message:edit`` over WebSocket: the id travels in the frame, not the path."""
+
+
+class NotifyInput(serializers.Serializer):
+    notify = serializers.ChoiceField(
+        choices=Membership.Notify.choices,
+        help_text="all: every message by someone else; mentions: those naming you; none.",
+    )
+
+
+class NotifyFrameInput(NotifyInput):
+    """``session:notify`` over WebSocket: the session travels in the frame, not the path."""
+
+    sessionId = IdField()
+
+
+class MentionsQuery(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=100, default=50)
+    offset = serializers.IntegerField(min_value=0, max_value=BIGINT_MAX, default=0)
 
 
 class ReactionInput(serializers.Serializer):

@@ -1,6 +1,6 @@
 from django.urls import re_path
 
-from . import api, api_attachments
+from . import api, api_attachments, api_mentions
 
 UUID = r"[0-9a-fA-F-]{32,36}"
 
@@ -72,4 +72,10 @@ urlpatterns = [
         api_attachments.AttachmentDownloadApi.as_view(),
         name="attachment-download",
     ),
+    re_path(
+        rf"^sessions/(?P<session_id>{UUID})/notifications/?$",
+        api_mentions.SessionNotifyApi.as_view(),
+        name="session-notify",
+    ),
+    re_path(r"^mentions/?$", api_mentions.MentionListApi.as_view(), name="mention-list"),
 ]

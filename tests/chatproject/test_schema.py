@@ -23,7 +23,13 @@ def test_the_schema_is_served_as_openapi_to_anyone(client_for, alice, auth):
     assert response.status_code == 200
     schema = response.json()
     assert schema["openapi"].startswith("3.")
-    for path in ("/api/auth/token/", "/api/chat/messages/", "/api/chat/sessions/{session_id}/"):
+    for path in (
+        "/api/auth/token/",
+        "/api/chat/messages/",
+        "/api/chat/sessions/{session_id}/",
+        "/api/chat/sessions/{session_id}/notifications/",
+        "/api/chat/mentions/",
+    ):
         assert path in schema["paths"]
     assert client.get("/api/schema").status_code == 200
 
