@@ -205,7 +205,7 @@ def test_the_session_list_counts_in_a_fixed_number_of_queries(client_for, alice,
         return len(captured), body
 
     sessions(2)
-    few, small = count()
+    few, _ = count()
     sessions(6)
     many, large = count()
 
@@ -283,3 +283,49 @@ def test_mentions_pages_with_limit_and_offset(client_for, room, alice, bob):
     assert [m["id"] for m in page["results"]] == [str(sent[3].pk), str(sent[2].pk)]
     assert client.get("/api/chat/mentions?limit=0").status_code == 400
     assert client.get("/api/chat/mentions?offset=99").json() == {"results": [], "total": 5}
+
+
+# --- pages ----------------------------------------------------------------------------------
+
+
+def test_the_session_list_shows_an_at_badge_for_unread_mentions(client, room, alice, bob):
+    message_send(author=alice, session_id=room.pk, content="@bob one")
+    message_send(author=alice, session_id=room.pk, content="two")
+    client.force_login(bob)
+
+    html = client.get("/").content.decode()
+
+    assert 'class="badge badge-mention" title="1 unread mention">@1<' in html
+    assert 'class="badge badge-unread" title="2 unread">2<' in html
+    assert 'id="notify-enable" hidden>Enable notifications<' in html
+
+
+def test_the_mentions_page_links_each_mention_to_its_message(client, room, alice, bob):
+    message = message_send(author=alice, session_id=room.pk, content="look at this @bob")
+    message_send(author=alice, session_id=room.pk, content="not for bob")
+    client.force_login(bob)
+
+    response = client.get("/mentions/")
+    html = response.content.decode()
+
+    assert response.status_code == 200
+    assert f'href="/rooms/{room.pk}/#message-{message.pk}"' in html
+    assert "<strong>alice:</strong> look at this @bob" in html
+    assert "not for bob" not in html
+    assert client.get("/mentions").status_code == 307
+
+
+def test_the_mentions_page_is_for_logged_in_users(client):
+    response = client.get("/mentions/")
+
+    assert response.status_code == 302 and response.url.startswith("/login/")
+
+
+def test_the_room_knows_the_readers_notify_setting(client, room, bob):
+    Membership.objects.filter(session=room, user=bob).update(notify="all")
+    client.force_login(bob)
+
+    html = client.get(f"/rooms/{room.pk}/").content.decode()
+
+    assert '"notify": "all"' in html
+    assert 'id="notify-select"' in html
