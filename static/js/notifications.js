@@ -13,6 +13,7 @@
  */
 
 import { api } from "./api.js";
+import { h, replaceChildren } from "./dom.js";
 import { plainText } from "./markdown.js";
 
 const BODY_CHARS = 140;
@@ -34,9 +35,20 @@ function rowsOf(sessionId) {
   return document.querySelectorAll(`[data-session-id="${CSS.escape(sessionId)}"]`);
 }
 
-/** One more unread message (a mention too, if `mentioned`) on the session's rows. */
-export function bumpSession(sessionId, { mentioned }) {
+function oneLine(message) {
+  const text = plainText(message.content || "").replace(/\s+/g, " ").trim();
+  return text.length > BODY_CHARS ? `${text.slice(0, BODY_CHARS - 1)}…` : text;
+}
+
+/** One more unread message (a mention too, if `mentioned`) on the session's rows, and the
+ * message as their preview where they show one. */
+export function bumpSession(sessionId, { message, mentioned }) {
   for (const row of rowsOf(sessionId)) {
+    const preview = row.querySelector(".session-preview");
+    if (preview && message) {
+      const who = `${message.author?.username || "Someone"}:`;
+      replaceChildren(preview, h("strong", {}, who), " ", oneLine(message));
+    }
     const unread = row.querySelector(".badge-unread");
     setBadge(unread, badgeCount(unread) + 1);
     if (mentioned) {
@@ -103,13 +115,9 @@ export class Notifier {
   show({ sessionId, sessionTitle, message, mentioned }) {
     if (!("Notification" in window) || Notification.permission !== "granted") return;
     const who = message.author?.username || "Someone";
-    const text = plainText(message.content || "").replace(/\s+/g, " ").trim();
     const shown = new Notification(
       mentioned ? `${who} mentioned you in #${sessionTitle}` : `${who} in #${sessionTitle}`,
-      {
-        body: text.length > BODY_CHARS ? `${text.slice(0, BODY_CHARS - 1)}…` : text,
-        tag: message.id,
-      },
+      { body: oneLine(message), tag: message.id },
     );
     shown.onclick = () => {
       window.focus();

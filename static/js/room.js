@@ -756,8 +756,8 @@ client.on("state", (state) => {
 new Notifier({
   client,
   roomUrl: (id) => `/rooms/${id}/`,
-  arrived: ({ sessionId: id, mentioned }) => {
-    if (id !== sessionId) bumpSession(id, { mentioned });
+  arrived: ({ sessionId: id, message, mentioned }) => {
+    if (id !== sessionId) bumpSession(id, { message, mentioned });
   },
 });
 

@@ -13,7 +13,8 @@ window.chatClient = client;
 new Notifier({
   client,
   roomUrl: (sessionId) => `/rooms/${sessionId}/`,
-  arrived: ({ sessionId, mentioned }) => bumpSession(sessionId, { mentioned }),
+  arrived: ({ sessionId, message, mentioned }) =>
+    bumpSession(sessionId, { message, mentioned }),
 });
 // Back on this page (another tab, the back button's cache): what was read meanwhile clears.
 document.addEventListener("visibilitychange", () => {

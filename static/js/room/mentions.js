@@ -143,13 +143,18 @@ export class MentionComplete {
             "aria-selected": String(index === this.index),
             dataset: { index: String(index), username: member.username },
           },
-          h("span", { class: `avatar avatar-sm ${hueClass(member.id)}` }, initial(member.username)),
-          member.username,
+          h(
+            "span",
+            { class: `avatar avatar-sm ${hueClass(member.id)}`, "aria-hidden": "true" },
+            initial(member.username),
+          ),
+          h("span", { class: "mention-choice-name" }, member.username),
         ),
       ),
     );
     this.list.hidden = false;
-    this.textarea.setAttribute("aria-activedescendant", `mention-choice-${this.choices[this.index].id}`);
+    const active = `mention-choice-${this.choices[this.index].id}`;
+    this.textarea.setAttribute("aria-activedescendant", active);
   }
 
   close() {

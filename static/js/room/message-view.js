@@ -190,9 +190,8 @@ function contentSlot(msg, ctx) {
           ),
         );
       } else {
-        body.append(
-          enhanceCodeBlocks(highlightMentions(renderMarkdown(text), { ...msg, mentions }, ctx.me.id)),
-        );
+        const rendered = highlightMentions(renderMarkdown(text), { ...msg, mentions }, ctx.me.id);
+        body.append(enhanceCodeBlocks(rendered));
       }
       if (streaming && text)
         caretTarget(body).append(h("span", { class: "caret", "aria-hidden": "true" }));
