@@ -8,9 +8,9 @@ constructs as notifications is recorded by an init script of this test that wrap
 the test say whether the tab is hidden (``document.hidden``), which headless Chromium
 never is by itself.
 
-With ``UPDATE_SCREENSHOTS=1`` the session list with its mention badge is written to
-``docs/screenshots/mentions-badge.png`` (as ``test_screenshots.py`` does); otherwise to a
-temporary folder.
+With ``UPDATE_SCREENSHOTS=1`` the session list with its mention badge, the composer's
+completion and a highlighted mention are written to ``docs/screenshots/mentions-*.png`` (as
+``test_screenshots.py`` does); otherwise to a temporary folder.
 """
 
 from __future__ import annotations
@@ -107,7 +107,9 @@ def test_a_mention_reaches_the_session_list_live_with_a_badge_and_a_notification
     b.page.screenshot(path=shots / "mentions-badge.png")
 
 
-def test_a_mention_typed_with_completion_notifies_the_reader_whose_room_is_hidden(web, people):
+def test_a_mention_typed_with_completion_notifies_the_reader_whose_room_is_hidden(
+    web, people, shots
+):
     alice, bob = web.user("alice"), web.user("bob")
     room = web.room(alice, bob)
     a, b = people(alice), people(bob)
@@ -120,6 +122,7 @@ def test_a_mention_typed_with_completion_notifies_the_reader_whose_room_is_hidde
     box.type(f"thanks @{bob['username'][:3]}")
     choices = a.page.locator(".mention-complete .mention-choice-name")
     expect(choices).to_have_text([bob["username"]])
+    a.page.screenshot(path=shots / "mentions-complete.png")
     box.press("Enter")  # picks the name, does not send
     expect(box).to_have_value(f"thanks @{bob['username']} ")
     box.type("for the review")
@@ -132,6 +135,8 @@ def test_a_mention_typed_with_completion_notifies_the_reader_whose_room_is_hidde
     b.page.wait_for_function("() => window.__notifications.length === 1")
     assert notifications(b.page)[0]["title"] == f"{alice['username']} mentioned you in #e2e"
     assert b.page.title().startswith("(1) ")
+    set_hidden(b.page, False)
+    b.page.screenshot(path=shots / "mentions-room.png")
 
 
 def test_the_room_notify_control_turns_notifications_off(web, people):
