@@ -9,9 +9,9 @@ from rest_framework.views import APIView
 
 from chatproject.validation import validated
 
-from .selectors import mentions_for_user
+from .selectors import membership_notify_get, mentions_for_user
 from .serializers import MentionPageSerializer, MentionsQuery, NotifyInput, NotifySerializer
-from .services.mentions import membership_notify_get, membership_notify_set
+from .services.mentions import membership_notify_set
 
 
 def _notify(session_id, notify: str) -> dict:

@@ -263,6 +263,20 @@ def events_after(*, session_id, last_seq: int, limit: int = 500) -> tuple[list[d
     return frames[:limit], len(frames) > limit
 
 
+def membership_notify_get(*, user, session_id) -> str:
+    """The caller's ``notify`` in the session: NOT_FOUND or FORBIDDEN as for any read. One
+    query."""
+    mine = Membership.objects.filter(session=OuterRef("pk"), user_id=user.pk)
+    row = (
+        _with_membership(user=user, session_id=session_id)
+        .annotate(notify=Subquery(mine.values("notify")[:1]))
+        .values("caller_is_member", "notify")
+        .first()
+    )
+    _admit(row["caller_is_member"] if row is not None else None)
+    return row["notify"]
+
+
 def unread_counts(*, user, session_id=None) -> dict:
     """Per session id: messages by others after the member's read watermark, not deleted
     (of one session with ``session_id``)."""

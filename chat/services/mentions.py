@@ -23,7 +23,6 @@ from .. import broadcaster, event_types
 from ..events import FRAME_MESSAGE_TYPE, Allocated, encode, group_for_user
 from ..mentions import mention_names, mentions_find
 from ..models import Membership, Mention, Message
-from ..permissions import membership_require
 from ..selectors import session_get_for_member
 
 NOTIFY_CHOICES = tuple(Membership.Notify.values)
@@ -152,12 +151,6 @@ def notifications_on_commit(
 def _publish(sends: list[tuple[str, str]]) -> None:
     for group, text in sends:
         broadcaster.publish(group, {"type": FRAME_MESSAGE_TYPE, "text": text})
-
-
-def membership_notify_get(*, user, session_id) -> str:
-    """The caller's ``notify`` in the session: NOT_FOUND or FORBIDDEN as for any read."""
-    session_get_for_member(user=user, session_id=session_id)
-    return membership_require(user=user, session_id=session_id).notify
 
 
 def membership_notify_set(*, user, session_id, notify: str) -> str:

@@ -330,7 +330,17 @@ const OLDER_PAGE = 50;
 // The server serves and counts at most this many matches: a total of it means "or more".
 const SEARCH_MATCHES_MAX = 1000;
 
-async function loadOlder() {
+let olderInFlight = null;
+/** Load the page before the oldest message shown; a call while one loads waits for it (a
+ * jump to an old message and a scroll to the top may both ask). */
+function loadOlder() {
+  olderInFlight ||= loadOlderPage().finally(() => {
+    olderInFlight = null;
+  });
+  return olderInFlight;
+}
+
+async function loadOlderPage() {
   if (!hasOlder || loadingOlder || main.oldestSeq === null) return;
   loadingOlder = true;
   $("#load-older").disabled = true;

@@ -16,6 +16,7 @@ completion and a highlighted mention are written to ``docs/screenshots/mentions-
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,29 @@ def test_the_room_notify_control_turns_notifications_off(web, people):
     expect(b.message(" hi")).to_be_visible()
     b.page.wait_for_timeout(500)
     assert notifications(b.page) == []
+
+
+def test_the_mentions_page_links_to_the_message_in_its_room(web, people):
+    alice, bob = web.user("alice"), web.user("bob")
+    room = web.room(alice, bob)
+    # The mention, then more than the room's first page (50) after it: 30 by alice, 25 by
+    # bob (each within the send limit of 30 a minute).
+    texts = [(alice, f"@{bob['username']} the old one")]
+    texts += [(alice, f"filler {i}") for i in range(29)]
+    texts += [(bob, f"later {i}") for i in range(25)]
+    for user, text in texts:
+        with web.api(user) as http:
+            response = http.post("/api/chat/messages", json={"sessionId": room, "content": text})
+            assert response.status_code == 201, response.text
+    b = people(bob)
+
+    b.page.click("text=Mentions")
+    link = b.page.locator(".mention-link")
+    expect(link).to_have_count(1)
+    expect(link).to_contain_text("the old one")
+    link.click()
+
+    b.page.wait_for_selector("#room[data-joined=true]")
+    message = b.message("the old one")
+    expect(message).to_have_class(re.compile(r"\bflash\b"))
+    expect(message.locator(".mention-me")).to_have_text(f"@{bob['username']}")

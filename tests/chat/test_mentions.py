@@ -329,3 +329,22 @@ def test_the_room_knows_the_readers_notify_setting(client, room, bob):
 
     assert '"notify": "all"' in html
     assert 'id="notify-select"' in html
+
+
+def test_the_mentions_page_reads_in_a_fixed_number_of_queries(client_for, room, alice, bob):
+    client = client_for(bob)
+
+    def count():
+        with CaptureQueriesContext(connection) as captured:
+            body = client.get("/api/chat/mentions").json()
+        return len(captured), body
+
+    message_send(author=alice, session_id=room.pk, content="@bob first")
+    few, _ = count()
+    for i in range(8):
+        other = session_create(creator=alice, title=f"s{i}", member_ids=[bob.pk])
+        message_send(author=alice, session_id=other.pk, content=f"@bob in s{i}")
+    many, body = count()
+
+    assert body["total"] == 9 and len({m["sessionTitle"] for m in body["results"]}) == 9
+    assert many == few
