@@ -56,8 +56,8 @@ def _members_named(names_by_session: dict[uuid.UUID, set[str]]) -> dict[tuple, N
 
 def mentions_prepare(messages: Sequence[Message]) -> None:
     """Find who each new message names, before it is stored: it gets ``mention_list`` (as
-    the message object renders it) and ``mentioned`` (user id -> their ``notify``), and
-    ``mention_rows`` stores them once its seq is known."""
+    the message object renders it), ``mentioned`` (user id -> their ``notify``) and
+    ``found_mentions``, which ``mentions_insert`` stores once its seq is known."""
     names_by_session: dict[uuid.UUID, set[str]] = {}
     for message in messages:
         message.mention_list, message.mentioned, message.found_mentions = [], {}, []
