@@ -24,6 +24,7 @@ from .selectors import (
     session_get_for_member,
     session_with_members,
     sessions_for_user,
+    sessions_with_unread,
     thread_replies,
 )
 from .serializers import (
@@ -39,6 +40,7 @@ from .serializers import (
     SearchPageSerializer,
     SearchQuery,
     SessionCreateInput,
+    SessionForMemberSerializer,
     SessionSerializer,
     SessionUpdateInput,
     reaction_summary,
@@ -65,9 +67,11 @@ def _path_user_id(value: str) -> int:
 
 
 class SessionListApi(APIView):
-    @extend_schema(responses={200: SessionSerializer(many=True)})
+    @extend_schema(responses={200: SessionForMemberSerializer(many=True)})
     def get(self, request):
-        return Response(SessionSerializer(sessions_for_user(user=request.user), many=True).data)
+        sessions = list(sessions_for_user(user=request.user))
+        sessions_with_unread(user=request.user, sessions=sessions)
+        return Response(SessionForMemberSerializer(sessions, many=True).data)
 
     @extend_schema(request=SessionCreateInput, responses={201: SessionSerializer})
     def post(self, request):
@@ -82,10 +86,13 @@ class SessionListApi(APIView):
 
 
 class SessionDetailApi(APIView):
-    @extend_schema(responses={200: SessionSerializer})
+    @extend_schema(responses={200: SessionForMemberSerializer})
     def get(self, request, session_id):
         session = session_get_for_member(user=request.user, session_id=session_id)
-        return Response(SessionSerializer(session_with_members(session.pk)).data)
+        (session,) = sessions_with_unread(
+            user=request.user, sessions=[session_with_members(session.pk)]
+        )
+        return Response(SessionForMemberSerializer(session).data)
 
     @extend_schema(request=SessionUpdateInput, responses={200: SessionSerializer})
     def patch(self, request, session_id):

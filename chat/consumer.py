@@ -49,10 +49,12 @@ from .serializers import (
     MessageEditFrameInput,
     MessageRefInput,
     MessageSendInput,
+    NotifyFrameInput,
     ReactionFrameInput,
     pin_state,
     render_message,
 )
+from .services.mentions import membership_notify_set
 from .services.messages import message_delete, message_edit
 from .services.pins import message_pin, message_unpin
 from .services.reactions import reaction_toggle
@@ -84,6 +86,7 @@ ROUTES: dict[str, Route] = {
     "typing:stop": Route(SessionRefInput, "on_typing_stop"),
     "auth:refresh": Route(AuthRefreshInput, "on_auth_refresh"),
     "ping": Route(EmptyInput, "on_ping"),
+    "session:notify": Route(NotifyFrameInput, "on_session_notify"),
 }
 
 
@@ -305,6 +308,12 @@ class ChatConsumer(GatewayConsumer):
 
     def _pin_change(self, service, data) -> dict:
         return pin_state(service(user=self.user, message_id=data["messageId"]).message)
+
+    async def on_session_notify(self, data) -> dict:
+        notify = await database_sync_to_async(membership_notify_set)(
+            user=self.user, session_id=data["sessionId"], notify=data["notify"]
+        )
+        return {"sessionId": str(data["sessionId"]), "notify": notify}
 
     async def on_typing_start(self, data) -> dict:
         session_id = self._require_joined(data["sessionId"])

@@ -124,3 +124,20 @@ def presence_changes(*, changes: list[dict[str, Any]]) -> dict[str, Any]:
     """Users whose presence changed since the last ``presence:changes`` (``presence_change``
     entries)."""
     return {"changes": changes}
+
+
+# --- Per-user events: sent to one user's connections, not stored, not queued ------------
+
+NOTIFICATION_NEW = "notification:new"
+
+
+def notification_new(
+    *, session_id, session_title: str, message: dict[str, Any], mentioned: bool
+) -> dict[str, Any]:
+    """A new message the user asked to hear of (their ``notify``), or one naming them."""
+    return {
+        "sessionId": str(session_id),
+        "sessionTitle": session_title,
+        "message": message,
+        "mentioned": mentioned,
+    }

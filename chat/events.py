@@ -65,6 +65,10 @@ class Allocated(NamedTuple):
     seq: int
     member_ids: list[int]
     count: int = 1
+    # Asked for with ``notify`` (a send): the members whose ``notify`` is ``all``, and the
+    # session's title, what ``notification:new`` needs (``chat.services.mentions``).
+    notify_all: tuple[int, ...] = ()
+    title: str = ""
 
     @property
     def seqs(self) -> range:
@@ -107,6 +111,18 @@ _RETURNING_SQL = {
     ),
 }
 
+# With ``notify``, in the same statement: who hears of every message, and the title.
+_NOTIFY_SQL = {
+    "postgresql": (
+        ", ARRAY(SELECT user_id FROM chat_membership WHERE session_id = %s AND notify = 'all'),"
+        " title"
+    ),
+    "sqlite": (
+        ", (SELECT group_concat(user_id) FROM chat_membership"
+        " WHERE session_id = %s AND notify = 'all'), title"
+    ),
+}
+
 # The parameters as the ORM writes these column types on the connection's database (a UUID
 # is 32 hex digits on SQLite, a datetime naive UTC text there).
 _SESSION_ID = models.UUIDField()
@@ -114,7 +130,13 @@ _MESSAGE_AT = models.DateTimeField()
 
 
 def seq_take(
-    *, session_id, count: int = 1, top_level: int = 0, message_at=None, sender=None
+    *,
+    session_id,
+    count: int = 1,
+    top_level: int = 0,
+    message_at=None,
+    sender=None,
+    notify: bool = False,
 ) -> Allocated | None:
     """Take the session's next ``count`` seqs: them and the session's members as of then,
     or None if there is no such session (or, with ``sender``, if the sender is not a
@@ -125,6 +147,7 @@ def seq_take(
     ``top_level``: how many of the seqs are new top-level messages (the session's
     ``message_count`` moves with them, in this statement: the counter commits or rolls back
     with the messages). With ``message_at`` the session's ``last_message_at`` moves too.
+    With ``notify`` it also returns what a send's notifications need (``Allocated``).
     """
     connection = transaction.get_connection()
     if not connection.in_atomic_block:
@@ -137,12 +160,19 @@ def seq_take(
         params += [session_pk, sender.pk]
     sql += _RETURNING_SQL[connection.vendor]
     params.append(session_pk)
+    if notify:
+        sql += _NOTIFY_SQL[connection.vendor]
+        params.append(session_pk)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         return None
-    return Allocated(seq=row[0], member_ids=_member_ids(row[1]), count=count)
+    if notify:
+        notify_all, title = tuple(_member_ids(row[2])), row[3]
+    else:
+        notify_all, title = (), ""
+    return Allocated(row[0], _member_ids(row[1]), count, notify_all, title)
 
 
 def _member_ids(value) -> list[int]:
@@ -152,7 +182,13 @@ def _member_ids(value) -> list[int]:
 
 
 def seq_allocate(
-    *, session_id, count: int = 1, top_level: int = 0, message_at=None, sender=None
+    *,
+    session_id,
+    count: int = 1,
+    top_level: int = 0,
+    message_at=None,
+    sender=None,
+    notify: bool = False,
 ) -> Allocated | None:
     """``seq_take``, with an unknown session an error unless there is a ``sender``.
 
@@ -167,6 +203,7 @@ def seq_allocate(
         top_level=top_level,
         message_at=message_at,
         sender=sender,
+        notify=notify,
     )
     if allocated is None and sender is None:
         raise ChatSession.DoesNotExist(f"No session {session_id}")

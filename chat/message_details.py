@@ -1,5 +1,5 @@
 """Messages loaded with everything ``MessageSerializer`` renders: the author, the reactions,
-the attachments and the pin.
+the attachments, the pin and the mentions.
 
 Every read that renders messages starts from ``detailed_messages()``, filters, orders and
 slices it, and hands it to ``messages_with_details``. On PostgreSQL that is one statement
@@ -7,7 +7,9 @@ for any number of messages: each message's reactions and attachments ride along 
 as an array of their rows (an ``ARRAY`` of a correlated subquery, ``ArraySubquery``), turned
 back into the model instances a read of their tables gives. SQLite has no arrays: there each
 relation is read in one more statement for the page's message ids (``Prefetch(to_attr=)``).
-Both give the same instances, so everything after this module is shared.
+Both give the same instances, so everything after this module is shared. Mentions are
+rendered as they are read (``mention_list``: ``[{user, offset, length}]``): on PostgreSQL
+an array in the row too, on SQLite one more statement for the page.
 
 Building and compiling a query is most of a history page's time in Python
 (docs/benchmarks.md): the annotated base queryset is built once per process and cloned by
@@ -15,9 +17,8 @@ each read (a ``QuerySet`` is never changed by filtering it), so a read pays for 
 filters only.
 
 The author comes with its id, username and ``is_bot`` only: that is all a message renders of
-it (``isBot``), and
-the other columns of ``accounts_user`` (the password hash among them) were most of the
-bytes of each row. The pin (and who pinned) rides along the same way, joined in the
+it (``isBot``), and the other columns of ``accounts_user`` (the password hash among them)
+were most of the bytes of each row. The pin (and who pinned) rides along the same way, joined in the
 message's own statement (``loaded_pin``).
 """
 
@@ -29,7 +30,7 @@ from django.contrib.postgres.expressions import ArraySubquery
 from django.db import connection
 from django.db.models import F, Func, JSONField, Model, OuterRef, Prefetch, QuerySet
 
-from .models import Attachment, Message, Pin, Reaction
+from .models import Attachment, Mention, Message, Pin, Reaction
 
 # Oldest first, as the serializers list them (and as both models' Meta.ordering say).
 DETAIL_ORDER = ("created_at", "id")
@@ -73,8 +74,27 @@ def _detailed(arrays: bool) -> QuerySet[Message]:
             )
         )
     return messages.annotate(
-        **{f"{attr}_rows": _detail_rows(model) for attr, (_, model) in _DETAILS.items()}
+        **{f"{attr}_rows": _detail_rows(model) for attr, (_, model) in _DETAILS.items()},
+        mention_rows=ArraySubquery(_mentions(Mention.objects.filter(message=OuterRef("pk")))),
     )
+
+
+# A mention as ``[user id, username, offset, length]``.
+_MENTION_COLUMNS = ("user_id", "user__username", "offset", "length")
+
+
+def _mentions(queryset: QuerySet[Mention]) -> QuerySet:
+    """The mentions as rows of ``_MENTION_COLUMNS`` in text order: on PostgreSQL each one
+    JSON array, for ``ArraySubquery``."""
+    row = Func(*map(F, _MENTION_COLUMNS), function="jsonb_build_array", output_field=JSONField())
+    return queryset.order_by("offset").values(row=row)
+
+
+def _mention_list(rows) -> list[dict]:
+    return [
+        {"user": {"id": user_id, "username": username}, "offset": offset, "length": length}
+        for user_id, username, offset, length in rows
+    ]
 
 
 def _detail_rows(model: type[Model]) -> ArraySubquery:
@@ -88,16 +108,30 @@ def _detail_rows(model: type[Model]) -> ArraySubquery:
 
 def messages_with_details(queryset: QuerySet[Message]) -> list[Message]:
     """The messages of ``queryset`` (from ``detailed_messages()``, sliced already if it
-    should be), in its order, each with ``author``, and with its reactions and attachments
-    as the plain lists ``reaction_list`` and ``attachment_list``."""
+    should be), in its order, each with ``author``, with its reactions and attachments as
+    the plain lists ``reaction_list`` and ``attachment_list``, and its mentions rendered as
+    ``mention_list``."""
     messages = list(queryset)
     if connection.vendor != "postgresql":
+        _mentions_read(messages)
         return messages
     for message in messages:
         state = vars(message)
         for attr, (_, model) in _DETAILS.items():
             state[attr] = _instances(model, state.pop(f"{attr}_rows"), queryset.db)
+        state["mention_list"] = _mention_list(state.pop("mention_rows"))
     return messages
+
+
+def _mentions_read(messages: list[Message]) -> None:
+    """The messages' mentions in one statement (none for no messages)."""
+    rows: dict = {message.pk: [] for message in messages}
+    if rows:
+        found = Mention.objects.filter(message_id__in=list(rows)).order_by("offset")
+        for message_id, *row in found.values_list("message_id", *_MENTION_COLUMNS):
+            rows[message_id].append(row)
+    for message in messages:
+        message.mention_list = _mention_list(rows[message.pk])
 
 
 def _instances(model: type[Model], rows: list[list], db: str) -> list[Model]:

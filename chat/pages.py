@@ -1,4 +1,5 @@
-"""The web app's chat pages: the session list, a new session, adding a member, the room.
+"""The web app's chat pages: the session list, a new session, adding a member, the room,
+the caller's mentions.
 
 Server-rendered with Django templates and the session cookie; the room page then runs
 live over ``/ws/chat/`` (``static/js/room.js``). Reads go through ``chat.selectors`` and
@@ -27,11 +28,13 @@ from chatproject.errors import DomainError
 from .forms import MemberAddForm, SessionCreateForm
 from .models import Message
 from .selectors import (
+    mentions_for_user,
     message_history,
     session_get_for_member,
     session_with_members,
     sessions_for_user,
     unread_counts,
+    unread_mention_counts,
 )
 from .serializers import MessageSerializer, iso
 from .services.attachments import ALLOWED_TYPES, TEXT_TYPE, allowed_types_text
@@ -62,28 +65,53 @@ class SessionRow:
     members: list[MemberView]
     last_message: Message | None
     unread: int
+    mentions: int = 0
 
     @property
     def preview(self) -> str:
-        message = self.last_message
-        if message is None:
-            return ""
-        if message.is_deleted:
-            return "This message was deleted."
-        text = _MARKDOWN_LINK.sub(r"\1", message.content)
-        text = " ".join(_MARKDOWN_MARKS.sub(" ", text).split())
-        if not text and message.role == Message.Role.ASSISTANT:
-            return "The assistant is answering…"
-        return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+        return _preview(self.last_message) if self.last_message is not None else ""
 
     @property
     def last_author(self) -> str:
-        message = self.last_message
-        if message is None:
-            return ""
-        if message.author is not None:
-            return message.author.username
-        return "Assistant" if message.role == Message.Role.ASSISTANT else "System"
+        return _author(self.last_message) if self.last_message is not None else ""
+
+
+def _preview(message: Message) -> str:
+    """A message as one line of plain text, cut to ``PREVIEW_CHARS``."""
+    if message.is_deleted:
+        return "This message was deleted."
+    text = _MARKDOWN_LINK.sub(r"\1", message.content)
+    text = " ".join(_MARKDOWN_MARKS.sub(" ", text).split())
+    if not text and message.role == Message.Role.ASSISTANT:
+        return "The assistant is answering…"
+    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+
+
+def _author(message: Message) -> str:
+    if message.author is not None:
+        return message.author.username
+    return "Assistant" if message.role == Message.Role.ASSISTANT else "System"
+
+
+@dataclass(frozen=True)
+class MentionRow:
+    """A message that mentions the viewer, as the mentions page lists it."""
+
+    message: Message
+
+    @property
+    def preview(self) -> str:
+        return _preview(self.message)
+
+    @property
+    def author(self) -> str:
+        return _author(self.message)
+
+    @property
+    def url(self) -> str:
+        """The message in its room (``room.js`` scrolls to the ``#message-<id>`` anchor)."""
+        room_url = reverse("room", kwargs={"session_id": self.message.session_id})
+        return f"{room_url}#message-{self.message.pk}"
 
 
 def _members(session, online: set[int]) -> list[MemberView]:
@@ -100,6 +128,7 @@ def _session_rows(user) -> list[SessionRow]:
     ids = [s.last_message_id for s in sessions if s.last_message_id]
     last = {m.pk: m for m in Message.objects.filter(pk__in=ids).select_related("author")}
     unread = unread_counts(user=user)
+    mentioned = unread_mention_counts(user=user)
     member_ids = {m.user_id for s in sessions for m in s.memberships.all()}
     # The viewer is online by being here (this page's script connects them, too).
     online = get_state().online(member_ids) | {user.pk}
@@ -109,6 +138,7 @@ def _session_rows(user) -> list[SessionRow]:
             members=_members(s, online),
             last_message=last.get(s.last_message_id),
             unread=unread.get(s.pk, 0),
+            mentions=mentioned.get(s.pk, 0),
         )
         for s in sessions
     ]
@@ -200,6 +230,7 @@ def room(request, session_id):
         ],
         "lastSeenSeq": mine.last_seen_seq,
         "lastDeliveredSeq": mine.last_delivered_seq,
+        "notify": mine.notify,
         # What an upload may be, so the page refuses a file when it is picked rather than
         # after the message has gone out without it.
         "attachments": {
@@ -243,3 +274,28 @@ def room_member_add(request, session_id):
     else:
         flash.info(request, f"{user.username} is already a member.")
     return redirect(target)
+
+
+MENTIONS_PAGE = 50
+
+
+@login_required
+def mentions(request):
+    """The messages that mention the caller, newest first, each linking to it in its room."""
+    try:
+        page_number = max(1, int(request.GET.get("page", 1)))
+    except ValueError:
+        page_number = 1
+    page = mentions_for_user(
+        user=request.user, limit=MENTIONS_PAGE, offset=(page_number - 1) * MENTIONS_PAGE
+    )
+    return render(
+        request,
+        "chat/mentions.html",
+        {
+            "rows": [MentionRow(message) for message in page.messages],
+            "total": page.total,
+            "page_number": page_number,
+            "has_next": page_number * MENTIONS_PAGE < page.total,
+        },
+    )

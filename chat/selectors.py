@@ -15,7 +15,15 @@ from django.db.models.functions import Coalesce
 from chatproject.errors import forbidden, not_found, validation_error
 
 from .message_details import detailed_messages, messages_with_details
-from .models import ChatSession, Membership, Message, MessageEdit, Reaction, SessionEvent
+from .models import (
+    ChatSession,
+    Membership,
+    Mention,
+    Message,
+    MessageEdit,
+    Reaction,
+    SessionEvent,
+)
 from .search import messages_matching
 
 # Search serves the newest this many matches only, as GitHub's search serves its first 1,000:
@@ -263,17 +271,101 @@ def events_after(*, session_id, last_seq: int, limit: int = 500) -> tuple[list[d
     return frames[:limit], len(frames) > limit
 
 
-def unread_counts(*, user) -> dict:
-    """Per session id: messages by others after the member's read watermark, not deleted."""
+def membership_notify_get(*, user, session_id) -> str:
+    """The caller's ``notify`` in the session: NOT_FOUND or FORBIDDEN as for any read. One
+    query."""
+    mine = Membership.objects.filter(session=OuterRef("pk"), user_id=user.pk)
+    row = (
+        _with_membership(user=user, session_id=session_id)
+        .annotate(notify=Subquery(mine.values("notify")[:1]))
+        .values("caller_is_member", "notify")
+        .first()
+    )
+    _admit(row["caller_is_member"] if row is not None else None)
+    return row["notify"]
+
+
+def unread_counts(*, user, session_id=None) -> dict:
+    """Per session id: messages by others after the member's read watermark, not deleted
+    (of one session with ``session_id``)."""
     watermark = Membership.objects.filter(session=OuterRef("session"), user_id=user.pk)
+    rows = Message.objects.filter(session__memberships__user_id=user.pk, is_deleted=False)
+    if session_id is not None:
+        rows = rows.filter(session_id=session_id)
     rows = (
-        Message.objects.filter(session__memberships__user_id=user.pk, is_deleted=False)
-        .exclude(author_id=user.pk)
+        rows.exclude(author_id=user.pk)
         .filter(seq__gt=Subquery(watermark.values("last_seen_seq")[:1]))
         .values("session_id")
         .annotate(n=Count("id"))
     )
     return {row["session_id"]: row["n"] for row in rows}
+
+
+def unread_mention_counts(*, user, session_id=None) -> dict:
+    """Per session id: messages by others naming the user after the member's read
+    watermark, not deleted (a message naming them twice counts once). Read from the
+    ``Mention`` rows (their ``seq`` is their message's): a session the user left has no
+    watermark, so none of its mentions count."""
+    watermark = Membership.objects.filter(session=OuterRef("session"), user_id=user.pk)
+    rows = Mention.objects.filter(user_id=user.pk, message__is_deleted=False)
+    if session_id is not None:
+        rows = rows.filter(session_id=session_id)
+    rows = (
+        rows.exclude(message__author_id=user.pk)
+        .filter(seq__gt=Subquery(watermark.values("last_seen_seq")[:1]))
+        .values("session_id")
+        .annotate(n=Count("message_id", distinct=True))
+    )
+    return {row["session_id"]: row["n"] for row in rows}
+
+
+def sessions_with_unread(*, user, sessions: list[ChatSession]) -> list[ChatSession]:
+    """The sessions (their memberships prefetched), each with what the caller has not read
+    (``unread_count``, ``unread_mention_count``) and their ``notify``: two queries for any
+    number of sessions (one session's alone when there is one)."""
+    only = sessions[0].pk if len(sessions) == 1 else None
+    unread = unread_counts(user=user, session_id=only) if sessions else {}
+    mentions = unread_mention_counts(user=user, session_id=only) if sessions else {}
+    for session in sessions:
+        session.unread_count = unread.get(session.pk, 0)
+        session.unread_mention_count = mentions.get(session.pk, 0)
+        mine = next((m for m in session.memberships.all() if m.user_id == user.pk), None)
+        session.notify = mine.notify if mine is not None else Membership.Notify.MENTIONS
+    return sessions
+
+
+@dataclass(frozen=True)
+class MentionPage:
+    messages: list[Message]
+    total: int
+
+
+def mentions_for_user(*, user, limit: int = 50, offset: int = 0) -> MentionPage:
+    """Messages by others naming the user, newest first, in the sessions they are still a
+    member of, deleted ones left out; each with ``session_title``. A fixed number of
+    queries: the count, the page's ids, the page (``messages_with_details``), its titles."""
+    named = Mention.objects.filter(user_id=user.pk).values("message_id")
+    mine = Membership.objects.filter(session=OuterRef("session"), user_id=user.pk)
+    matching = (
+        Message.objects.filter(pk__in=Subquery(named), is_deleted=False)
+        .filter(Exists(mine))
+        .exclude(author_id=user.pk)
+    )
+    total = matching.count()
+    if offset >= total:
+        return MentionPage(messages=[], total=total)
+    newest = matching.order_by("-created_at", "-seq").values_list("pk", flat=True)
+    ids = list(newest[offset : offset + limit])
+    loaded = {m.pk: m for m in messages_with_details(detailed_messages().filter(pk__in=ids))}
+    titles = dict(
+        ChatSession.objects.filter(pk__in={m.session_id for m in loaded.values()}).values_list(
+            "pk", "title"
+        )
+    )
+    page = [loaded[pk] for pk in ids if pk in loaded]
+    for message in page:
+        message.session_title = titles.get(message.session_id, "")
+    return MentionPage(messages=page, total=total)
 
 
 @dataclass(frozen=True)

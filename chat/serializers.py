@@ -59,9 +59,10 @@ def reaction_summary(reactions) -> list[dict[str, Any]]:
 
 
 class MessageSerializer(serializers.ModelSerializer):
-    """A message as the contract renders it. Expects ``author`` loaded with it, and its
-    reactions and attachments as the lists ``reaction_list`` and ``attachment_list`` (see
-    ``selectors.messages_with_details``; a message just created gets empty ones)."""
+    """A message as the contract renders it. Expects ``author`` loaded with it, its
+    reactions and attachments as the lists ``reaction_list`` and ``attachment_list``, and
+    its mentions rendered as ``mention_list`` (see ``selectors.messages_with_details``; a
+    message just created gets them from ``chat.services.mentions.mentions_prepare``)."""
 
     sessionId = serializers.UUIDField(source="session_id")
     author = UserSerializer(allow_null=True)
@@ -80,6 +81,10 @@ class MessageSerializer(serializers.ModelSerializer):
     isBot = serializers.SerializerMethodField()
     pinnedAt = serializers.SerializerMethodField()
     pinnedBy = serializers.SerializerMethodField()
+    mentions = serializers.SerializerMethodField(
+        help_text="The members it names: [{user, offset, length}] in text order; offset and "
+        "length count UTF-16 code units of content (the @ included)."
+    )
 
     class Meta:
         model = Message
@@ -87,7 +92,7 @@ class MessageSerializer(serializers.ModelSerializer):
             "id", "sessionId", "seq", "author", "agentId", "role", "content", "metadata",
             "tokens", "parentMessageId", "replyCount", "isEdited", "editedAt", "isDeleted",
             "deletedAt", "createdAt", "updatedAt", "reactions", "attachments", "clientId",
-            "isBot", "pinnedAt", "pinnedBy",
+            "isBot", "pinnedAt", "pinnedBy", "mentions",
         ]  # fmt: skip
 
     def get_reactions(self, obj: Message) -> list[dict[str, Any]]:
@@ -106,11 +111,14 @@ class MessageSerializer(serializers.ModelSerializer):
     def get_pinnedBy(self, obj: Message) -> dict[str, Any] | None:
         return _pinned_by(loaded_pin(obj))
 
+    def get_mentions(self, obj: Message) -> list[dict[str, Any]]:
+        return obj.mention_list
+
     def to_representation(self, instance: Message) -> dict[str, Any]:
         data = super().to_representation(instance)
         if instance.is_deleted:
             # A tombstone: the row keeps its text for moderators, clients never see it.
-            data.update(content="", metadata={}, reactions=[], attachments=[])
+            data.update(content="", metadata={}, reactions=[], attachments=[], mentions=[])
         return data
 
 
@@ -250,6 +258,46 @@ class SessionSerializer(SessionHeadSerializer):
                   "lastSeq"]  # fmt: skip
 
 
+class SessionForMemberSerializer(SessionSerializer):
+    """A session as its member reads it (``GET /sessions``, ``GET /sessions/:id``): with
+    what they have not read and how they are notified (``selectors.sessions_with_unread``)."""
+
+    unreadCount = serializers.IntegerField(
+        source="unread_count", help_text="Messages by others after your read position."
+    )
+    unreadMentionCount = serializers.IntegerField(
+        source="unread_mention_count", help_text="Those of them that mention you."
+    )
+    notify = serializers.ChoiceField(
+        choices=Membership.Notify.choices,
+        help_text="Which messages notify you: all, mentions (of you) or none.",
+    )
+
+    class Meta(SessionSerializer.Meta):
+        fields = [*SessionSerializer.Meta.fields, "unreadCount", "unreadMentionCount", "notify"]
+
+
+class MentionResultSerializer(MessageSerializer):
+    """A message that mentions the caller, with its session's title."""
+
+    sessionTitle = serializers.CharField(source="session_title")
+
+    class Meta(MessageSerializer.Meta):
+        fields = [*MessageSerializer.Meta.fields, "sessionTitle"]
+
+
+class MentionPageSerializer(serializers.Serializer):
+    results = MentionResultSerializer(source="messages", many=True, help_text="Newest first.")
+    total = serializers.IntegerField(help_text="Messages that mention you, in all.")
+
+
+class NotifySerializer(serializers.Serializer):
+    """A member's notification setting in a session."""
+
+    sessionId = serializers.UUIDField()
+    notify = serializers.ChoiceField(choices=Membership.Notify.choices)
+
+
 # --- Inputs --------------------------------------------------------------------------------
 
 # Ids, seqs and offsets are 64-bit in the database: a larger number is refused here, not by
@@ -320,6 +368,24 @@ class MessageRefInput(serializers.Serializer):
 
 class MessageEditFrameInput(MessageRefInput, MessageEditInput):
     """``message:edit`` over WebSocket: the id travels in the frame, not the path."""
+
+
+class NotifyInput(serializers.Serializer):
+    notify = serializers.ChoiceField(
+        choices=Membership.Notify.choices,
+        help_text="all: every message by someone else; mentions: those naming you; none.",
+    )
+
+
+class NotifyFrameInput(NotifyInput):
+    """``session:notify`` over WebSocket: the session travels in the frame, not the path."""
+
+    sessionId = IdField()
+
+
+class MentionsQuery(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=100, default=50)
+    offset = serializers.IntegerField(min_value=0, max_value=BIGINT_MAX, default=0)
 
 
 class ReactionInput(serializers.Serializer):

@@ -1,6 +1,6 @@
 from django.urls import re_path
 
-from . import api, api_attachments, api_export, api_pins, api_webhooks
+from . import api, api_attachments, api_export, api_mentions, api_pins, api_webhooks
 
 UUID = r"[0-9a-fA-F-]{32,36}"
 
@@ -107,4 +107,10 @@ urlpatterns = [
         api_pins.MessageVersionsApi.as_view(),
         name="message-versions",
     ),
+    re_path(
+        rf"^sessions/(?P<session_id>{UUID})/notifications/?$",
+        api_mentions.SessionNotifyApi.as_view(),
+        name="session-notify",
+    ),
+    re_path(r"^mentions/?$", api_mentions.MentionListApi.as_view(), name="mention-list"),
 ]

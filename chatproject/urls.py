@@ -27,7 +27,10 @@ urlpatterns = [
     path("sessions/new/", chat_pages.session_new, name="session-new"),
     path("rooms/<uuid:session_id>/", chat_pages.room, name="room"),
     path("rooms/<uuid:session_id>/members/", chat_pages.room_member_add, name="room-member-add"),
-    re_path(rf"^(?:signup|login|logout|sessions/new|rooms/{UUID}(?:/members)?)$", page_slash),
+    path("mentions/", chat_pages.mentions, name="mentions"),
+    re_path(
+        rf"^(?:signup|login|logout|sessions/new|rooms/{UUID}(?:/members)?|mentions)$", page_slash
+    ),
     # Static files from the app itself (finders, no collectstatic needed): the one-command
     # run serves the web app with nothing in front. A proxy may serve /static/ first.
     re_path(r"^static/(?P<path>.+)$", static_serve, {"insecure": True}, name="static"),

@@ -8,13 +8,14 @@ its seqs in the order given.
 
 What is stored, however many requests and sessions: one seq statement per session (which
 also checks the authors' membership: it returns the members), one INSERT of all the
-messages, one of all their logged events (and one UPDATE per thread replied to). Nothing is
-read first: a repeated clientId (a client's retry) is found by the unique constraint, and an
-author who may not write in a session by the seq statement. Either is rare, so either rolls
-the transaction back, as does a write that fails all the same (two sends with one clientId
-racing on another worker, a deadlock), and the requests are then stored one by one, each
-with its own outcome (``message_store_one``: the first message sent with the clientId, or
-the refusal).
+messages, one of all their logged events (and one UPDATE per thread replied to); if any
+text has an ``@``, one SELECT of the members named and one INSERT of all the mentions
+(``chat.services.mentions``). Nothing else is read first: a repeated clientId (a client's
+retry) is found by the unique constraint, and an author who may not write in a session by
+the seq statement. Either is rare, so either rolls the transaction back, as does a write
+that fails all the same (two sends with one clientId racing on another worker, a
+deadlock), and the requests are then stored one by one, each with its own outcome
+(``message_store_one``: the first message sent with the clientId, or the refusal).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from chatproject.errors import not_found
 
 from ..events import Allocated, Append, events_append_all, seq_take
 from ..models import Message
+from .mentions import mentions_prepare, notifications_on_commit
 from .messages import message_prepare, message_store_one, messages_insert, new_message_events
 
 logger = logging.getLogger(__name__)
@@ -117,6 +119,7 @@ def _store_together(prepared: list[tuple[int, Message]]) -> None:
     for _, message in prepared:
         by_session.setdefault(message.session_id, []).append(message)
     appends: list[tuple[uuid.UUID, Allocated, list[Message]]] = []
+    mentions_prepare([message for _, message in prepared])
     now = timezone.now()
     # Sessions in one order for every batch: two batches locking the same rows in opposite
     # orders would deadlock.
@@ -127,6 +130,7 @@ def _store_together(prepared: list[tuple[int, Message]]) -> None:
             count=len(messages),
             top_level=sum(message.parent_id is None for message in messages),
             message_at=now,
+            notify=True,
         )
         if allocated is None or not {m.author_id for m in messages} <= set(allocated.member_ids):
             raise _Refused
@@ -134,12 +138,14 @@ def _store_together(prepared: list[tuple[int, Message]]) -> None:
             message.seq = taken
         appends.append((session_id, allocated, messages))
     messages_insert([message for *_, stored in appends for message in stored])
-    events_append_all(
+    logged = events_append_all(
         [
             Append(session_id, allocated, new_message_events(stored))
             for session_id, allocated, stored in appends
         ]
     )
+    for (_, allocated, stored), frames in zip(appends, logged, strict=True):
+        notifications_on_commit(allocated=allocated, messages=stored, frames=frames)
 
 
 def _store_alone(message: Message, *, author) -> Outcome:

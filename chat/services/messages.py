@@ -22,11 +22,13 @@ from ..selectors import (
     thread_root_get,
 )
 from ..serializers import render_message
+from .mentions import mentions_insert, mentions_prepare, mentions_replace, notifications_on_commit
 
 
 def _mark_new(message: Message) -> None:
     """Let a message just created render without reading it back: it has no reactions and
-    no attachments yet, so the lists ``messages_with_details`` would load are empty."""
+    no attachments yet, so the lists ``messages_with_details`` would load are empty (its
+    mentions were found before it was stored: ``mentions_prepare``)."""
     message.reaction_list = []
     message.attachment_list = []
 
@@ -126,7 +128,9 @@ def messages_store(
 
     One transaction: the seq statement (which returns the members too), one INSERT for the
     messages and one for their events however many there are, one UPDATE to count replies
-    in their thread, one INSERT per model of ``also``.
+    in their thread, one INSERT per model of ``also``; for a text with an ``@``, one SELECT
+    of the members it names and one INSERT of its mentions. Members who should hear of
+    the messages get ``notification:new`` after commit (``chat.services.mentions``).
 
     With ``sender``, the seq statement checks that the sender is a member: False if not, and
     nothing stored. The caller raises ``permissions.sender_refusal`` (``seq_allocate`` says
@@ -135,21 +139,24 @@ def messages_store(
     first = messages[0]
     count = len(messages)
     with transaction.atomic(savepoint=savepoint):
+        mentions_prepare(messages)
         allocated = seq_allocate(
             session_id=first.session_id,
             count=count,
             top_level=count if first.parent_id is None else 0,
             message_at=timezone.now(),
             sender=sender,
+            notify=True,
         )
         if allocated is None:
             return False
         for message, seq in zip(messages, allocated.seqs, strict=True):
             message.seq = seq
         messages_insert(messages)
-        events_append(
+        frames = events_append(
             session_id=first.session_id, allocated=allocated, events=new_message_events(messages)
         )
+        notifications_on_commit(allocated=allocated, messages=messages, frames=frames)
         by_model: dict[type[models.Model], list[models.Model]] = {}
         for row in also:
             by_model.setdefault(type(row), []).append(row)
@@ -159,9 +166,11 @@ def messages_store(
 
 
 def messages_insert(messages: list[Message]) -> None:
-    """Insert new messages that have their seqs, in one INSERT, and count the replies among
+    """Insert new messages that have their seqs, in one INSERT, with their mentions (one
+    INSERT for all, if any: ``mentions_prepare`` found them), and count the replies among
     them in their threads (one UPDATE per thread)."""
     Message.objects.bulk_create(messages)
+    mentions_insert(messages)
     replies: dict = {}
     for message in messages:
         _mark_new(message)
@@ -197,6 +206,8 @@ def message_edit(*, user, message_id, content: str) -> Message:
         if flagged:
             changes["is_flagged"] = True
         Message.objects.filter(pk=locked.pk).update(**changes)
+        locked.content = text
+        mentions_replace(locked)
         message = message_get(locked.pk)
         event_record(
             session_id=message.session_id,
@@ -213,7 +224,9 @@ def _redact_log(message: Message) -> None:
     for event in SessionEvent.objects.filter(message=message).only("frame"):
         body = event.frame.get("data", {}).get("message")
         if body:
-            body.update(content="", metadata={}, reactions=[], attachments=[], isDeleted=True)
+            body.update(
+                content="", metadata={}, reactions=[], attachments=[], mentions=[], isDeleted=True
+            )
             event.save(update_fields=["frame"])
 
 

@@ -304,6 +304,11 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "chatproject.schema.add_error_responses",
     ],
+    # Two choice sets share the field name "role" (a message's, a member's): each its name.
+    "ENUM_NAME_OVERRIDES": {
+        "MessageRoleEnum": "chat.models.Message.Role",
+        "MemberRoleEnum": "chat.models.Membership.Role",
+    },
 }
 
 LOGGING = {

@@ -16,6 +16,7 @@ import { icon } from "./icons.js";
 import { plainText } from "./markdown.js";
 import { AssistantOptions } from "./room/assistant.js";
 import { Composer } from "./room/composer.js";
+import { bumpSession, Notifier } from "./notifications.js";
 import { Members, Typing } from "./room/members.js";
 import { authorName, QUICK_EMOJI, streamErrorText } from "./room/message-view.js";
 import { Lightbox, Popover, Toasts } from "./room/overlays.js";
@@ -279,6 +280,7 @@ function composerFor(container, parentMessageId = null) {
       startEdit(id);
       return true;
     },
+    mentionables: () => members.all().filter((m) => m.id !== me.id),
   });
 }
 
@@ -330,7 +332,17 @@ const OLDER_PAGE = 50;
 // The server serves and counts at most this many matches: a total of it means "or more".
 const SEARCH_MATCHES_MAX = 1000;
 
-async function loadOlder() {
+let olderInFlight = null;
+/** Load the page before the oldest message shown; a call while one loads waits for it (a
+ * jump to an old message and a scroll to the top may both ask). */
+function loadOlder() {
+  olderInFlight ||= loadOlderPage().finally(() => {
+    olderInFlight = null;
+  });
+  return olderInFlight;
+}
+
+async function loadOlderPage() {
   if (!hasOlder || loadingOlder || main.oldestSeq === null) return;
   loadingOlder = true;
   $("#load-older").disabled = true;
@@ -840,6 +852,44 @@ client.on("session:joined", (ack) => {
   if (ack.sessionId === sessionId) pins.load().catch(() => {});
 });
 
+// --- notifications ---------------------------------------------------------------------------
+
+// Other sessions' rows in the sidebar count up; this room shows its messages itself. While
+// the tab is hidden, any notification counts in the title and may show a browser one.
+new Notifier({
+  client,
+  roomUrl: (id) => `/rooms/${id}/`,
+  arrived: ({ sessionId: id, message, mentioned }) => {
+    if (id !== sessionId) bumpSession(id, { message, mentioned });
+  },
+});
+
+const notifySelect = $("#notify-select");
+notifySelect.value = boot.notify || "mentions";
+notifySelect.dataset.saved = notifySelect.value;
+notifySelect.addEventListener("change", async () => {
+  try {
+    const ack = await client.request("session:notify", { sessionId, notify: notifySelect.value });
+    notifySelect.dataset.saved = ack.notify;
+  } catch (error) {
+    notifySelect.value = notifySelect.dataset.saved;
+    toasts.show(`Couldn't change notifications: ${error.message}`);
+  }
+});
+
+/** `#message-<id>` (a link from the mentions page or a notification): scroll to it. */
+async function jumpToHash() {
+  const match = /^#message-([0-9a-f-]{36})$/i.exec(window.location.hash);
+  if (!match) return;
+  try {
+    await jumpTo(store.get(match[1]) || (await api(`/api/chat/messages/${match[1]}`)));
+  } catch (error) {
+    toasts.show(`Couldn't show that message: ${error.message}`);
+  }
+}
+
+window.addEventListener("hashchange", jumpToHash);
+
 // --- start ---------------------------------------------------------------------------------
 
 function start() {
@@ -874,6 +924,7 @@ function start() {
     toasts.show(`Couldn't join the session: ${error.message}`);
   });
   composer.focus();
+  requestAnimationFrame(jumpToHash);
 }
 
 start();

@@ -275,7 +275,7 @@ def test_the_unread_line_marks_what_arrived_while_away(web, people):
             http.post("/api/chat/messages", json={"sessionId": room, "content": text})
 
     b = people(bob)
-    expect(b.page.locator(".session-row .badge")).to_have_text("2")
+    expect(b.page.locator(".session-row .badge-unread")).to_have_text("2")
     b.open_room(room)
 
     separator = b.page.locator("#messages .unread-sep")

@@ -33,7 +33,7 @@ def rendered(messages) -> bytes:
 def detailed(room, alice, bob):
     """Messages with and without reactions and attachments of every kind."""
     plain = message_send(author=alice, session_id=room.pk, content="plain")
-    rich = message_send(author=alice, session_id=room.pk, content="rich")
+    rich = message_send(author=alice, session_id=room.pk, content="rich, for @bob and @Alice.")
     message_send(author=bob, session_id=room.pk, content="a reply", parent_id=rich.pk)
     Reaction.objects.create(message=rich, user=bob, emoji="🎉")
     Reaction.objects.create(message=rich, user=alice, emoji="👍")
@@ -59,12 +59,17 @@ def test_a_page_renders_as_a_plain_read_of_its_rows_does(room, detailed):
     for message in plain:
         message.reaction_list = list(message.reactions.order_by("created_at", "id"))
         message.attachment_list = list(message.attachments.order_by("created_at", "id"))
+        message.mention_list = [
+            {"user": render_user(m.user), "offset": m.offset, "length": m.length}
+            for m in message.mentions.order_by("offset")
+        ]
 
     assert rendered(loaded) == rendered(plain)
     assert not any(message.get_deferred_fields() for message in loaded)
     rich = loaded[1]
     assert [r.emoji for r in rich.reaction_list] == ["🎉", "👍", "👍"]
     assert [a.file_name for a in rich.attachment_list] == ["spec.pdf", "dot.png"]
+    assert [m["user"]["username"] for m in rich.mention_list] == ["bob", "alice"]
 
 
 def test_reactions_and_attachments_are_model_instances_as_read_from_the_table(room, detailed):

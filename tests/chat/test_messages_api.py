@@ -16,7 +16,7 @@ MESSAGE_KEYS = {
     "id", "sessionId", "seq", "author", "agentId", "role", "content", "metadata", "tokens",
     "parentMessageId", "replyCount", "isEdited", "editedAt", "isDeleted", "deletedAt",
     "createdAt", "updatedAt", "reactions", "attachments", "clientId", "isBot", "pinnedAt",
-    "pinnedBy",
+    "pinnedBy", "mentions",
 }  # fmt: skip
 
 

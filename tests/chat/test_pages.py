@@ -48,7 +48,7 @@ def test_the_session_list_shows_last_message_unread_count_and_presence(client, a
 
     assert "general" in html
     assert "<strong>bob:</strong> see the notes" in html  # Markdown marks left out
-    assert re.search(r'class="badge" title="2 unread">2<', html)
+    assert re.search(r'class="badge badge-unread" title="2 unread">2<', html)
     assert re.search(r'class="member-dot online" title="bob \(online\)"', html)
     assert f'href="/rooms/{room.pk}/"' in html
 
@@ -61,7 +61,7 @@ def test_messages_a_member_has_seen_are_not_unread(client, alice, bob, room):
 
     html = client.get("/").content.decode()
 
-    assert re.search(r'class="badge" title="1 unread">1<', html)
+    assert re.search(r'class="badge badge-unread" title="1 unread">1<', html)
 
 
 def test_a_deleted_last_message_shows_as_deleted(client, alice, bob, room):

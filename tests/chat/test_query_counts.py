@@ -138,8 +138,9 @@ def test_presence_queries_do_not_grow_with_the_members(client_for, room, alice, 
 
 
 def test_a_history_page_is_one_statement_on_postgresql(room, alice, crowd):
-    """The page with its reactions and attachments as arrays on PostgreSQL; on SQLite the
-    page, then its reactions and its attachments, prefetched (``chat.message_details``)."""
+    """The page with its reactions, attachments and mentions as arrays on PostgreSQL; on
+    SQLite the page, then its reactions, its attachments and its mentions
+    (``chat.message_details``)."""
     fill(room, alice, crowd, 3)
     room.refresh_from_db()
 
@@ -147,7 +148,7 @@ def test_a_history_page_is_one_statement_on_postgresql(room, alice, crowd):
         page = message_history(session=room, limit=50)
 
     assert len(page.messages) == 3
-    assert len(captured.captured_queries) == (1 if connection.vendor == "postgresql" else 3)
+    assert len(captured.captured_queries) == (1 if connection.vendor == "postgresql" else 4)
 
 
 def test_history_loads_only_the_authors_id_and_username(room, alice, crowd):

@@ -30,6 +30,8 @@ def test_the_schema_is_served_as_openapi_to_anyone(client_for, alice, auth):
         "/api/chat/sessions/{session_id}/pins/",
         "/api/chat/messages/{message_id}/pin/",
         "/api/chat/messages/{message_id}/history/",
+        "/api/chat/sessions/{session_id}/notifications/",
+        "/api/chat/mentions/",
     ):
         assert path in schema["paths"]
     assert client.get("/api/schema").status_code == 200

@@ -11,6 +11,7 @@ import { h, replaceChildren } from "../dom.js";
 import { fileSize } from "../format.js";
 import { icon } from "../icons.js";
 import { fileRefusal } from "./file-check.js";
+import { MentionComplete } from "./mentions.js";
 
 let composerCount = 0;
 
@@ -20,7 +21,7 @@ export class Composer {
    * @param {object} options {placeholder, assistantPlaceholder, assistant (AssistantOptions
    *   or null), fileRules ({maxBytes, types, typesText}: what may be attached),
    *   onSubmit({text, files, mode, agentId, model}) -> Promise|void, onTyping(), onIdle(),
-   *   onEditLast()}
+   *   onEditLast(), mentionables() -> [{id, username}]: who `@` completes}
    */
   constructor(container, options) {
     this.options = options;
@@ -104,6 +105,9 @@ export class Composer {
       ),
     );
     container.append(this.form);
+    if (options.mentionables) {
+      this.mentions = new MentionComplete(this.textarea, this.form, options.mentionables);
+    }
     this.setMode("message");
 
     this.form.addEventListener("submit", (event) => {

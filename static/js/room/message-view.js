@@ -14,6 +14,7 @@ import { h, replaceChildren } from "../dom.js";
 import { clockTime, fileSize, fullTime, hueClass, initial, names } from "../format.js";
 import { icon } from "../icons.js";
 import { renderMarkdown, safeHref } from "../markdown.js";
+import { highlightMentions } from "./mentions.js";
 
 const SLOTS = [
   "header",
@@ -200,7 +201,8 @@ function contentSlot(msg, ctx) {
   const waiting =
     !text && msg.role === "assistant" && (streaming || (!stream && isYoungStream(msg, ctx)));
   if (!text && !waiting) return ["empty", null];
-  const key = `${streaming ? "s" : "t"}:${waiting}:${text}`;
+  const mentions = streaming ? [] : msg.mentions || [];
+  const key = `${streaming ? "s" : "t"}:${waiting}:${mentions.length}:${text}`;
   return [
     key,
     () => {
@@ -216,7 +218,8 @@ function contentSlot(msg, ctx) {
           ),
         );
       } else {
-        body.append(enhanceCodeBlocks(renderMarkdown(text)));
+        const rendered = highlightMentions(renderMarkdown(text), { ...msg, mentions }, ctx.me.id);
+        body.append(enhanceCodeBlocks(rendered));
       }
       if (streaming && text)
         caretTarget(body).append(h("span", { class: "caret", "aria-hidden": "true" }));
