@@ -59,11 +59,15 @@ def message_record(
     """One message of the export (camelCase, as the API renders it)."""
     deleted = message.is_deleted
     author = message.author
+    webhook = None if deleted else (message.metadata or {}).get("webhook")
     return {
         "id": message.id,
         "seq": message.seq,
         "parentMessageId": message.parent_id,
         "author": {"id": author.id, "username": author.username} if author else None,
+        "isBot": author is not None and author.is_bot,
+        # A webhook's post names the sender it was posted as (``metadata.webhook``).
+        "webhook": webhook,
         "role": message.role,
         "agentId": message.agent_id,
         "agentName": context.agent_names.get(message.agent_id) if message.agent_id else None,
@@ -225,6 +229,10 @@ class MarkdownWriter(ExportWriter):
         author = record["author"]
         assistant = record["role"] == Message.Role.ASSISTANT
         name = author["username"] if author else ("Assistant" if assistant else record["role"])
+        if record["webhook"]:
+            name = record["webhook"].get("username") or name
+        if record["isBot"]:
+            name += " (bot)"
         parts = [f"↳ {name}" if record["parentMessageId"] else name]
         if assistant:
             details = [record["model"]] if record["model"] else []

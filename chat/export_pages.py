@@ -30,9 +30,9 @@ EXPORT_PAGE_SIZE = 500
 EXPORT_PAGE_QUERIES = 5
 
 _FIELDS = (
-    "id", "session_id", "seq", "author_id", "author__username", "agent_id", "role", "content",
-    "metadata", "tokens", "parent_id", "reply_count", "is_edited", "edited_at", "is_deleted",
-    "deleted_at", "created_at",
+    "id", "session_id", "seq", "author_id", "author__username", "author__is_bot", "agent_id",
+    "role", "content", "metadata", "tokens", "parent_id", "reply_count", "is_edited",
+    "edited_at", "is_deleted", "deleted_at", "created_at",
 )  # fmt: skip
 
 

@@ -20,6 +20,7 @@ from chat.services.assistant import assistant_message_create
 from chat.services.attachments import attachment_add_file, attachment_add_url
 from chat.services.messages import message_delete, message_edit, message_send
 from chat.services.sessions import session_create
+from chat.services.webhooks import webhook_create, webhook_post
 from llm.models import Agent
 from tests.chat.test_attachments import png_bytes
 
@@ -121,8 +122,9 @@ def test_json_is_one_object_with_the_session_and_messages_in_transcript_order(
     assert set(first) == {
         "id", "seq", "parentMessageId", "author", "role", "agentId", "agentName", "model",
         "content", "tokens", "isEdited", "editedAt", "isDeleted", "deletedAt", "createdAt",
-        "attachments",
+        "attachments", "isBot", "webhook",
     }  # fmt: skip
+    assert first["isBot"] is False and first["webhook"] is None
 
 
 def test_attachments_are_links_absolute_for_stored_files(client_for, room, alice, history):
@@ -335,3 +337,16 @@ def test_the_response_reads_the_session_in_pages(client_for, room, alice, bob, m
     assert SessionExportApi.page_size == EXPORT_PAGE_SIZE
     assert max(reads) <= EXPORT_PAGE_SIZE < 1200
     assert len(reads) >= 1200 // EXPORT_PAGE_SIZE
+
+
+def test_a_webhook_post_is_exported_as_a_bot_under_its_posted_name(client_for, room, alice):
+    hook, _ = webhook_create(user=alice, session_id=room.pk, name="CI builds")
+    webhook_post(hook=hook, content="Build #7 passed", username="deploy-bot")
+
+    _, body = export(client_for(alice), room.pk, "json")
+    (post,) = json.loads(body)["messages"]
+    assert post["isBot"] is True
+    assert post["webhook"] == {"id": str(hook.pk), "username": "deploy-bot"}
+
+    _, markdown = export(client_for(alice), room.pk, "md")
+    assert "#### deploy-bot (bot) · " in markdown.decode()
