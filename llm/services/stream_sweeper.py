@@ -81,7 +81,11 @@ def _fail(stream: Stream, record: dict | None) -> Stream | None:
             return row
         outcome = _outcome(row, message, record)
         stream_outcome_save(
-            stream_id=row.pk, message_id=row.message_id, model=row.model, outcome=outcome
+            stream_id=row.pk,
+            message_id=row.message_id,
+            model=row.model,
+            outcome=outcome,
+            version=row.version,
         )
         ids = {"stream_id": row.pk, "session_id": row.session_id, "message_id": row.message_id}
         broadcast_on_commit(
