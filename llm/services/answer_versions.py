@@ -67,7 +67,8 @@ def answer_version_start(*, message: Message, stream: Stream) -> dict:
     metadata["version"] = metadata.get("version") or max(
         (entry["version"] for entry in versions), default=1
     )
-    metadata["versions"] = [*versions, version_entry(stream)]
+    # As a first answer's message says it from the start: a reload shows it being written.
+    metadata["versions"] = [*versions, {**version_entry(stream), "status": Stream.Status.STREAMING}]
     return metadata
 
 
