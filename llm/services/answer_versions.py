@@ -63,6 +63,7 @@ def answer_version_start(*, message: Message, stream: Stream) -> dict:
     """The message's metadata once ``stream`` (a new version, just stored) has started: the
     list gains it, still streaming; the version shown stays the one shown so far."""
     metadata = dict(message.metadata or {})
+    metadata.setdefault("promptId", str(stream.user_message_id))
     versions = [entry for entry in versions_listed(message) if entry["version"] != stream.version]
     metadata["version"] = metadata.get("version") or max(
         (entry["version"] for entry in versions), default=1

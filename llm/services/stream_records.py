@@ -168,6 +168,8 @@ def stream_record(*, plan: StreamPlan, prompt: str) -> None:
             "status": Stream.Status.STREAMING,
             "model": plan.config.model,
             "requestedBy": plan.requested_by,
+            # The prompt it answers: the web app offers "Edit and resend" on it.
+            "promptId": str(plan.user_message_id),
         },
         prompt_id=plan.user_message_id,
         answer_id=plan.message_id,
