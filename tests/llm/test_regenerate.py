@@ -16,7 +16,7 @@ from chat.services.messages import message_send
 from llm import event_types
 
 from ..chat.conftest import request
-from .sse import asgi_client, bearer
+from .sse import asgi_client, bearer, parse_sse
 from .streams import (
     WITHIN_S,
     chunks_of,
@@ -363,3 +363,27 @@ async def test_regenerate_takes_a_slot(ws_connect, ollama_emulator_settings, roo
     assert refused["data"]["code"] == "STREAM_LIMIT", refused
     assert refused["data"]["message"] != STILL_WRITING
     assert len(await versions_of(first["messageId"])) == 1
+
+
+async def test_attaching_to_an_earlier_version_gets_its_own_text(
+    ws_connect, ollama_emulator_settings, room, alice
+):
+    a = await joined(ws_connect, alice, room)
+    ollama_emulator_settings.configure(reply="one")
+    first = await answered(a, room)
+    ollama_emulator_settings.configure(reply="two")
+    second = await regenerated(a, first["messageId"])
+
+    async with asgi_client() as http:
+        earlier = await http.get(
+            f"/api/chat/streams/{first['streamId']}/events", headers=bearer(alice)
+        )
+        later = await http.get(
+            f"/api/chat/streams/{second['streamId']}/events", headers=bearer(alice)
+        )
+
+    for response, text in ((earlier, "one"), (later, "two")):
+        events = parse_sse(response.content)
+        deltas = [e["data"]["delta"] for e in events if e["event"] != "complete"]
+        assert "".join(deltas) == text
+        assert events[-1]["event"] == "complete" and events[-1]["data"]["content"] == text
