@@ -25,6 +25,7 @@ from .answer_version_reads import answer_versions
 from .http_auth import request_user
 from .inputs import RegenerateBodyInput, ResendBodyInput
 from .services.regenerate import answer_regenerate, prompt_resend
+from .version_serializers import AnswerVersionsSerializer
 
 THROTTLE_EVENT = "stream:request"
 
@@ -87,6 +88,6 @@ async def resend_view(request, message_id):
 
 
 class AnswerVersionsApi(APIView):
-    @extend_schema(responses={200: None})
+    @extend_schema(responses={200: AnswerVersionsSerializer})
     def get(self, request, message_id):
         return Response(answer_versions(user=request.user, message_id=message_id))

@@ -387,3 +387,11 @@ async def test_attaching_to_an_earlier_version_gets_its_own_text(
         deltas = [e["data"]["delta"] for e in events if e["event"] != "complete"]
         assert "".join(deltas) == text
         assert events[-1]["event"] == "complete" and events[-1]["data"]["content"] == text
+
+
+def test_the_schema_describes_the_versions_endpoint(client):
+    paths = client.get("/api/schema/", {"format": "json"}).json()["paths"]
+
+    operation = paths["/api/chat/messages/{message_id}/versions/"]["get"]
+    schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/AnswerVersions"}
