@@ -64,8 +64,11 @@ export class AnswerVersions {
     const known = this.texts.get(msg.id);
     if (known && known.count >= count) return;
     const data = await api(`/api/chat/messages/${msg.id}/versions`);
-    const byVersion = new Map((data.versions || []).map((v) => [v.version, v]));
-    this.texts.set(msg.id, { count: byVersion.size, byVersion });
+    const versions = data.versions || [];
+    const byVersion = new Map(versions.map((v) => [v.version, v]));
+    // A version still being written has no text yet: fetch again once it has ended.
+    const ended = versions.filter((v) => !["pending", "streaming"].includes(v.status)).length;
+    this.texts.set(msg.id, { count: ended, byVersion });
   }
 }
 
