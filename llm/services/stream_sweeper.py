@@ -106,7 +106,9 @@ def _outcome(row: Stream, message: Message, record: dict | None) -> StreamOutcom
     the record is gone too)."""
     record = record or {}
     deltas = record.get("deltas", [])
-    content = "".join(deltas) if record else message.content
+    # Without a record, a first answer keeps what its message has; a later version (a
+    # regenerate) never wrote there, so it has nothing.
+    content = "".join(deltas) if record else (message.content if row.version == 1 else "")
     first_token = record.get("firstTokenAt")
     ending = StreamError(
         content=content,
