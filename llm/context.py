@@ -61,11 +61,8 @@ def context_messages(
     The messages are read as rows of the five columns used, not as models with their
     authors: building those was most of the time of a request's context."""
     places = CONTEXT_LIMIT - (pending is not None)
-    latest = [
-        *reversed(
-            _latest(session_id=session_id, parent_id=parent_id, limit=places, through=through_seq)
-        )
-    ]
+    rows = _latest(session_id=session_id, parent_id=parent_id, limit=places, through=through_seq)
+    latest = [*reversed(rows)]
     if pending is not None:
         author, text = pending
         latest.append(_Said(None, Message.Role.USER, text, {}, author.username))
