@@ -26,11 +26,15 @@ class Route:
     ``concurrent``: the handler runs as a task of its own once the frame is validated and
     within its throttle, and the consumer goes on with the next message (a broadcast, the
     client's next frame) meanwhile; its reply goes out when it ends. For a handler that
-    mostly waits (a send being stored), so the frames for its socket don't wait with it."""
+    mostly waits (a send being stored), so the frames for its socket don't wait with it.
+
+    ``throttle``: the event whose budget it spends, when not its own (a regenerate is one
+    more LLM request: ``stream:request``'s)."""
 
     serializer: type[serializers.Serializer]
     handler: str | Handler
     concurrent: bool = False
+    throttle: str | None = None
 
 
 extra_routes: dict[str, Route] = {}

@@ -240,7 +240,7 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             if not self.throttle_exempt(event, validated.validated_data):
                 await throttle_check(
                     user_id=self.user.pk,
-                    event=self.throttle_event(event),
+                    event=route.throttle or self.throttle_event(event),
                     session_id=validated.validated_data.get("sessionId"),
                     connection=self.throttle_windows,
                 )

@@ -205,8 +205,33 @@ class Attachment(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    class IndexStatus(models.TextChoices):
+        NONE = "", "not indexed"
+        PENDING = "pending"
+        INDEXING = "indexing"
+        READY = "ready"
+        FAILED = "failed"
+
+    # Where the file's text stands for the assistant's retrieval: uploaded text, Markdown,
+    # CSV and PDF files are indexed off the request path (pending -> indexing -> ready, or
+    # failed with the reason, and retried); links and other types are never indexed.
+    index_status = models.CharField(
+        max_length=10, choices=IndexStatus.choices, blank=True, default="", db_default=""
+    )
+    index_error = models.CharField(max_length=500, blank=True, default="", db_default="")
+    index_attempts = models.PositiveSmallIntegerField(default=0, db_default=0)
+    indexed_at = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         ordering = ["created_at", "id"]
+        indexes = [
+            # The few attachments waiting to be indexed, which a sweeper picks up again.
+            models.Index(
+                fields=["index_status"],
+                name="attachment_index_waiting",
+                condition=Q(index_status__in=["pending", "indexing"]),
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.file_name

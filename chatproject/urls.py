@@ -44,6 +44,7 @@ urlpatterns = [
     re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/auth/", include("accounts.urls")),
     path("api/chat/streams/", include("llm.stream_urls")),
+    path("api/chat/messages/", include("llm.version_urls")),
     path("api/chat/", include("chat.urls")),
     path("api/llm/", include("llm.urls")),
     # Server-sent events (an async view, not DRF): an answer to a conversation (seed 003).

@@ -46,6 +46,7 @@ def context_messages(
     parent_id=None,
     pending: tuple[object, str] | None = None,
     named: bool = True,
+    through_seq: int | None = None,
 ) -> list[BaseMessage]:
     """The conversation to send for an answer in ``session_id`` (in the thread under
     ``parent_id`` when given).
@@ -54,12 +55,14 @@ def context_messages(
     ``CONTEXT_LIMIT`` places, as it will read once stored: a room stream reads its context
     before the transaction that stores its prompt. ``named``: whether each person's message
     carries their name (a room; not a one-to-one conversation); without a ``system_prompt``
-    the default for that kind of conversation is sent.
+    the default for that kind of conversation is sent. ``through_seq``: only messages up to
+    that seq (a regenerated answer's prompt), never the answer itself nor what came after.
 
     The messages are read as rows of the five columns used, not as models with their
     authors: building those was most of the time of a request's context."""
     places = CONTEXT_LIMIT - (pending is not None)
-    latest = [*reversed(_latest(session_id=session_id, parent_id=parent_id, limit=places))]
+    rows = _latest(session_id=session_id, parent_id=parent_id, limit=places, through=through_seq)
+    latest = [*reversed(rows)]
     if pending is not None:
         author, text = pending
         latest.append(_Said(None, Message.Role.USER, text, {}, author.username))
@@ -71,11 +74,13 @@ def context_messages(
     return history
 
 
-def _latest(*, session_id, parent_id, limit: int) -> list[_Said]:
+def _latest(*, session_id, parent_id, limit: int, through: int | None = None) -> list[_Said]:
     """The conversation's latest messages, newest first, as rows of the columns used."""
     conversation = (
         Q(parent__isnull=True) if parent_id is None else Q(pk=parent_id) | Q(parent_id=parent_id)
     )
+    if through is not None:
+        conversation &= Q(seq__lte=through)
     rows = (
         Message.objects.filter(conversation, session_id=session_id, is_deleted=False)
         # Placeholders are skipped in the query so they don't take places among the 25.

@@ -21,13 +21,23 @@ def _ids(*, stream_id, session_id, message_id) -> dict[str, str]:
 
 
 def stream_start(
-    *, stream_id, session_id, message_id, agent_id, model: str, requested_by: dict
+    *,
+    stream_id,
+    session_id,
+    message_id,
+    agent_id,
+    model: str,
+    requested_by: dict,
+    version: int = 1,
 ) -> dict[str, Any]:
+    """``version``: which version of the message's answer this is (1 for a first answer; a
+    regenerate streams the next one into the same message)."""
     return {
         **_ids(stream_id=stream_id, session_id=session_id, message_id=message_id),
         "agentId": str(agent_id) if agent_id else None,
         "model": model,
         "requestedBy": requested_by,
+        "version": version,
     }
 
 

@@ -1,6 +1,6 @@
 """The LLM's part of the ``/ws/chat/`` gateway, registered from ``LlmConfig.ready()``
-(``chat.extensions``): the ``stream:request`` and ``stream:stop`` events, and the
-``activeStreams`` of a ``session:join`` reply."""
+(``chat.extensions``): the ``stream:request``, ``stream:stop``, ``stream:regenerate`` and
+``message:resend`` events, and the ``activeStreams`` of a ``session:join`` reply."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import logging
 from chat.extensions import Route
 
 from . import event_types
-from .inputs import StreamRequestInput, StreamStopInput
+from .inputs import MessageResendInput, StreamRegenerateInput, StreamRequestInput, StreamStopInput
 from .models import Stream
+from .services.regenerate import answer_regenerate, prompt_resend
 from .services.stream_sweeper import streams_sweep
 from .services.streams import stream_request, stream_stop
 from .stream_state import get_stream_state
@@ -31,6 +32,21 @@ async def on_stream_request(consumer, data: dict) -> dict:
 
 async def on_stream_stop(consumer, data: dict) -> dict:
     return await stream_stop(user=consumer.user, stream_id=data["streamId"])
+
+
+async def on_stream_regenerate(consumer, data: dict) -> dict:
+    return await answer_regenerate(
+        user=consumer.user,
+        message_id=data["messageId"],
+        agent_id=data["agentId"],
+        config=data["config"],
+    )
+
+
+async def on_message_resend(consumer, data: dict) -> dict:
+    return await prompt_resend(
+        user=consumer.user, message_id=data["messageId"], content=data["content"]
+    )
 
 
 def active_streams(session_id) -> list[dict]:
@@ -72,4 +88,9 @@ def active_streams(session_id) -> list[dict]:
 ROUTES = {
     "stream:request": Route(StreamRequestInput, on_stream_request),
     "stream:stop": Route(StreamStopInput, on_stream_stop),
+    # A new version of an answer is one more LLM request: it spends stream:request's budget.
+    "stream:regenerate": Route(
+        StreamRegenerateInput, on_stream_regenerate, throttle="stream:request"
+    ),
+    "message:resend": Route(MessageResendInput, on_message_resend, throttle="stream:request"),
 }

@@ -116,3 +116,25 @@ class QueryInput(ModelSettingsInput):
     prompt = ContentField()
     sessionId = IdField(required=False, allow_null=True, default=None)
     agentId = IdField(required=False, allow_null=True, default=None)
+
+
+# --- regenerate and edit-and-resend (``llm.services.regenerate``) --------------------------
+
+
+class RegenerateBodyInput(serializers.Serializer):
+    """``POST /api/chat/messages/:id/regenerate``'s body (the message is in the path)."""
+
+    agentId = IdField(required=False, allow_null=True, default=None)
+    config = StreamConfigInput(required=False, allow_null=True, default=None)
+
+
+class StreamRegenerateInput(RegenerateBodyInput):
+    messageId = IdField()
+
+
+class ResendBodyInput(serializers.Serializer):
+    content = ContentField()
+
+
+class MessageResendInput(ResendBodyInput):
+    messageId = IdField()

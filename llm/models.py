@@ -89,9 +89,18 @@ class Stream(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
         related_name="+",
     )  # fmt: skip
+    # A regenerate streams a new version into the same message: each stream of a message is
+    # one version of its answer, numbered from 1, and keeps that version's final text and
+    # what it was given (``citations``) once it ends.
+    version = models.PositiveIntegerField(default=1, db_default=1)
+    content = models.TextField(blank=True, default="", db_default="")
+    citations = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-started_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["message", "version"], name="stream_version_once"),
+        ]
         indexes = [
             models.Index(fields=["session", "started_at"], name="stream_session"),
             # The few streams not ended yet, which the sweeper reads on every session:join.
@@ -104,3 +113,29 @@ class Stream(models.Model):
 
     def __str__(self) -> str:
         return f"stream {self.id} ({self.status})"
+
+
+class Passage(models.Model):
+    """A piece of an indexed attachment's text and its embedding, for retrieval. The vector
+    is stored as packed little-endian float32 (``dimensions`` of them): searched by
+    similarity in the worker, a plain store that needs no database extension."""
+
+    session = models.ForeignKey("chat.ChatSession", on_delete=models.CASCADE, related_name="+")
+    attachment = models.ForeignKey(
+        "chat.Attachment", on_delete=models.CASCADE, related_name="passages"
+    )
+    index = models.PositiveIntegerField(help_text="Its place in the file, from 0.")
+    text = models.TextField()
+    embedding = models.BinaryField()
+    dimensions = models.PositiveSmallIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["attachment", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["attachment", "index"], name="passage_once"),
+        ]
+        indexes = [models.Index(fields=["session", "attachment"], name="passage_session")]
+
+    def __str__(self) -> str:
+        return f"{self.attachment_id}#{self.index}"

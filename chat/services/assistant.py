@@ -88,16 +88,17 @@ def assistant_exchange_open(
 
 
 def assistant_message_finish(
-    *, message_id, content: str, tokens: int | None, metadata: dict
+    *, message_id, content: str, tokens: int | None, metadata: dict, replace: bool = False
 ) -> Message:
     """Save the answer's final text, token count and ``metadata`` (merged into the
-    message's), and broadcast the whole message as ``message:edited``."""
+    message's, or instead of it with ``replace``: a new version of an answer drops what the
+    earlier one's outcome said), and broadcast the whole message as ``message:edited``."""
     with transaction.atomic():
         locked = Message.objects.select_for_update().get(pk=message_id)
         Message.objects.filter(pk=locked.pk).update(
             content=content,
             tokens=tokens,
-            metadata={**(locked.metadata or {}), **metadata},
+            metadata=metadata if replace else {**(locked.metadata or {}), **metadata},
             updated_at=timezone.now(),
         )
         message = message_get(locked.pk)

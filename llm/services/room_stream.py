@@ -206,6 +206,7 @@ class RoomStream:
                 agent_id=self.plan.agent_id,
                 model=event.model,
                 requested_by=self.plan.requested_by,
+                version=self.plan.version,
             ),
         }
         broadcast_now(group_for_session(self.plan.session_id), encode(frame))

@@ -252,9 +252,15 @@ class StreamFollower:
     def _ended(self, row: Stream) -> list[bytes]:
         return [*self._rest_of(row), self._final(*self._final_of(row))]
 
+    @staticmethod
+    def _text_of(row: Stream) -> str:
+        """The stream's own saved text: its version's (``Stream.content``; a regenerated
+        message shows another), else the message's (a row saved before rows kept it)."""
+        return "" if row.message.is_deleted else (row.content or row.message.content)
+
     def _rest_of(self, row: Stream) -> list[bytes]:
         """The saved text after the chunks the client has, split where its chunk ends."""
-        content = "" if row.message.is_deleted else row.message.content
+        content = self._text_of(row)
         # Streams saved before chunk ends were kept: every chunk ends at the end.
         ends = row.chunk_ends or [len(content)] * row.chunks_sent
         if len(ends) <= self.next:
@@ -263,7 +269,7 @@ class StreamFollower:
         return [self._chunk(len(ends) - 1, content[start:])]
 
     def _final_of(self, row: Stream) -> tuple[str, dict]:
-        content = "" if row.message.is_deleted else row.message.content
+        content = self._text_of(row)
         if row.status == Stream.Status.COMPLETED:
             duration = (row.completed_at - row.started_at) if row.completed_at else None
             return sse_events.COMPLETE, event_types.stream_complete(

@@ -32,6 +32,7 @@ from ..models import ERROR_MESSAGE_MAX, Agent, Stream
 from ..provider import ModelConfig, model_config
 from ..stream_events import StreamEnd
 from ..tools import TOOL_NAMES
+from .answer_versions import answer_version_end
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,8 @@ class StreamPlan:
     """The prompt as saved (the content filter may have masked words)."""
     parent_id: uuid.UUID | None = None
     """The thread both messages go in, if any."""
+    version: int = 1
+    """Which version of the message's answer this is (``llm.services.regenerate``)."""
 
 
 def stream_target(
@@ -165,6 +168,8 @@ def stream_record(*, plan: StreamPlan, prompt: str) -> None:
             "status": Stream.Status.STREAMING,
             "model": plan.config.model,
             "requestedBy": plan.requested_by,
+            # The prompt it answers: the web app offers "Edit and resend" on it.
+            "promptId": str(plan.user_message_id),
         },
         prompt_id=plan.user_message_id,
         answer_id=plan.message_id,
@@ -207,15 +212,17 @@ def stream_finish(*, plan: StreamPlan, outcome: StreamOutcome) -> Message | None
         message_id=plan.message_id,
         model=plan.config.model,
         outcome=outcome,
+        version=plan.version,
     )
 
 
 def stream_outcome_save(
-    *, stream_id, message_id, model: str, outcome: StreamOutcome
+    *, stream_id, message_id, model: str, outcome: StreamOutcome, version: int = 1
 ) -> Message | None:
     """``stream_finish`` for a stream known by its ids (``model``: the one it was asked
     for), so the sweeper ends a stream whose worker died exactly as that worker would
-    have."""
+    have. A later ``version`` (a regenerate) is saved on its row, and the message shows the
+    newest finished version (``answer_version_end``)."""
     ending = outcome.ending
     metadata = {
         "streamId": str(stream_id),
@@ -235,13 +242,14 @@ def stream_outcome_save(
     stopped_by_id = outcome.stopped_by.get("id") if outcome.stopped_by else None
     try:
         with transaction.atomic():
-            message = assistant_message_finish(
-                message_id=message_id,
-                content=ending.content,
-                tokens=ending.tokens,
-                metadata=metadata,
-            )
+            shown = {"content": ending.content, "tokens": ending.tokens, "metadata": metadata}
+            if version > 1:
+                shown = answer_version_end(
+                    message_id=message_id, version=version, status=outcome.status, **shown
+                )
+            message = assistant_message_finish(message_id=message_id, **shown)
             Stream.objects.filter(pk=stream_id).update(
+                content=ending.content,
                 status=outcome.status,
                 tokens_generated=ending.tokens,
                 prompt_tokens=ending.prompt_tokens,

@@ -81,7 +81,11 @@ def _fail(stream: Stream, record: dict | None) -> Stream | None:
             return row
         outcome = _outcome(row, message, record)
         stream_outcome_save(
-            stream_id=row.pk, message_id=row.message_id, model=row.model, outcome=outcome
+            stream_id=row.pk,
+            message_id=row.message_id,
+            model=row.model,
+            outcome=outcome,
+            version=row.version,
         )
         ids = {"stream_id": row.pk, "session_id": row.session_id, "message_id": row.message_id}
         broadcast_on_commit(
@@ -102,7 +106,9 @@ def _outcome(row: Stream, message: Message, record: dict | None) -> StreamOutcom
     the record is gone too)."""
     record = record or {}
     deltas = record.get("deltas", [])
-    content = "".join(deltas) if record else message.content
+    # Without a record, a first answer keeps what its message has; a later version (a
+    # regenerate) never wrote there, so it has nothing.
+    content = "".join(deltas) if record else (message.content if row.version == 1 else "")
     first_token = record.get("firstTokenAt")
     ending = StreamError(
         content=content,

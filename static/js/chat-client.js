@@ -681,6 +681,18 @@ export class ChatClient {
     return this.request("message:unpin", { messageId });
   }
 
+  /** Stream a new version of an assistant answer into its message (any member); acked with
+   * `{streamId, messageId, version}`. STREAM_LIMIT while a version is being written. */
+  regenerate(messageId, { agentId, config } = {}) {
+    return this.request("stream:regenerate", { messageId, agentId, config });
+  }
+
+  /** Edit a prompt of mine and answer it again (a new version of its answer); acked with
+   * `{messageId, answerMessageId, streamId, version}`. */
+  resend(messageId, content) {
+    return this.request("message:resend", { messageId, content });
+  }
+
   /** Mark the message, and every earlier one of its session, seen (and so delivered). */
   markSeen(messageId) {
     return this.request("message:seen", { messageId });
@@ -806,6 +818,7 @@ export class ChatClient {
         stream.model = data.model;
         stream.requestedBy = data.requestedBy;
         stream.agentId = data.agentId;
+        stream.version = data.version || 1;
         break;
       case "stream:chunk":
         // Apply each chunk once: one already in the join snapshot, or seen before, is dropped.

@@ -14,6 +14,7 @@ import { $, h, replaceChildren } from "./dom.js";
 import { clockTime, dayLabel } from "./format.js";
 import { icon } from "./icons.js";
 import { plainText } from "./markdown.js";
+import { AnswerVersions } from "./room/answer-versions.js";
 import { AssistantOptions } from "./room/assistant.js";
 import { Composer } from "./room/composer.js";
 import { bumpSession, Notifier } from "./notifications.js";
@@ -42,6 +43,13 @@ const locals = new Map(); // clientId -> optimistic message
 const streamsByMessage = new Map(); // assistant message id -> stream tracker
 let localOrder = 0;
 let editingId = null;
+let resendingEdit = false; // the edit under way is an "Edit and resend"
+// The prompts that have an answer (its metadata.promptId): "Edit and resend" shows on them.
+const answeredPrompts = new Set();
+const answerVersions = new AnswerVersions({
+  refresh: (id) => refreshSoon(id),
+  failed: (text) => toasts.show(text),
+});
 let mySeenSeq = boot.lastSeenSeq || 0;
 let myDeliveredSeq = Math.max(boot.lastDeliveredSeq || 0, mySeenSeq);
 let hasOlder = boot.hasOlder;
@@ -103,6 +111,9 @@ function ctxFor(showReplies) {
     online: client.state === "open",
     now: () => Date.now(),
     editing: editingId === msg.id,
+    resending: editingId === msg.id && resendingEdit,
+    hasAnswer: (id) => answeredPrompts.has(id),
+    versions: answerVersions,
     memberName: (id) => members.name(id),
     agentName: (id) => assistant.agentName(id),
     streamFor: (id) => streamsByMessage.get(id),
@@ -162,6 +173,11 @@ function applyMessage(msg, { own = false } = {}) {
   const known = store.has(msg.id);
   if (!known && msg.parentMessageId) countReply(msg);
   store.set(msg.id, msg);
+  const promptId = msg.role === "assistant" ? msg.metadata?.promptId : null;
+  if (promptId && !answeredPrompts.has(promptId)) {
+    answeredPrompts.add(promptId);
+    if (store.has(promptId)) refreshSoon(promptId);
+  }
   for (const timeline of timelinesFor(msg)) timeline.upsert(msg, { own });
   if (!known && msg.author) typing.stop(msg.author); // their message is the end of typing
   if (msg.author?.id === me.id) refreshSeen();
@@ -516,9 +532,10 @@ async function jumpTo(msg) {
 
 // --- message actions (delegated clicks) ----------------------------------------------------
 
-function startEdit(id) {
+function startEdit(id, { resend = false } = {}) {
   const previous = editingId;
   editingId = id;
+  resendingEdit = resend;
   if (previous) refreshSoon(previous);
   main.refresh(id);
   thread?.timeline.refresh(id);
@@ -527,6 +544,7 @@ function startEdit(id) {
 function stopEdit() {
   const id = editingId;
   editingId = null;
+  resendingEdit = false;
   if (id) {
     main.refresh(id);
     thread?.timeline.refresh(id);
@@ -537,6 +555,7 @@ async function saveEdit(el) {
   const id = el.dataset.id;
   const value = el.querySelector(".edit-input").value;
   const msg = store.get(id);
+  if (resendingEdit && value.trim()) return resend(id, value);
   if (!value.trim() || value === msg?.content) return stopEdit();
   try {
     applyMessage(await client.edit(id, value));
@@ -544,6 +563,20 @@ async function saveEdit(el) {
   } catch (error) {
     toasts.show(`Couldn't save the edit: ${error.message}`);
   }
+}
+
+/** Edit a prompt and answer it again: the edit and the new version arrive as events. */
+async function resend(id, value) {
+  try {
+    await client.resend(id, value);
+    stopEdit();
+  } catch (error) {
+    toasts.show(`Couldn't resend: ${error.message}`);
+  }
+}
+
+function regenerate(id) {
+  client.regenerate(id).catch((error) => toasts.show(`Couldn't regenerate: ${error.message}`));
 }
 
 async function react(id, emoji) {
@@ -573,6 +606,16 @@ function onTimelineClick(event) {
       break;
     case "edit":
       startEdit(id);
+      break;
+    case "resend":
+      startEdit(id, { resend: true });
+      break;
+    case "regenerate":
+      regenerate(id);
+      break;
+    case "version-prev":
+    case "version-next":
+      if (store.has(id)) answerVersions.step(store.get(id), action === "version-next" ? 1 : -1);
       break;
     case "edit-cancel":
       stopEdit();

@@ -183,6 +183,7 @@ async def test_the_prompt_and_the_answer_are_durable_messages_replayed_by_seq(
         "status": "streaming",
         "model": "llama3.2",
         "requestedBy": {"id": alice.pk, "username": "alice"},
+        "promptId": ack["userMessageId"],
     }
     assert final["id"] == ack["messageId"] and final["content"] == "Echo: alice: hello model"
     assert final["seq"] == 2 and final["isEdited"] is False

@@ -11,10 +11,12 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.core.management import CommandError, call_command
 
+from chat.models import Message
 from chat.services.assistant import assistant_message_create
 from chat.services.messages import message_send
 from llm import event_types
 from llm.models import Stream
+from llm.services.answer_versions import answer_version_start
 from llm.services.stream_sweeper import ORPHAN_CODE, ORPHAN_MESSAGE
 from llm.stream_state import get_stream_state
 from tests.chat.conftest import frames_for
@@ -171,3 +173,32 @@ def test_the_command_refuses_without_a_shared_state(room, alice):
         call_command("sweep_streams")
 
     assert Stream.objects.get(pk=stream.pk).status == "pending"
+
+
+def test_a_regenerated_version_whose_worker_died_fails_and_the_shown_one_stays(
+    client_for, room, alice, bob
+):
+    first = left_running(room, alice, deltas=[])
+    Stream.objects.filter(pk=first.pk).update(status="completed", content="The first answer.")
+    Message.objects.filter(pk=first.message_id).update(
+        content="The first answer.",
+        metadata={"streamId": str(first.pk), "status": "completed", "model": "llama3.2"},
+    )
+    second = Stream.objects.create(
+        session=room, message_id=first.message_id, user_message_id=first.user_message_id,
+        requested_by=bob, model="llama3.2", version=2,
+    )  # fmt: skip
+    answer = Message.objects.get(pk=first.message_id)
+    answer.metadata = answer_version_start(message=answer, stream=second)
+    answer.save(update_fields=["metadata"])
+
+    status = client_for(bob).get(f"/api/chat/streams/{second.pk}/status").json()
+
+    assert status["status"] == "failed"
+    answer.refresh_from_db()
+    assert answer.content == "The first answer."
+    assert (answer.metadata["version"], answer.metadata["status"]) == (1, "completed")
+    assert answer.metadata["streamId"] == str(first.pk)
+    assert [v["status"] for v in answer.metadata["versions"]] == ["completed", "failed"]
+    second.refresh_from_db()
+    assert (second.status, second.content) == ("failed", "")

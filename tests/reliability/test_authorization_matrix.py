@@ -98,6 +98,7 @@ def world(rel_platform, ollama):
         "p": p, "alice": alice, "bob": bob, "mallory": mallory, "room": room, "own": own,
         "message": message["id"], "reply": reply["id"], "attachment": attachment.json()["id"],
         "stream": stream["streamId"],
+        "answer": stream["messageId"], "prompt": stream["userMessageId"],
     }  # fmt: skip
 
 
@@ -133,6 +134,9 @@ def rest_doors(w: dict) -> list[tuple[str, str, dict | None]]:
         ("POST", "/api/stream",
          {"messages": [{"role": "user", "content": "hi"}], "model": "llama3.2", "chatId": room}),
         ("POST", "/api/llm/query", {"prompt": "what is the plan", "sessionId": room}),
+        ("POST", f"/api/chat/messages/{w['answer']}/regenerate", {}),
+        ("GET", f"/api/chat/messages/{w['answer']}/versions", None),
+        ("POST", f"/api/chat/messages/{w['prompt']}/resend", {"content": "defaced"}),
     ]  # fmt: skip
 
 
@@ -180,6 +184,8 @@ def ws_attempts(w: dict) -> list[tuple[str, dict]]:
         ("stream:request", {"sessionId": room, "prompt": f"tell me the {SECRET}"}),
         ("stream:request", {"sessionId": w["own"], "prompt": "x", "parentMessageId": message}),
         ("stream:stop", {"streamId": w["stream"]}),
+        ("stream:regenerate", {"messageId": w["answer"]}),
+        ("message:resend", {"messageId": w["prompt"], "content": "defaced"}),
     ]
 
 

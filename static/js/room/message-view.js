@@ -14,11 +14,13 @@ import { h, replaceChildren } from "../dom.js";
 import { clockTime, fileSize, fullTime, hueClass, initial, names } from "../format.js";
 import { icon } from "../icons.js";
 import { renderMarkdown, safeHref } from "../markdown.js";
+import { versionsSlot } from "./answer-versions.js";
 import { highlightMentions } from "./mentions.js";
 
 const SLOTS = [
   "header",
   "content",
+  "versions",
   "tools",
   "status",
   "attachments",
@@ -69,9 +71,12 @@ function avatar(msg, ctx) {
 function liveStream(msg, ctx) {
   const stream = ctx.streamFor(msg.id);
   if (!stream) return null;
-  // Once the final message:edited is in, the stored message is the truth.
+  // Once the final message:edited is in, the stored message is the truth: the message's
+  // own stream's (a regenerate streams another one into a message that shows an older one).
   const finalStatus = msg.metadata?.status;
-  if (finalStatus && finalStatus !== "streaming" && stream.status === "streaming") return null;
+  const same = !msg.metadata?.streamId || msg.metadata.streamId === stream.streamId;
+  if (finalStatus && finalStatus !== "streaming" && stream.status === "streaming" && same)
+    return null;
   return stream;
 }
 
@@ -153,7 +158,7 @@ function fitEditor(area) {
 function contentSlot(msg, ctx) {
   if (ctx.editing) {
     return [
-      `edit:${msg.id}`,
+      `edit:${msg.id}:${Boolean(ctx.resending)}`,
       () => {
         const area = h("textarea", {
           class: "edit-input",
@@ -169,7 +174,11 @@ function contentSlot(msg, ctx) {
           h(
             "div",
             { class: "msg-editor-actions" },
-            h("span", { class: "muted small" }, "Enter to save · Esc to cancel"),
+            h(
+              "span",
+              { class: "muted small" },
+              ctx.resending ? "Enter to resend · Esc to cancel" : "Enter to save · Esc to cancel",
+            ),
             h(
               "button",
               { type: "button", class: "btn btn-sm", dataset: { action: "edit-cancel" } },
@@ -178,7 +187,7 @@ function contentSlot(msg, ctx) {
             h(
               "button",
               { type: "button", class: "btn btn-sm btn-primary", dataset: { action: "edit-save" } },
-              "Save",
+              ctx.resending ? "Resend" : "Save",
             ),
           ),
         );
@@ -195,8 +204,11 @@ function contentSlot(msg, ctx) {
   const stream = msg.role === "assistant" ? liveStream(msg, ctx) : null;
   // A partial stream's text lacks its start (too large for the join reply): say so.
   const streamText = stream?.partial ? `…${stream.text}` : stream?.text;
-  const text = stream && (stream.status === "streaming" || !msg.content) ? streamText : msg.content;
   const streaming = stream?.status === "streaming";
+  // An earlier version browsed to (answer-versions.js) shows instead of the message's own.
+  const viewed = streaming ? null : ctx.versions?.viewed(msg);
+  const own = stream && (streaming || !msg.content) ? streamText : msg.content;
+  const text = viewed ? viewed.content : own;
   // Dots while an answer has no text yet and may still get some.
   const waiting =
     !text && msg.role === "assistant" && (streaming || (!stream && isYoungStream(msg, ctx)));
@@ -562,6 +574,7 @@ function seenSlot(msg, ctx) {
 const RENDER = {
   header: headerSlot,
   content: contentSlot,
+  versions: versionsSlot,
   tools: toolsSlot,
   status: statusSlot,
   attachments: attachmentsSlot,
@@ -591,6 +604,12 @@ function actions(msg, ctx) {
       ? button("unpin", "Unpin", icon("pin"))
       : button("pin", "Pin to this session", icon("pin")),
     mine && msg.role === "user" ? button("edit", "Edit", icon("edit")) : null,
+    mine && msg.role === "user" && ctx.hasAnswer?.(msg.id)
+      ? button("resend", "Edit and resend", icon("resend"))
+      : null,
+    msg.role === "assistant" && msg.metadata?.streamId
+      ? button("regenerate", "Regenerate", icon("refresh"))
+      : null,
     canDelete ? button("delete", "Delete", icon("trash")) : null,
   );
 }
@@ -651,7 +670,10 @@ export function updateMessage(el, msg, ctx) {
     }
   }
   const pinned = Boolean(msg.pinnedAt);
-  const actionsKey = `${msg.pending}|${msg.isDeleted}|${ctx.showReplies}|${msg.role}|${pinned}`;
+  const answered = Boolean(ctx.hasAnswer?.(msg.id));
+  const streamed = Boolean(msg.metadata?.streamId);
+  const actionsKey = [msg.pending, msg.isDeleted, ctx.showReplies, msg.role, pinned, answered, streamed]
+    .join("|");
   if (el._keys.actions !== actionsKey) {
     el._keys.actions = actionsKey;
     el.querySelector(".msg-actions")?.remove();

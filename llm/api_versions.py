@@ -1,0 +1,93 @@
+"""REST doors of an answer's versions, under ``/api/chat/messages/:id/``: ``regenerate``,
+``resend`` and ``versions``.
+
+``regenerate`` and ``resend`` start a stream that outlives the request, so they are plain
+async Django views (as the SSE doors are, ``llm.sse``): the stream's task runs on the
+server's event loop, not in a request thread's. They authenticate as DRF would
+(``llm.http_auth``), validate with the WebSocket events' serializers and spend the same
+``stream:request`` budget.
+"""
+
+from __future__ import annotations
+
+import orjson
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.utils import extend_schema
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from chat.throttles import throttle_check
+from chatproject.errors import DomainError, error_json, validation_error
+from chatproject.json_depth import TOO_DEEP_MESSAGE, nested_too_deep
+
+from .answer_version_reads import answer_versions
+from .http_auth import request_user
+from .inputs import RegenerateBodyInput, ResendBodyInput
+from .services.regenerate import answer_regenerate, prompt_resend
+from .version_serializers import AnswerVersionsSerializer
+
+THROTTLE_EVENT = "stream:request"
+
+
+def _body(request, serializer_class) -> dict:
+    try:
+        body = orjson.loads(request.body or b"{}")
+    except orjson.JSONDecodeError as exc:
+        raise validation_error("The request body must be JSON.") from exc
+    if not isinstance(body, dict):
+        raise validation_error("The request body must be a JSON object.")
+    if nested_too_deep(body):
+        raise validation_error(TOO_DEEP_MESSAGE)
+    serializer = serializer_class(data=body)
+    if not serializer.is_valid():
+        raise validation_error("The request is invalid: see details.", serializer.errors)
+    return serializer.validated_data
+
+
+def _post_only(request) -> JsonResponse | None:
+    if request.method == "POST":
+        return None
+    response = error_json(DomainError("VALIDATION_ERROR", "Use POST on this endpoint.", status=405))
+    response["Allow"] = "POST"
+    return response
+
+
+@csrf_exempt
+async def regenerate_view(request, message_id):
+    """``POST /api/chat/messages/:id/regenerate`` {agentId?, config?} -> 201 ``{streamId,
+    messageId, version}``."""
+    if (refusal := _post_only(request)) is not None:
+        return refusal
+    try:
+        user = await request_user(request)
+        data = _body(request, RegenerateBodyInput)
+        await throttle_check(user_id=user.pk, event=THROTTLE_EVENT)
+        started = await answer_regenerate(
+            user=user, message_id=message_id, agent_id=data["agentId"], config=data["config"]
+        )
+    except DomainError as error:
+        return error_json(error)
+    return JsonResponse(started, status=201)
+
+
+@csrf_exempt
+async def resend_view(request, message_id):
+    """``POST /api/chat/messages/:id/resend`` {content} -> 201 ``{messageId,
+    answerMessageId, streamId, version}``."""
+    if (refusal := _post_only(request)) is not None:
+        return refusal
+    try:
+        user = await request_user(request)
+        data = _body(request, ResendBodyInput)
+        await throttle_check(user_id=user.pk, event=THROTTLE_EVENT)
+        started = await prompt_resend(user=user, message_id=message_id, content=data["content"])
+    except DomainError as error:
+        return error_json(error)
+    return JsonResponse(started, status=201)
+
+
+class AnswerVersionsApi(APIView):
+    @extend_schema(responses={200: AnswerVersionsSerializer})
+    def get(self, request, message_id):
+        return Response(answer_versions(user=request.user, message_id=message_id))
