@@ -345,3 +345,71 @@ async def test_an_answer_that_mentions_the_assistant_starts_nothing_more(
     assert frames[-1]["data"]["content"] == "ask @assistant again"
     assert len(await streams()) == 1
     assert len(ollama_emulator_settings.requests()) == 1
+
+
+# -- names an @ would confuse: reserved usernames, agent names ------------------------------
+
+RESERVED = {
+    "code": "VALIDATION_ERROR",
+    "message": "That username is reserved for the assistant.",
+    "details": {"username": ["That username is reserved for the assistant."]},
+}
+
+
+@pytest.fixture
+def helper_agent(db):
+    return Agent.objects.create(name="Helper", model="llama3.2")
+
+
+@pytest.mark.parametrize("username", ["assistant", "Assistant", "hELPER"])
+def test_registration_refuses_assistant_and_agent_names(client_for, helper_agent, username):
+    response = client_for().post(
+        "/api/auth/register", {"username": username, "password": "pw-Secret-123"}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json() == RESERVED
+    assert client_for().post(
+        "/api/auth/register", {"username": "assistant2", "password": "pw-Secret-123"},
+        format="json",
+    ).status_code == 201  # fmt: skip
+
+
+def test_bot_creation_refuses_reserved_names_and_a_webhook_named_so_gets_another(
+    client_for, staff, alice, helper_agent
+):
+    refused = client_for(staff).post("/api/auth/bots", {"username": "helper"}, format="json")
+    room = session_create(creator=alice, title="hooks")
+    hook, _ = webhook_create(user=alice, session_id=room.pk, name="Assistant")
+
+    assert refused.status_code == 400 and refused.json()["message"] == RESERVED["message"]
+    assert hook.bot.username == "assistant-2"
+
+
+def test_the_admin_refuses_reserved_usernames_for_users_and_new_bots(client, make_user):
+    admin_user = make_user("root", is_staff=True, is_superuser=True)
+    client.force_login(admin_user)
+
+    user_form = client.post(
+        "/admin/accounts/user/add/",
+        {"username": "ASSISTANT", "password1": "pw-Secret-123", "password2": "pw-Secret-123",
+         "usable_password": "true"},
+    )  # fmt: skip
+    bot_form = client.post(
+        "/admin/accounts/bottoken/add/", {"name": "ci", "new_bot_username": "assistant"}
+    )
+
+    assert user_form.status_code == 200 and RESERVED["message"] in user_form.text
+    assert bot_form.status_code == 200 and RESERVED["message"] in bot_form.text
+    assert not type(admin_user).objects.filter(username__iexact="assistant").exists()
+
+
+@pytest.mark.parametrize("name", ["assistant", "ALICE"])
+def test_an_agent_can_t_take_a_username_or_assistant(client_for, staff, alice, name):
+    client = client_for(staff)
+    created = client.post("/api/llm/agents", {"name": name, "model": "llama3.2"}, format="json")
+    agent = Agent.objects.create(name="fine", model="llama3.2")
+    renamed = client.patch(f"/api/llm/agents/{agent.pk}", {"name": name}, format="json")
+
+    assert created.status_code == 400 and created.json()["code"] == "VALIDATION_ERROR"
+    assert renamed.status_code == 400 and "name" in renamed.json()["details"]
+    assert Agent.objects.get(pk=agent.pk).name == "fine"
