@@ -347,6 +347,24 @@ async def test_an_answer_that_mentions_the_assistant_starts_nothing_more(
     assert len(ollama_emulator_settings.requests()) == 1
 
 
+async def test_a_prompt_saved_by_api_stream_is_answered_by_that_stream_only(
+    ollama_emulator_settings, room, alice
+):
+    body = {
+        "messages": [{"role": "user", "content": "@assistant hello"}],
+        "model": "llama3.2",
+        "chatId": str(room.pk),
+    }
+    async with asgi_client() as client:
+        response = await client.post("/api/stream", json=body, headers=bearer(alice))
+    await asyncio.sleep(QUIET_S)
+
+    assert response.status_code == 200
+    assert [m.role for m in await messages_of(room)] == ["user", "assistant"]
+    assert await streams() == []
+    assert len(ollama_emulator_settings.requests()) == 1
+
+
 # -- names an @ would confuse: reserved usernames, agent names ------------------------------
 
 RESERVED = {
