@@ -31,6 +31,7 @@ The channel layer is at-most-once anyway: a frame lost here is one a client repl
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
 import logging
 import threading
@@ -237,7 +238,10 @@ def run_soon(function: Callable[..., Awaitable[Any]], *args: Any) -> bool:
         return False
 
     def start() -> None:
-        task = loop.create_task(_logged(function, *args))
+        # A context of its own: the caller's (a database thread's, inherited by a callback
+        # it schedules) would make the task's own ``database_sync_to_async`` calls refuse to
+        # run, as if that thread were waiting for them ("would deadlock").
+        task = loop.create_task(_logged(function, *args), context=contextvars.Context())
         _soon.add(task)
         task.add_done_callback(_soon.discard)
 
