@@ -11,6 +11,7 @@ import pytest
 from channels.db import database_sync_to_async
 
 from accounts.bots import bot_create, bot_token_create
+from chat.broadcaster import bind_loop, run_soon
 from chat.models import Message
 from chat.services.sessions import session_create
 from chat.services.webhooks import webhook_create
@@ -111,6 +112,18 @@ def test_a_mention_names_the_assistant_or_the_longest_agent_name(text, expected)
 )
 def test_other_texts_mention_no_assistant(text):
     assert mention_target(text, [("one", "code")]) is None
+
+
+async def test_a_listener_told_from_a_database_thread_can_use_the_database(room):
+    told = asyncio.get_running_loop().create_future()
+
+    async def listener(session_id):
+        count = Message.objects.filter(session_id=session_id).count
+        told.set_result(await database_sync_to_async(count)())
+
+    bind_loop()
+    assert await database_sync_to_async(lambda: run_soon(listener, room.pk))()
+    assert await asyncio.wait_for(told, WITHIN_S) == 0
 
 
 # -- the answer streams into the room ------------------------------------------------------
