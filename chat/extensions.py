@@ -9,6 +9,7 @@ depends on ``chat``, never the reverse (import-linter checks it).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -93,20 +94,32 @@ def reserved_usernames() -> set[str]:
 # of the worker that stored them. Its failures are logged, never raised into the send.
 MessageListener = Callable[[list], Awaitable[None]]
 
-message_listeners: list[MessageListener] = []
+
+@dataclass(frozen=True)
+class MessageListening:
+    """A listener and the messages it wants: ``wants(message)`` is a cheap test run where the
+    message is stored (no database), so a message nobody wants costs the send nothing."""
+
+    listener: MessageListener
+    wants: Callable[[Any], bool]
 
 
-def register_message_listener(listener: MessageListener) -> None:
-    if listener not in message_listeners:
-        message_listeners.append(listener)
+message_listeners: list[MessageListening] = []
+
+
+def register_message_listener(listener: MessageListener, *, wants: Callable[[Any], bool]) -> None:
+    listening = MessageListening(listener, wants)
+    if listening not in message_listeners:
+        message_listeners.append(listening)
 
 
 def people_messages_sent(messages) -> None:
     """Called by chat's doors for a person's message (``message_send``, ``message:send``
-    batches) in the transaction that stores new messages: after its commit the listeners
-    are told of those a person wrote (role user, an author that is no bot). Never for a
-    repeated clientId (nothing new was stored), nor the assistant's own messages, a stream
-    request's prompt or a webhook's post, which don't come through these doors."""
+    batches) in or after the transaction that stores new messages: after its commit each
+    listener is told of those it wants that a person wrote (role user, an author that is
+    no bot). Never for a repeated clientId (nothing new was stored), nor the assistant's own
+    messages, a stream request's prompt or a webhook's post, which don't come through these
+    doors."""
     people = [
         message
         for message in messages
@@ -114,10 +127,9 @@ def people_messages_sent(messages) -> None:
         and message.author is not None
         and not getattr(message.author, "is_bot", False)
     ]
-    if people and message_listeners:
-        transaction.on_commit(lambda: _tell_listeners(people))
-
-
-def _tell_listeners(messages: list) -> None:
-    for listener in message_listeners:
-        broadcaster.run_soon(listener, messages)
+    for listening in message_listeners:
+        wanted = [message for message in people if listening.wants(message)]
+        if wanted:
+            transaction.on_commit(
+                functools.partial(broadcaster.run_soon, listening.listener, wanted)
+            )

@@ -21,10 +21,10 @@ class LlmConfig(AppConfig):
 
         from .gateway import ROUTES, active_streams
         from .selectors import agent_choices, agent_exists
-        from .services.at_mentions import on_people_messages
+        from .services.at_mentions import asks_maybe, on_people_messages
 
         for event, route in ROUTES.items():
             register_route(event, route)
         register_active_streams(active_streams)
         register_agents(AgentDirectory(exists=agent_exists, choices=agent_choices))
-        register_message_listener(on_people_messages)
+        register_message_listener(on_people_messages, wants=asks_maybe)

@@ -46,14 +46,17 @@ from .stream_records import StreamPlan, stream_target
 logger = logging.getLogger(__name__)
 
 
+def asks_maybe(message: Message) -> bool:
+    """Whether a message may mention the assistant, told where it is stored: most don't
+    have an ``@``, and cost nothing more."""
+    return "@" in message.content
+
+
 async def on_people_messages(messages: list[Message]) -> None:
-    """Called when people's new messages are stored: answer each that mentions the
-    assistant (most don't: a text without ``@`` costs nothing)."""
-    asking = [message for message in messages if "@" in message.content]
-    if not asking:
-        return
+    """Called when people's new messages that may ask (``asks_maybe``) are stored: answer
+    each that mentions the assistant."""
     agents = await database_sync_to_async(agent_choices)()
-    for message in asking:
+    for message in messages:
         target = mention_target(message.content, agents)
         if target is not None:
             await mention_answer(prompt=message, target=target)
