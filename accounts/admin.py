@@ -15,13 +15,14 @@ closes all of its sockets.
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm
 from django.utils.translation import gettext_lazy as _
 
 from chatproject.errors import DomainError
 
 from .bots import bot_create, bot_token_create
 from .models import BotToken, User
-from .services import user_deactivate, user_reactivate
+from .services import RESERVED, user_deactivate, user_reactivate, username_reserved
 
 
 class BotTokenInline(admin.TabularInline):
@@ -42,8 +43,19 @@ class BotTokenInline(admin.TabularInline):
         return False
 
 
+class UserCreationForm(AdminUserCreationForm):
+    """Django's add-user form, refusing the usernames kept for the assistant."""
+
+    def clean_username(self):
+        username = super().clean_username()
+        if username and username_reserved(username):
+            raise forms.ValidationError(RESERVED)
+        return username
+
+
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
+    add_form = UserCreationForm
     list_display = (
         "username",
         "email",
@@ -131,7 +143,9 @@ class BotTokenAddForm(forms.ModelForm):
         if bool(data.get("bot")) == bool(data.get("new_bot_username")):
             raise forms.ValidationError("Choose a bot, or name a new one (not both).")
         username = data.get("new_bot_username")
-        if username and User.objects.filter(username__iexact=username).exists():
+        if username and username_reserved(username):
+            self.add_error("new_bot_username", RESERVED)
+        elif username and User.objects.filter(username__iexact=username).exists():
             self.add_error("new_bot_username", "That username is taken.")
         return data
 

@@ -26,6 +26,7 @@ from chat.events import group_for_user
 from chatproject.errors import DomainError, forbidden, not_found, validation_error
 
 from .models import BotToken
+from .services import username_reserved, username_reserved_check
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,9 @@ def bot_tokens_list(*, by, bot_id: int) -> QuerySet:
 
 
 def bot_user_create(*, username: str):
-    """A bot account named ``username`` (taken: VALIDATION_ERROR), with no usable password."""
+    """A bot account named ``username`` (taken or reserved: VALIDATION_ERROR), with no
+    usable password."""
+    username_reserved_check(username)
     if User.objects.filter(username__iexact=username).exists():
         raise validation_error("That username is taken.", {"username": ["That username is taken."]})
     bot = User(username=username, is_bot=True)
@@ -89,7 +92,7 @@ def bot_user_for_name(name: str):
     base = (slugify(name) or "bot")[:40]
     for attempt in range(1, 1000):
         username = base if attempt == 1 else f"{base}-{attempt}"
-        if User.objects.filter(username__iexact=username).exists():
+        if username_reserved(username) or User.objects.filter(username__iexact=username).exists():
             continue
         try:
             return bot_user_create(username=username)

@@ -10,19 +10,35 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 
 from chat import broadcaster
 from chat.events import group_for_user
+from chat.extensions import reserved_usernames
 from chatproject.errors import forbidden, validation_error
 
 logger = logging.getLogger(__name__)
 
 User = get_user_model()
 
+RESERVED = "That username is reserved for the assistant."
+
 # The channel-layer message sent to a banned user's group; the WebSocket consumer handles it
 # (``user_deactivated``) by closing that user's connections.
 USER_DEACTIVATED = "user.deactivated"
 
 
+def username_reserved(username: str) -> bool:
+    """Whether ``username`` is ``assistant`` or an agent's name (any case): an ``@`` of it
+    asks the assistant, so no account may have it."""
+    return username.lower() in reserved_usernames()
+
+
+def username_reserved_check(username: str) -> None:
+    """VALIDATION_ERROR for a reserved username (``username_reserved``)."""
+    if username_reserved(username):
+        raise validation_error(RESERVED, {"username": [RESERVED]})
+
+
 def user_register(*, username: str, password: str, email: str = "") -> User:
     """Create an account, checking the password with Django's validators."""
+    username_reserved_check(username)
     if User.objects.filter(username__iexact=username).exists():
         raise validation_error("That username is taken.", {"username": ["That username is taken."]})
     candidate = User(username=username, email=email)

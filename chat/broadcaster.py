@@ -31,6 +31,7 @@ The channel layer is at-most-once anyway: a frame lost here is one a client repl
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
 import logging
 import threading
@@ -221,3 +222,41 @@ async def send(group: str, message: dict[str, Any]) -> None:
     done = asyncio.get_running_loop().create_future()
     _queues(asyncio.get_running_loop()).put(group, message, done)
     await done
+
+
+_soon: set[asyncio.Task] = set()
+
+
+def run_soon(function: Callable[..., Awaitable[Any]], *args: Any) -> bool:
+    """Run ``function(*args)`` as a task on the bound event loop (``bind_loop``), from sync
+    code or from the loop, without waiting for it; its failures are logged. False, and
+    nothing run, where no loop is bound (a management command, plain sync code): a task
+    there would die with the temporary loop ``async_to_sync`` makes."""
+    running = _running_loop()
+    loop = _bound_loop.get() or running
+    if loop is None or loop.is_closed():
+        return False
+
+    def start() -> None:
+        # A context of its own: the caller's (a database thread's, inherited by a callback
+        # it schedules) would make the task's own ``database_sync_to_async`` calls refuse to
+        # run, as if that thread were waiting for them ("would deadlock").
+        task = loop.create_task(_logged(function, *args), context=contextvars.Context())
+        _soon.add(task)
+        task.add_done_callback(_soon.discard)
+
+    if loop is running:
+        start()
+        return True
+    try:
+        loop.call_soon_threadsafe(start)
+    except RuntimeError:
+        return False  # The loop closed meanwhile.
+    return True
+
+
+async def _logged(function: Callable[..., Awaitable[Any]], *args: Any) -> None:
+    try:
+        await function(*args)
+    except Exception:
+        logger.exception("%s failed", getattr(function, "__qualname__", function))

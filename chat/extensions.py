@@ -1,18 +1,23 @@
 """Where other apps plug into chat without ``chat`` importing them.
 
 The LLM app registers here, from its ``AppConfig.ready()``: its ``stream:*`` events and its
-``activeStreams`` part of the ``session:join`` reply, so the gateway stays one table; and
-the agents it owns, which sessions and messages name by id only (``agent_id``). ``llm``
+``activeStreams`` part of the ``session:join`` reply, so the gateway stays one table; the
+agents it owns, which sessions and messages name by id only (``agent_id``); and a listener
+of people's new messages (``register_message_listener``), which answers ``@assistant``. ``llm``
 depends on ``chat``, never the reverse (import-linter checks it).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import transaction
 from rest_framework import serializers
+
+from . import broadcaster
 
 # handler(consumer, validated_data) -> ack data
 Handler = Callable[[Any, dict], Awaitable[Any]]
@@ -80,3 +85,55 @@ def agent_exists(agent_id) -> bool:
 
 def agent_choices() -> list[tuple[Any, str]]:
     return [choice for directory in agent_directories for choice in directory.choices()]
+
+
+def reserved_usernames() -> set[str]:
+    """Names no account may take, lowercased: ``assistant`` and every agent's name, so an
+    ``@`` mention of the assistant or of an agent never names a person (called in a sync,
+    database, context)."""
+    return {"assistant", *(name.lower() for _id, name in agent_choices())}
+
+
+# listener(messages): told of people's new messages once they are stored, on the event loop
+# of the worker that stored them. Its failures are logged, never raised into the send.
+MessageListener = Callable[[list], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class MessageListening:
+    """A listener and the messages it wants: ``wants(message)`` is a cheap test run where the
+    message is stored (no database), so a message nobody wants costs the send nothing."""
+
+    listener: MessageListener
+    wants: Callable[[Any], bool]
+
+
+message_listeners: list[MessageListening] = []
+
+
+def register_message_listener(listener: MessageListener, *, wants: Callable[[Any], bool]) -> None:
+    listening = MessageListening(listener, wants)
+    if listening not in message_listeners:
+        message_listeners.append(listening)
+
+
+def people_messages_sent(messages) -> None:
+    """Called by chat's doors for a person's message (``message_send``, ``message:send``
+    batches) in or after the transaction that stores new messages: after its commit each
+    listener is told of those it wants that a person wrote (role user, an author that is
+    no bot). Never for a repeated clientId (nothing new was stored), nor the assistant's own
+    messages, a stream request's prompt or a webhook's post, which don't come through these
+    doors."""
+    people = [
+        message
+        for message in messages
+        if message.role == "user"
+        and message.author is not None
+        and not getattr(message.author, "is_bot", False)
+    ]
+    for listening in message_listeners:
+        wanted = [message for message in people if listening.wants(message)]
+        if wanted:
+            transaction.on_commit(
+                functools.partial(broadcaster.run_soon, listening.listener, wanted)
+            )

@@ -143,3 +143,10 @@ def active_stream(
         "model": model,
         "requestedBy": requested_by,
     }
+
+
+def stream_refused(*, session_id, message_id, error: dict) -> dict[str, Any]:
+    """A ``stream:error`` for an answer that never started (an ``@assistant`` refused by the
+    throttle or the slot limit): no ``streamId``; ``messageId`` is the message that asked;
+    ``error`` is the refusal's ``{code, message, retryAfter?}``."""
+    return {"streamId": None, "sessionId": str(session_id), "messageId": str(message_id), **error}

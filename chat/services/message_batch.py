@@ -31,6 +31,7 @@ from django.utils import timezone
 from chatproject.errors import not_found
 
 from ..events import Allocated, Append, events_append_all, seq_take
+from ..extensions import people_messages_sent
 from ..models import Message
 from .mentions import mentions_prepare, notifications_on_commit
 from .messages import message_prepare, message_store_one, messages_insert, new_message_events
@@ -80,6 +81,8 @@ def messages_send_batch(requests: Sequence[SendRequest]) -> list[Outcome]:
         prepared.append((index, message))
     if prepared:
         _store(prepared, requests, outcomes)
+        # The messages stored now (not a repeated clientId's first one) go to the listeners.
+        people_messages_sent([message for index, message in prepared if outcomes[index] is message])
     for index, first in repeats.items():
         outcomes[index] = outcomes[first]
     return outcomes

@@ -13,6 +13,7 @@ from chatproject.errors import forbidden, validation_error
 from .. import event_types
 from ..content import content_clean
 from ..events import Event, event_record, events_append, seq_allocate
+from ..extensions import people_messages_sent
 from ..models import Message, MessageEdit, Pin, SessionEvent
 from ..permissions import can_manage, membership_require, sender_refusal
 from ..selectors import (
@@ -82,7 +83,8 @@ def message_send(
     A top-level send reads nothing first: the statement that takes the seq also checks the
     membership (``seq_allocate``), and a repeat is found by the database's unique
     constraint: repeats are rare (a client's retry), and every send would pay for a read.
-    ``chat.services.message_batch`` sends many at once."""
+    ``chat.services.message_batch`` sends many at once. A new message is then told to the
+    listeners of people's messages (``chat.extensions``)."""
     message = message_prepare(
         author=author,
         session_id=session_id,
@@ -90,7 +92,10 @@ def message_send(
         parent_id=parent_id,
         client_id=client_id,
     )
-    return message_store_one(message, author=author)
+    stored = message_store_one(message, author=author)
+    if stored is message:
+        people_messages_sent([stored])
+    return stored
 
 
 def message_store_one(message: Message, *, author) -> Message:

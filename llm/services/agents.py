@@ -3,11 +3,13 @@ deleted agent keep working without it (their ``agent_id`` becomes null)."""
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 
 from chat.services.agents import agent_ids_clear
 from chatproject.errors import forbidden, validation_error
 
+from ..mention_target import ASSISTANT
 from ..models import Agent
 from ..selectors import agent_get
 
@@ -26,7 +28,18 @@ def _staff_only(user) -> None:
         raise forbidden("Only staff can create, change or delete agents.")
 
 
+def agent_name_check(name: str) -> None:
+    """An agent's name is what an ``@`` mention of it says, so it can't be ``assistant``
+    (the session's own assistant) nor a person's username."""
+    if name.lower() == ASSISTANT or get_user_model().objects.filter(username__iexact=name).exists():
+        raise validation_error(
+            "That name belongs to a user or to the assistant.",
+            {"name": ["A user or the assistant has this name."]},
+        )
+
+
 def _save(agent: Agent) -> Agent:
+    agent_name_check(agent.name)
     if Agent.objects.filter(name=agent.name).exclude(pk=agent.pk).exists():
         raise validation_error("The name is taken.", {"name": ["An agent has this name."]})
     try:

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 
 from chat.services.assistant import assistant_message_create, assistant_message_finish
-from chat.services.messages import message_send
+from chat.services.messages import message_prepare, message_store_one
 from chatproject.errors import DomainError
 
 from ..stream_events import StreamEnd
@@ -37,9 +37,10 @@ class AnswerRecord:
     def start(self, *, prompt: str) -> None:
         """Save the prompt and the empty answer. Sync (database); DomainError passes."""
         try:
-            self.user_message_id = message_send(
-                author=self.user, session_id=self.session_id, content=prompt
-            ).pk
+            # Not ``message_send``: this prompt has its answer here, so the listeners of
+            # people's messages (an ``@assistant`` in it) must not start another.
+            question = message_prepare(author=self.user, session_id=self.session_id, content=prompt)
+            self.user_message_id = message_store_one(question, author=self.user).pk
         except DomainError:
             raise
         except Exception:

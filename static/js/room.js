@@ -19,6 +19,7 @@ import { AssistantOptions } from "./room/assistant.js";
 import { Composer } from "./room/composer.js";
 import { bumpSession, Notifier } from "./notifications.js";
 import { Members, Typing } from "./room/members.js";
+import { agentMentionables, mentionRefusalText } from "./room/mentions.js";
 import { authorName, QUICK_EMOJI, streamErrorText } from "./room/message-view.js";
 import { Lightbox, Popover, Toasts } from "./room/overlays.js";
 import { Pins, pinsView } from "./room/pins.js";
@@ -296,7 +297,10 @@ function composerFor(container, parentMessageId = null) {
       startEdit(id);
       return true;
     },
-    mentionables: () => members.all().filter((m) => m.id !== me.id),
+    mentionables: () => [
+      ...agentMentionables(assistant.agents),
+      ...members.all().filter((m) => m.id !== me.id),
+    ],
   });
 }
 
@@ -731,7 +735,9 @@ client.on("stream:update", (stream) => {
   refreshSoon(stream.messageId);
 });
 client.on("stream:error", (data) => {
-  if (!store.has(data.messageId)) toasts.show(streamErrorText(data));
+  // No streamId: an @assistant of ours that could not start an answer (sent to us alone).
+  if (!data.streamId) toasts.show(mentionRefusalText(data));
+  else if (!store.has(data.messageId)) toasts.show(streamErrorText(data));
 });
 client.on("outbox", (entries) => {
   // Messages left unsent by an earlier page (kept in localStorage) show as pending again.

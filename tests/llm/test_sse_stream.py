@@ -245,12 +245,12 @@ async def test_with_a_chat_id_the_prompt_and_the_answer_are_saved(
     assert answer.tokens == 3
 
 
-@pytest.mark.parametrize("broken", ["message_send", "assistant_message_create",
+@pytest.mark.parametrize("broken", ["message_store_one", "assistant_message_create",
                                     "assistant_message_finish"])  # fmt: skip
 async def test_a_database_error_is_logged_and_the_stream_goes_on(
     ollama_emulator_settings, room, bob, monkeypatch, caplog, broken
 ):
-    def fail(**kwargs):
+    def fail(*args, **kwargs):
         raise DatabaseError("the database is gone")
 
     monkeypatch.setattr(answer_records, broken, fail)

@@ -1,6 +1,7 @@
 /**
  * mentions.js: `@username` in the room: highlighting the mentions of a rendered message,
- * and completing a name while one is typed in a composer.
+ * and completing a name while one is typed in a composer: the room's members, and the
+ * assistant and its agents (`@assistant` or `@<agent name>` asks them to answer).
  *
  * The server says who a message mentions (`message.mentions`: user, offset and length in
  * the content, UTF-16 code units as JavaScript counts). Markdown rendering moves text
@@ -11,6 +12,7 @@
 
 import { h, replaceChildren } from "../dom.js";
 import { hueClass, initial } from "../format.js";
+import { icon } from "../icons.js";
 
 const NAME = "[\\p{L}\\p{N}\\p{M}_.@+-]";
 const MENTION = new RegExp(`(?<![\\p{L}\\p{N}\\p{M}_])@(${NAME}+)`, "gu");
@@ -71,16 +73,41 @@ export function highlightMentions(root, msg, meId) {
   return root;
 }
 
+/** What `@` completes for the assistant: `assistant` (the room's own) and each agent by
+ * name (from GET /api/llm/agents), marked `agent`. */
+export function agentMentionables(agents) {
+  return [
+    { id: "assistant", username: "assistant", agent: true },
+    ...(agents || []).map((a) => ({ id: a.id, username: a.name, agent: true })),
+  ];
+}
+
+/** The toast for an `@assistant` that could not start an answer (`stream:error` with no
+ * streamId, sent to its sender alone). */
+export function mentionRefusalText(error) {
+  const message = error?.message || "something went wrong";
+  switch (error?.code) {
+    case "RATE_LIMITED":
+      return `The assistant can't answer yet: ${message}`;
+    case "STREAM_LIMIT":
+      return `The assistant is busy: ${message}`;
+    default:
+      return `The assistant couldn't answer: ${message}`;
+  }
+}
+
 /**
- * The `@` completion of a composer: a list of the room's members whose names start with
- * what follows the `@` before the caret. Arrow keys move, Enter or Tab picks, Escape closes.
+ * The `@` completion of a composer: a list of the room's members (and agents) whose names
+ * start with what follows the `@` before the caret, agents first. Arrow keys move, Enter or
+ * Tab picks, Escape closes.
  */
 export class MentionComplete {
   /**
    * @param {HTMLTextAreaElement} textarea
    * @param {HTMLElement} form the composer's form: the list is placed in it, and its keys
    *   are read there first (capture), before the composer's own Enter-to-send
-   * @param {() => Array<{id, username}>} members who can be named
+   * @param {() => Array<{id, username, agent?}>} members who can be named (`agent`: the
+   *   assistant or an agent, see `agentMentionables`)
    */
   constructor(textarea, form, members) {
     this.textarea = textarea;
@@ -124,7 +151,7 @@ export class MentionComplete {
     const wanted = query.toLowerCase();
     this.choices = this.members()
       .filter((m) => m.username.toLowerCase().startsWith(wanted))
-      .sort((a, b) => a.username.localeCompare(b.username))
+      .sort((a, b) => Boolean(b.agent) - Boolean(a.agent) || a.username.localeCompare(b.username))
       .slice(0, MAX_CHOICES);
     if (!this.choices.length) return this.close();
     this.index = Math.min(this.index, this.choices.length - 1);
@@ -141,14 +168,25 @@ export class MentionComplete {
             role: "option",
             id: `mention-choice-${member.id}`,
             "aria-selected": String(index === this.index),
-            dataset: { index: String(index), username: member.username },
+            dataset: {
+              index: String(index),
+              username: member.username,
+              kind: member.agent ? "agent" : "member",
+            },
           },
-          h(
-            "span",
-            { class: `avatar avatar-sm ${hueClass(member.id)}`, "aria-hidden": "true" },
-            initial(member.username),
-          ),
+          member.agent
+            ? h(
+                "span",
+                { class: "avatar avatar-sm avatar-agent", "aria-hidden": "true" },
+                icon("sparkles", 13),
+              )
+            : h(
+                "span",
+                { class: `avatar avatar-sm ${hueClass(member.id)}`, "aria-hidden": "true" },
+                initial(member.username),
+              ),
           h("span", { class: "mention-choice-name" }, member.username),
+          member.agent ? h("span", { class: "mention-choice-tag" }, "agent") : null,
         ),
       ),
     );
