@@ -119,6 +119,8 @@ def mention_stream_open(*, prompt: Message, target: MentionTarget, stream_id) ->
                 "status": Stream.Status.STREAMING,
                 "model": stream_on.config.model,
                 "requestedBy": requested_by,
+                # The prompt it answers: the web app offers "Edit and resend" on it.
+                "promptId": str(prompt.pk),
             },
         )
         Stream.objects.create(

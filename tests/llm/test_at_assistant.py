@@ -149,6 +149,8 @@ async def test_a_mention_over_the_socket_streams_an_answer_to_that_message(
     assert answer.role == "assistant" and answer.parent_id is None
     assert str(answer.pk) == start["messageId"] == str(stream.message_id)
     assert answer.content == "Echo: alice: @assistant what is up?"
+    # The web app offers "Edit and resend" on the prompt an answer names.
+    assert answer.metadata["promptId"] == prompt["id"]
     assert stream.status == Stream.Status.COMPLETED
     sent = ollama_emulator_settings.requests()[0]["messages"]
     assert sent[-1] == {"role": "user", "content": "alice: @assistant what is up?"}
