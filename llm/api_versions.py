@@ -10,7 +10,6 @@ server's event loop, not in a request thread's. They authenticate as DRF would
 
 from __future__ import annotations
 
-import orjson
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema
@@ -18,10 +17,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chat.throttles import throttle_check
-from chatproject.errors import DomainError, error_json, validation_error
-from chatproject.json_depth import TOO_DEEP_MESSAGE, nested_too_deep
+from chatproject.errors import DomainError, error_json
 
 from .answer_version_reads import answer_versions
+from .async_doors import json_body, method_not_allowed
 from .http_auth import request_user
 from .inputs import RegenerateBodyInput, ResendBodyInput
 from .services.regenerate import answer_regenerate, prompt_resend
@@ -30,27 +29,8 @@ from .version_serializers import AnswerVersionsSerializer
 THROTTLE_EVENT = "stream:request"
 
 
-def _body(request, serializer_class) -> dict:
-    try:
-        body = orjson.loads(request.body or b"{}")
-    except orjson.JSONDecodeError as exc:
-        raise validation_error("The request body must be JSON.") from exc
-    if not isinstance(body, dict):
-        raise validation_error("The request body must be a JSON object.")
-    if nested_too_deep(body):
-        raise validation_error(TOO_DEEP_MESSAGE)
-    serializer = serializer_class(data=body)
-    if not serializer.is_valid():
-        raise validation_error("The request is invalid: see details.", serializer.errors)
-    return serializer.validated_data
-
-
 def _post_only(request) -> JsonResponse | None:
-    if request.method == "POST":
-        return None
-    response = error_json(DomainError("VALIDATION_ERROR", "Use POST on this endpoint.", status=405))
-    response["Allow"] = "POST"
-    return response
+    return None if request.method == "POST" else method_not_allowed("POST")
 
 
 @csrf_exempt
@@ -61,7 +41,7 @@ async def regenerate_view(request, message_id):
         return refusal
     try:
         user = await request_user(request)
-        data = _body(request, RegenerateBodyInput)
+        data = json_body(request, RegenerateBodyInput, empty_is_object=True)
         await throttle_check(user_id=user.pk, event=THROTTLE_EVENT)
         started = await answer_regenerate(
             user=user, message_id=message_id, agent_id=data["agentId"], config=data["config"]
@@ -79,7 +59,7 @@ async def resend_view(request, message_id):
         return refusal
     try:
         user = await request_user(request)
-        data = _body(request, ResendBodyInput)
+        data = json_body(request, ResendBodyInput, empty_is_object=True)
         await throttle_check(user_id=user.pk, event=THROTTLE_EVENT)
         started = await prompt_resend(user=user, message_id=message_id, content=data["content"])
     except DomainError as error:

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import uuid
 
-import orjson
 from channels.db import database_sync_to_async
 from django.views.decorators.csrf import csrf_exempt
 
 from chat.throttles import throttle_check
-from chatproject.errors import DomainError, error_json, validation_error
-from chatproject.json_depth import TOO_DEEP_MESSAGE, nested_too_deep
+from chatproject.errors import DomainError, error_json
 
+from .async_doors import json_body, method_not_allowed
 from .http_auth import request_user
 from .inputs import StreamBodyInput
 from .selectors import stream_get_for_member
@@ -31,39 +30,16 @@ from .sse_wire import EventStreamResponse
 THROTTLE_EVENT = "stream:request"
 
 
-def _method_not_allowed(allowed: str):
-    response = error_json(
-        DomainError("VALIDATION_ERROR", f"Use {allowed} on this endpoint.", status=405)
-    )
-    response["Allow"] = allowed
-    return response
-
-
-def _body(request) -> dict:
-    try:
-        body = orjson.loads(request.body or b"null")
-    except orjson.JSONDecodeError as exc:
-        raise validation_error("The request body must be JSON.") from exc
-    if not isinstance(body, dict):
-        raise validation_error("The request body must be a JSON object.")
-    if nested_too_deep(body):
-        raise validation_error(TOO_DEEP_MESSAGE)
-    serializer = StreamBodyInput(data=body)
-    if not serializer.is_valid():
-        raise validation_error("The request is invalid: see details.", serializer.errors)
-    return serializer.validated_data
-
-
 @csrf_exempt
 async def stream_view(request):
     """``POST /api/stream``: ``message-start``, ``message-chunk``..., then
     ``message-complete`` or ``error``."""
     if request.method != "POST":
-        return _method_not_allowed("POST")
+        return method_not_allowed("POST")
     slot_key = None
     try:
         user = await request_user(request)
-        data = _body(request)
+        data = json_body(request, StreamBodyInput)
         await throttle_check(user_id=user.pk, event=THROTTLE_EVENT)
         slot_key = f"sse-{uuid.uuid4().hex}"
         await slot_acquire(slot_key)
@@ -93,7 +69,7 @@ def _last_event_id(request) -> int:
 async def stream_events_view(request, stream_id):
     """``GET /api/chat/streams/:streamId/events`` (members of the stream's session)."""
     if request.method != "GET":
-        return _method_not_allowed("GET")
+        return method_not_allowed("GET")
     try:
         user = await request_user(request)
         stream = await database_sync_to_async(stream_get_for_member)(user=user, stream_id=stream_id)
