@@ -17,7 +17,7 @@ import logging
 import uuid
 
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils.text import slugify
 
@@ -26,7 +26,7 @@ from chat.events import group_for_user
 from chatproject.errors import DomainError, forbidden, not_found, validation_error
 
 from .models import BotToken
-from .services import username_reserved, username_reserved_check
+from .services import user_insert, username_free_check, username_reserved
 
 logger = logging.getLogger(__name__)
 
@@ -71,19 +71,10 @@ def bot_tokens_list(*, by, bot_id: int) -> QuerySet:
 def bot_user_create(*, username: str):
     """A bot account named ``username`` (taken or reserved: VALIDATION_ERROR), with no
     usable password."""
-    username_reserved_check(username)
-    if User.objects.filter(username__iexact=username).exists():
-        raise validation_error("That username is taken.", {"username": ["That username is taken."]})
+    username_free_check(username)
     bot = User(username=username, is_bot=True)
     bot.set_unusable_password()
-    try:
-        with transaction.atomic():
-            bot.save()
-    except IntegrityError as exc:
-        raise validation_error(
-            "That username is taken.", {"username": ["That username is taken."]}
-        ) from exc
-    return bot
+    return user_insert(bot)
 
 
 def bot_user_for_name(name: str):

@@ -36,25 +36,37 @@ def username_reserved_check(username: str) -> None:
         raise validation_error(RESERVED, {"username": [RESERVED]})
 
 
-def user_register(*, username: str, password: str, email: str = "") -> User:
-    """Create an account, checking the password with Django's validators."""
+TAKEN = "That username is taken."
+
+
+def username_free_check(username: str) -> None:
+    """VALIDATION_ERROR for a username that is reserved or taken (in any case)."""
     username_reserved_check(username)
     if User.objects.filter(username__iexact=username).exists():
-        raise validation_error("That username is taken.", {"username": ["That username is taken."]})
+        raise validation_error(TAKEN, {"username": [TAKEN]})
+
+
+def user_insert(user: User) -> User:
+    """Save a new account whose name ``username_free_check`` passed: a VALIDATION_ERROR,
+    not an IntegrityError, if another took the name meanwhile."""
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError as exc:
+        raise validation_error(TAKEN, {"username": [TAKEN]}) from exc
+    return user
+
+
+def user_register(*, username: str, password: str, email: str = "") -> User:
+    """Create an account, checking the password with Django's validators."""
+    username_free_check(username)
     candidate = User(username=username, email=email)
     try:
         validate_password(password, user=candidate)
     except DjangoValidationError as exc:
         raise validation_error("Choose a stronger password.", {"password": exc.messages}) from exc
     candidate.set_password(password)
-    try:
-        with transaction.atomic():
-            candidate.save()
-    except IntegrityError as exc:
-        raise validation_error(
-            "That username is taken.", {"username": ["That username is taken."]}
-        ) from exc
-    return candidate
+    return user_insert(candidate)
 
 
 def user_deactivate(*, user, by=None) -> User:
