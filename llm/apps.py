@@ -15,13 +15,18 @@ class LlmConfig(AppConfig):
             AgentDirectory,
             register_active_streams,
             register_agents,
+            register_attachment_indexer,
+            register_periodic,
             register_route,
         )
 
         from .gateway import ROUTES, active_streams
+        from .indexing import attachment_stored, index_sweep
         from .selectors import agent_choices, agent_exists
 
         for event, route in ROUTES.items():
             register_route(event, route)
         register_active_streams(active_streams)
         register_agents(AgentDirectory(exists=agent_exists, choices=agent_choices))
+        register_attachment_indexer(attachment_stored)
+        register_periodic(index_sweep)
