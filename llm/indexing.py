@@ -166,6 +166,14 @@ def retry_delay_s(attempts: int) -> float:
     return settings.INDEX_RETRY_MS / 1000 * 2 ** max(0, attempts - 1)
 
 
+def _retry_delay(key: str) -> float | None:
+    """Seconds until a failed attachment's next attempt; None once every one is used."""
+    attempts = Attachment.objects.filter(pk=key).values_list("index_attempts", flat=True).first()
+    if attempts is None or attempts >= settings.INDEX_MAX_ATTEMPTS:
+        return None
+    return retry_delay_s(attempts)
+
+
 class IndexQueue:
     """This worker's indexing: attempts on a bounded thread pool, each attachment queued at
     most once at a time, retries after their delay."""
@@ -191,6 +199,11 @@ class IndexQueue:
             if key in self._queued:
                 return False
             self._queued.add(key)
+        self._schedule(key, delay_s)
+        return True
+
+    def _schedule(self, key: str, delay_s: float) -> None:
+        with self._lock:
             pool = self._pool()
         if delay_s > 0:
             timer = threading.Timer(delay_s, pool.submit, args=(self._attempt, key))
@@ -198,32 +211,24 @@ class IndexQueue:
             timer.start()
         else:
             pool.submit(self._attempt, key)
-        return True
 
     def _attempt(self, key: str) -> None:
-        status = None
+        """Run one attempt; after a failure the attachment stays queued for its retry."""
+        retry_in = None
         try:
-            status = attachment_index_run(uuid.UUID(key))
+            if attachment_index_run(uuid.UUID(key)) == Attachment.IndexStatus.FAILED:
+                retry_in = _retry_delay(key)
         except Exception:
             logger.exception("indexing attachment %s failed", key)
         finally:
             # This thread's database connections go back now, not when the thread ends.
             connections.close_all()
-            with self._lock:
-                self._queued.discard(key)
-                self._idle.notify_all()
-        if status == Attachment.IndexStatus.FAILED:
-            self._retry(key)
-
-    def _retry(self, key: str) -> None:
-        try:
-            attempts = (
-                Attachment.objects.filter(pk=key).values_list("index_attempts", flat=True).first()
-            )
-        finally:
-            connections.close_all()
-        if attempts is not None and attempts < settings.INDEX_MAX_ATTEMPTS:
-            self.submit(key, delay_s=retry_delay_s(attempts))
+        if retry_in is not None:
+            self._schedule(key, retry_in)
+            return
+        with self._lock:
+            self._queued.discard(key)
+            self._idle.notify_all()
 
     def queued(self) -> set[str]:
         with self._lock:
