@@ -16,6 +16,7 @@ import { icon } from "./icons.js";
 import { plainText } from "./markdown.js";
 import { AssistantOptions } from "./room/assistant.js";
 import { Composer } from "./room/composer.js";
+import { withIndexStatus } from "./room/grounding.js";
 import { bumpSession, Notifier } from "./notifications.js";
 import { Members, Typing } from "./room/members.js";
 import { authorName, QUICK_EMOJI, streamErrorText } from "./room/message-view.js";
@@ -655,6 +656,10 @@ client.on("message:new", ({ message }) => {
   if (message.author?.id !== me.id) markSeenSoon();
 });
 client.on("message:edited", ({ message }) => applyEventMessage(message));
+client.on("attachment:index", (data) => {
+  const msg = store.get(data.messageId);
+  if (msg) patchMessage(msg.id, { attachments: withIndexStatus(msg.attachments, data) });
+});
 client.on("message:deleted", ({ messageId }) =>
   patchMessage(messageId, { isDeleted: true, content: "", reactions: [], attachments: [] }),
 );

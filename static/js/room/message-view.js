@@ -14,6 +14,7 @@ import { h, replaceChildren } from "../dom.js";
 import { clockTime, fileSize, fullTime, hueClass, initial, names } from "../format.js";
 import { icon } from "../icons.js";
 import { renderMarkdown, safeHref } from "../markdown.js";
+import { citationsSlot, indexStatusNode } from "./grounding.js";
 import { highlightMentions } from "./mentions.js";
 
 const SLOTS = [
@@ -21,6 +22,7 @@ const SLOTS = [
   "content",
   "tools",
   "status",
+  "citations",
   "attachments",
   "reactions",
   "replies",
@@ -431,7 +433,7 @@ function attachmentsSlot(msg) {
   const list = msg.isDeleted ? [] : msg.attachments || [];
   if (!list.length) return ["", null];
   return [
-    JSON.stringify(list.map((a) => [a.id, a.fileUrl])),
+    JSON.stringify(list.map((a) => [a.id, a.fileUrl, a.indexStatus, a.indexError])),
     () =>
       h(
         "div",
@@ -476,7 +478,7 @@ function attachmentsSlot(msg) {
               "figcaption",
               { class: "file" },
               h("span", { class: "file-icon" }, icon(isImage ? "image" : "file", 16)),
-              h("span", { class: "file-text" }, label, meta),
+              h("span", { class: "file-text" }, label, meta, indexStatusNode(a)),
               h(
                 "a",
                 {
@@ -564,6 +566,7 @@ const RENDER = {
   content: contentSlot,
   tools: toolsSlot,
   status: statusSlot,
+  citations: citationsSlot,
   attachments: attachmentsSlot,
   reactions: reactionsSlot,
   replies: repliesSlot,
