@@ -21,6 +21,7 @@ beat or two of its lease expiring, and no file is indexed by two workers at once
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -32,6 +33,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import connections, transaction
 
+from chat.broadcaster import bind_loop
 from chat.models import Attachment
 from chat.services.attachment_index import (
     attachment_index_begin,
@@ -199,20 +201,23 @@ class IndexQueue:
             if key in self._queued:
                 return False
             self._queued.add(key)
-        self._schedule(key, delay_s)
+        # The attempts run in the caller's context: its event loop (``chat.broadcaster``)
+        # is where the status events are handed to be broadcast.
+        self._schedule(key, delay_s, contextvars.copy_context())
         return True
 
-    def _schedule(self, key: str, delay_s: float) -> None:
+    def _schedule(self, key: str, delay_s: float, context: contextvars.Context) -> None:
         with self._lock:
             pool = self._pool()
+        args = (context.run, self._attempt, key, context)
         if delay_s > 0:
-            timer = threading.Timer(delay_s, pool.submit, args=(self._attempt, key))
+            timer = threading.Timer(delay_s, pool.submit, args=args)
             timer.daemon = True
             timer.start()
         else:
-            pool.submit(self._attempt, key)
+            pool.submit(*args)
 
-    def _attempt(self, key: str) -> None:
+    def _attempt(self, key: str, context: contextvars.Context) -> None:
         """Run one attempt; after a failure the attachment stays queued for its retry."""
         retry_in = None
         try:
@@ -224,7 +229,7 @@ class IndexQueue:
             # This thread's database connections go back now, not when the thread ends.
             connections.close_all()
         if retry_in is not None:
-            self._schedule(key, retry_in)
+            self._schedule(key, retry_in, context)
             return
         with self._lock:
             self._queued.discard(key)
@@ -256,6 +261,8 @@ def attachment_stored(attachment_id) -> None:
 
 async def index_sweep() -> None:
     """Queue the attachments still waiting (pending, or left indexing by a dead worker):
-    run by every worker's heartbeat."""
+    run by every worker's heartbeat, on the worker's event loop, which their status events
+    are then broadcast from."""
+    bind_loop()
     for attachment_id in await database_sync_to_async(attachments_index_waiting)():
         index_queue.submit(attachment_id)
