@@ -367,6 +367,8 @@ class OllamaEmulator:
         if not isinstance(dimensions, int) or dimensions <= 0:
             await _send_json(send, 400, {"error": "dimensions must be a positive integer"})
             return
+        if script.embed_delay_ms:
+            await asyncio.sleep(script.embed_delay_ms / 1000)
         embeddings = [embed_vector(text, dimensions) for text in texts]
         await _send_json(
             send,

@@ -114,6 +114,9 @@ class Script:
     embed_models: list[str] = field(default_factory=lambda: list(DEFAULT_EMBED_MODELS))
     """Embedding models the server has (``/api/embed``); listed after ``models``."""
 
+    embed_delay_ms: float = 0.0
+    """Pause before an ``/api/embed`` answer (a model busy embedding a long file)."""
+
     def __post_init__(self) -> None:
         if self.failure is not None and self.failure not in FAILURES:
             raise ValueError(f"failure must be one of {FAILURES} or None, not {self.failure!r}")
@@ -126,7 +129,7 @@ class Script:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 0):
                 raise ValueError(f"{name} must be a non-negative integer or None")
-        if self.delay_ms < 0 or self.first_delay_ms < 0:
+        if self.delay_ms < 0 or self.first_delay_ms < 0 or self.embed_delay_ms < 0:
             raise ValueError("delays must not be negative")
         for low, high in (("delay_ms", "delay_max_ms"), ("first_delay_ms", "first_delay_max_ms")):
             top = getattr(self, high)
