@@ -8,7 +8,7 @@ one TLS context (``llm.provider.tls_context``), and their connections are closed
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import httpx
 import numpy as np
@@ -35,12 +35,17 @@ def embedding_model(*, read_timeout: float = DOCUMENTS_READ_TIMEOUT_S) -> Ollama
     )
 
 
-def embed_documents(texts: Sequence[str]) -> list[list[float]]:
-    """The vectors of ``texts`` in order, in batches (sync: the indexer's threads)."""
+def embed_documents(
+    texts: Sequence[str], *, after_batch: Callable[[], None] | None = None
+) -> list[list[float]]:
+    """The vectors of ``texts`` in order, in batches (sync: the indexer's threads), calling
+    ``after_batch`` after each (the indexer renews its lease there)."""
     model = embedding_model()
     vectors: list[list[float]] = []
     for start in range(0, len(texts), BATCH):
         vectors.extend(model.embed_documents(list(texts[start : start + BATCH])))
+        if after_batch is not None:
+            after_batch()
     return vectors
 
 

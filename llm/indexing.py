@@ -147,8 +147,7 @@ def attachment_index_run(attachment_id) -> str | None:
             if not texts:
                 raise ExtractionError("The file has no text to index.")
             leases.renew(key)
-            vectors = embed_documents(texts)
-            leases.renew(key)
+            vectors = embed_documents(texts, after_batch=lambda: leases.renew(key))
             _passages_store(attachment, texts, vectors)
         except Exception as exc:
             reason = _failure_reason(exc)

@@ -269,7 +269,7 @@ async def test_a_send_is_never_blocked_by_indexing(
     release = threading.Event()
     embedding = threading.Event()
 
-    def slow_embed(texts):
+    def slow_embed(texts, after_batch=None):
         embedding.set()
         assert release.wait(30)
         return [[1.0] + [0.0] * 767 for _ in texts]
