@@ -184,6 +184,8 @@ class IndexQueue:
         self._queued: set[str] = set()
         self._executor: ThreadPoolExecutor | None = None
         self._idle = threading.Condition(self._lock)
+        # Retries waiting for their delay, by attachment.
+        self._timers: dict[str, threading.Timer] = {}
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:
@@ -210,11 +212,19 @@ class IndexQueue:
             pool = self._pool()
         args = (context.run, self._attempt, key, context)
         if delay_s > 0:
-            timer = threading.Timer(delay_s, pool.submit, args=args)
+            timer = threading.Timer(delay_s, self._due, args=(key, pool, args))
             timer.daemon = True
+            with self._lock:
+                self._timers[key] = timer
             timer.start()
         else:
             pool.submit(*args)
+
+    def _due(self, key: str, pool: ThreadPoolExecutor, args: tuple) -> None:
+        with self._lock:
+            if self._timers.pop(key, None) is None:
+                return  # cancelled meanwhile
+        pool.submit(*args)
 
     def _attempt(self, key: str, context: contextvars.Context) -> None:
         """Run one attempt; after a failure the attachment stays queued for its retry."""
@@ -237,6 +247,17 @@ class IndexQueue:
     def queued(self) -> set[str]:
         with self._lock:
             return set(self._queued)
+
+    def settle(self, timeout: float = 30.0) -> bool:
+        """Drop the retries still waiting for their delay and wait for the attempts under
+        way to end (a test's database is about to be flushed); False on timeout."""
+        with self._lock:
+            for key, timer in self._timers.items():
+                timer.cancel()
+                self._queued.discard(key)
+            self._timers.clear()
+            self._idle.notify_all()
+        return self.wait_idle(timeout)
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Block until nothing is queued (tests, shutdown); False on timeout."""

@@ -244,6 +244,31 @@ def test_the_sweeper_picks_up_what_a_dead_worker_left(
     assert indexed(stuck["id"]).index_status == "ready"
 
 
+async def test_the_heartbeat_sweeps_what_was_left_pending(
+    ws_connect, client_for, alice, room_message, ollama_emulator_settings, monkeypatch
+):
+    from chat import timers
+
+    monkeypatch.setattr(timers, "PRESENCE_HEARTBEAT", 0.2)
+    monkeypatch.setattr("llm.indexing.index_queue.submit", lambda *args, **kwargs: False)
+    left = await database_sync_to_async(upload)(
+        client_for(alice), room_message.pk, "left.txt", b"Left pending."
+    )
+    monkeypatch.undo()
+    monkeypatch.setattr(timers, "PRESENCE_HEARTBEAT", 0.2)
+
+    await ws_connect(alice)
+
+    async with asyncio.timeout(20):
+        while True:
+            status = await database_sync_to_async(
+                lambda: Attachment.objects.get(pk=left.json()["id"]).index_status
+            )()
+            if status == "ready":
+                break
+            await asyncio.sleep(0.1)
+
+
 def test_an_attempt_whose_lease_another_worker_holds_is_skipped(
     client_for, alice, room_message, ollama_emulator_settings, monkeypatch
 ):
