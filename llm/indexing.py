@@ -251,13 +251,19 @@ class IndexQueue:
     def settle(self, timeout: float = 30.0) -> bool:
         """Drop the retries still waiting for their delay and wait for the attempts under
         way to end (a test's database is about to be flushed); False on timeout."""
-        with self._lock:
-            for key, timer in self._timers.items():
-                timer.cancel()
-                self._queued.discard(key)
-            self._timers.clear()
-            self._idle.notify_all()
-        return self.wait_idle(timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                # An attempt that fails meanwhile schedules its retry: dropped next round.
+                for key, timer in self._timers.items():
+                    timer.cancel()
+                    self._queued.discard(key)
+                self._timers.clear()
+            remaining = deadline - time.monotonic()
+            if self.wait_idle(min(0.05, max(remaining, 0))):
+                return True
+            if remaining <= 0:
+                return False
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Block until nothing is queued (tests, shutdown); False on timeout."""
