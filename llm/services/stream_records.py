@@ -226,9 +226,10 @@ def stream_outcome_save(
         "finishReason": outcome.finish_reason or None,
         "toolCalls": ending.tool_calls,
     }
-    # How it ended in the words the room saw live, so a reload reads the same.
+    # The files the answer was given (``llm.retrieval``), for the web app to list under it.
     if outcome.citations:
         metadata["citations"] = outcome.citations
+    # How it ended in the words the room saw live, so a reload reads the same.
     if outcome.stopped_by:
         metadata["stoppedBy"] = outcome.stopped_by
     if outcome.error_code:
