@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.test_room import answer, ask
-from tests.browser.test_screenshots import post, shots  # noqa: F401
+from tests.browser.test_screenshots import named_user, post, shots  # noqa: F401
 from tests.llm.grounding_files import pdf_bytes
 
 pytestmark = pytest.mark.e2e
@@ -39,10 +39,15 @@ def upload(web, user, message_id: str, name: str, data: bytes) -> dict:
     return response.json()
 
 
-def test_indexing_status_and_citations_under_the_answer(web, pair, ollama, shots):  # noqa: F811
-    a, b, room = pair
+def test_indexing_status_and_citations_under_the_answer(web, people, ollama, shots):  # noqa: F811
+    alice, bob = named_user(web, "alice"), named_user(web, "bob")
+    room = post(web, alice, "/api/chat/sessions", {"title": "launch", "memberIds": [bob["id"]]})[
+        "id"
+    ]
+    a, b = people(alice), people(bob)
+    a.open_room(room)
+    b.open_room(room)
     ollama.configure(embed_delay_ms=1500, reply="About 3,000 K: keep behind the blast wall.")
-    alice = a.user
     message = post(
         web, alice, "/api/chat/messages", {"sessionId": room, "content": "The launch checklist"}
     )
@@ -75,5 +80,6 @@ def test_indexing_status_and_citations_under_the_answer(web, pair, ollama, shots
     assert download.value.suggested_filename == "launch-checklist.pdf"
 
     a.page.evaluate("document.querySelector('#timeline').scrollTop = 1e9")
-    a.page.mouse.move(640, 790)
+    a.page.evaluate("document.activeElement && document.activeElement.blur()")
+    a.page.mouse.move(640, 790)  # away from the messages: no hover toolbar in the picture
     a.page.screenshot(path=shots / "grounded-answer.png")
