@@ -14,6 +14,7 @@ MESSAGE_DELETED = "message:deleted"
 MESSAGE_REACTION_UPDATE = "message:reaction:update"
 MESSAGE_PINNED = "message:pinned"
 MESSAGE_UNPINNED = "message:unpinned"
+ATTACHMENT_INDEX = "attachment:index"
 
 DURABLE_EVENTS = (
     MESSAGE_NEW,
@@ -22,6 +23,7 @@ DURABLE_EVENTS = (
     MESSAGE_REACTION_UPDATE,
     MESSAGE_PINNED,
     MESSAGE_UNPINNED,
+    ATTACHMENT_INDEX,
 )
 
 
@@ -71,6 +73,23 @@ def message_unpinned(*, session_id, message_id, unpinned_by: dict[str, Any]) -> 
         "sessionId": str(session_id),
         "messageId": str(message_id),
         "unpinnedBy": unpinned_by,
+    }
+
+
+# --- Attachment indexing: durable, numbered like the message events above ---------------
+
+
+def attachment_index(
+    *, session_id, message_id, attachment_id, index_status: str, index_error: str
+) -> dict[str, Any]:
+    """Where an uploaded file's indexing for the assistant stands (``chat.services.
+    attachment_index``): pending, indexing, ready, or failed with ``indexError``."""
+    return {
+        "sessionId": str(session_id),
+        "messageId": str(message_id),
+        "attachmentId": str(attachment_id),
+        "indexStatus": index_status,
+        "indexError": index_error,
     }
 
 

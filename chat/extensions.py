@@ -137,3 +137,30 @@ def people_messages_sent(messages) -> None:
             transaction.on_commit(
                 functools.partial(broadcaster.run_soon, listening.listener, wanted)
             )
+
+
+# indexer(attachment_id): called after the commit that stored a file to be indexed
+# (``chat.services.attachment_index``), from whichever thread committed; it must return at
+# once and do its work off the request path.
+attachment_indexers: list[Callable[[Any], None]] = []
+
+
+def register_attachment_indexer(indexer: Callable[[Any], None]) -> None:
+    if indexer not in attachment_indexers:
+        attachment_indexers.append(indexer)
+
+
+def attachment_stored(attachment_id) -> None:
+    """Hand a stored file that waits for indexing to the registered indexers."""
+    for indexer in attachment_indexers:
+        indexer(attachment_id)
+
+
+# task(): a coroutine function the worker's heartbeat (``chat.timers``) awaits every beat,
+# for sweeps of work a dead worker left; its failures are logged, never raised.
+periodic_tasks: list[Callable[[], Awaitable[None]]] = []
+
+
+def register_periodic(task: Callable[[], Awaitable[None]]) -> None:
+    if task not in periodic_tasks:
+        periodic_tasks.append(task)

@@ -39,10 +39,17 @@ class AttachmentSerializer(serializers.ModelSerializer):
     mimeType = serializers.CharField(source="mime_type")
     fileSize = serializers.IntegerField(source="file_size")
     createdAt = serializers.DateTimeField(source="created_at")
+    # Indexing for the assistant's retrieval: "" (never indexed: links, other types),
+    # pending, indexing, ready or failed (with the reason).
+    indexStatus = serializers.CharField(source="index_status")
+    indexError = serializers.CharField(source="index_error")
 
     class Meta:
         model = Attachment
-        fields = ["id", "fileName", "fileUrl", "mimeType", "fileSize", "metadata", "createdAt"]
+        fields = [
+            "id", "fileName", "fileUrl", "mimeType", "fileSize", "metadata", "createdAt",
+            "indexStatus", "indexError",
+        ]  # fmt: skip
 
     def get_fileUrl(self, obj: Attachment) -> str:
         if obj.file:

@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from . import extensions
 from .per_loop import PerLoop
 from .state import PRESENCE_HEARTBEAT, get_state
 
@@ -81,6 +82,7 @@ class ConnectionTimers:
                 await asyncio.sleep(PRESENCE_HEARTBEAT)
                 await self.refresh_presence()
                 await self.sweep_presence()
+                await run_periodic_tasks()
         finally:
             self._heartbeat = None
 
@@ -192,6 +194,16 @@ class ConnectionTimers:
     def __contains__(self, connection_id: str) -> bool:
         """Whether a connection still has a timer here."""
         return connection_id in self._presence or connection_id in self._expiring
+
+
+async def run_periodic_tasks() -> None:
+    """Await the tasks other apps run on every beat (``chat.extensions.register_periodic``),
+    each on its own: one failing doesn't keep the others from running."""
+    for task in list(extensions.periodic_tasks):
+        try:
+            await task()
+        except Exception:
+            logger.warning("periodic task %s failed", task, exc_info=True)
 
 
 # The running event loop's timer service (tasks and timers are bound to their loop).

@@ -21,6 +21,8 @@ from django.core.cache import cache
 from django.db import connection
 from django.http import JsonResponse
 
+from llm.vector_store import VECTOR_STORE
+
 from .operator_access import operator_allowed
 
 REQUIRED = ("database", "cache", "channelLayer")
@@ -85,4 +87,5 @@ async def healthz(request) -> JsonResponse:
         status, code = "degraded", 200
     else:
         status, code = "ok", 200
-    return JsonResponse({"status": status, "checks": results}, status=code)
+    # Where the assistant's passage vectors are searched (llm.vector_store).
+    return JsonResponse({"status": status, "checks": results, "vectors": VECTOR_STORE}, status=code)

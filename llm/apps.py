@@ -15,11 +15,14 @@ class LlmConfig(AppConfig):
             AgentDirectory,
             register_active_streams,
             register_agents,
+            register_attachment_indexer,
             register_message_listener,
+            register_periodic,
             register_route,
         )
 
         from .gateway import ROUTES, active_streams
+        from .indexing import attachment_stored, index_sweep
         from .selectors import agent_choices, agent_exists
         from .services.at_mentions import asks_maybe, on_people_messages
 
@@ -28,3 +31,5 @@ class LlmConfig(AppConfig):
         register_active_streams(active_streams)
         register_agents(AgentDirectory(exists=agent_exists, choices=agent_choices))
         register_message_listener(on_people_messages, wants=asks_maybe)
+        register_attachment_indexer(attachment_stored)
+        register_periodic(index_sweep)

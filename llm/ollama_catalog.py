@@ -57,8 +57,11 @@ def ollama_models() -> dict:
     except (ValueError, AttributeError) as exc:
         raise _unavailable(url, "answered something that is not Ollama's model list") from exc
     models = {}
+    # The embedding model (``OLLAMA_EMBED_MODEL``) indexes files; it can't answer.
+    embedder = tagged(settings.OLLAMA_EMBED_MODEL)
     for entry in entries:
         if entry.get("name") or entry.get("model"):
             model = _model(entry)
-            models.setdefault(model["name"], model)
+            if model["name"] != embedder:
+                models.setdefault(model["name"], model)
     return {"models": list(models.values()), "defaultModel": tagged(settings.OLLAMA_MODEL)}

@@ -16,11 +16,21 @@ from rest_framework_simplejwt.tokens import AccessToken
 from chat.events import frame_texts, group_for_session
 from chat.services.sessions import session_create
 from chat.state import get_state
+from llm.indexing import index_queue
 from llm.stream_state import get_stream_state
 
 pytest_plugins = ["llm.emulator.pytest_plugin"]
 
 _names = itertools.count()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item):
+    """Before a test's fixtures end (its database flushed): the files its uploads queued for
+    indexing (``llm.indexing``) are done with, and their retries dropped, so no attempt
+    writes into the flush or into the next test."""
+    index_queue.settle()
+    yield
 
 
 @pytest.fixture(autouse=True)

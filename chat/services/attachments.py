@@ -28,12 +28,13 @@ from django.utils import timezone
 
 from chatproject.errors import DomainError, forbidden, not_found, validation_error
 
-from .. import event_types
+from .. import event_types, extensions
 from ..events import event_record
 from ..models import Attachment, Message
 from ..permissions import can_manage, membership_require
 from ..selectors import message_get, message_get_for_member
 from ..serializers import render_message
+from .attachment_index import index_wanted
 
 # Canonical type -> (label for error messages, the MIME names puremagic uses for it).
 ALLOWED_TYPES: dict[str, tuple[str, frozenset[str]]] = {
@@ -267,6 +268,9 @@ def attachment_add_file(*, user, message_id, upload) -> Attachment:
         file_size=inspected.size,
         metadata=inspected.metadata,
     )
+    indexed = index_wanted(mime_type=inspected.mime_type, stored=True)
+    if indexed:
+        attachment.index_status = Attachment.IndexStatus.PENDING
     upload.seek(0)
     attachment.file.save(attachment.file_name, upload, save=False)
     try:
@@ -274,6 +278,9 @@ def attachment_add_file(*, user, message_id, upload) -> Attachment:
             _lock_live(message)
             attachment.save(force_insert=True)
             _broadcast_change(message.pk)
+            if indexed:
+                # Indexing runs off the request path, and only once the file is stored.
+                transaction.on_commit(lambda: extensions.attachment_stored(attachment.pk))
     except BaseException:
         attachment.file.delete(save=False)
         raise

@@ -246,6 +246,15 @@ MAX_CONCURRENT_STREAMS = env_int("MAX_CONCURRENT_STREAMS", 10)
 OLLAMA_READ_TIMEOUT = env_int("OLLAMA_READ_TIMEOUT", 120)
 # num_predict when neither the request nor the agent sets maxTokens.
 LLM_DEFAULT_MAX_TOKENS = env_int("LLM_DEFAULT_MAX_TOKENS", 2048)
+# Answers grounded in the room's files (llm.indexing, llm.retrieval): the embedding model,
+# how many passages an answer is given and within how many characters, and the indexing
+# queue's concurrency per worker, attempts per file and backoff before a retry.
+OLLAMA_EMBED_MODEL = env_str("OLLAMA_EMBED_MODEL", "nomic-embed-text")
+RETRIEVAL_TOP_K = env_int("RETRIEVAL_TOP_K", 8)
+RETRIEVAL_MAX_CHARS = env_int("RETRIEVAL_MAX_CHARS", 6000)
+INDEX_CONCURRENCY = env_int("INDEX_CONCURRENCY", 2)
+INDEX_MAX_ATTEMPTS = env_int("INDEX_MAX_ATTEMPTS", 3)
+INDEX_RETRY_MS = env_int("INDEX_RETRY_MS", 10000)
 
 # --- Content --------------------------------------------------------------------------------
 PROFANITY_FILTER = env_str("PROFANITY_FILTER", "censor").lower()

@@ -6,6 +6,8 @@ ollama-python and langchain-ollama parse:
 - ``POST /api/chat`` and ``POST /api/generate``: NDJSON streams (``"stream"`` absent or true)
   or one JSON object (``"stream": false``), with tool calls, ``options.num_predict``
   (done_reason ``"length"``) and ``options.stop``;
+- ``POST /api/embed``: deterministic vectors (``script.embed_vector``), so tests can say
+  which passages a question retrieves;
 - ``GET /api/tags``, ``POST /api/show``, ``GET /api/ps``, ``GET /api/version``, ``GET /``;
 - an unknown model gets Ollama's 404 ``{"error": "model \\"x\\" not found, try pulling it
   first"}``.
@@ -36,8 +38,10 @@ from typing import Any
 from .script import (
     DEFAULT_503_ERROR,
     DEFAULT_LINE_ERROR,
+    EMBED_DIMENSIONS,
     Script,
     count_prompt_tokens,
+    embed_vector,
     plan_tokens,
 )
 
@@ -67,9 +71,9 @@ def _full_name(name: str) -> str:
     return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
 
 
-def _model_entry(name: str) -> dict[str, Any]:
+def _model_entry(name: str, family: str | None = None) -> dict[str, Any]:
     full = _full_name(name)
-    family = full.split(":", 1)[0].rstrip("0123456789.") or "llama"
+    family = family or full.split(":", 1)[0].rstrip("0123456789.") or "llama"
     digest = hashlib.sha256(full.encode()).hexdigest()
     return {
         "name": full,
@@ -233,6 +237,7 @@ class OllamaEmulator:
             "/api/show": {"POST": self._show},
             "/api/chat": {"POST": self._chat},
             "/api/generate": {"POST": self._generate},
+            "/api/embed": {"POST": self._embed},
             "/_emulator/script": {"GET": self._get_script, "POST": self._post_script},
             "/_emulator/log": {"GET": self._get_log, "DELETE": self._delete_log},
             "/_emulator/reset": {"POST": self._post_reset},
@@ -271,8 +276,11 @@ class OllamaEmulator:
 
     async def _tags(self, body, receive, send, method):
         # One entry per model, as Ollama lists them: "llama3.2" and "llama3.2:latest" are one.
-        names = dict.fromkeys(_full_name(name) for name in self.script.models)
+        script = self.script
+        names = dict.fromkeys(_full_name(name) for name in script.models)
         models = [_model_entry(name) for name in names]
+        embed_names = dict.fromkeys(_full_name(name) for name in script.embed_models)
+        models += [_model_entry(name, family="nomic-bert") for name in embed_names]
         await _send_json(send, 200, {"models": models}, head=method == "HEAD")
 
     async def _ps(self, body, receive, send, method):
@@ -328,6 +336,51 @@ class OllamaEmulator:
     async def _post_reset(self, body, receive, send, method):
         self.reset()
         await _send_json(send, 200, self.script.to_json())
+
+    # -- embeddings ----------------------------------------------------------------------
+
+    async def _embed(self, body, receive, send, method):
+        """Ollama's ``POST /api/embed``: ``{model, input: str | [str], truncate?,
+        dimensions?}`` -> ``{model, embeddings, total_duration, load_duration,
+        prompt_eval_count}``, with the deterministic vectors of ``embed_vector``. Logged as
+        ``embed`` entries (not ``request``: those are the chat requests)."""
+        started = time.monotonic_ns()
+        with self.cond:
+            script = self._script
+        model, given = body.get("model"), body.get("input")
+        texts = [given] if isinstance(given, str) else given
+        self.record("embed", model=model, input=texts, dimensions=body.get("dimensions"))
+        if not model:
+            await _send_json(send, 400, {"error": "model is required"})
+            return
+        if _full_name(model) not in {_full_name(name) for name in script.embed_models}:
+            error = f'model "{model}" not found, try pulling it first'
+            await _send_json(send, 404, {"error": error})
+            return
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            await _send_json(send, 400, {"error": "input must be a string or a list of them"})
+            return
+        if script.failure == "http_503":
+            await _send_json(send, 503, {"error": script.error or DEFAULT_503_ERROR})
+            return
+        dimensions = body.get("dimensions") or EMBED_DIMENSIONS
+        if not isinstance(dimensions, int) or dimensions <= 0:
+            await _send_json(send, 400, {"error": "dimensions must be a positive integer"})
+            return
+        if script.embed_delay_ms:
+            await asyncio.sleep(script.embed_delay_ms / 1000)
+        embeddings = [embed_vector(text, dimensions) for text in texts]
+        await _send_json(
+            send,
+            200,
+            {
+                "model": model,
+                "embeddings": embeddings,
+                "total_duration": max(time.monotonic_ns() - started, 1000),
+                "load_duration": 1000,
+                "prompt_eval_count": sum(len(text.split()) for text in texts),
+            },
+        )
 
     # -- generation ----------------------------------------------------------------------
 

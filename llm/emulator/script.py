@@ -8,6 +8,8 @@ A ``Script`` is a plain dataclass so tests can build one in-process; ``Script.fr
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import math
 import random
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -27,6 +29,8 @@ FAILURES = ("http_503", "error_line", "cut", "stall", "no_done")
 """
 
 DEFAULT_MODELS = ("llama3.2", "qwen2.5")
+DEFAULT_EMBED_MODELS = ("nomic-embed-text",)
+EMBED_DIMENSIONS = 768
 DEFAULT_503_ERROR = "server busy, please try again.  maximum pending requests exceeded"
 DEFAULT_LINE_ERROR = "an error was encountered while running the model: unexpected EOF"
 
@@ -107,6 +111,12 @@ class Script:
     prompt_eval_count: int | None = None
     """Reported prompt tokens; None: counted from the request's words."""
 
+    embed_models: list[str] = field(default_factory=lambda: list(DEFAULT_EMBED_MODELS))
+    """Embedding models the server has (``/api/embed``); listed after ``models``."""
+
+    embed_delay_ms: float = 0.0
+    """Pause before an ``/api/embed`` answer (a model busy embedding a long file)."""
+
     def __post_init__(self) -> None:
         if self.failure is not None and self.failure not in FAILURES:
             raise ValueError(f"failure must be one of {FAILURES} or None, not {self.failure!r}")
@@ -114,11 +124,12 @@ class Script:
         if self.tokens is not None:
             self.tokens = [str(token) for token in self.tokens]
         self.models = [str(name) for name in self.models]
+        self.embed_models = [str(name) for name in self.embed_models]
         for name in ("num_tokens", "fail_after", "prompt_eval_count"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 0):
                 raise ValueError(f"{name} must be a non-negative integer or None")
-        if self.delay_ms < 0 or self.first_delay_ms < 0:
+        if self.delay_ms < 0 or self.first_delay_ms < 0 or self.embed_delay_ms < 0:
             raise ValueError("delays must not be negative")
         for low, high in (("delay_ms", "delay_max_ms"), ("first_delay_ms", "first_delay_max_ms")):
             top = getattr(self, high)
@@ -209,3 +220,20 @@ def plan_tokens(script: Script, messages: Sequence[Mapping[str, Any]]) -> list[s
                 token = " " + token
             planned.append(token)
     return planned
+
+
+_WORD_RE = re.compile(r"\w+")
+
+
+def embed_vector(text: str, dimensions: int = EMBED_DIMENSIONS) -> list[float]:
+    """A deterministic embedding of ``text``: its lowercase words hashed into ``dimensions``
+    buckets (each with a sign from the same hash), L2-normalised. Texts that share words
+    point the same way, so a test can say which passages a question retrieves; one with no
+    words is the zero vector, as far from everything as can be."""
+    vector = [0.0] * dimensions
+    for word in _WORD_RE.findall(text.lower()):
+        digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
+        value = int.from_bytes(digest, "little")
+        vector[value % dimensions] += 1.0 if (value >> 63) & 1 else -1.0
+    norm = math.sqrt(sum(x * x for x in vector))
+    return [x / norm for x in vector] if norm else vector

@@ -42,6 +42,7 @@ from chatproject import metrics
 from .. import event_types
 from ..models import Stream
 from ..provider import chat_model, model_closing
+from ..retrieval import grounded_context
 from ..runner import run_stream
 from ..stream_events import (
     StreamChunk,
@@ -100,6 +101,8 @@ class RoomStream:
         self.bytes_sent = 0
         self.first_token_at = None
         self.started_at = timezone.now()
+        # The files the answer was given passages of (``llm.retrieval``).
+        self.citations: list[dict] = []
 
     @property
     def ids(self) -> dict:
@@ -157,7 +160,11 @@ class RoomStream:
         try:
             tools = build_tools(plan.tool_names, session_id=plan.session_id, user=plan.user)
             llm = chat_model(plan.config)
-            events = run_stream(llm, plan.messages, tools=tools, stop=self.stop)
+            grounded = await grounded_context(
+                session_id=plan.session_id, messages=plan.messages, prompt=plan.prompt
+            )
+            self.citations = grounded.citations
+            events = run_stream(llm, grounded.messages, tools=tools, stop=self.stop)
             async with model_closing(llm), contextlib.aclosing(events):
                 async for event in events:
                     if isinstance(event, StreamStart):
@@ -279,6 +286,7 @@ class RoomStream:
             "chunks_sent": len(self.deltas),
             "chunk_ends": list(itertools.accumulate(len(delta) for delta in self.deltas)),
             "bytes_sent": self.bytes_sent,
+            "citations": self.citations,
         }
         if isinstance(ending, StreamComplete):
             return StreamOutcome(

@@ -202,6 +202,8 @@ class StreamOutcome:
     chunks_sent: int = 0
     chunk_ends: list[int] = field(default_factory=list)
     bytes_sent: int = 0
+    citations: list[dict] = field(default_factory=list)
+    """The files the answer was given passages of (``llm.retrieval``)."""
 
 
 def stream_finish(*, plan: StreamPlan, outcome: StreamOutcome) -> Message | None:
@@ -231,6 +233,9 @@ def stream_outcome_save(
         "finishReason": outcome.finish_reason or None,
         "toolCalls": ending.tool_calls,
     }
+    # The files the answer was given (``llm.retrieval``), for the web app to list under it.
+    if outcome.citations:
+        metadata["citations"] = outcome.citations
     # How it ended in the words the room saw live, so a reload reads the same.
     if outcome.stopped_by:
         metadata["stoppedBy"] = outcome.stopped_by
@@ -263,6 +268,7 @@ def stream_outcome_save(
                 bytes_sent=outcome.bytes_sent,
                 errors=ending.errors,
                 stopped_by_id=stopped_by_id,
+                citations=outcome.citations,
             )
     except Message.DoesNotExist:
         logger.info("stream %s ended after its session was deleted", stream_id)

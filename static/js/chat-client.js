@@ -48,6 +48,7 @@ const DURABLE = new Set([
   "message:reaction:update",
   "message:pinned",
   "message:unpinned",
+  "attachment:index",
 ]);
 const STREAM_EVENTS = new Set([
   "stream:start",

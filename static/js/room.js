@@ -17,6 +17,7 @@ import { plainText } from "./markdown.js";
 import { AnswerVersions } from "./room/answer-versions.js";
 import { AssistantOptions } from "./room/assistant.js";
 import { Composer } from "./room/composer.js";
+import { withIndexStatus } from "./room/grounding.js";
 import { bumpSession, Notifier } from "./notifications.js";
 import { Members, Typing } from "./room/members.js";
 import { agentMentionables, mentionRefusalText } from "./room/mentions.js";
@@ -702,6 +703,10 @@ client.on("message:new", ({ message }) => {
   if (message.author?.id !== me.id) markSeenSoon();
 });
 client.on("message:edited", ({ message }) => applyEventMessage(message));
+client.on("attachment:index", (data) => {
+  const msg = store.get(data.messageId);
+  if (msg) patchMessage(msg.id, { attachments: withIndexStatus(msg.attachments, data) });
+});
 client.on("message:deleted", ({ messageId }) =>
   patchMessage(messageId, { isDeleted: true, content: "", reactions: [], attachments: [] }),
 );

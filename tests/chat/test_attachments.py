@@ -112,6 +112,8 @@ def test_a_png_is_stored_with_type_size_and_dimensions_read_from_its_bytes(
         "fileSize": len(data),
         "metadata": {"width": 3, "height": 2},
         "createdAt": body["createdAt"],
+        "indexStatus": "",
+        "indexError": "",
     }
     assert attachment.uploaded_by == alice
     with attachment.file.open("rb") as stored:

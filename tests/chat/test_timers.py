@@ -212,3 +212,25 @@ async def test_a_close_waits_for_the_refresh_on_its_way(monkeypatch):
     await asyncio.wait_for(waiting, 1)
     await beat
     await asyncio.wait_for(timers.refreshed("never-refreshed"), 0.1)
+
+
+async def test_every_beat_runs_the_periodic_tasks_other_apps_registered(
+    ws_connect, alice, fast_presence, monkeypatch
+):
+    from chat import extensions
+
+    beats: list[float] = []
+
+    async def failing() -> None:
+        raise RuntimeError("a broken sweep")
+
+    async def counting() -> None:
+        beats.append(time.monotonic())
+
+    monkeypatch.setattr(extensions, "periodic_tasks", [failing, counting])
+    await ws_connect(alice)
+
+    await asyncio.sleep(1)
+
+    # One failing task doesn't keep the next from running, beat after beat.
+    assert len(beats) >= 3

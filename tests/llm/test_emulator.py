@@ -462,7 +462,11 @@ async def test_list_show_and_version(ollama_emulator):
         with pytest.raises(ollama.ResponseError) as caught:
             await client.show("nope")
 
-    assert [m.model for m in listed.models] == ["llama3.2:latest", "qwen2.5:latest"]
+    assert [m.model for m in listed.models] == [
+        "llama3.2:latest",
+        "qwen2.5:latest",
+        "nomic-embed-text:latest",
+    ]
     first = listed.models[0]
     assert first.size > 0
     assert first.digest
@@ -484,14 +488,18 @@ async def test_a_model_named_with_and_without_its_tag_is_listed_once(ollama_emul
     ollama_emulator.configure(models=["llama3.2", "llama3.2:latest", "mistral:7b"])
     async with ollama.AsyncClient(host=ollama_emulator.url, timeout=CLIENT_TIMEOUT) as client:
         listed = await client.list()
-    assert [m.model for m in listed.models] == ["llama3.2:latest", "mistral:7b"]
+    assert [m.model for m in listed.models] == [
+        "llama3.2:latest",
+        "mistral:7b",
+        "nomic-embed-text:latest",
+    ]
 
 
 async def test_configured_models_replace_the_defaults(ollama_emulator):
     ollama_emulator.configure(models=["mistral:7b"])
     async with ollama.AsyncClient(host=ollama_emulator.url, timeout=CLIENT_TIMEOUT) as client:
         listed = await client.list()
-    assert [m.model for m in listed.models] == ["mistral:7b"]
+    assert [m.model for m in listed.models] == ["mistral:7b", "nomic-embed-text:latest"]
 
     message = await chat_model(ollama_emulator, model="mistral:7b").ainvoke("hey")
     assert message.content == "Echo: hey"

@@ -15,6 +15,7 @@ import { clockTime, fileSize, fullTime, hueClass, initial, names } from "../form
 import { icon } from "../icons.js";
 import { renderMarkdown, safeHref } from "../markdown.js";
 import { versionsSlot } from "./answer-versions.js";
+import { citationsSlot, indexStatusNode } from "./grounding.js";
 import { highlightMentions } from "./mentions.js";
 
 const SLOTS = [
@@ -23,6 +24,7 @@ const SLOTS = [
   "versions",
   "tools",
   "status",
+  "citations",
   "attachments",
   "reactions",
   "replies",
@@ -443,7 +445,7 @@ function attachmentsSlot(msg) {
   const list = msg.isDeleted ? [] : msg.attachments || [];
   if (!list.length) return ["", null];
   return [
-    JSON.stringify(list.map((a) => [a.id, a.fileUrl])),
+    JSON.stringify(list.map((a) => [a.id, a.fileUrl, a.indexStatus, a.indexError])),
     () =>
       h(
         "div",
@@ -488,7 +490,7 @@ function attachmentsSlot(msg) {
               "figcaption",
               { class: "file" },
               h("span", { class: "file-icon" }, icon(isImage ? "image" : "file", 16)),
-              h("span", { class: "file-text" }, label, meta),
+              h("span", { class: "file-text" }, label, meta, indexStatusNode(a)),
               h(
                 "a",
                 {
@@ -577,6 +579,7 @@ const RENDER = {
   versions: versionsSlot,
   tools: toolsSlot,
   status: statusSlot,
+  citations: citationsSlot,
   attachments: attachmentsSlot,
   reactions: reactionsSlot,
   replies: repliesSlot,
