@@ -4,6 +4,7 @@ this worker and wait for their tasks to finish."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 from llm.services.room_stream import running
 from llm.stream_state import get_stream_state
@@ -32,6 +33,21 @@ async def frames_until_end(ws, stream_id: str | None = None, within: float = WIT
             data = frame.get("data") or {}
             if frame["event"] in FINAL_EVENTS and stream_id in (None, data.get("streamId")):
                 return frames
+
+
+# What a socket may get at any moment, whatever a test does: the interval aggregates.
+AMBIENT_EVENTS = ("presence:changes", "typing:update", "receipts:update")
+
+
+async def frames_arriving(ws, seconds: float) -> list[dict]:
+    """Every frame that arrives within ``seconds``."""
+    frames = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if await ws.receive_nothing(timeout=left):
+            break
+        frames.append(await ws.receive_json_from())
+    return frames
 
 
 async def request_seeing(ws, event: str, data: dict, ref="r") -> tuple[dict, list[dict]]:
