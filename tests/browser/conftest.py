@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -148,3 +149,16 @@ def pair(web, people):
     a.open_room(room)
     b.open_room(room)
     return a, b, room
+
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+@pytest.fixture
+def shots(tmp_path) -> Path:
+    """Where a test draws its pictures: ``docs/screenshots/`` with ``UPDATE_SCREENSHOTS=1``
+    (the README's pictures), else a temporary folder."""
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        return SCREENSHOTS
+    return tmp_path

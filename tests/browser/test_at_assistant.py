@@ -1,6 +1,7 @@
 """``@assistant`` in Chromium: the composer completes the assistant after ``@`` (marked as
 an agent, alongside members), the message is sent as a message, and the answer streams into
-every window under it; an ``@assistant`` that can't start tells its sender alone."""
+every window under it; an ``@assistant`` that can't start tells its sender alone. With
+``UPDATE_SCREENSHOTS=1`` the completion and the answer are drawn into ``docs/screenshots/``."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.e2e
 REPLY = "Sure: the release is on Friday, after the review."
 
 
-def test_typing_at_ass_completes_the_assistant_and_its_answer_streams_in(pair, ollama, tmp_path):
+def test_typing_at_ass_completes_the_assistant_and_its_answer_streams_in(pair, ollama, shots):
     a, b, _ = pair
     ollama.configure(reply=REPLY, delay_ms=40)
 
@@ -24,7 +25,7 @@ def test_typing_at_ass_completes_the_assistant_and_its_answer_streams_in(pair, o
     choice = a.page.locator(".mention-complete li[data-kind=agent]")
     expect(choice.locator(".mention-choice-name")).to_have_text(["assistant"])
     expect(choice.locator(".mention-choice-tag")).to_have_text(["agent"])
-    a.page.screenshot(path=tmp_path / "at-assistant-complete.png")
+    a.page.screenshot(path=shots / "at-assistant-complete.png")
     box.press("Enter")  # picks the completion, does not send
     expect(box).to_have_value("@assistant ")
     box.type("when is the release?")
@@ -36,7 +37,7 @@ def test_typing_at_ass_completes_the_assistant_and_its_answer_streams_in(pair, o
     expect(answer(a).locator(".msg-content")).to_have_text(REPLY)
     assert streamed_text(b) == REPLY
     assert len(ollama.requests()) == 1
-    a.page.screenshot(path=tmp_path / "at-assistant-answered.png")
+    a.page.screenshot(path=shots / "at-assistant-answered.png")
 
 
 def test_an_at_assistant_that_can_t_start_is_told_to_its_sender_alone(web, pair, ollama):

@@ -5,24 +5,11 @@ folder)."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import httpx
 import pytest
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.e2e
-
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-
-
-@pytest.fixture
-def shots(tmp_path) -> Path:
-    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
-        DOCS.mkdir(parents=True, exist_ok=True)
-        return DOCS
-    return tmp_path
 
 
 def test_a_webhook_post_shows_the_bot_badge(web, pair, shots):

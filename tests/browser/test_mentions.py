@@ -15,14 +15,12 @@ completion and a highlighted mention are written to ``docs/screenshots/mentions-
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.test_screenshots import DOCS, named_user, post
+from tests.browser.test_screenshots import named_user, post
 
 pytestmark = pytest.mark.e2e
 
@@ -45,14 +43,6 @@ RECORD_NOTIFICATIONS = """
   });
 })();
 """
-
-
-@pytest.fixture
-def shots(tmp_path) -> Path:
-    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
-        DOCS.mkdir(parents=True, exist_ok=True)
-        return DOCS
-    return tmp_path
 
 
 def notifying(person) -> None:
