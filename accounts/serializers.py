@@ -26,12 +26,17 @@ class MeSerializer(UserSerializer):
     dateJoined = serializers.DateTimeField(source="date_joined", read_only=True)
 
 
-class RegisterInputSerializer(serializers.Serializer):
+class UsernameInput(serializers.Serializer):
+    """The username a new account may take, the same for a person and a bot."""
+
     username = serializers.RegexField(
         r"^[\w.@+-]+\Z",
         max_length=150,
         error_messages={"invalid": "Use letters, digits and @ . + - _ only."},
     )
+
+
+class RegisterInputSerializer(UsernameInput):
     password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
     email = serializers.EmailField(required=False, allow_blank=True, default="")
 
@@ -53,12 +58,8 @@ class BotSerializer(UserSerializer):
     dateJoined = serializers.DateTimeField(source="date_joined", read_only=True)
 
 
-class BotCreateInput(serializers.Serializer):
-    username = serializers.RegexField(
-        r"^[\w.@+-]+\Z",
-        max_length=150,
-        error_messages={"invalid": "Use letters, digits and @ . + - _ only."},
-    )
+class BotCreateInput(UsernameInput):
+    """What staff send to make a bot: its username only, under a person's rules."""
 
 
 class BotTokenSerializer(serializers.Serializer):
