@@ -9,16 +9,13 @@ import asyncio
 import html
 import json
 import re
-import subprocess
-import sys
 import time
 
 import httpx
 import pytest
 import websockets
 
-from .conftest import ROOT
-from .test_deactivation_e2e import closed_at, run_until_printed, superuser
+from .test_deactivation_e2e import closed_at, manage_shell, run_until_printed, superuser
 
 pytestmark = pytest.mark.e2e
 
@@ -27,14 +24,11 @@ WITHIN = 1.0
 
 def staff_user(platform) -> dict:
     user = platform.user("staff")
-    code = (
+    manage_shell(
+        platform,
         "from accounts.models import User; "
-        f"User.objects.filter(pk={user['id']}).update(is_staff=True)"
+        f"User.objects.filter(pk={user['id']}).update(is_staff=True)",
     )
-    subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", code],
-        cwd=ROOT, env=platform.env, check=True, timeout=60,
-    )  # fmt: skip
     return user
 
 

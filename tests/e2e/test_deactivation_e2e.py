@@ -50,19 +50,24 @@ async def run_until_printed(platform, *args: str) -> float:
     return printed
 
 
+def manage_shell(platform, code: str) -> None:
+    """Run ``code`` in ``manage.py shell`` against the platform's database, and wait."""
+    subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=ROOT, env=platform.env, check=True, timeout=60,
+    )  # fmt: skip
+
+
 def superuser(platform) -> httpx.Client:
     """An HTTP client logged in to the admin as a new superuser, on worker 0."""
     name = f"root{time.monotonic_ns()}"
     with httpx.Client(base_url=platform.worker(0).url) as http:
         http.post("/api/auth/register", json={"username": name, "password": "pw-Secret-123"})
-    code = (
+    manage_shell(
+        platform,
         "from accounts.models import User; "
-        f"User.objects.filter(username='{name}').update(is_staff=True, is_superuser=True)"
+        f"User.objects.filter(username='{name}').update(is_staff=True, is_superuser=True)",
     )
-    subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", code],
-        cwd=ROOT, env=platform.env, check=True, timeout=60,
-    )  # fmt: skip
     http = httpx.Client(base_url=platform.worker(0).url, timeout=10, follow_redirects=False)
     page = http.get("/admin/login/")
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
