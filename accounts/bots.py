@@ -26,7 +26,7 @@ from chat.events import group_for_user
 from chatproject.errors import DomainError, forbidden, not_found, validation_error
 
 from .models import BotToken
-from .services import user_insert, username_free_check, username_reserved
+from .services import user_insert, username_free_check
 
 logger = logging.getLogger(__name__)
 
@@ -79,16 +79,14 @@ def bot_user_create(*, username: str):
 
 def bot_user_for_name(name: str):
     """A bot account for a display name (a webhook's): its slug, made unique by a number
-    when taken."""
+    when taken or reserved."""
     base = (slugify(name) or "bot")[:40]
     for attempt in range(1, 1000):
         username = base if attempt == 1 else f"{base}-{attempt}"
-        if username_reserved(username) or User.objects.filter(username__iexact=username).exists():
-            continue
         try:
             return bot_user_create(username=username)
-        except DomainError:  # taken meanwhile by another creation: try the next
-            logger.debug("bot username %s was taken meanwhile", username)
+        except DomainError:  # reserved, taken, or taken meanwhile: try the next
+            logger.debug("bot username %s is not free", username)
     raise validation_error("No free username for this bot: choose another name.")
 
 

@@ -55,6 +55,14 @@ def test_a_second_hook_of_the_same_name_gets_its_own_bot(client_for, alice, room
     assert again.json()["bot"]["username"] == "ci-builds-2"
 
 
+def test_a_hook_named_like_the_assistant_gets_a_numbered_bot(client_for, alice, room):
+    made = client_for(alice).post(
+        f"/api/chat/sessions/{room.pk}/webhooks", {"name": "Assistant"}, format="json"
+    )
+    assert made.status_code == 201, made.content
+    assert made.json()["bot"]["username"] == "assistant-2"
+
+
 def test_only_owners_admins_and_staff_manage_hooks(client_for, room, bob, carol, make_user, hook):
     member = client_for(bob)
     refused = member.post(f"/api/chat/sessions/{room.pk}/webhooks", {"name": "x"}, format="json")
