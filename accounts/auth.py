@@ -48,27 +48,27 @@ class Credentials:
     bot_token_id: str | None = None
 
 
+def authorization_from_scope(scope, scheme: str) -> str | None:
+    """The credentials of an ``Authorization: <scheme> ...`` header (``scheme`` lower case),
+    if any."""
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            given, _, credentials = value.decode("latin1").partition(" ")
+            if given.lower() == scheme and credentials:
+                return credentials.strip()
+    return None
+
+
 def token_from_scope(scope) -> str | None:
     query = parse_qs(scope.get("query_string", b"").decode("latin1"))
     if query.get("token"):
         return query["token"][0]
-    for name, value in scope.get("headers", []):
-        if name == b"authorization":
-            scheme, _, credentials = value.decode("latin1").partition(" ")
-            if scheme.lower() == "bearer" and credentials:
-                return credentials.strip()
-    return None
+    return authorization_from_scope(scope, "bearer")
 
 
 def bot_token_from_scope(scope) -> str | None:
     """The token of an ``Authorization: Token ...`` header (knox's prefix), if any."""
-    prefix = knox_settings.AUTH_HEADER_PREFIX.lower()
-    for name, value in scope.get("headers", []):
-        if name == b"authorization":
-            scheme, _, credentials = value.decode("latin1").partition(" ")
-            if scheme.lower() == prefix and credentials.strip():
-                return credentials.strip()
-    return None
+    return authorization_from_scope(scope, knox_settings.AUTH_HEADER_PREFIX.lower())
 
 
 def session_key_from_scope(scope) -> str | None:
