@@ -19,13 +19,10 @@ from datetime import date, datetime
 from typing import Any
 
 import orjson
-from django.urls import reverse
 
 from .export_pages import ExportHead, ExportPage
 from .models import Attachment, Message
-from .serializers import iso
-
-FORMATS = ("json", "md")
+from .serializers import attachment_url, iso
 
 _UNSAFE_NAME = re.compile(r"[^\w.-]+")
 
@@ -47,10 +44,9 @@ class ExportContext:
 
 
 def _attachment_link(attachment: Attachment, context: ExportContext) -> str:
-    if attachment.file:
-        path = reverse("attachment-download", kwargs={"attachment_id": attachment.id})
-        return context.base_url + path
-    return attachment.file_url
+    """The attachment's ``fileUrl``, made absolute when it is ours to download."""
+    url = attachment_url(attachment)
+    return context.base_url + url if attachment.file else url
 
 
 def message_record(

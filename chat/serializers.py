@@ -52,9 +52,14 @@ class AttachmentSerializer(serializers.ModelSerializer):
         ]  # fmt: skip
 
     def get_fileUrl(self, obj: Attachment) -> str:
-        if obj.file:
-            return reverse("attachment-download", kwargs={"attachment_id": obj.id})
-        return obj.file_url
+        return attachment_url(obj)
+
+
+def attachment_url(attachment: Attachment) -> str:
+    """Where an attachment is read: our download path for an upload, else its link."""
+    if attachment.file:
+        return reverse("attachment-download", kwargs={"attachment_id": attachment.id})
+    return attachment.file_url
 
 
 def reaction_summary(reactions) -> list[dict[str, Any]]:
