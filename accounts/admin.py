@@ -22,7 +22,13 @@ from chatproject.errors import DomainError
 
 from .bots import bot_create, bot_token_create
 from .models import BotToken, User
-from .services import RESERVED, user_deactivate, user_reactivate, username_reserved
+from .services import (
+    RESERVED,
+    user_deactivate,
+    user_reactivate,
+    username_free_check,
+    username_reserved,
+)
 
 
 class BotTokenInline(admin.TabularInline):
@@ -143,10 +149,11 @@ class BotTokenAddForm(forms.ModelForm):
         if bool(data.get("bot")) == bool(data.get("new_bot_username")):
             raise forms.ValidationError("Choose a bot, or name a new one (not both).")
         username = data.get("new_bot_username")
-        if username and username_reserved(username):
-            self.add_error("new_bot_username", RESERVED)
-        elif username and User.objects.filter(username__iexact=username).exists():
-            self.add_error("new_bot_username", "That username is taken.")
+        if username:
+            try:
+                username_free_check(username)
+            except DomainError as exc:
+                self.add_error("new_bot_username", exc.message)
         return data
 
 

@@ -271,6 +271,15 @@ def test_the_admin_makes_a_bot_and_token_and_shows_the_token_once(client, staff)
     assert "alerts" in listing.content.decode() and raw not in listing.content.decode()
 
 
+def test_the_admin_refuses_a_new_bot_named_like_a_user(client, staff, alice):
+    client.force_login(staff)
+    page = client.post(
+        reverse("admin:accounts_bottoken_add"), {"new_bot_username": "ALICE", "name": "x"}
+    )
+    assert page.status_code == 200 and "That username is taken." in page.content.decode()
+    assert not BotToken.objects.exists()
+
+
 def test_the_admin_revokes_a_token_by_deleting_it(client, staff, bot, bot_token):
     client.force_login(staff)
     token = BotToken.objects.get(user=bot)
