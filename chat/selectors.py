@@ -285,20 +285,29 @@ def membership_notify_get(*, user, session_id) -> str:
     return row["notify"]
 
 
-def unread_counts(*, user, session_id=None) -> dict:
-    """Per session id: messages by others after the member's read watermark, not deleted
-    (of one session with ``session_id``)."""
+def _unread_by_session(rows: QuerySet, *, user, session_id, author: str, count) -> dict:
+    """Per session id: ``count`` of ``rows`` (of the user's sessions) by others, after the
+    member's read watermark (of one session with ``session_id``). ``author``: the lookup of
+    a row's author id."""
     watermark = Membership.objects.filter(session=OuterRef("session"), user_id=user.pk)
-    rows = Message.objects.filter(session__memberships__user_id=user.pk, is_deleted=False)
     if session_id is not None:
         rows = rows.filter(session_id=session_id)
     rows = (
-        rows.exclude(author_id=user.pk)
+        rows.exclude(**{author: user.pk})
         .filter(seq__gt=Subquery(watermark.values("last_seen_seq")[:1]))
         .values("session_id")
-        .annotate(n=Count("id"))
+        .annotate(n=count)
     )
     return {row["session_id"]: row["n"] for row in rows}
+
+
+def unread_counts(*, user, session_id=None) -> dict:
+    """Per session id: messages by others after the member's read watermark, not deleted
+    (of one session with ``session_id``)."""
+    rows = Message.objects.filter(session__memberships__user_id=user.pk, is_deleted=False)
+    return _unread_by_session(
+        rows, user=user, session_id=session_id, author="author_id", count=Count("id")
+    )
 
 
 def unread_mention_counts(*, user, session_id=None) -> dict:
@@ -306,17 +315,14 @@ def unread_mention_counts(*, user, session_id=None) -> dict:
     watermark, not deleted (a message naming them twice counts once). Read from the
     ``Mention`` rows (their ``seq`` is their message's): a session the user left has no
     watermark, so none of its mentions count."""
-    watermark = Membership.objects.filter(session=OuterRef("session"), user_id=user.pk)
     rows = Mention.objects.filter(user_id=user.pk, message__is_deleted=False)
-    if session_id is not None:
-        rows = rows.filter(session_id=session_id)
-    rows = (
-        rows.exclude(message__author_id=user.pk)
-        .filter(seq__gt=Subquery(watermark.values("last_seen_seq")[:1]))
-        .values("session_id")
-        .annotate(n=Count("message_id", distinct=True))
+    return _unread_by_session(
+        rows,
+        user=user,
+        session_id=session_id,
+        author="message__author_id",
+        count=Count("message_id", distinct=True),
     )
-    return {row["session_id"]: row["n"] for row in rows}
 
 
 def sessions_with_unread(*, user, sessions: list[ChatSession]) -> list[ChatSession]:
