@@ -374,6 +374,23 @@ def mentions_for_user(*, user, limit: int = 50, offset: int = 0) -> MentionPage:
     return MentionPage(messages=page, total=total)
 
 
+def _message_row_for_member(*, user, message_id: uuid.UUID, fields: tuple[str, ...]) -> dict:
+    """The message's ``fields``, if ``user`` is a member of its session: NOT_FOUND if
+    unknown, FORBIDDEN if not a member. One query."""
+    mine = Membership.objects.filter(session=OuterRef("session"), user_id=user.pk)
+    row = (
+        Message.objects.filter(pk=message_id)
+        .annotate(caller_is_member=Exists(mine))
+        .values(*fields, "caller_is_member")
+        .first()
+    )
+    if row is None:
+        raise not_found("Message")
+    if not row["caller_is_member"]:
+        raise forbidden("You are not a member of this message's session.")
+    return row
+
+
 @dataclass(frozen=True)
 class MessageReceipts:
     """Who has seen a message and who has it delivered but not seen."""
@@ -389,17 +406,9 @@ def message_receipts(*, user, message_id) -> MessageReceipts:
     """The members other than the caller and the author whose watermarks reached the
     message, if ``user`` is a member of its session. Two queries, however many members."""
     message_id = _as_uuid(message_id, "Message")
-    mine = Membership.objects.filter(session=OuterRef("session"), user_id=user.pk)
-    row = (
-        Message.objects.filter(pk=message_id)
-        .annotate(caller_is_member=Exists(mine))
-        .values("session_id", "seq", "author_id", "caller_is_member")
-        .first()
+    row = _message_row_for_member(
+        user=user, message_id=message_id, fields=("session_id", "seq", "author_id")
     )
-    if row is None:
-        raise not_found("Message")
-    if not row["caller_is_member"]:
-        raise forbidden("You are not a member of this message's session.")
     readers = (
         Membership.objects.filter(session_id=row["session_id"], last_delivered_seq__gte=row["seq"])
         .exclude(user_id__in=[uid for uid in (user.pk, row["author_id"]) if uid is not None])
@@ -439,17 +448,11 @@ def message_versions(*, user, message_id) -> MessageVersions:
     deleted message has none: its text is no member's to read (staff see the rows in the
     admin). Two queries."""
     message_id = _as_uuid(message_id, "Message")
-    mine = Membership.objects.filter(session=OuterRef("session"), user_id=user.pk)
-    row = (
-        Message.objects.filter(pk=message_id)
-        .annotate(caller_is_member=Exists(mine))
-        .values("content", "created_at", "edited_at", "is_deleted", "caller_is_member")
-        .first()
+    row = _message_row_for_member(
+        user=user,
+        message_id=message_id,
+        fields=("content", "created_at", "edited_at", "is_deleted"),
     )
-    if row is None:
-        raise not_found("Message")
-    if not row["caller_is_member"]:
-        raise forbidden("You are not a member of this message's session.")
     if row["is_deleted"]:
         return MessageVersions(message_id, [])
     edits = list(
