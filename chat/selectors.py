@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from django.db.models import Count, Exists, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from chatproject.errors import forbidden, not_found, validation_error
@@ -348,30 +348,27 @@ class MentionPage:
 
 def mentions_for_user(*, user, limit: int = 50, offset: int = 0) -> MentionPage:
     """Messages by others naming the user, newest first, in the sessions they are still a
-    member of, deleted ones left out; each with ``session_title``. A fixed number of
-    queries: the count, the page's ids, the page (``messages_with_details``), its titles."""
+    member of, deleted ones left out; each with ``session_title``. Two queries (the count,
+    the page by ``messages_with_details``), whatever the sessions."""
     named = Mention.objects.filter(user_id=user.pk).values("message_id")
     mine = Membership.objects.filter(session=OuterRef("session"), user_id=user.pk)
-    matching = (
-        Message.objects.filter(pk__in=Subquery(named), is_deleted=False)
-        .filter(Exists(mine))
-        .exclude(author_id=user.pk)
-    )
-    total = matching.count()
+
+    def mentioning(messages: QuerySet[Message]) -> QuerySet[Message]:
+        return (
+            messages.filter(pk__in=Subquery(named), is_deleted=False)
+            .filter(Exists(mine))
+            .exclude(author_id=user.pk)
+        )
+
+    total = mentioning(Message.objects.all()).count()
     if offset >= total:
         return MentionPage(messages=[], total=total)
-    newest = matching.order_by("-created_at", "-seq").values_list("pk", flat=True)
-    ids = list(newest[offset : offset + limit])
-    loaded = {m.pk: m for m in messages_with_details(detailed_messages().filter(pk__in=ids))}
-    titles = dict(
-        ChatSession.objects.filter(pk__in={m.session_id for m in loaded.values()}).values_list(
-            "pk", "title"
-        )
+    newest = (
+        mentioning(detailed_messages())
+        .annotate(session_title=F("session__title"))
+        .order_by("-created_at", "-seq")
     )
-    page = [loaded[pk] for pk in ids if pk in loaded]
-    for message in page:
-        message.session_title = titles.get(message.session_id, "")
-    return MentionPage(messages=page, total=total)
+    return MentionPage(messages=messages_with_details(newest[offset : offset + limit]), total=total)
 
 
 def _message_row_for_member(*, user, message_id: uuid.UUID, fields: tuple[str, ...]) -> dict:
