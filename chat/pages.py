@@ -33,8 +33,7 @@ from .selectors import (
     session_get_for_member,
     session_with_members,
     sessions_for_user,
-    unread_counts,
-    unread_mention_counts,
+    sessions_with_unread,
 )
 from .serializers import MessageSerializer, iso
 from .services.attachments import ALLOWED_TYPES, TEXT_TYPE, allowed_types_text
@@ -65,7 +64,7 @@ class SessionRow:
     members: list[MemberView]
     last_message: Message | None
     unread: int
-    mentions: int = 0
+    mentions: int
 
     @property
     def preview(self) -> str:
@@ -127,8 +126,7 @@ def _session_rows(user) -> list[SessionRow]:
     sessions = list(sessions_for_user(user=user).annotate(last_message_id=Subquery(last_id)))
     ids = [s.last_message_id for s in sessions if s.last_message_id]
     last = {m.pk: m for m in Message.objects.filter(pk__in=ids).select_related("author")}
-    unread = unread_counts(user=user)
-    mentioned = unread_mention_counts(user=user)
+    sessions_with_unread(user=user, sessions=sessions)
     member_ids = {m.user_id for s in sessions for m in s.memberships.all()}
     # The viewer is online by being here (this page's script connects them, too).
     online = get_state().online(member_ids) | {user.pk}
@@ -137,8 +135,8 @@ def _session_rows(user) -> list[SessionRow]:
             session=s,
             members=_members(s, online),
             last_message=last.get(s.last_message_id),
-            unread=unread.get(s.pk, 0),
-            mentions=mentioned.get(s.pk, 0),
+            unread=s.unread_count,
+            mentions=s.unread_mention_count,
         )
         for s in sessions
     ]

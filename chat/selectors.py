@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from django.db.models import Count, Exists, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from chatproject.errors import forbidden, not_found, validation_error
@@ -285,20 +285,29 @@ def membership_notify_get(*, user, session_id) -> str:
     return row["notify"]
 
 
-def unread_counts(*, user, session_id=None) -> dict:
-    """Per session id: messages by others after the member's read watermark, not deleted
-    (of one session with ``session_id``)."""
+def _unread_by_session(rows: QuerySet, *, user, session_id, author: str, count) -> dict:
+    """Per session id: ``count`` of ``rows`` (of the user's sessions) by others, after the
+    member's read watermark (of one session with ``session_id``). ``author``: the lookup of
+    a row's author id."""
     watermark = Membership.objects.filter(session=OuterRef("session"), user_id=user.pk)
-    rows = Message.objects.filter(session__memberships__user_id=user.pk, is_deleted=False)
     if session_id is not None:
         rows = rows.filter(session_id=session_id)
     rows = (
-        rows.exclude(author_id=user.pk)
+        rows.exclude(**{author: user.pk})
         .filter(seq__gt=Subquery(watermark.values("last_seen_seq")[:1]))
         .values("session_id")
-        .annotate(n=Count("id"))
+        .annotate(n=count)
     )
     return {row["session_id"]: row["n"] for row in rows}
+
+
+def unread_counts(*, user, session_id=None) -> dict:
+    """Per session id: messages by others after the member's read watermark, not deleted
+    (of one session with ``session_id``)."""
+    rows = Message.objects.filter(session__memberships__user_id=user.pk, is_deleted=False)
+    return _unread_by_session(
+        rows, user=user, session_id=session_id, author="author_id", count=Count("id")
+    )
 
 
 def unread_mention_counts(*, user, session_id=None) -> dict:
@@ -306,17 +315,14 @@ def unread_mention_counts(*, user, session_id=None) -> dict:
     watermark, not deleted (a message naming them twice counts once). Read from the
     ``Mention`` rows (their ``seq`` is their message's): a session the user left has no
     watermark, so none of its mentions count."""
-    watermark = Membership.objects.filter(session=OuterRef("session"), user_id=user.pk)
     rows = Mention.objects.filter(user_id=user.pk, message__is_deleted=False)
-    if session_id is not None:
-        rows = rows.filter(session_id=session_id)
-    rows = (
-        rows.exclude(message__author_id=user.pk)
-        .filter(seq__gt=Subquery(watermark.values("last_seen_seq")[:1]))
-        .values("session_id")
-        .annotate(n=Count("message_id", distinct=True))
+    return _unread_by_session(
+        rows,
+        user=user,
+        session_id=session_id,
+        author="message__author_id",
+        count=Count("message_id", distinct=True),
     )
-    return {row["session_id"]: row["n"] for row in rows}
 
 
 def sessions_with_unread(*, user, sessions: list[ChatSession]) -> list[ChatSession]:
@@ -342,30 +348,44 @@ class MentionPage:
 
 def mentions_for_user(*, user, limit: int = 50, offset: int = 0) -> MentionPage:
     """Messages by others naming the user, newest first, in the sessions they are still a
-    member of, deleted ones left out; each with ``session_title``. A fixed number of
-    queries: the count, the page's ids, the page (``messages_with_details``), its titles."""
+    member of, deleted ones left out; each with ``session_title``. Two queries (the count,
+    the page by ``messages_with_details``), whatever the sessions."""
     named = Mention.objects.filter(user_id=user.pk).values("message_id")
     mine = Membership.objects.filter(session=OuterRef("session"), user_id=user.pk)
-    matching = (
-        Message.objects.filter(pk__in=Subquery(named), is_deleted=False)
-        .filter(Exists(mine))
-        .exclude(author_id=user.pk)
-    )
-    total = matching.count()
+
+    def mentioning(messages: QuerySet[Message]) -> QuerySet[Message]:
+        return (
+            messages.filter(pk__in=Subquery(named), is_deleted=False)
+            .filter(Exists(mine))
+            .exclude(author_id=user.pk)
+        )
+
+    total = mentioning(Message.objects.all()).count()
     if offset >= total:
         return MentionPage(messages=[], total=total)
-    newest = matching.order_by("-created_at", "-seq").values_list("pk", flat=True)
-    ids = list(newest[offset : offset + limit])
-    loaded = {m.pk: m for m in messages_with_details(detailed_messages().filter(pk__in=ids))}
-    titles = dict(
-        ChatSession.objects.filter(pk__in={m.session_id for m in loaded.values()}).values_list(
-            "pk", "title"
-        )
+    newest = (
+        mentioning(detailed_messages())
+        .annotate(session_title=F("session__title"))
+        .order_by("-created_at", "-seq")
     )
-    page = [loaded[pk] for pk in ids if pk in loaded]
-    for message in page:
-        message.session_title = titles.get(message.session_id, "")
-    return MentionPage(messages=page, total=total)
+    return MentionPage(messages=messages_with_details(newest[offset : offset + limit]), total=total)
+
+
+def _message_row_for_member(*, user, message_id: uuid.UUID, fields: tuple[str, ...]) -> dict:
+    """The message's ``fields``, if ``user`` is a member of its session: NOT_FOUND if
+    unknown, FORBIDDEN if not a member. One query."""
+    mine = Membership.objects.filter(session=OuterRef("session"), user_id=user.pk)
+    row = (
+        Message.objects.filter(pk=message_id)
+        .annotate(caller_is_member=Exists(mine))
+        .values(*fields, "caller_is_member")
+        .first()
+    )
+    if row is None:
+        raise not_found("Message")
+    if not row["caller_is_member"]:
+        raise forbidden("You are not a member of this message's session.")
+    return row
 
 
 @dataclass(frozen=True)
@@ -383,17 +403,9 @@ def message_receipts(*, user, message_id) -> MessageReceipts:
     """The members other than the caller and the author whose watermarks reached the
     message, if ``user`` is a member of its session. Two queries, however many members."""
     message_id = _as_uuid(message_id, "Message")
-    mine = Membership.objects.filter(session=OuterRef("session"), user_id=user.pk)
-    row = (
-        Message.objects.filter(pk=message_id)
-        .annotate(caller_is_member=Exists(mine))
-        .values("session_id", "seq", "author_id", "caller_is_member")
-        .first()
+    row = _message_row_for_member(
+        user=user, message_id=message_id, fields=("session_id", "seq", "author_id")
     )
-    if row is None:
-        raise not_found("Message")
-    if not row["caller_is_member"]:
-        raise forbidden("You are not a member of this message's session.")
     readers = (
         Membership.objects.filter(session_id=row["session_id"], last_delivered_seq__gte=row["seq"])
         .exclude(user_id__in=[uid for uid in (user.pk, row["author_id"]) if uid is not None])
@@ -433,17 +445,11 @@ def message_versions(*, user, message_id) -> MessageVersions:
     deleted message has none: its text is no member's to read (staff see the rows in the
     admin). Two queries."""
     message_id = _as_uuid(message_id, "Message")
-    mine = Membership.objects.filter(session=OuterRef("session"), user_id=user.pk)
-    row = (
-        Message.objects.filter(pk=message_id)
-        .annotate(caller_is_member=Exists(mine))
-        .values("content", "created_at", "edited_at", "is_deleted", "caller_is_member")
-        .first()
+    row = _message_row_for_member(
+        user=user,
+        message_id=message_id,
+        fields=("content", "created_at", "edited_at", "is_deleted"),
     )
-    if row is None:
-        raise not_found("Message")
-    if not row["caller_is_member"]:
-        raise forbidden("You are not a member of this message's session.")
     if row["is_deleted"]:
         return MessageVersions(message_id, [])
     edits = list(

@@ -116,8 +116,7 @@ class MessageSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.DateTimeField(allow_null=True))
     def get_pinnedAt(self, obj: Message) -> str | None:
-        pin = loaded_pin(obj)
-        return iso(pin.pinned_at) if pin else None
+        return _pinned_at(loaded_pin(obj))
 
     @extend_schema_field(UserSerializer(allow_null=True))
     def get_pinnedBy(self, obj: Message) -> dict[str, Any] | None:
@@ -173,8 +172,7 @@ class PinSerializer(serializers.Serializer):
 
     @extend_schema_field(serializers.DateTimeField())
     def get_pinnedAt(self, obj: Message) -> str | None:
-        pin = loaded_pin(obj)
-        return iso(pin.pinned_at) if pin else None
+        return _pinned_at(loaded_pin(obj))
 
 
 class PinListSerializer(serializers.Serializer):
@@ -189,9 +187,13 @@ def pin_state(message: Message) -> dict[str, Any]:
         "sessionId": str(message.session_id),
         "messageId": str(message.pk),
         "pinned": pin is not None,
-        "pinnedAt": iso(pin.pinned_at) if pin else None,
+        "pinnedAt": _pinned_at(pin),
         "pinnedBy": _pinned_by(pin),
     }
+
+
+def _pinned_at(pin) -> str | None:
+    return iso(pin.pinned_at) if pin is not None else None
 
 
 def _pinned_by(pin) -> dict[str, Any] | None:

@@ -22,12 +22,11 @@ const BODY_CHARS = 140;
 function setBadge(badge, count) {
   if (!badge) return;
   badge.hidden = count <= 0;
-  badge.dataset.count = String(Math.max(0, count));
   badge.textContent = `${badge.classList.contains("badge-mention") ? "@" : ""}${count}`;
 }
 
 function badgeCount(badge) {
-  return Number(badge?.dataset.count ?? (badge?.textContent || "").replace("@", "")) || 0;
+  return Number((badge?.textContent || "").replace("@", "")) || 0;
 }
 
 /** The rows (`[data-session-id]`) of a session on this page. */
