@@ -103,9 +103,12 @@ def mentions_insert(messages: Sequence[Message]) -> None:
         Mention.objects.bulk_create(rows)
 
 
-def mentions_replace(message: Message) -> None:
-    """An edited message's mentions: those of its new text, in place of the old ones."""
-    Mention.objects.filter(message_id=message.pk).delete()
+def mentions_replace(message: Message, *, previous_content: str) -> None:
+    """An edited message's mentions: those of its new text, in place of the old ones. A
+    text without an ``@`` had none to delete, and a new one without an ``@`` reads nothing
+    (``mentions_prepare``), so most edits cost no statement here."""
+    if "@" in previous_content:
+        Mention.objects.filter(message_id=message.pk).delete()
     mentions_prepare([message])
     mentions_insert([message])
 

@@ -211,8 +211,8 @@ def message_edit(*, user, message_id, content: str) -> Message:
         if flagged:
             changes["is_flagged"] = True
         Message.objects.filter(pk=locked.pk).update(**changes)
-        locked.content = text
-        mentions_replace(locked)
+        previous_content, locked.content = locked.content, text
+        mentions_replace(locked, previous_content=previous_content)
         message = message_get(locked.pk)
         event_record(
             session_id=message.session_id,
