@@ -39,6 +39,11 @@ export function dayLabel(iso) {
   return dayFormat.format(date);
 }
 
+/** When, in a list of messages from any day (search hits, pins, versions): "Today 14:05". */
+export function dayAndTime(iso) {
+  return `${dayLabel(iso)} ${clockTime(iso)}`;
+}
+
 export function sameDay(a, b) {
   return new Date(a).toDateString() === new Date(b).toDateString();
 }

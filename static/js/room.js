@@ -11,7 +11,7 @@
 import { api } from "./api.js";
 import { ChatClient } from "./chat-client.js";
 import { $, h, replaceChildren } from "./dom.js";
-import { clockTime, dayLabel } from "./format.js";
+import { dayAndTime } from "./format.js";
 import { icon } from "./icons.js";
 import { plainText } from "./markdown.js";
 import { AnswerVersions } from "./room/answer-versions.js";
@@ -492,7 +492,7 @@ async function search(query) {
           h(
             "time",
             { datetime: msg.createdAt },
-            `${dayLabel(msg.createdAt)} ${clockTime(msg.createdAt)}`,
+            dayAndTime(msg.createdAt),
           ),
           msg.parentMessageId ? h("span", { class: "tag" }, "in a thread") : null,
         ),

@@ -9,7 +9,7 @@
 
 import { api } from "../api.js";
 import { h } from "../dom.js";
-import { clockTime, dayLabel, fullTime } from "../format.js";
+import { dayAndTime, dayLabel, fullTime } from "../format.js";
 import { icon } from "../icons.js";
 import { plainText } from "../markdown.js";
 
@@ -113,7 +113,7 @@ export function pinsView(pins, { open, unpin, authorName }) {
           h(
             "time",
             { datetime: message.createdAt, title: fullTime(message.createdAt) },
-            `${dayLabel(message.createdAt)} ${clockTime(message.createdAt)}`,
+            dayAndTime(message.createdAt),
           ),
           message.parentMessageId ? h("span", { class: "tag" }, "in a thread") : null,
         ),

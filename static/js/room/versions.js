@@ -4,7 +4,7 @@
  */
 
 import { h } from "../dom.js";
-import { clockTime, dayLabel, fullTime } from "../format.js";
+import { dayAndTime, fullTime } from "../format.js";
 import { renderMarkdown } from "../markdown.js";
 
 function label(index, count) {
@@ -31,7 +31,7 @@ export function versionsView({ versions }) {
           h(
             "time",
             { datetime: version.at, title: fullTime(version.at) },
-            `${dayLabel(version.at)} ${clockTime(version.at)}`,
+            dayAndTime(version.at),
           ),
           version.editedBy
             ? h("span", { class: "muted" }, `by ${version.editedBy.username}`)
