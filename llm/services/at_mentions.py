@@ -23,7 +23,6 @@ import logging
 import uuid
 
 from channels.db import database_sync_to_async
-from django.db import transaction
 
 from accounts.serializers import render_user
 from chat.events import broadcast_async, group_for_user
@@ -36,12 +35,11 @@ from chatproject.errors import DomainError
 from .. import event_types
 from ..context import context_messages
 from ..mention_target import MentionTarget, mention_target
-from ..models import Stream
 from ..selectors import agent_choices
 from .assistant_access import assistant_start_check
 from .room_stream import RoomStream
 from .slots import slot_acquire, slot_release
-from .stream_records import StreamPlan, stream_target
+from .stream_records import StreamPlan, answer_metadata, stream_row, stream_target
 
 logger = logging.getLogger(__name__)
 
@@ -102,51 +100,34 @@ def mention_stream_open(*, prompt: Message, target: MentionTarget, stream_id) ->
     stream_on = stream_target(
         session_id=session.id, session_agent_id=session.agent_id, agent_id=target.agent_id
     )
-    agent_id = stream_on.agent.pk if stream_on.agent else None
     messages = context_messages(
         session_id=session.id,
         system_prompt=stream_on.agent.system_prompt if stream_on.agent else "",
         parent_id=prompt.parent_id,
     )
-    requested_by = render_user(user)
-    with transaction.atomic():
-        answer = assistant_message_create(
-            session_id=session.id,
-            agent_id=agent_id,
-            parent_id=prompt.parent_id,
-            metadata={
-                "streamId": str(stream_id),
-                "status": Stream.Status.STREAMING,
-                "model": stream_on.config.model,
-                "requestedBy": requested_by,
-                # The prompt it answers: the web app offers "Edit and resend" on it.
-                "promptId": str(prompt.pk),
-            },
-        )
-        Stream.objects.create(
-            id=stream_id,
-            session_id=session.id,
-            message_id=answer.pk,
-            user_message_id=prompt.pk,
-            requested_by=user,
-            agent_id=agent_id,
-            model=stream_on.config.model,
-            max_tokens=stream_on.config.max_tokens,
-        )
-    return StreamPlan(
+    plan = StreamPlan(
         stream_id=stream_id,
         session_id=session.id,
-        message_id=answer.pk,
+        message_id=uuid.uuid4(),
         user_message_id=prompt.pk,
-        agent_id=agent_id,
+        agent_id=stream_on.agent.pk if stream_on.agent else None,
         config=stream_on.config,
         tool_names=stream_on.tool_names,
         messages=messages,
         user=user,
-        requested_by=requested_by,
+        requested_by=render_user(user),
         prompt=prompt.content,
         parent_id=prompt.parent_id,
     )
+    assistant_message_create(
+        session_id=plan.session_id,
+        agent_id=plan.agent_id,
+        parent_id=plan.parent_id,
+        metadata=answer_metadata(plan),
+        message_id=plan.message_id,
+        also=[stream_row(plan)],
+    )
+    return plan
 
 
 async def _tell_sender(prompt: Message, error: DomainError) -> None:

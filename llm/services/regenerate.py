@@ -36,7 +36,7 @@ from .answer_versions import answer_version_start
 from .assistant_access import assistant_start_check
 from .room_stream import RoomStream
 from .slots import slot_acquire, slot_release
-from .stream_records import StreamPlan, stream_target
+from .stream_records import StreamPlan, stream_row, stream_target
 from .stream_sweeper import RUNNING, stream_sweep
 from .streams import _runs_to_its_end
 
@@ -139,17 +139,8 @@ def regenerate_record(*, plan: StreamPlan) -> StreamPlan:
             Stream.objects.filter(message_id=locked.pk, version=1, content="").update(
                 content=locked.content
             )
-        stream = Stream.objects.create(
-            id=plan.stream_id,
-            session_id=plan.session_id,
-            message_id=plan.message_id,
-            user_message_id=plan.user_message_id,
-            requested_by=plan.user,
-            agent_id=plan.agent_id,
-            model=plan.config.model,
-            max_tokens=plan.config.max_tokens,
-            version=plan.version,
-        )
+        stream = stream_row(plan)
+        stream.save(force_insert=True)
         assistant_message_finish(
             message_id=locked.pk,
             content=locked.content,
