@@ -37,9 +37,8 @@ from ..context import context_messages
 from ..mention_target import MentionTarget, mention_target
 from ..selectors import agent_choices
 from .assistant_access import assistant_start_check
-from .room_stream import RoomStream
-from .slots import slot_acquire, slot_release
 from .stream_records import StreamPlan, answer_metadata, stream_row, stream_target
+from .streams import plan_in_slot, room_start
 
 logger = logging.getLogger(__name__)
 
@@ -65,30 +64,15 @@ async def mention_answer(*, prompt: Message, target: MentionTarget) -> dict | No
     assistant: ``{streamId, messageId, userMessageId}``, or None when it can't start (the
     sender is told why)."""
     user = prompt.author
-    stream_id = uuid.uuid4()
-    key = str(stream_id)
+    request = {"prompt": prompt, "target": target, "stream_id": uuid.uuid4()}
     try:
         assistant_start_check(user)
         await throttle_check(user_id=user.pk, event="stream:request")
-        await slot_acquire(key)
-        try:
-            plan = await database_sync_to_async(mention_stream_open)(
-                prompt=prompt, target=target, stream_id=stream_id
-            )
-        except BaseException:
-            await slot_release(key)
-            raise
+        plan = await plan_in_slot(mention_stream_open, request)
     except DomainError as error:
         await _tell_sender(prompt, error)
         return None
-    room = RoomStream(plan)
-    await room.publish()
-    room.start()
-    return {
-        "streamId": key,
-        "messageId": str(plan.message_id),
-        "userMessageId": str(plan.user_message_id),
-    }
+    return await room_start(plan)
 
 
 def mention_stream_open(*, prompt: Message, target: MentionTarget, stream_id) -> StreamPlan:

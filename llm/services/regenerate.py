@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import uuid
 
-from channels.db import database_sync_to_async
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
@@ -34,11 +33,9 @@ from ..context import context_messages
 from ..models import Stream
 from .answer_versions import answer_version_start
 from .assistant_access import assistant_start_check
-from .room_stream import RoomStream
-from .slots import slot_acquire, slot_release
 from .stream_records import StreamPlan, stream_row, stream_target
 from .stream_sweeper import RUNNING, stream_sweep
-from .streams import _runs_to_its_end
+from .streams import _runs_to_its_end, plan_in_slot, room_start
 
 STILL_WRITING = "This answer is still being written: stop it first."
 NOT_AN_ANSWER = "Only an assistant answer to a prompt can be regenerated."
@@ -160,12 +157,6 @@ def regenerate_open(**request) -> StreamPlan:
         raise _still_writing() from exc
 
 
-async def _run(plan: StreamPlan) -> None:
-    room = RoomStream(plan)
-    await room.publish()
-    room.start()
-
-
 @_runs_to_its_end
 async def answer_regenerate(*, user, message_id, agent_id=None, config: dict | None = None) -> dict:
     """Stream a new version of an answer into its message: ``{streamId, messageId,
@@ -173,7 +164,6 @@ async def answer_regenerate(*, user, message_id, agent_id=None, config: dict | N
     ``MAX_CONCURRENT_STREAMS`` answers already run (nothing is saved)."""
     assistant_start_check(user)
     stream_id = uuid.uuid4()
-    key = str(stream_id)
     request = {
         "user": user,
         "message_id": message_id,
@@ -181,19 +171,9 @@ async def answer_regenerate(*, user, message_id, agent_id=None, config: dict | N
         "agent_id": agent_id,
         "config": config,
     }
-    try:
-        await slot_acquire(key)
-    except DomainError:
-        # A request that is wrong is refused as such, even when no slot is free.
-        await database_sync_to_async(regenerate_draft)(**request)
-        raise
-    try:
-        plan = await database_sync_to_async(regenerate_open)(**request)
-    except BaseException:
-        await slot_release(key)
-        raise
-    await _run(plan)
-    return {"streamId": key, "messageId": str(plan.message_id), "version": plan.version}
+    plan = await plan_in_slot(regenerate_open, request, check=regenerate_draft)
+    await room_start(plan)
+    return {"streamId": str(stream_id), "messageId": str(plan.message_id), "version": plan.version}
 
 
 def _answer_of(*, user, prompt_id) -> tuple[Message, uuid.UUID]:
@@ -238,22 +218,12 @@ async def prompt_resend(*, user, message_id, content: str) -> dict:
     answerMessageId, streamId, version}``."""
     assistant_start_check(user)
     stream_id = uuid.uuid4()
-    key = str(stream_id)
     request = {"user": user, "message_id": message_id, "content": content, "stream_id": stream_id}
-    try:
-        await slot_acquire(key)
-    except DomainError:
-        await database_sync_to_async(resend_check)(**request)
-        raise
-    try:
-        plan = await database_sync_to_async(resend_open)(**request)
-    except BaseException:
-        await slot_release(key)
-        raise
-    await _run(plan)
+    plan = await plan_in_slot(resend_open, request, check=resend_check)
+    await room_start(plan)
     return {
         "messageId": str(plan.user_message_id),
         "answerMessageId": str(plan.message_id),
-        "streamId": key,
+        "streamId": str(stream_id),
         "version": plan.version,
     }
