@@ -78,9 +78,10 @@ def _refuse_while_writing(answer_id) -> None:
 def regenerate_draft(
     *, user, message_id, stream_id: uuid.UUID, agent_id=None, config: dict | None = None
 ) -> StreamPlan:
-    """Check a regenerate and plan its version, storing nothing: NOT_FOUND or FORBIDDEN
-    unless the user is a member, VALIDATION_ERROR unless the message is an answer to a
-    prompt (or for an unknown agent), STREAM_LIMIT while a version is being written."""
+    """Check a regenerate and plan its version, storing nothing (``regenerate_record``
+    numbers it, under the message's lock): NOT_FOUND or FORBIDDEN unless the user is a
+    member, VALIDATION_ERROR unless the message is an answer to a prompt (or for an unknown
+    agent), STREAM_LIMIT while a version is being written."""
     answer = message_get_for_member(user=user, message_id=message_id)
     prompt = _first_stream(answer).user_message
     _refuse_while_writing(answer.pk)
@@ -112,7 +113,6 @@ def regenerate_draft(
         requested_by=render_user(user),
         prompt=prompt.content,
         parent_id=answer.parent_id,
-        version=_next_version(answer.pk),
     )
 
 
