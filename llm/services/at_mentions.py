@@ -86,7 +86,7 @@ def mention_stream_open(*, prompt: Message, target: MentionTarget, stream_id) ->
     )
     messages = context_messages(
         session_id=session.id,
-        system_prompt=stream_on.agent.system_prompt if stream_on.agent else "",
+        system_prompt=stream_on.system_prompt,
         parent_id=prompt.parent_id,
     )
     plan = StreamPlan(
@@ -94,7 +94,7 @@ def mention_stream_open(*, prompt: Message, target: MentionTarget, stream_id) ->
         session_id=session.id,
         message_id=uuid.uuid4(),
         user_message_id=prompt.pk,
-        agent_id=stream_on.agent.pk if stream_on.agent else None,
+        agent_id=stream_on.agent_id,
         config=stream_on.config,
         tool_names=stream_on.tool_names,
         messages=messages,

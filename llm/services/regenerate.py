@@ -96,7 +96,7 @@ def regenerate_draft(
     )
     messages = context_messages(
         session_id=answer.session_id,
-        system_prompt=target.agent.system_prompt if target.agent else "",
+        system_prompt=target.system_prompt,
         parent_id=prompt.parent_id,
         through_seq=prompt.seq,
     )
@@ -105,7 +105,7 @@ def regenerate_draft(
         session_id=answer.session_id,
         message_id=answer.pk,
         user_message_id=prompt.pk,
-        agent_id=target.agent.pk if target.agent else None,
+        agent_id=target.agent_id,
         config=target.config,
         tool_names=target.tool_names,
         messages=messages,

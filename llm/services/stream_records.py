@@ -46,6 +46,14 @@ class StreamTarget:
     config: ModelConfig
     tool_names: tuple[str, ...]
 
+    @property
+    def agent_id(self) -> uuid.UUID | None:
+        return self.agent.pk if self.agent is not None else None
+
+    @property
+    def system_prompt(self) -> str:
+        return self.agent.system_prompt if self.agent is not None else ""
+
 
 @dataclass(frozen=True)
 class StreamPlan:
@@ -120,7 +128,7 @@ def stream_draft(
     root_id = root.pk if root is not None else None
     messages = context_messages(
         session_id=session.id,
-        system_prompt=target.agent.system_prompt if target.agent else "",
+        system_prompt=target.system_prompt,
         parent_id=root_id,
         pending=(user, text),
         named=not one_to_one,
@@ -130,7 +138,7 @@ def stream_draft(
         session_id=session.id,
         message_id=uuid.uuid4(),
         user_message_id=uuid.uuid4(),
-        agent_id=target.agent.pk if target.agent else None,
+        agent_id=target.agent_id,
         config=target.config,
         tool_names=target.tool_names,
         messages=messages,
