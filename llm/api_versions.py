@@ -10,6 +10,8 @@ server's event loop, not in a request thread's. They authenticate as DRF would
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema
@@ -29,42 +31,43 @@ from .version_serializers import AnswerVersionsSerializer
 THROTTLE_EVENT = "stream:request"
 
 
-def _post_only(request) -> JsonResponse | None:
-    return None if request.method == "POST" else method_not_allowed("POST")
+async def _start(request, body_input, start: Callable[[object, dict], Awaitable[dict]]):
+    """A POST that starts a stream: the user, the body as ``body_input`` validates it, the
+    ``stream:request`` budget spent, then ``start(user, data)``'s ack -> 201."""
+    if request.method != "POST":
+        return method_not_allowed("POST")
+    try:
+        user = await request_user(request)
+        data = json_body(request, body_input, empty_is_object=True)
+        await throttle_check(user_id=user.pk, event=THROTTLE_EVENT)
+        started = await start(user, data)
+    except DomainError as error:
+        return error_json(error)
+    return JsonResponse(started, status=201)
 
 
 @csrf_exempt
 async def regenerate_view(request, message_id):
     """``POST /api/chat/messages/:id/regenerate`` {agentId?, config?} -> 201 ``{streamId,
     messageId, version}``."""
-    if (refusal := _post_only(request)) is not None:
-        return refusal
-    try:
-        user = await request_user(request)
-        data = json_body(request, RegenerateBodyInput, empty_is_object=True)
-        await throttle_check(user_id=user.pk, event=THROTTLE_EVENT)
-        started = await answer_regenerate(
+    return await _start(
+        request,
+        RegenerateBodyInput,
+        lambda user, data: answer_regenerate(
             user=user, message_id=message_id, agent_id=data["agentId"], config=data["config"]
-        )
-    except DomainError as error:
-        return error_json(error)
-    return JsonResponse(started, status=201)
+        ),
+    )
 
 
 @csrf_exempt
 async def resend_view(request, message_id):
     """``POST /api/chat/messages/:id/resend`` {content} -> 201 ``{messageId,
     answerMessageId, streamId, version}``."""
-    if (refusal := _post_only(request)) is not None:
-        return refusal
-    try:
-        user = await request_user(request)
-        data = json_body(request, ResendBodyInput, empty_is_object=True)
-        await throttle_check(user_id=user.pk, event=THROTTLE_EVENT)
-        started = await prompt_resend(user=user, message_id=message_id, content=data["content"])
-    except DomainError as error:
-        return error_json(error)
-    return JsonResponse(started, status=201)
+    return await _start(
+        request,
+        ResendBodyInput,
+        lambda user, data: prompt_resend(user=user, message_id=message_id, content=data["content"]),
+    )
 
 
 class AnswerVersionsApi(APIView):

@@ -38,17 +38,25 @@ def _assistant_message(*, session_id, agent_id, parent_id, metadata, message_id=
 
 
 def assistant_message_create(
-    *, session_id, agent_id=None, parent_id=None, metadata: dict | None = None
+    *,
+    session_id,
+    agent_id=None,
+    parent_id=None,
+    metadata: dict | None = None,
+    message_id=None,
+    also: Sequence[models.Model] = (),
 ) -> Message:
     """An empty assistant message (no author) in the session, or in the thread under
-    ``parent_id`` (a thread root), broadcast as ``message:new``."""
+    ``parent_id`` (a thread root), broadcast as ``message:new``; ``message_id`` names it up
+    front, and ``also``'s rows are stored in the same write (``messages_store``)."""
     message = _assistant_message(
         session_id=session_id,
         agent_id=agent_id,
         parent_id=parent_id,
         metadata=metadata,
+        message_id=message_id,
     )
-    messages_store([message])
+    messages_store([message], also=also)
     return message
 
 

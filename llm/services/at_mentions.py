@@ -23,7 +23,6 @@ import logging
 import uuid
 
 from channels.db import database_sync_to_async
-from django.db import transaction
 
 from accounts.serializers import render_user
 from chat.events import broadcast_async, group_for_user
@@ -36,12 +35,10 @@ from chatproject.errors import DomainError
 from .. import event_types
 from ..context import context_messages
 from ..mention_target import MentionTarget, mention_target
-from ..models import Stream
 from ..selectors import agent_choices
 from .assistant_access import assistant_start_check
-from .room_stream import RoomStream
-from .slots import slot_acquire, slot_release
-from .stream_records import StreamPlan, stream_target
+from .stream_records import StreamPlan, answer_metadata, stream_row, stream_target
+from .streams import plan_in_slot, room_start
 
 logger = logging.getLogger(__name__)
 
@@ -67,30 +64,15 @@ async def mention_answer(*, prompt: Message, target: MentionTarget) -> dict | No
     assistant: ``{streamId, messageId, userMessageId}``, or None when it can't start (the
     sender is told why)."""
     user = prompt.author
-    stream_id = uuid.uuid4()
-    key = str(stream_id)
+    request = {"prompt": prompt, "target": target, "stream_id": uuid.uuid4()}
     try:
         assistant_start_check(user)
         await throttle_check(user_id=user.pk, event="stream:request")
-        await slot_acquire(key)
-        try:
-            plan = await database_sync_to_async(mention_stream_open)(
-                prompt=prompt, target=target, stream_id=stream_id
-            )
-        except BaseException:
-            await slot_release(key)
-            raise
+        plan = await plan_in_slot(mention_stream_open, request)
     except DomainError as error:
         await _tell_sender(prompt, error)
         return None
-    room = RoomStream(plan)
-    await room.publish()
-    room.start()
-    return {
-        "streamId": key,
-        "messageId": str(plan.message_id),
-        "userMessageId": str(plan.user_message_id),
-    }
+    return await room_start(plan)
 
 
 def mention_stream_open(*, prompt: Message, target: MentionTarget, stream_id) -> StreamPlan:
@@ -102,51 +84,34 @@ def mention_stream_open(*, prompt: Message, target: MentionTarget, stream_id) ->
     stream_on = stream_target(
         session_id=session.id, session_agent_id=session.agent_id, agent_id=target.agent_id
     )
-    agent_id = stream_on.agent.pk if stream_on.agent else None
     messages = context_messages(
         session_id=session.id,
-        system_prompt=stream_on.agent.system_prompt if stream_on.agent else "",
+        system_prompt=stream_on.system_prompt,
         parent_id=prompt.parent_id,
     )
-    requested_by = render_user(user)
-    with transaction.atomic():
-        answer = assistant_message_create(
-            session_id=session.id,
-            agent_id=agent_id,
-            parent_id=prompt.parent_id,
-            metadata={
-                "streamId": str(stream_id),
-                "status": Stream.Status.STREAMING,
-                "model": stream_on.config.model,
-                "requestedBy": requested_by,
-                # The prompt it answers: the web app offers "Edit and resend" on it.
-                "promptId": str(prompt.pk),
-            },
-        )
-        Stream.objects.create(
-            id=stream_id,
-            session_id=session.id,
-            message_id=answer.pk,
-            user_message_id=prompt.pk,
-            requested_by=user,
-            agent_id=agent_id,
-            model=stream_on.config.model,
-            max_tokens=stream_on.config.max_tokens,
-        )
-    return StreamPlan(
+    plan = StreamPlan(
         stream_id=stream_id,
         session_id=session.id,
-        message_id=answer.pk,
+        message_id=uuid.uuid4(),
         user_message_id=prompt.pk,
-        agent_id=agent_id,
+        agent_id=stream_on.agent_id,
         config=stream_on.config,
         tool_names=stream_on.tool_names,
         messages=messages,
         user=user,
-        requested_by=requested_by,
+        requested_by=render_user(user),
         prompt=prompt.content,
         parent_id=prompt.parent_id,
     )
+    assistant_message_create(
+        session_id=plan.session_id,
+        agent_id=plan.agent_id,
+        parent_id=plan.parent_id,
+        metadata=answer_metadata(plan),
+        message_id=plan.message_id,
+        also=[stream_row(plan)],
+    )
+    return plan
 
 
 async def _tell_sender(prompt: Message, error: DomainError) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import uuid
 
-from channels.db import database_sync_to_async
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
@@ -34,11 +33,9 @@ from ..context import context_messages
 from ..models import Stream
 from .answer_versions import answer_version_start
 from .assistant_access import assistant_start_check
-from .room_stream import RoomStream
-from .slots import slot_acquire, slot_release
-from .stream_records import StreamPlan, stream_target
+from .stream_records import StreamPlan, stream_row, stream_target
 from .stream_sweeper import RUNNING, stream_sweep
-from .streams import _runs_to_its_end
+from .streams import _runs_to_its_end, plan_in_slot, room_start
 
 STILL_WRITING = "This answer is still being written: stop it first."
 NOT_AN_ANSWER = "Only an assistant answer to a prompt can be regenerated."
@@ -81,9 +78,10 @@ def _refuse_while_writing(answer_id) -> None:
 def regenerate_draft(
     *, user, message_id, stream_id: uuid.UUID, agent_id=None, config: dict | None = None
 ) -> StreamPlan:
-    """Check a regenerate and plan its version, storing nothing: NOT_FOUND or FORBIDDEN
-    unless the user is a member, VALIDATION_ERROR unless the message is an answer to a
-    prompt (or for an unknown agent), STREAM_LIMIT while a version is being written."""
+    """Check a regenerate and plan its version, storing nothing (``regenerate_record``
+    numbers it, under the message's lock): NOT_FOUND or FORBIDDEN unless the user is a
+    member, VALIDATION_ERROR unless the message is an answer to a prompt (or for an unknown
+    agent), STREAM_LIMIT while a version is being written."""
     answer = message_get_for_member(user=user, message_id=message_id)
     prompt = _first_stream(answer).user_message
     _refuse_while_writing(answer.pk)
@@ -98,7 +96,7 @@ def regenerate_draft(
     )
     messages = context_messages(
         session_id=answer.session_id,
-        system_prompt=target.agent.system_prompt if target.agent else "",
+        system_prompt=target.system_prompt,
         parent_id=prompt.parent_id,
         through_seq=prompt.seq,
     )
@@ -107,7 +105,7 @@ def regenerate_draft(
         session_id=answer.session_id,
         message_id=answer.pk,
         user_message_id=prompt.pk,
-        agent_id=target.agent.pk if target.agent else None,
+        agent_id=target.agent_id,
         config=target.config,
         tool_names=target.tool_names,
         messages=messages,
@@ -115,7 +113,6 @@ def regenerate_draft(
         requested_by=render_user(user),
         prompt=prompt.content,
         parent_id=answer.parent_id,
-        version=_next_version(answer.pk),
     )
 
 
@@ -139,17 +136,8 @@ def regenerate_record(*, plan: StreamPlan) -> StreamPlan:
             Stream.objects.filter(message_id=locked.pk, version=1, content="").update(
                 content=locked.content
             )
-        stream = Stream.objects.create(
-            id=plan.stream_id,
-            session_id=plan.session_id,
-            message_id=plan.message_id,
-            user_message_id=plan.user_message_id,
-            requested_by=plan.user,
-            agent_id=plan.agent_id,
-            model=plan.config.model,
-            max_tokens=plan.config.max_tokens,
-            version=plan.version,
-        )
+        stream = stream_row(plan)
+        stream.save(force_insert=True)
         assistant_message_finish(
             message_id=locked.pk,
             content=locked.content,
@@ -169,12 +157,6 @@ def regenerate_open(**request) -> StreamPlan:
         raise _still_writing() from exc
 
 
-async def _run(plan: StreamPlan) -> None:
-    room = RoomStream(plan)
-    await room.publish()
-    room.start()
-
-
 @_runs_to_its_end
 async def answer_regenerate(*, user, message_id, agent_id=None, config: dict | None = None) -> dict:
     """Stream a new version of an answer into its message: ``{streamId, messageId,
@@ -182,7 +164,6 @@ async def answer_regenerate(*, user, message_id, agent_id=None, config: dict | N
     ``MAX_CONCURRENT_STREAMS`` answers already run (nothing is saved)."""
     assistant_start_check(user)
     stream_id = uuid.uuid4()
-    key = str(stream_id)
     request = {
         "user": user,
         "message_id": message_id,
@@ -190,19 +171,9 @@ async def answer_regenerate(*, user, message_id, agent_id=None, config: dict | N
         "agent_id": agent_id,
         "config": config,
     }
-    try:
-        await slot_acquire(key)
-    except DomainError:
-        # A request that is wrong is refused as such, even when no slot is free.
-        await database_sync_to_async(regenerate_draft)(**request)
-        raise
-    try:
-        plan = await database_sync_to_async(regenerate_open)(**request)
-    except BaseException:
-        await slot_release(key)
-        raise
-    await _run(plan)
-    return {"streamId": key, "messageId": str(plan.message_id), "version": plan.version}
+    plan = await plan_in_slot(regenerate_open, request, check=regenerate_draft)
+    await room_start(plan)
+    return {"streamId": str(stream_id), "messageId": str(plan.message_id), "version": plan.version}
 
 
 def _answer_of(*, user, prompt_id) -> tuple[Message, uuid.UUID]:
@@ -247,22 +218,12 @@ async def prompt_resend(*, user, message_id, content: str) -> dict:
     answerMessageId, streamId, version}``."""
     assistant_start_check(user)
     stream_id = uuid.uuid4()
-    key = str(stream_id)
     request = {"user": user, "message_id": message_id, "content": content, "stream_id": stream_id}
-    try:
-        await slot_acquire(key)
-    except DomainError:
-        await database_sync_to_async(resend_check)(**request)
-        raise
-    try:
-        plan = await database_sync_to_async(resend_open)(**request)
-    except BaseException:
-        await slot_release(key)
-        raise
-    await _run(plan)
+    plan = await plan_in_slot(resend_open, request, check=resend_check)
+    await room_start(plan)
     return {
         "messageId": str(plan.user_message_id),
         "answerMessageId": str(plan.message_id),
-        "streamId": key,
+        "streamId": str(stream_id),
         "version": plan.version,
     }

@@ -46,6 +46,14 @@ class StreamTarget:
     config: ModelConfig
     tool_names: tuple[str, ...]
 
+    @property
+    def agent_id(self) -> uuid.UUID | None:
+        return self.agent.pk if self.agent is not None else None
+
+    @property
+    def system_prompt(self) -> str:
+        return self.agent.system_prompt if self.agent is not None else ""
+
 
 @dataclass(frozen=True)
 class StreamPlan:
@@ -120,7 +128,7 @@ def stream_draft(
     root_id = root.pk if root is not None else None
     messages = context_messages(
         session_id=session.id,
-        system_prompt=target.agent.system_prompt if target.agent else "",
+        system_prompt=target.system_prompt,
         parent_id=root_id,
         pending=(user, text),
         named=not one_to_one,
@@ -130,7 +138,7 @@ def stream_draft(
         session_id=session.id,
         message_id=uuid.uuid4(),
         user_message_id=uuid.uuid4(),
-        agent_id=target.agent.pk if target.agent else None,
+        agent_id=target.agent_id,
         config=target.config,
         tool_names=target.tool_names,
         messages=messages,
@@ -141,11 +149,10 @@ def stream_draft(
     )
 
 
-def stream_record(*, plan: StreamPlan, prompt: str) -> None:
-    """Store a drafted request in one write: the prompt (``message:new``, role user;
-    membership checked again), the empty assistant message (``message:new``) and the
-    ``Stream`` row. A refusal stores nothing; both messages go out once stored."""
-    stream = Stream(
+def stream_row(plan: StreamPlan) -> Stream:
+    """The ``Stream`` row of a plan, not saved: every way of starting an answer (a request,
+    an ``@assistant`` mention, a regenerate) stores the same row."""
+    return Stream(
         id=plan.stream_id,
         session_id=plan.session_id,
         message_id=plan.message_id,
@@ -154,23 +161,36 @@ def stream_record(*, plan: StreamPlan, prompt: str) -> None:
         agent_id=plan.agent_id,
         model=plan.config.model,
         max_tokens=plan.config.max_tokens,
+        version=plan.version,
     )
+
+
+def answer_metadata(plan: StreamPlan) -> dict:
+    """The starting metadata of a plan's assistant message. Who asked and with which model,
+    stored from the start: a reload mid-answer shows what the room's live view shows
+    ("Answering alice…", the model's badge); the prompt it answers: the web app offers
+    "Edit and resend" on it."""
+    return {
+        "streamId": str(plan.stream_id),
+        "status": Stream.Status.STREAMING,
+        "model": plan.config.model,
+        "requestedBy": plan.requested_by,
+        "promptId": str(plan.user_message_id),
+    }
+
+
+def stream_record(*, plan: StreamPlan, prompt: str) -> None:
+    """Store a drafted request in one write: the prompt (``message:new``, role user;
+    membership checked again), the empty assistant message (``message:new``) and the
+    ``Stream`` row. A refusal stores nothing; both messages go out once stored."""
+    stream = stream_row(plan)
     assistant_exchange_open(
         author=plan.user,
         session_id=plan.session_id,
         prompt=prompt,
         parent_id=plan.parent_id,
         agent_id=plan.agent_id,
-        # Who asked and with which model, stored from the start: a reload mid-answer shows
-        # what the room's live view shows ("Answering alice…", the model's badge).
-        metadata={
-            "streamId": str(plan.stream_id),
-            "status": Stream.Status.STREAMING,
-            "model": plan.config.model,
-            "requestedBy": plan.requested_by,
-            # The prompt it answers: the web app offers "Edit and resend" on it.
-            "promptId": str(plan.user_message_id),
-        },
+        metadata=answer_metadata(plan),
         prompt_id=plan.user_message_id,
         answer_id=plan.message_id,
         also=[stream],

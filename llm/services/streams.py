@@ -28,7 +28,7 @@ from ..stream_state import get_stream_state
 from .assistant_access import assistant_start_check
 from .room_stream import LIVE_TTL_S, RoomStream, StreamObserver
 from .slots import slot_acquire, slot_release
-from .stream_records import stream_draft, stream_open
+from .stream_records import StreamPlan, stream_draft, stream_open
 
 
 def _runs_to_its_end(start: Callable[..., Awaitable[dict]]) -> Callable[..., Awaitable[dict]]:
@@ -43,6 +43,44 @@ def _runs_to_its_end(start: Callable[..., Awaitable[dict]]) -> Callable[..., Awa
         return await asyncio.shield(starting)
 
     return shielded
+
+
+async def plan_in_slot(
+    open_plan: Callable[..., StreamPlan],
+    request: dict,
+    *,
+    check: Callable[..., object] | None = None,
+) -> StreamPlan:
+    """Take the slot of ``request["stream_id"]``, then store the stream with ``open_plan``:
+    the slot first, so a stream row never exists without one (the sweeper fails a running
+    stream whose slot is gone); released if storing fails. With no slot free, ``check``
+    (``open_plan``'s checks, storing nothing) runs first: a request that is wrong is
+    refused as such, even when no slot is free."""
+    key = str(request["stream_id"])
+    try:
+        await slot_acquire(key)
+    except DomainError:
+        if check is not None:
+            await database_sync_to_async(check)(**request)
+        raise
+    try:
+        return await database_sync_to_async(open_plan)(**request)
+    except BaseException:
+        await slot_release(key)
+        raise
+
+
+async def room_start(plan: StreamPlan, *, observer: StreamObserver | None = None) -> dict:
+    """Publish and start a stored plan's ``RoomStream``: ``{streamId, messageId,
+    userMessageId}``."""
+    room = RoomStream(plan, observer=observer)
+    await room.publish()
+    room.start()
+    return {
+        "streamId": str(plan.stream_id),
+        "messageId": str(plan.message_id),
+        "userMessageId": str(plan.user_message_id),
+    }
 
 
 @_runs_to_its_end
@@ -66,7 +104,6 @@ async def stream_request(
     """
     assistant_start_check(user)
     stream_id = uuid.uuid4()
-    key = str(stream_id)
     request = {
         "user": user,
         "session_id": session_id,
@@ -77,27 +114,8 @@ async def stream_request(
         "config": config,
         "one_to_one": one_to_one,
     }
-    # The slot first: a stream row never exists without one (the sweeper fails a running
-    # stream whose slot is gone).
-    try:
-        await slot_acquire(key)
-    except DomainError:
-        # A request that is wrong is refused as such, even when no slot is free.
-        await database_sync_to_async(stream_draft)(**request)
-        raise
-    try:
-        plan = await database_sync_to_async(stream_open)(**request)
-    except BaseException:
-        await slot_release(key)
-        raise
-    room = RoomStream(plan, observer=observer)
-    await room.publish()
-    room.start()
-    return {
-        "streamId": key,
-        "messageId": str(plan.message_id),
-        "userMessageId": str(plan.user_message_id),
-    }
+    plan = await plan_in_slot(stream_open, request, check=stream_draft)
+    return await room_start(plan, observer=observer)
 
 
 async def stream_stop(*, user, stream_id) -> dict:

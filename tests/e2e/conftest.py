@@ -217,6 +217,14 @@ def platform():
         yield running
 
 
+@pytest.fixture
+def ollama(platform):
+    """The platform's Ollama emulator, reset before and after a test."""
+    platform.ollama.reset()
+    yield platform.ollama
+    platform.ollama.reset()
+
+
 def stop_process(process: subprocess.Popen) -> None:
     """Terminate a process we started (if it still runs), killing it after 10 s."""
     if process.poll() is not None:

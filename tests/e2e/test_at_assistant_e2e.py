@@ -15,13 +15,6 @@ pytestmark = pytest.mark.e2e
 QUIET_S = 1.5
 
 
-@pytest.fixture
-def ollama(platform):
-    platform.ollama.reset()
-    yield platform.ollama
-    platform.ollama.reset()
-
-
 def started(frame) -> bool:
     return frame["event"] == "stream:start"
 

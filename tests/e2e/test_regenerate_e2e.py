@@ -7,19 +7,11 @@ from __future__ import annotations
 
 import pytest
 
-from .test_streams_e2e import chunk_at_least, chunks, ended, send, until
+from .test_streams_e2e import SLOW, chunk_at_least, chunks, ended, send, until
 
 pytestmark = pytest.mark.e2e
 
-SLOW = {"num_tokens": 400, "delay_ms": 20}
 STILL_WRITING = "This answer is still being written: stop it first."
-
-
-@pytest.fixture
-def ollama(platform):
-    platform.ollama.reset()
-    yield platform.ollama
-    platform.ollama.reset()
 
 
 async def test_two_members_on_two_workers_regenerate_and_stop_the_same_answer(platform, ollama):

@@ -59,13 +59,6 @@ def chunks(frames, stream_id) -> list[dict]:
     ]
 
 
-@pytest.fixture
-def ollama(platform):
-    platform.ollama.reset()
-    yield platform.ollama
-    platform.ollama.reset()
-
-
 async def test_an_answer_reaches_listeners_on_both_workers_and_is_saved(platform, ollama):
     p = platform
     ollama.configure(reply="Streams cross workers just fine.", delay_ms=10)

@@ -14,9 +14,11 @@ import { api } from "../api.js";
 import { h } from "../dom.js";
 import { icon } from "../icons.js";
 
-/** The versions an answer lists (none for an answer never regenerated). */
-export function versionsOf(msg) {
-  return Array.isArray(msg.metadata?.versions) ? msg.metadata.versions : [];
+/** The versions an answer lists that can be browsed: not the one still streaming (none for
+ * an answer never regenerated). */
+function browsable(msg) {
+  const listed = Array.isArray(msg.metadata?.versions) ? msg.metadata.versions : [];
+  return listed.filter((v) => v.status !== "streaming");
 }
 
 export class AnswerVersions {
@@ -45,7 +47,7 @@ export class AnswerVersions {
 
   /** Browse one version back (-1) or on (+1). */
   async step(msg, by) {
-    const listed = versionsOf(msg).filter((v) => v.status !== "streaming");
+    const listed = browsable(msg);
     const numbers = listed.map((v) => v.version);
     const at = numbers.indexOf(this.current(msg));
     const next = numbers[Math.min(numbers.length - 1, Math.max(0, at + by))];
@@ -74,7 +76,7 @@ export class AnswerVersions {
 
 /** The switcher's slot: `[key, render]` as message-view's slots are. */
 export function versionsSlot(msg, ctx) {
-  const listed = versionsOf(msg).filter((v) => v.status !== "streaming");
+  const listed = browsable(msg);
   const stream = ctx.streamFor(msg.id);
   if (msg.isDeleted || listed.length < 2 || stream?.status === "streaming" || !ctx.versions) {
     return ["", null];
