@@ -35,7 +35,7 @@ from .answer_versions import answer_version_start
 from .assistant_access import assistant_start_check
 from .stream_records import StreamPlan, stream_row, stream_target
 from .stream_sweeper import RUNNING, stream_sweep
-from .streams import _runs_to_its_end, plan_in_slot, room_start
+from .streams import plan_in_slot, room_start, runs_to_its_end
 
 STILL_WRITING = "This answer is still being written: stop it first."
 NOT_AN_ANSWER = "Only an assistant answer to a prompt can be regenerated."
@@ -157,7 +157,7 @@ def regenerate_open(**request) -> StreamPlan:
         raise _still_writing() from exc
 
 
-@_runs_to_its_end
+@runs_to_its_end
 async def answer_regenerate(*, user, message_id, agent_id=None, config: dict | None = None) -> dict:
     """Stream a new version of an answer into its message: ``{streamId, messageId,
     version}``. Refused as ``regenerate_draft`` says, or STREAM_LIMIT when
@@ -212,7 +212,7 @@ def resend_check(*, user, message_id, content: str, stream_id: uuid.UUID) -> Non
     regenerate_draft(user=user, message_id=answer_id, stream_id=stream_id)
 
 
-@_runs_to_its_end
+@runs_to_its_end
 async def prompt_resend(*, user, message_id, content: str) -> dict:
     """Edit a prompt and stream a new version of its answer: ``{messageId,
     answerMessageId, streamId, version}``."""

@@ -31,7 +31,7 @@ from .slots import slot_acquire, slot_release
 from .stream_records import StreamPlan, stream_draft, stream_open
 
 
-def _runs_to_its_end(start: Callable[..., Awaitable[dict]]) -> Callable[..., Awaitable[dict]]:
+def runs_to_its_end(start: Callable[..., Awaitable[dict]]) -> Callable[..., Awaitable[dict]]:
     """Once read, a request runs to its end even if its caller goes away meanwhile, as its
     answer would: a half-started stream would hold its slot and rows with nobody to end it."""
 
@@ -83,7 +83,7 @@ async def room_start(plan: StreamPlan, *, observer: StreamObserver | None = None
     }
 
 
-@_runs_to_its_end
+@runs_to_its_end
 async def stream_request(
     *,
     user,

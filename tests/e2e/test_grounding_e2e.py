@@ -17,13 +17,6 @@ pytestmark = pytest.mark.e2e
 WITHIN_S = 30
 
 
-@pytest.fixture
-def ollama(platform):
-    platform.ollama.reset()
-    yield platform.ollama
-    platform.ollama.reset()
-
-
 async def test_an_upload_is_indexed_by_the_server_and_grounds_an_answer(platform, ollama):
     alice, bob = platform.user("alice"), platform.user("bob")
     room = platform.room(alice, bob)

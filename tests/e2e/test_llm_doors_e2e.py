@@ -26,13 +26,6 @@ WITHIN_S = 30
 SLOW = {"num_tokens": 400, "delay_ms": 20}
 
 
-@pytest.fixture
-def ollama(platform):
-    platform.ollama.reset()
-    yield platform.ollama
-    platform.ollama.reset()
-
-
 def auth(user: dict) -> dict:
     return {"Authorization": f"Bearer {user['access']}"}
 
