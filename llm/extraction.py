@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import re
+from typing import BinaryIO
 
 from pypdf import PdfReader
 
@@ -28,19 +29,20 @@ class ExtractionError(Exception):
     """The file's text can't be read; ``str()`` is the reason, in people's words."""
 
 
-def extract_text(*, data: bytes, mime_type: str) -> str:
-    """The text of a file's bytes, by its type; raises ``ExtractionError``."""
+def extract_text(*, file: BinaryIO, mime_type: str) -> str:
+    """The text of an open binary file, by its type; raises ``ExtractionError``. The file is
+    read as it is decoded (pypdf seeks in it), not copied whole into memory first."""
     if mime_type == PDF:
-        return _pdf_text(data)
+        return _pdf_text(file)
     try:
-        return data.decode("utf-8-sig")
+        return io.TextIOWrapper(file, encoding="utf-8-sig").read()
     except UnicodeDecodeError as exc:
         raise ExtractionError("The file is not UTF-8 text.") from exc
 
 
-def _pdf_text(data: bytes) -> str:
+def _pdf_text(file: BinaryIO) -> str:
     try:
-        reader = PdfReader(io.BytesIO(data))
+        reader = PdfReader(file)
         if reader.is_encrypted:
             raise ExtractionError("The PDF is encrypted.")
         pages = [page.extract_text() or "" for page in reader.pages]
