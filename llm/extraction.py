@@ -15,8 +15,6 @@ import io
 import re
 from typing import BinaryIO
 
-from pypdf import PdfReader
-
 PDF = "application/pdf"
 PASSAGE_CHARS = 1000
 PASSAGE_OVERLAP = 150
@@ -41,6 +39,10 @@ def extract_text(*, file: BinaryIO, mime_type: str) -> str:
 
 
 def _pdf_text(file: BinaryIO) -> str:
+    # Imported here, by the indexing thread that meets a PDF: pypdf is a heavy import, and a
+    # worker's start-up (``LlmConfig.ready`` imports this module) has no use for it.
+    from pypdf import PdfReader
+
     try:
         reader = PdfReader(file)
         if reader.is_encrypted:
