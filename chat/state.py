@@ -31,11 +31,9 @@ app's running streams live in ``llm.stream_state``.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
-import weakref
 from collections import defaultdict, deque
 
 from django.conf import settings
@@ -201,7 +199,8 @@ class RedisClients:
             redis.BlockingConnectionPool.from_url(url, **self._pool_options())
         )
         self.errors = (redis.RedisError, OSError)
-        self._async_by_loop: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        # ``async_client()``: the running event loop's client.
+        self.async_client = PerLoop(self._async_client_new)
 
     @staticmethod
     def _pool_options() -> dict:
@@ -210,16 +209,11 @@ class RedisClients:
             "timeout": settings.REDIS_POOL_TIMEOUT,
         }
 
-    def async_client(self):
-        """The client of the running event loop."""
+    def _async_client_new(self):
         import redis.asyncio
 
-        loop = asyncio.get_running_loop()
-        client = self._async_by_loop.get(loop)
-        if client is None:
-            pool = redis.asyncio.BlockingConnectionPool.from_url(self.url, **self._pool_options())
-            client = self._async_by_loop[loop] = redis.asyncio.Redis.from_pool(pool)
-        return client
+        pool = redis.asyncio.BlockingConnectionPool.from_url(self.url, **self._pool_options())
+        return redis.asyncio.Redis.from_pool(pool)
 
     def key(self, *parts) -> str:
         return ":".join((self.prefix, *map(str, parts)))

@@ -7,15 +7,14 @@ one TLS context (``llm.provider.tls_context``), and their connections are closed
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import httpx
 import numpy as np
 from django.conf import settings
 from langchain_ollama import OllamaEmbeddings
 
-from .provider import CONNECT_TIMEOUT_S, tls_context
+from .provider import CONNECT_TIMEOUT_S, model_closing, tls_context
 
 # Embedding a file's passages in batches of this many, one request each.
 BATCH = 32
@@ -49,19 +48,9 @@ def embed_documents(
     return vectors
 
 
-@contextlib.asynccontextmanager
-async def _closing(model: OllamaEmbeddings) -> AsyncIterator[OllamaEmbeddings]:
-    try:
-        yield model
-    finally:
-        transport = (model.async_client_kwargs or {}).get("transport")
-        if transport is not None:
-            await transport.aclose()
-
-
 async def embed_question(text: str) -> np.ndarray:
     """The unit vector of a question (async: a stream's start)."""
-    async with _closing(embedding_model(read_timeout=QUESTION_READ_TIMEOUT_S)) as model:
+    async with model_closing(embedding_model(read_timeout=QUESTION_READ_TIMEOUT_S)) as model:
         vector = np.asarray(await model.aembed_query(text), dtype=np.float32)
     return unit(vector)
 

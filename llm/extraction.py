@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import io
 import re
-
-from pypdf import PdfReader
+from typing import BinaryIO
 
 PDF = "application/pdf"
 PASSAGE_CHARS = 1000
@@ -28,19 +27,24 @@ class ExtractionError(Exception):
     """The file's text can't be read; ``str()`` is the reason, in people's words."""
 
 
-def extract_text(*, data: bytes, mime_type: str) -> str:
-    """The text of a file's bytes, by its type; raises ``ExtractionError``."""
+def extract_text(*, file: BinaryIO, mime_type: str) -> str:
+    """The text of an open binary file, by its type; raises ``ExtractionError``. The file is
+    read as it is decoded (pypdf seeks in it), not copied whole into memory first."""
     if mime_type == PDF:
-        return _pdf_text(data)
+        return _pdf_text(file)
     try:
-        return data.decode("utf-8-sig")
+        return io.TextIOWrapper(file, encoding="utf-8-sig").read()
     except UnicodeDecodeError as exc:
         raise ExtractionError("The file is not UTF-8 text.") from exc
 
 
-def _pdf_text(data: bytes) -> str:
+def _pdf_text(file: BinaryIO) -> str:
+    # Imported here, by the indexing thread that meets a PDF: pypdf is a heavy import, and a
+    # worker's start-up (``LlmConfig.ready`` imports this module) has no use for it.
+    from pypdf import PdfReader
+
     try:
-        reader = PdfReader(io.BytesIO(data))
+        reader = PdfReader(file)
         if reader.is_encrypted:
             raise ExtractionError("The PDF is encrypted.")
         pages = [page.extract_text() or "" for page in reader.pages]

@@ -105,9 +105,9 @@ def _failure_reason(exc: Exception) -> str:
     return f"Indexing failed ({type(exc).__name__})."
 
 
-def _file_bytes(attachment: Attachment) -> bytes:
+def _file_text(attachment: Attachment) -> str:
     with attachment.file.open("rb") as handle:
-        return handle.read()
+        return extract_text(file=handle, mime_type=attachment.mime_type)
 
 
 def _passages_store(attachment: Attachment, texts: list[str], vectors: list) -> None:
@@ -142,7 +142,7 @@ def attachment_index_run(attachment_id) -> str | None:
         if attachment is None:
             return None
         try:
-            text = extract_text(data=_file_bytes(attachment), mime_type=attachment.mime_type)
+            text = _file_text(attachment)
             texts = split_passages(text)
             if not texts:
                 raise ExtractionError("The file has no text to index.")

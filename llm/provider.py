@@ -14,12 +14,13 @@ import logging
 import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import certifi
 import httpx
 from django.conf import settings
 from langchain_core.messages import AIMessageChunk, BaseMessage
-from langchain_ollama import ChatOllama
+from langchain_ollama import ChatOllama, OllamaEmbeddings
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,10 @@ def model_config(*, agent=None, config: dict | None = None) -> ModelConfig:
         max_tokens=pick("maxTokens", agent.max_tokens if agent else None)
         or settings.LLM_DEFAULT_MAX_TOKENS,
     )
+
+
+# The clients made here: chat models, and the embedding model (``llm.embeddings``).
+Model = TypeVar("Model", ChatOllama, OllamaEmbeddings)
 
 
 @functools.cache
@@ -106,16 +111,17 @@ def model_stream(
     return llm.astream(list(messages))
 
 
-async def close_model(llm: ChatOllama) -> None:
+async def close_model(llm: ChatOllama | OllamaEmbeddings) -> None:
     """Close the model's HTTP connections now (an answer still being read ends with a
-    transport error) rather than whenever the model is collected."""
+    transport error) rather than whenever the model is collected; a chat model or the
+    embedding model (``llm.embeddings``), both made with a transport of their own."""
     transport = (llm.async_client_kwargs or {}).get("transport")
     if transport is not None:
         await transport.aclose()
 
 
 @contextlib.asynccontextmanager
-async def model_closing(llm: ChatOllama) -> AsyncIterator[ChatOllama]:
+async def model_closing(llm: Model) -> AsyncIterator[Model]:
     """Use ``llm`` for the block, then close its connections (a failure to close is logged:
     the answer has been made by then)."""
     try:

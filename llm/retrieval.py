@@ -22,7 +22,7 @@ from django.conf import settings
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from .embeddings import QUESTION_READ_TIMEOUT_S, embed_question
-from .vector_store import Hit, nearest, passages_read, session_vectors
+from .vector_store import Hit, SessionVectors, nearest, passages_read, session_vectors
 
 logger = logging.getLogger(__name__)
 
@@ -80,11 +80,12 @@ async def grounded_context(*, session_id, messages: list[BaseMessage], prompt: s
     if not question.strip():
         return Grounded(messages, [])
     try:
-        if await database_sync_to_async(session_vectors)(session_id) is None:
+        vectors = await database_sync_to_async(session_vectors)(session_id)
+        if vectors is None:
             return Grounded(messages, [])
         async with asyncio.timeout(QUESTION_READ_TIMEOUT_S):
             query = await embed_question(question)
-        hits = await database_sync_to_async(_search)(session_id, query)
+        hits = await database_sync_to_async(_search)(session_id, vectors, query)
     except Exception as exc:
         logger.warning("retrieval for session %s failed: %s", session_id, type(exc).__name__)
         return Grounded(messages, [])
@@ -94,9 +95,12 @@ async def grounded_context(*, session_id, messages: list[BaseMessage], prompt: s
     return Grounded(grounded, citations_of(hits))
 
 
-def _search(session_id, query) -> list[Hit]:
-    vectors = session_vectors(session_id, dimensions=len(query))
-    if vectors is None:
-        return []
+def _search(session_id, vectors: SessionVectors, query) -> list[Hit]:
+    """The passages nearest ``query``: in the matrix already read, unless the question's
+    vector has another size (the embedding model changed since some files were indexed)."""
+    if vectors.matrix.shape[1] != len(query):
+        vectors = session_vectors(session_id, dimensions=len(query))
+        if vectors is None:
+            return []
     ranked = nearest(vectors, query, top_k=settings.RETRIEVAL_TOP_K)
     return passages_read(ranked, max_chars=settings.RETRIEVAL_MAX_CHARS)

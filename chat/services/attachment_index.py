@@ -31,9 +31,9 @@ WAITING = (Status.PENDING, Status.INDEXING)
 ERROR_MAX = Attachment._meta.get_field("index_error").max_length
 
 
-def index_wanted(*, mime_type: str, stored: bool) -> bool:
-    """Whether a new attachment is to be indexed: a stored file of an indexed type."""
-    return stored and mime_type in INDEXED_TYPES
+def index_wanted(*, mime_type: str) -> bool:
+    """Whether a new stored file is to be indexed: one of an indexed type (a link never is)."""
+    return mime_type in INDEXED_TYPES
 
 
 def _status_change(attachment: Attachment, **fields) -> Attachment:

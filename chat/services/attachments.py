@@ -268,7 +268,7 @@ def attachment_add_file(*, user, message_id, upload) -> Attachment:
         file_size=inspected.size,
         metadata=inspected.metadata,
     )
-    indexed = index_wanted(mime_type=inspected.mime_type, stored=True)
+    indexed = index_wanted(mime_type=inspected.mime_type)
     if indexed:
         attachment.index_status = Attachment.IndexStatus.PENDING
     upload.seek(0)

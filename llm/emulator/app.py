@@ -350,18 +350,10 @@ class OllamaEmulator:
         model, given = body.get("model"), body.get("input")
         texts = [given] if isinstance(given, str) else given
         self.record("embed", model=model, input=texts, dimensions=body.get("dimensions"))
-        if not model:
-            await _send_json(send, 400, {"error": "model is required"})
-            return
-        if _full_name(model) not in {_full_name(name) for name in script.embed_models}:
-            error = f'model "{model}" not found, try pulling it first'
-            await _send_json(send, 404, {"error": error})
+        if await _refused(send, model, script.embed_models, script):
             return
         if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
             await _send_json(send, 400, {"error": "input must be a string or a list of them"})
-            return
-        if script.failure == "http_503":
-            await _send_json(send, 503, {"error": script.error or DEFAULT_503_ERROR})
             return
         dimensions = body.get("dimensions") or EMBED_DIMENSIONS
         if not isinstance(dimensions, int) or dimensions <= 0:
@@ -431,18 +423,9 @@ class OllamaEmulator:
             format=body.get("format"),
             keep_alive=body.get("keep_alive"),
         )
-        if not model:
-            await _send_json(send, 400, {"error": "model is required"})
-            self.record("failure", id=request_id, mode="bad_request", status=400)
-            return
-        if not self._knows(model, script):
-            error = f'model "{model}" not found, try pulling it first'
-            await _send_json(send, 404, {"error": error})
-            self.record("failure", id=request_id, mode="not_found", status=404)
-            return
-        if script.failure == "http_503":
-            await _send_json(send, 503, {"error": script.error or DEFAULT_503_ERROR})
-            self.record("failure", id=request_id, mode="http_503", status=503)
+        refused = await _refused(send, model, script.models, script)
+        if refused:
+            self.record("failure", id=request_id, mode=refused[0], status=refused[1])
             return
 
         tool_calls = []
@@ -730,3 +713,21 @@ async def _send_body(
 
 async def _send_json(send: Send, status: int, obj: Any, head: bool = False) -> None:
     await _send_body(send, status, _dumps(obj), JSON, head=head)
+
+
+async def _refused(
+    send: Send, model: str | None, names: Sequence[str], script: Script
+) -> tuple[str, int] | None:
+    """Answer a request Ollama would refuse (no model, a model it hasn't, a scripted 503),
+    for chat and embeddings alike; the failure mode and status, or None if it goes ahead."""
+    if not model:
+        await _send_json(send, 400, {"error": "model is required"})
+        return "bad_request", 400
+    if _full_name(model) not in {_full_name(name) for name in names}:
+        error = f'model "{model}" not found, try pulling it first'
+        await _send_json(send, 404, {"error": error})
+        return "not_found", 404
+    if script.failure == "http_503":
+        await _send_json(send, 503, {"error": script.error or DEFAULT_503_ERROR})
+        return "http_503", 503
+    return None

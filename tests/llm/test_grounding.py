@@ -11,15 +11,17 @@ import threading
 import time
 
 import pytest
+from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from django.urls import reverse
+from langchain_core.messages import HumanMessage
 
 from chat import event_types
 from chat.models import Attachment, SessionEvent
 from chat.services.messages import message_send
 from llm.indexing import attachment_index_run, index_queue, index_sweep
 from llm.models import Passage, Stream
-from llm.retrieval import INTRO
+from llm.retrieval import INTRO, grounded_context
 from llm.vector_store import cache_forget
 
 from ..chat.conftest import request
@@ -423,6 +425,21 @@ async def test_the_answer_is_given_the_passages_that_match_the_question(
         ):
             edited.append(frame)
     assert edited[-1]["data"]["message"]["metadata"]["citations"] == citations
+
+
+def test_a_grounded_answer_reads_the_session_vectors_once(
+    client_for, alice, room, room_message, ollama_emulator_settings, django_assert_num_queries
+):
+    _upload_and_index(client_for(alice), room_message.pk, "rockets.txt", ROCKETS.encode())
+    ground = async_to_sync(grounded_context)
+    question = [HumanMessage("rocket engine exhaust?")]
+    ground(session_id=room.pk, messages=question, prompt="")  # the matrix is cached
+
+    # The cache's check (count and newest id), then the texts of the passages found.
+    with django_assert_num_queries(2):
+        grounded = ground(session_id=room.pk, messages=question, prompt="")
+
+    assert [c["fileName"] for c in grounded.citations] == ["rockets.txt"]
 
 
 async def test_the_best_passages_come_first_within_the_budget(
